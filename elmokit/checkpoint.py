@@ -1,0 +1,215 @@
+"""On-disk formats: the model directory (one direction), the resumable checkpoint, atomic writes, manifests.
+
+Model directory (self-contained; nothing else is needed to load it)::
+
+    config.yaml      the resolved PretrainConfig (model, data, train)
+    weights.pt       the model's state dict (tensors only; loaded with ``torch.load(weights_only=True)``)
+    vocab.model      a copy of the sentencepiece model
+    manifest.json    format, direction, vocab size and sha256, sha256 of every file, versions, training summary
+
+Checkpoint directory ``RUN/checkpoints/step-00001234/``: a model directory plus ``train_state.pt`` (optimizer,
+scheduler, step) and ``rank-K.pt`` per process (torch and CUDA RNG states, the negative-sampling generator, the
+carried hidden state of every stream). Every directory is written under a temporary name and renamed when complete,
+so a directory with the final name is always whole; its manifest's sha256 sums catch later truncation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from elmokit import __version__
+from elmokit.errors import CheckpointError
+
+MODEL_FORMAT = "elmokit-lm/1"
+
+
+def versions() -> dict[str, str]:
+    """Versions of what made a file."""
+    import accelerate
+    import sentencepiece
+
+    return {
+        "elmokit": __version__,
+        "torch": torch.__version__,
+        "accelerate": accelerate.__version__,
+        "sentencepiece": sentencepiece.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def torch_save_bytes(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def safe_load(path: Path, what: str) -> Any:
+    """``torch.load(weights_only=True)`` with a clear error for a missing, truncated or foreign file."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {what} file is missing; the directory is incomplete, re-run or re-copy it")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointError(
+            f"{path}: cannot read {what} ({type(e).__name__}: {str(e).splitlines()[0][:160]}); the file is corrupt "
+            f"or truncated (or not an elmokit file); use an earlier checkpoint or re-run"
+        ) from None
+
+
+def atomic_dir(final: Path) -> Path:
+    """A fresh temporary directory beside ``final`` (same filesystem, so :func:`commit_dir` can rename it)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+
+
+def commit_dir(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp`` (a directory with the final name is complete at every moment but one rename)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_model_files(
+    d: Path, state_dict: dict[str, torch.Tensor], config: dict, vocab_path: Path, vocab_sha: str, direction: str,
+    vocab_size: int, summary: dict | None = None,
+) -> None:
+    """Write the model-directory files into ``d`` (which the caller commits)."""
+    import yaml
+
+    (d / "weights.pt").write_bytes(torch_save_bytes({k: v.detach().cpu() for k, v in state_dict.items()}))
+    (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    shutil.copyfile(vocab_path, d / "vocab.model")
+    files = {n: _file_sha(d / n) for n in ("weights.pt", "config.yaml", "vocab.model")}
+    manifest = {
+        "format": MODEL_FORMAT,
+        "direction": direction,
+        "vocab_size": vocab_size,
+        "vocab_sha256": vocab_sha,
+        "files": files,
+        "versions": versions(),
+        "summary": summary or {},
+    }
+    write_json(d / "manifest.json", manifest)
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """Accept a model directory, or a run directory (``elmokit pretrain --out``) holding ``model/``."""
+    p = Path(path)
+    if (p / "manifest.json").is_file():
+        return p
+    if (p / "model" / "manifest.json").is_file():
+        return p / "model"
+    if not p.exists():
+        raise CheckpointError(f"{path}: no such model directory; pass the --out directory of `elmokit pretrain`")
+    raise CheckpointError(
+        f"{path}: not an elmokit model (no manifest.json here or in {p / 'model'}); training may not have "
+        f"finished: resume it with `elmokit pretrain ... --resume`"
+    )
+
+
+def read_manifest(d: Path, verify: bool = True) -> dict:
+    """Read and check a manifest: format, and (``verify``) the sha256 of every listed file."""
+    try:
+        manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{d / 'manifest.json'}: unreadable manifest ({e}); the directory is corrupt") from None
+    if manifest.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{d}: format {manifest.get('format')!r} is not {MODEL_FORMAT}; not an elmokit LM")
+    if verify:
+        for name, sha in manifest.get("files", {}).items():
+            f = d / name
+            if not f.is_file():
+                raise CheckpointError(f"{f}: missing; the model directory is incomplete")
+            if _file_sha(f) != sha:
+                raise CheckpointError(
+                    f"{f}: sha256 differs from the manifest; the file is corrupt or truncated "
+                    f"(use an earlier checkpoint or re-run)"
+                )
+    return manifest
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a model directory.
+
+    Returns:
+        ``(model, cfg, vocab, manifest)``: an eval-mode :class:`~elmokit.lm.LanguageModel`, the
+        :class:`~elmokit.config.PretrainConfig`, the :class:`~elmokit.vocab.Vocab`, the manifest dict.
+
+    Raises:
+        CheckpointError: missing/corrupt/truncated files, vocab/weights mismatch.
+    """
+    import yaml
+
+    from elmokit.config import PretrainConfig, build_config
+    from elmokit.lm import LanguageModel
+    from elmokit.vocab import load_vocab
+
+    d = resolve_model_dir(path)
+    manifest = read_manifest(d)
+    cfg = build_config(PretrainConfig, yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")), str(d))
+    vocab = load_vocab(d / "vocab.model")
+    if vocab.sha256 != manifest["vocab_sha256"] or vocab.size != manifest["vocab_size"]:
+        raise CheckpointError(f"{d}: vocab.model does not match the manifest's vocab hash/size; the model is corrupt")
+    state = safe_load(d / "weights.pt", "weights")
+    model = LanguageModel(cfg.model, vocab.size)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{d / 'weights.pt'}: weights do not fit config.yaml ({str(e)[:200]})") from None
+    model.to(device).eval()
+    return model, cfg, vocab, manifest
+
+
+def check_vocab_fits(manifest: dict, vocab_sha: str, vocab_path: str, model_path: str) -> None:
+    """Refuse a model trained with another vocabulary."""
+    if manifest["vocab_sha256"] != vocab_sha:
+        raise CheckpointError(
+            f"{model_path}: was trained with vocab sha256 {manifest['vocab_sha256'][:12]}…, but {vocab_path} has "
+            f"{vocab_sha[:12]}…; use the vocabulary the model was trained with (its copy is in the model directory)"
+        )
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoint directories of a run, oldest first."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    for p in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(p, ignore_errors=True)

@@ -1,0 +1,115 @@
+"""The recurrent stack: LSTM (optionally with projection, ELMo's LSTMP), GRU or vanilla RNN layers, residual
+connections between layers, dropout, and every layer's states returned (the biLM needs them)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from elmokit.modules.lstmp import lstmp_forward
+
+State = list[tuple[Tensor, ...]]  # per layer: (h, c) for LSTM, (h,) for GRU/RNN; h: (B, P or H), c: (B, H)
+
+
+class RecurrentStack(nn.Module):
+    """``num_layers`` single-layer recurrent modules, one after the other, time-major.
+
+    Each layer is a one-layer ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (so checkpoints load in any of the kernels).
+    An LSTM with ``proj_size > 0`` on CPU runs through elmokit's fused LSTMP kernel (``impl="auto"`` or
+    ``"fused"``); on GPU, or with ``impl="torch"``, through ``nn.LSTM`` (cuDNN). From the second layer on, with
+    ``residual=True``, a layer's input is added to its output (ELMo adds the first layer's output to the second's).
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        input_dim: int,
+        hidden_size: int,
+        num_layers: int,
+        proj_size: int = 0,
+        residual: bool = True,
+        dropout: float = 0.0,
+        impl: str = "auto",
+    ) -> None:
+        super().__init__()
+        if cell not in ("lstm", "gru", "rnn"):
+            raise ValueError(f"model.cell must be lstm, gru or rnn, got {cell!r}")
+        if proj_size and cell != "lstm":
+            raise ValueError("model.proj_size needs model.cell=lstm")
+        if impl not in ("auto", "fused", "torch"):
+            raise ValueError(f"model.impl must be auto, fused or torch, got {impl!r}")
+        self.cell = cell
+        self.num_layers = num_layers
+        self.proj_size = proj_size
+        self.hidden_size = hidden_size
+        self.output_dim = proj_size or hidden_size
+        self.residual = residual
+        self.impl = impl
+        cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
+        layers = []
+        for i in range(num_layers):
+            d_in = input_dim if i == 0 else self.output_dim
+            kw = {"proj_size": proj_size} if cell == "lstm" and proj_size else {}
+            layers.append(cls(d_in, hidden_size, num_layers=1, **kw))
+        self.layers = nn.ModuleList(layers)
+        self.dropout = nn.Dropout(dropout)
+
+    def init_state(self, batch: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> State:
+        """Zero state for ``batch`` streams."""
+        st: State = []
+        for _ in range(self.num_layers):
+            h = torch.zeros(batch, self.output_dim, device=device, dtype=dtype)
+            if self.cell == "lstm":
+                st.append((h, torch.zeros(batch, self.hidden_size, device=device, dtype=dtype)))
+            else:
+                st.append((h,))
+        return st
+
+    def _use_fused(self, x: Tensor) -> bool:
+        if self.cell != "lstm" or not self.proj_size or self.impl == "torch":
+            return False
+        return self.impl == "fused" or (x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"))
+
+    def forward(self, x: Tensor, state: State | None = None) -> tuple[list[Tensor], State]:
+        """Run all layers.
+
+        Args:
+            x: ``(time, batch, input_dim)`` inputs (already dropped out by the caller if wanted).
+            state: per layer ``(h (batch, out_dim), c (batch, hidden))``; ``None`` = zeros.
+
+        Returns:
+            ``(outputs, new_state)``: ``outputs[k]`` is layer ``k``'s output ``(time, batch, out_dim)`` after the
+            residual connection and before dropout; ``new_state`` has the same structure as ``state``.
+        """
+        T, B, _ = x.shape
+        if state is None:
+            state = self.init_state(B, x.device, x.dtype)
+        fused = self._use_fused(x)
+        outputs: list[Tensor] = []
+        new_state: State = []
+        inp = x
+        for k, layer in enumerate(self.layers):
+            st = state[k]
+            if fused:
+                out, h, c = lstmp_forward(
+                    inp, st[0], st[1], layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0,
+                    layer.bias_hh_l0, layer.weight_hr_l0,
+                )  # out: (T, B, P)
+                new = (h, c)
+            elif self.cell == "lstm":
+                out, (h, c) = layer(inp, (st[0].unsqueeze(0), st[1].unsqueeze(0)))  # out: (T, B, out_dim)
+                new = (h.squeeze(0), c.squeeze(0))
+            else:
+                out, h = layer(inp, st[0].unsqueeze(0))
+                new = (h.squeeze(0),)
+            if self.residual and k > 0:
+                out = out + inp
+            outputs.append(out)
+            new_state.append(new)
+            inp = self.dropout(out)
+        return outputs, new_state
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between truncated-BPTT windows."""
+    return [tuple(t.detach() for t in layer) for layer in state]

@@ -1,0 +1,351 @@
+"""``elmokit pretrain``: one direction of the biLM, one readable accelerate loop, exact resume.
+
+The loop, top to bottom: config → accelerator → vocab and token streams → model → optimizer and schedule →
+(resume) → for each step: a window of ``bptt`` tokens from every local stream, forward with the carried state,
+backward, clip, step; log, validate, checkpoint. At the end: the self-contained model directory and a PNG of the
+curves.
+
+Many processes (``accelerate launch --num_processes N``): ``train.batch_size`` is the global number of streams; each
+process owns a contiguous block of ``batch_size / N`` streams (see :class:`~elmokit.corpus.StreamBatcher`), so the
+carried state stays valid and every process runs the same number of steps. Every process draws the same shared
+negatives (the head's own generator, same seed), while dropout masks come from the global RNG seeded per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from elmokit.checkpoint import (
+    atomic_dir, commit_dir, list_checkpoints, load_model, prune_checkpoints, safe_load, torch_save_bytes,
+    write_json, write_model_files, check_vocab_fits,
+)
+from elmokit.config import PretrainConfig, build_config, load_raw, to_dict
+from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
+from elmokit.errors import ConfigError
+from elmokit.evaluate import Perplexity, count_words, stream_nll
+from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
+from elmokit.modules.recurrent import detach_state
+from elmokit.vocab import load_vocab
+
+
+def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
+    """Load and validate a pretraining config; the model section starts from its named size."""
+    raw, where = load_raw(config, overrides)
+    cfg = build_config(PretrainConfig, raw, where)
+    cfg.model = resolve_model_config(cfg.model, set((raw.get("model") or {}).keys()))
+    m, t = cfg.model, cfg.train
+    checks = [
+        (m.head in ("sampled", "full"), f"model.head must be sampled or full, got {m.head!r}"),
+        (m.cell in ("lstm", "gru", "rnn"), f"model.cell must be lstm, gru or rnn, got {m.cell!r}"),
+        (t.optimizer in ("adam", "sgd", "adagrad"), f"train.optimizer must be adam, sgd or adagrad"),
+        (t.schedule in ("cosine", "linear", "constant"), "train.schedule must be cosine, linear or constant"),
+        (t.precision in ("no", "bf16"), f"train.precision must be no or bf16, got {t.precision!r}"),
+        (t.batch_size > 0 and t.bptt > 0, "train.batch_size and train.bptt must be positive"),
+        (t.grad_accum > 0, "train.grad_accum must be positive"),
+        (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
+        (bool(cfg.data.vocab), "data.vocab is required (a .model file from `elmokit vocab`)"),
+        (bool(cfg.data.train), "data.train is required (one or more text files)"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(f"{where}: {msg}")
+    from elmokit.config import expand_path
+
+    cfg.data.vocab = expand_path(cfg.data.vocab, where)
+    cfg.data.train = [s if s.startswith("hf:") else expand_path(s, where) for s in cfg.data.train]
+    cfg.data.valid = [s if s.startswith("hf:") else expand_path(s, where) for s in cfg.data.valid]
+    return cfg
+
+
+def lr_lambda(cfg, total_steps: int):
+    """Linear warmup, then cosine or linear decay to ``min_lr_ratio`` (or constant)."""
+    t = cfg.train
+
+    def f(step: int) -> float:
+        if t.warmup_steps and step < t.warmup_steps:
+            return (step + 1) / t.warmup_steps
+        if t.schedule == "constant":
+            return 1.0
+        frac = min(1.0, (step - t.warmup_steps) / max(1, total_steps - t.warmup_steps))
+        decay = 0.5 * (1 + math.cos(math.pi * frac)) if t.schedule == "cosine" else 1 - frac
+        return t.min_lr_ratio + (1 - t.min_lr_ratio) * decay
+
+    return f
+
+
+def _rng_state(model: LanguageModel, states: list) -> dict:
+    st = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "negatives": model.head.generator.get_state(),
+        "carried": [None if s is None else [list(layer) for layer in s] for s in states],
+    }
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(model: LanguageModel, st: dict, device) -> list:
+    torch.set_rng_state(st["torch"])
+    random.setstate(st["python"])
+    model.head.generator.set_state(st["negatives"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+    return [None if s is None else [tuple(t.to(device) for t in layer) for layer in s] for s in st["carried"]]
+
+
+def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, scheduler, states, cfg, vocab,
+                    direction: str, keep: int) -> None:
+    """Write ``run_dir/checkpoints/step-N`` atomically, every process contributing its RNG and carried state."""
+    final = run_dir / "checkpoints" / f"step-{step:08d}"
+    tmp_holder = [None]
+    if accelerator.is_main_process:
+        tmp_holder[0] = str(atomic_dir(final))
+    from accelerate.utils import broadcast_object_list
+
+    if accelerator.num_processes > 1:
+        broadcast_object_list(tmp_holder)
+    tmp = Path(tmp_holder[0])
+    unwrapped = accelerator.unwrap_model(model)
+    (tmp / f"rank-{accelerator.process_index}.pt").write_bytes(torch_save_bytes(_rng_state(unwrapped, states)))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_model_files(tmp, unwrapped.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction,
+                          vocab.size, {"step": step, "checkpoint": True})
+        train_state = {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "world_size": accelerator.num_processes,
+        }
+        (tmp / "train_state.pt").write_bytes(torch_save_bytes(train_state))
+        commit_dir(tmp, final)
+        prune_checkpoints(run_dir, keep)
+    accelerator.wait_for_everyone()
+
+
+def _metrics_writer(path: Path, resume_step: int):
+    """Append-only JSONL; on resume, drop lines after the checkpoint's step (they will be written again)."""
+    if resume_step >= 0 and path.exists():
+        kept = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and json.loads(ln)["step"] <= resume_step]
+        path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+    elif resume_step < 0 and path.exists():
+        path.unlink()
+    f = open(path, "a", encoding="utf-8")
+
+    def write(rec: dict) -> None:
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+
+    return write, f
+
+
+def pretrain(
+    config: str | None,
+    direction: str,
+    out: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+    init_from: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train one direction; returns the model directory ``OUT/model``. See the module docstring."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    if direction not in ("forward", "backward"):
+        raise ConfigError(f"--direction must be forward or backward, got {direction!r}")
+    cfg = load_pretrain_config(config, overrides)
+    t = cfg.train
+    run_dir = Path(out).expanduser()
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    accelerator = Accelerator(
+        mixed_precision=t.precision,
+        log_with=t.trackers or None,
+        project_dir=str(run_dir),
+    )
+    if t.precision == "bf16" and accelerator.device.type == "cpu":
+        raise ConfigError("train.precision=bf16 is for GPUs (bf16 matmul is far slower than fp32 on CPUs); use no")
+    main = accelerator.is_main_process
+    world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
+    checkpoints = list_checkpoints(run_dir) if resume else []
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume and (run_dir / "checkpoints").exists() and list_checkpoints(run_dir):
+            raise ConfigError(f"{run_dir}: has checkpoints already; pass --resume to continue, or another --out")
+
+    # --- data --------------------------------------------------------------------------------------------------
+    vocab = load_vocab(cfg.data.vocab)
+    with accelerator.main_process_first():  # the main process builds the token cache; the others read it
+        train_tokens = encode_corpus(cfg.data.train, vocab, cfg.data.cache_dir, cfg.data.num_proc,
+                                     cfg.data.max_line_chars, progress=main and progress)
+        valid_tokens = (encode_corpus(cfg.data.valid, vocab, cfg.data.cache_dir, cfg.data.num_proc,
+                                      cfg.data.max_line_chars, progress=main and progress) if cfg.data.valid else None)
+    reverse = direction == "backward"
+    batcher = StreamBatcher(train_tokens, t.batch_size, t.bptt, rank, world, reverse)
+    if batcher.local_batch % t.grad_accum:
+        raise ConfigError(f"train.batch_size/{world} processes = {batcher.local_batch} streams per process is not "
+                          f"divisible by train.grad_accum={t.grad_accum}")
+    micro = batcher.local_batch // t.grad_accum
+    total_steps = t.max_steps or t.epochs * batcher.steps_per_epoch
+    valid_words = count_words(cfg.data.valid, cfg.data.max_line_chars) if cfg.data.valid and not t.eval_max_tokens else 0
+
+    # --- model, optimizer, schedule ------------------------------------------------------------------------------
+    set_seed(t.seed)  # same initial weights on every process
+    model = LanguageModel(cfg.model, vocab.size, seed=t.seed)
+    model.head.set_counts(torch.from_numpy(unigram_counts(train_tokens, vocab.size)))
+    if init_from and not checkpoints:
+        src, _, src_vocab, manifest = load_model(init_from)
+        check_vocab_fits(manifest, vocab.sha256, cfg.data.vocab, init_from)
+        try:
+            model.load_state_dict(src.state_dict())
+        except RuntimeError as e:
+            raise ConfigError(f"--init-from {init_from}: its shape does not fit this config ({str(e)[:200]})") from None
+    set_seed(t.seed + 1000 * rank + 1)  # dropout masks independent per process
+    params = [p for p in model.parameters()]
+    if t.optimizer == "adam":
+        optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    elif t.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=t.lr, weight_decay=t.weight_decay)
+    else:
+        optimizer = torch.optim.Adagrad(params, lr=t.lr, weight_decay=t.weight_decay)
+    # not passed through accelerator.prepare: a prepared scheduler steps once per process per step
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+
+    # --- resume ----------------------------------------------------------------------------------------------------
+    step = 0
+    states: list = [None] * t.grad_accum
+    if checkpoints:
+        ck = checkpoints[-1]
+        train_state = safe_load(ck / "train_state.pt", "training state")
+        if train_state["world_size"] != world:
+            raise ConfigError(f"{ck}: was written by {train_state['world_size']} processes; resume it with the "
+                              f"same number (got {world}), so every stream continues where it stopped")
+        unwrapped.load_state_dict(safe_load(ck / "weights.pt", "weights"))
+        optimizer.load_state_dict(train_state["optimizer"])
+        scheduler.load_state_dict(train_state["scheduler"])
+        step = int(train_state["step"])
+        states = _set_rng_state(unwrapped, safe_load(ck / f"rank-{rank}.pt", "RNG state"), device)
+        if main:
+            print(f"resuming from {ck} (step {step})", flush=True)
+    elif resume and main:
+        print(f"no checkpoint in {run_dir}; starting from scratch", flush=True)
+
+    if main:
+        write_json(run_dir / "run.json", {"direction": direction, "config": to_dict(cfg), "world_size": world,
+                                          "total_steps": total_steps, "parameters": count_parameters(unwrapped),
+                                          "steps_per_epoch": batcher.steps_per_epoch})
+    log, log_file = _metrics_writer(run_dir / "metrics.jsonl", step if checkpoints else -1) if main else (None, None)
+    if t.trackers:
+        accelerator.init_trackers(f"elmokit-pretrain-{direction}", config=json.loads(json.dumps(to_dict(cfg))))
+
+    def validate(at_step: int) -> dict | None:
+        if valid_tokens is None:
+            return None
+        if main:
+            nll, n = stream_nll(unwrapped, valid_tokens, reverse, t.eval_batch_size, t.bptt, t.eval_max_tokens, device)
+            ppl = Perplexity(nll, n, valid_words)
+            rec = {"step": at_step, "split": "valid", "loss": nll / n, "ppl": ppl.subword_ppl,
+                   "word_ppl": ppl.word_ppl if valid_words else None}
+            log(rec)
+            accelerator.log({"valid/loss": rec["loss"], "valid/ppl": rec["ppl"]}, step=at_step)
+        accelerator.wait_for_everyone()
+        return None
+
+    # --- the loop -----------------------------------------------------------------------------------------------
+    tokens_per_step = t.batch_size * t.bptt
+    bar = tqdm(total=total_steps, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True,
+               desc=f"pretrain {direction}")
+    start = time.time()
+    window_start, window_loss, window_steps = time.time(), torch.zeros((), device=device), 0
+    stop_reason = "done"
+    model.train()
+    while step < total_steps:
+        epoch, s = divmod(step, batcher.steps_per_epoch)
+        if s == 0:
+            states = [None] * t.grad_accum  # a new epoch starts the streams from their beginning
+        x, y = batcher.batch(s)  # (local_batch, bptt) each
+        for m in range(t.grad_accum):
+            xm, ym = x[m * micro : (m + 1) * micro].to(device), y[m * micro : (m + 1) * micro].to(device)
+            sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(model)
+            with sync, accelerator.autocast():
+                loss, new_state = model(xm, ym, states[m])
+                accelerator.backward(loss / t.grad_accum)
+            states[m] = detach_state(new_state)
+            window_loss += loss.detach().float() / t.grad_accum
+        if t.clip_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), t.clip_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        window_steps += 1
+
+        if step % t.log_every == 0 or step == total_steps:
+            loss_avg = accelerator.reduce(window_loss, "mean").item() / window_steps
+            elapsed = time.time() - window_start
+            tps = tokens_per_step * window_steps / max(elapsed, 1e-9)
+            if main:
+                lr = scheduler.get_last_lr()[0]
+                rec = {"step": step, "split": "train", "epoch": epoch, "loss": loss_avg,
+                       "ppl": math.exp(min(loss_avg, 50)), "tokens_per_s": tps, "lr": lr}
+                log(rec)
+                accelerator.log({"train/loss": loss_avg, "train/tokens_per_s": tps, "lr": lr}, step=step)
+                bar.set_postfix(loss=f"{loss_avg:.3f}", ppl=f"{rec['ppl']:.1f}", tok_s=f"{tps:,.0f}")
+            window_start, window_loss, window_steps = time.time(), torch.zeros((), device=device), 0
+        bar.update(1)
+        if t.eval_every and step % t.eval_every == 0 and step < total_steps:
+            validate(step)
+        out_of_time = torch.tensor(float(t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes),
+                                   device=device)
+        if t.max_minutes > 0 and world > 1:
+            out_of_time = accelerator.reduce(out_of_time, "max")
+        if bool(out_of_time) or (t.stop_at_step and step >= t.stop_at_step):
+            stop_reason = "time budget" if bool(out_of_time) else f"stop_at_step={t.stop_at_step}"
+        if (t.checkpoint_every and step % t.checkpoint_every == 0) or stop_reason != "done":
+            save_checkpoint(accelerator, run_dir, step, model, optimizer, scheduler, states, cfg, vocab, direction,
+                            t.keep_checkpoints)
+        if stop_reason != "done":
+            break
+    bar.close()
+    if stop_reason.startswith("stop_at_step"):
+        if main:
+            print(f"stopped after step {step} ({stop_reason}); continue with --resume", flush=True)
+            log_file.close()
+        accelerator.end_training()
+        return run_dir / "model"
+
+    # --- the end: validation, the model directory, the curves ---------------------------------------------------
+    validate(step)
+    model_dir = run_dir / "model"
+    if main:
+        log_file.close()
+        summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
+                   "stopped_by": stop_reason, "world_size": world, "parameters": count_parameters(unwrapped)}
+        records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
+        vals = [r for r in records if r["split"] == "valid"]
+        if vals:
+            summary["final_valid"] = vals[-1]
+        tmp = atomic_dir(model_dir)
+        write_model_files(tmp, unwrapped.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction,
+                          vocab.size, summary)
+        commit_dir(tmp, model_dir)
+        from elmokit.plots import plot_curves
+
+        plot_curves(records, run_dir / "curves.png", title=f"{direction} LM: {cfg.model.size}")
+        print(f"model written to {model_dir}", flush=True)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return model_dir
