@@ -81,7 +81,9 @@ def safe_load(path: Path, what: str) -> Any:
 def atomic_dir(final: Path) -> Path:
     """A fresh temporary directory beside ``final`` (same filesystem, so :func:`commit_dir` can rename it)."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the committed directory should read like any other
+    return tmp
 
 
 def commit_dir(tmp: Path, final: Path) -> None:

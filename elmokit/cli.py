@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import json
 import sys
 
@@ -60,8 +61,9 @@ def main() -> None:
 @click.option("--user-symbol", "user_symbols", multiple=True,
               help="A string kept as one piece, e.g. --user-symbol '<unk>' for WikiText. Repeatable.")
 @click.option("--threads", default=2, show_default=True)
+@click.option("--note", default="", help="Free text stored in the card, e.g. how the corpus was prepared.")
 @friendly_errors
-def vocab(corpus, out_prefix, size, model_type, character_coverage, input_sentence_size, user_symbols, threads):
+def vocab(corpus, out_prefix, size, model_type, character_coverage, input_sentence_size, user_symbols, threads, note):
     """Train a sentencepiece vocabulary on CORPUS files (UTF-8, one sentence per line).
 
     Byte fallback is always on, so any text encodes without out-of-vocabulary pieces. Next to the model a card
@@ -70,11 +72,12 @@ def vocab(corpus, out_prefix, size, model_type, character_coverage, input_senten
 
     Example: elmokit vocab wiki.train.tokens --out vocab/en-wt2-16k --size 16000 --user-symbol '<unk>'
     """
+    from elmokit.config import expand_path
     from elmokit.vocab import train_vocab
 
-    card = train_vocab(list(corpus), out_prefix, size, model_type, character_coverage, input_sentence_size,
-                       list(user_symbols), num_threads=threads,
-                       command="elmokit vocab " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None)
+    card = train_vocab([expand_path(c, "corpus") for c in corpus], out_prefix, size, model_type, character_coverage, input_sentence_size,
+                       list(user_symbols), num_threads=threads, note=note,
+                       command="elmokit vocab " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else None)
     s = card["measured_on_sample"]
     click.echo(f"wrote {out_prefix}.model ({card['vocab_size']} pieces); character coverage "
                f"{s['character_coverage']:.4%}, {s['pieces_per_word']:.3f} pieces per word on a sample")
@@ -117,9 +120,11 @@ def pretrain(config, direction, out, resume, init_from, quiet, overrides):
 @click.option("--batch", default=10, show_default=True, help="Streams (stream mode) or sentences per batch.")
 @click.option("--bptt", default=35, show_default=True, help="Window length in stream mode (state is carried).")
 @click.option("--max-tokens", default=0, help="Evaluate only the first N tokens (0 = all).")
+@click.option("--cache-dir", default="~/.cache/elmokit", show_default=True, envvar="ELMOKIT_CACHE",
+              help="Where encoded corpora are cached (env ELMOKIT_CACHE).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
 @friendly_errors
-def evaluate(model, corpus, mode, batch, bptt, max_tokens, as_json):
+def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
     """Full-softmax perplexity of MODEL (a pretrain --out directory) on text files, per subword and per word.
 
     Per-word perplexity sums each word's pieces' log-probabilities and divides by whitespace words plus one </s> per
@@ -127,7 +132,8 @@ def evaluate(model, corpus, mode, batch, bptt, max_tokens, as_json):
     """
     from elmokit.evaluate import evaluate_model
 
-    r = evaluate_model(model, list(corpus), mode, batch, bptt, max_tokens=max_tokens, progress=not as_json)
+    r = evaluate_model(model, list(corpus), mode, batch, bptt, cache_dir=cache_dir, max_tokens=max_tokens,
+                       progress=not as_json)
     if as_json:
         click.echo(json.dumps(r))
     else:
@@ -154,11 +160,11 @@ def generate(model, prompt, n_tokens, temperature, top_k, seed):
 
 @main.command()
 @click.option("--out", default="elmokit-demo", show_default=True, type=click.Path(), help="Where to put its files.")
-@click.option("--steps", default=300, show_default=True, help="Training steps per direction.")
+@click.option("--steps", default=1000, show_default=True, help="Training steps per direction.")
 @friendly_errors
 def demo(out, steps):
     """Run the whole pipeline on a small built-in corpus: vocab → pretrain forward and backward tiny models →
-    evaluate → generate. Takes about two minutes on two CPU cores."""
+    evaluate → generate. Takes about a minute on two CPU cores."""
     from elmokit.demo import run_demo
 
     run_demo(out, steps)

@@ -137,7 +137,7 @@ def encode_corpus(
     )
     lengths = np.fromiter((len(x) for x in ds["ids"]), dtype=np.int64, count=len(ds))
     total = 1 + int(lengths.sum())
-    tmp = out.with_suffix(".tmp.npy")
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.npy")
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(total,))
     arr[0] = EOS_ID
     pos = 1

@@ -60,7 +60,7 @@ def write_corpus(path: Path, n_lines: int, seed: int) -> Path:
     return path
 
 
-def run_demo(out: str | Path, steps: int = 300) -> dict:
+def run_demo(out: str | Path, steps: int = 1000) -> dict:
     """vocab → pretrain forward and backward ``tiny`` LMs → evaluate → generate; prints and returns the figures."""
     from elmokit.evaluate import evaluate_model
     from elmokit.pretrain import pretrain

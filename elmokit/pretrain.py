@@ -170,6 +170,8 @@ def pretrain(
     if t.threads:
         torch.set_num_threads(t.threads)
     accelerator = Accelerator(
+        # without a GPU, processes started by `accelerate launch --multi_gpu` / torchrun train over gloo on the CPU
+        cpu=not torch.cuda.is_available(),
         mixed_precision=t.precision,
         log_with=t.trackers or None,
         project_dir=str(run_dir),

@@ -122,6 +122,7 @@ def train_vocab(
     seed: int = 1234,
     num_threads: int = 2,
     command: str | None = None,
+    note: str = "",
 ) -> dict:
     """Train a sentencepiece model to ``OUT_PREFIX.model`` and write ``OUT_PREFIX.card.json``.
 
@@ -163,6 +164,8 @@ def train_vocab(
             bos_id=BOS_ID,
             eos_id=EOS_ID,
             pad_id=PAD_ID,
+            # the corpus's own "<unk>" (WikiText) can then be a user symbol, one piece distinct from the unk id
+            unk_piece="<sp-unk>" if "<unk>" in (user_symbols or []) else "<unk>",
             input_sentence_size=input_sentence_size,
             shuffle_input_sentence=True,
             user_defined_symbols=user_symbols or [],
@@ -190,6 +193,7 @@ def train_vocab(
     stats = measure(vocab, _sample_lines(files, max_line_chars, 5000, seed))
     card = {
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+        **({"note": note} if note else {}),
         "corpus": [str(f) for f in files],
         "corpus_sha256": {str(f): sha256_file(f) for f in files},
         "lines": n_lines,

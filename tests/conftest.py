@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny corpus written by the demo grammar, a vocabulary trained on it, a tiny config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from elmokit.demo import write_corpus
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("corpus")
+    return {"train": write_corpus(d / "train.txt", 1500, seed=11), "valid": write_corpus(d / "valid.txt", 150, seed=12)}
+
+
+@pytest.fixture(scope="session")
+def vocab_path(corpus, tmp_path_factory) -> Path:
+    from elmokit.vocab import train_vocab
+
+    prefix = tmp_path_factory.mktemp("vocab") / "tiny"
+    train_vocab([str(corpus["train"])], str(prefix), size=320, num_threads=1, command="test")
+    return Path(str(prefix) + ".model")
+
+
+@pytest.fixture()
+def tiny_overrides(corpus, vocab_path, tmp_path) -> list[str]:
+    """Overrides for a fast, deterministic tiny run (no dropout, so process counts compare exactly)."""
+    return [
+        f"data.vocab={vocab_path}", f"data.train={corpus['train']}", f"data.valid={corpus['valid']}",
+        f"data.cache_dir={tmp_path / 'cache'}", "data.num_proc=1", "model.size=tiny", "model.dropout=0.0",
+        "train.batch_size=8", "train.bptt=10", "train.max_steps=8", "train.warmup_steps=2", "train.log_every=1",
+        "train.eval_every=4", "train.eval_max_tokens=400", "train.checkpoint_every=4", "train.threads=1",
+    ]

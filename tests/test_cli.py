@@ -1,0 +1,90 @@
+"""The command line through click's CliRunner: every --help, and bad input as one clear line, exit 2, no traceback."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from elmokit.cli import main
+
+COMMANDS = ["vocab", "pretrain", "evaluate", "generate", "demo"]
+
+
+@pytest.mark.parametrize("cmd", [[], *[[c] for c in COMMANDS]])
+def test_help(cmd):
+    res = CliRunner().invoke(main, [*cmd, "--help"])
+    assert res.exit_code == 0, res.output
+    assert "Usage:" in res.output
+
+
+def test_help_is_instant_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from elmokit.cli import main; assert 'torch' not in sys.modules and 'datasets' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def run_err(args):
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    assert "Traceback" not in res.output
+    return res.output
+
+
+def test_vocab_bad_inputs(tmp_path):
+    assert "not found" in run_err(["vocab", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "v")])
+    (tmp_path / "empty.txt").write_bytes(b"")
+    assert "empty" in run_err(["vocab", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "v")])
+    (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\n")
+    out = run_err(["vocab", str(tmp_path / "bad.txt"), "--out", str(tmp_path / "v")])
+    assert "bad.txt:2: invalid UTF-8" in out
+
+
+def test_pretrain_bad_inputs(tmp_path, tiny_overrides, corpus):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  lerning_rate: 0.1\n")
+    assert "unknown key train.lerning_rate" in run_err(
+        ["pretrain", "--config", str(cfg), "--direction", "forward", "--out", str(tmp_path / "o")])
+    cfg.write_text("train:\n  bptt: long\n")
+    assert "train.bptt must be int" in run_err(
+        ["pretrain", "--config", str(cfg), "--direction", "forward", "--out", str(tmp_path / "o")])
+    (tmp_path / "nul.txt").write_bytes(b"a b\n" * 50 + b"\x00\n")
+    ov = [o for o in tiny_overrides if not o.startswith("data.train")] + [f"data.train={tmp_path / 'nul.txt'}"]
+    out = run_err(["pretrain", "--direction", "forward", "--out", str(tmp_path / "o2"), "--quiet", *ov])
+    assert "nul.txt:51: NUL byte" in out
+
+
+def test_pretrain_handles_crlf_and_a_100k_token_line(tmp_path, tiny_overrides, corpus):
+    text = corpus["train"].read_text(encoding="utf-8").replace("\n", "\r\n")
+    big = " ".join(["the cat sees a dog ."] * 20_000)  # 120k tokens on one line
+    p = tmp_path / "crlf.txt"
+    p.write_bytes((text + big + "\r\n").encode("utf-8"))
+    ov = [o for o in tiny_overrides if not o.startswith("data.train")] + [f"data.train={p}", "train.max_steps=2"]
+    res = CliRunner().invoke(main, ["pretrain", "--direction", "forward", "--out", str(tmp_path / "o"), "--quiet", *ov])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / "model" / "manifest.json").exists()
+
+
+def test_evaluate_and_generate(tmp_path, tiny_overrides, corpus):
+    res = CliRunner().invoke(main, ["pretrain", "--direction", "forward", "--out", str(tmp_path / "m"), "--quiet",
+                                    *tiny_overrides])
+    assert res.exit_code == 0, res.output
+    cache = [o.split("=", 1)[1] for o in tiny_overrides if o.startswith("data.cache_dir")][0]
+    res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m"), "--corpus", str(corpus["valid"]), "--json",
+                                    "--cache-dir", cache])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output.strip().splitlines()[-1])
+    assert r["words"] == sum(len(ln.split()) + 1 for ln in corpus["valid"].read_text().splitlines())
+    assert 1 < r["subword_ppl"] < 400 and r["word_ppl"] > r["subword_ppl"]
+    res = CliRunner().invoke(main, ["generate", str(tmp_path / "m"), "--prompt", "The", "--tokens", "5"])
+    assert res.exit_code == 0 and res.output.startswith("The")
+    assert "no such model directory" in run_err(["evaluate", str(tmp_path / "nope"), "--corpus", str(corpus["valid"])])
+
+
+@pytest.mark.slow
+def test_demo(tmp_path):
+    res = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--steps", "60"])
+    assert res.exit_code == 0, res.output
+    results = json.loads((tmp_path / "demo" / "demo-results.json").read_text())
+    assert results["forward"]["subword_ppl"] < 60 and results["backward"]["subword_ppl"] < 60

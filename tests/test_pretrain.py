@@ -1,0 +1,104 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from elmokit.checkpoint import load_model
+from elmokit.errors import CheckpointError, ConfigError
+from elmokit.pretrain import pretrain
+
+
+def losses(run: Path, split: str = "train") -> list[float]:
+    recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in recs if r["split"] == split]
+
+
+def weights(run: Path) -> dict:
+    return torch.load(run / "model" / "weights.pt", weights_only=True)
+
+
+def test_run_writes_model_metrics_curves(tiny_overrides, tmp_path):
+    model_dir = pretrain(None, "backward", tmp_path / "run", tiny_overrides, progress=False)
+    run = tmp_path / "run"
+    assert (run / "curves.png").stat().st_size > 1000
+    recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in recs if r["split"] == "train"]
+    assert [r["step"] for r in train] == list(range(1, 9))
+    assert {"loss", "ppl", "tokens_per_s", "lr"} <= set(train[0])
+    assert [r["step"] for r in recs if r["split"] == "valid"] == [4, 8]
+    _, cfg, _, manifest = load_model(model_dir)
+    assert manifest["direction"] == "backward" and manifest["summary"]["steps"] == 8
+    assert train[-1]["loss"] < train[0]["loss"]
+
+
+def test_resume_is_exact(tiny_overrides, tmp_path):
+    ov = [*tiny_overrides, "model.dropout=0.2", "train.checkpoint_every=3"]  # dropout: the RNG must resume too
+    pretrain(None, "forward", tmp_path / "full", ov, progress=False)
+    pretrain(None, "forward", tmp_path / "cut", [*ov, "train.stop_at_step=5"], progress=False)
+    assert not (tmp_path / "cut" / "model").exists()
+    assert (tmp_path / "cut" / "checkpoints" / "step-00000005").is_dir()
+    pretrain(None, "forward", tmp_path / "cut", ov, resume=True, progress=False)
+    assert losses(tmp_path / "cut") == losses(tmp_path / "full")
+    assert losses(tmp_path / "cut", "valid") == losses(tmp_path / "full", "valid")
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_refuses_to_overwrite_without_resume(tiny_overrides, tmp_path):
+    pretrain(None, "forward", tmp_path / "r", [*tiny_overrides, "train.stop_at_step=4"], progress=False)
+    with pytest.raises(ConfigError, match="pass --resume"):
+        pretrain(None, "forward", tmp_path / "r", tiny_overrides, progress=False)
+
+
+def test_corrupt_checkpoint_on_resume(tiny_overrides, tmp_path):
+    pretrain(None, "forward", tmp_path / "r", [*tiny_overrides, "train.stop_at_step=4"], progress=False)
+    (tmp_path / "r" / "checkpoints" / "step-00000004" / "train_state.pt").write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match="train_state.pt: cannot read training state"):
+        pretrain(None, "forward", tmp_path / "r", tiny_overrides, resume=True, progress=False)
+
+
+def test_init_from_and_vocab_mismatch(tiny_overrides, tmp_path, corpus):
+    src = pretrain(None, "forward", tmp_path / "src", tiny_overrides, progress=False)
+    ft = pretrain(None, "forward", tmp_path / "ft", [*tiny_overrides, "train.max_steps=1", "train.lr=0"],
+                  init_from=str(src), progress=False)
+    a, b = weights(tmp_path / "src"), weights(tmp_path / "ft")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # lr=0: the fine-tune starts exactly from the source
+    from elmokit.vocab import train_vocab
+
+    train_vocab([str(corpus["train"])], str(tmp_path / "other"), size=330, num_threads=1)
+    other = [o for o in tiny_overrides if not o.startswith("data.vocab")] + [f"data.vocab={tmp_path}/other.model"]
+    with pytest.raises(CheckpointError, match="was trained with vocab sha256"):
+        pretrain(None, "forward", tmp_path / "ft2", other, init_from=str(src), progress=False)
+    assert ft.is_dir()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_two_gloo_processes_equal_one(tiny_overrides, tmp_path, direction):
+    """2 processes x 4 streams each == 1 process x 8 streams (same shared negatives, no dropout)."""
+    ov = [*tiny_overrides, "train.checkpoint_every=0"]
+    pretrain(None, direction, tmp_path / "one", ov, progress=False)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()), "-m", "elmokit.cli", "pretrain", "--direction", direction,
+           "--out", str(tmp_path / "two"), "--quiet", *ov]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) == 8
+    assert max(abs(a - b) for a, b in zip(one, two)) < 1e-5
+    for a, b in zip(losses(tmp_path / "one", "valid"), losses(tmp_path / "two", "valid")):
+        assert abs(a - b) < 1e-5
