@@ -69,7 +69,7 @@ def bench_small(V: int, B: int, T: int, warmup: int, iters: int) -> float:
     cfg = small()
     lm = LanguageModel(cfg, V)
     lm.head.set_counts(torch.randint(1, 10_000, (V,)))
-    opt = torch.optim.Adam(lm.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(lm.parameters(), lr=1e-3, fused=True)
     x, y = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
     state = [None]
 

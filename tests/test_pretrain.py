@@ -102,3 +102,14 @@ def test_two_gloo_processes_equal_one(tiny_overrides, tmp_path, direction):
     assert max(abs(a - b) for a, b in zip(one, two)) < 1e-5
     for a, b in zip(losses(tmp_path / "one", "valid"), losses(tmp_path / "two", "valid")):
         assert abs(a - b) < 1e-5
+
+
+def test_grad_accumulation_equals_the_full_batch(tiny_overrides, tmp_path):
+    """Micro-batches split the streams; with the full softmax (no per-micro-batch negatives) the run is the same."""
+    ov = [*tiny_overrides, "model.head=full", "train.checkpoint_every=0"]
+    pretrain(None, "forward", tmp_path / "a", ov, progress=False)
+    pretrain(None, "forward", tmp_path / "b", [*ov, "train.grad_accum=2"], progress=False)
+    for x, y in zip(losses(tmp_path / "a"), losses(tmp_path / "b")):
+        assert abs(x - y) < 1e-5
+    with pytest.raises(ConfigError, match="not divisible by train.grad_accum"):
+        pretrain(None, "forward", tmp_path / "c", [*ov, "train.grad_accum=3"], progress=False)
