@@ -44,6 +44,8 @@ def main() -> None:
       elmokit pretrain --config C.yaml --direction backward --out runs/bwd
       elmokit evaluate runs/fwd --corpus test.txt              full-softmax perplexity, per subword and per word
       elmokit generate runs/fwd --prompt "The"                 sample text, a sanity check
+      elmokit bundle runs/fwd runs/bwd --out runs/bilm          pair them into a frozen biLM
+      elmokit embed runs/bilm sentences.txt vectors.hdf5       layer-wise word vectors to HDF5
 
     `elmokit demo` runs all of it on a small built-in corpus in about two minutes.
     """
@@ -156,6 +158,59 @@ def generate(model, prompt, n_tokens, temperature, top_k, seed):
 
     lm, _, vocab, manifest = load_model(model)
     click.echo(sample(lm, vocab, prompt, n_tokens, temperature, top_k, seed, manifest["direction"] == "backward"))
+
+
+@main.command()
+@click.argument("forward", type=click.Path())
+@click.argument("backward", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="The biLM directory to write.")
+@friendly_errors
+def bundle(forward, backward, out):
+    """Pair a FORWARD and a BACKWARD LM (pretrain --out directories) into one self-contained biLM directory.
+
+    The pair is checked (directions, same vocabulary, same shape) before anything is written. The bundle holds both
+    model directories and a manifest pinning their hashes; `embed` and the Python API accept it.
+    """
+    from elmokit.bilm import write_bundle
+
+    path = write_bundle(forward, backward, out)
+    click.echo(f"biLM bundle written to {path}")
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.argument("input_file", metavar="INPUT", type=click.Path())
+@click.argument("output", type=click.Path())
+@click.option("--layers", type=click.Choice(["all", "top", "average"]), default="all", show_default=True,
+              help="all: (layers, words, 2D) per sentence; top / average: (words, 2D).")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option("--layout", type=click.Choice(["allennlp", "packed"]), default="allennlp", show_default=True,
+              help="allennlp: one dataset per line (keys '0', '1', ...) + sentence_to_index; packed: one chunked "
+                   "word-major array + offsets, for large corpora.")
+@click.option("--batch-tokens", default=4000, show_default=True, help="Padded words per batch.")
+@click.option("--pooling", type=click.Choice(["edges", "first", "last", "mean"]), default="edges", show_default=True,
+              help="edges: forward state at a word's last piece, backward state at its first.")
+@click.option("--tokenized", is_flag=True, help="INPUT is one token per line, blank lines between sentences.")
+@click.option("--resume", is_flag=True, help="Continue OUTPUT.partial left by a killed run.")
+@click.option("--backward", type=click.Path(), default=None,
+              help="Backward model directory, when MODEL is a forward model rather than a bundle.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly_errors
+def embed(model, input_file, output, layers, dtype, layout, batch_tokens, pooling, tokenized, resume, backward, quiet):
+    """Write contextual vectors of every sentence of INPUT into OUTPUT (HDF5).
+
+    MODEL is a biLM bundle (`elmokit bundle`). Each line of INPUT is a sentence of whitespace-separated words; an
+    empty line gives a sentence of zero words. Each sentence is embedded from a fresh state, so its vectors do not
+    depend on its neighbours or its batch. The file is written as OUTPUT.partial and renamed when complete.
+
+    Read it back with plain h5py (f["0"][()]) or elmokit.embed.EmbeddingsFile (either layout).
+    """
+    from elmokit.embed import Embedder
+
+    emb = Embedder(model, backward, pooling=pooling, batch_tokens=batch_tokens)
+    path = emb.embed_file(input_file, output, layers=layers, dtype=dtype, layout=layout, tokenized=tokenized,
+                          resume=resume, progress=not quiet)
+    click.echo(f"wrote {path}")
 
 
 @main.command()

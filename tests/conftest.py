@@ -33,3 +33,18 @@ def tiny_overrides(corpus, vocab_path, tmp_path) -> list[str]:
         "train.batch_size=8", "train.bptt=10", "train.max_steps=8", "train.warmup_steps=2", "train.log_every=1",
         "train.eval_every=4", "train.eval_max_tokens=400", "train.checkpoint_every=4", "train.threads=1",
     ]
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(corpus, vocab_path, tmp_path_factory) -> dict[str, Path]:
+    """A forward and a backward tiny LM trained for a few steps, and their bundle."""
+    from elmokit.bilm import write_bundle
+    from elmokit.pretrain import pretrain
+
+    d = tmp_path_factory.mktemp("pair")
+    ov = [f"data.vocab={vocab_path}", f"data.train={corpus['train']}", f"data.cache_dir={d / 'cache'}",
+          "data.num_proc=1", "model.size=tiny", "train.batch_size=8", "train.max_steps=30", "train.lr=0.01",
+          "train.checkpoint_every=0", "train.threads=1"]
+    fwd = pretrain(None, "forward", d / "fwd", ov, progress=False)
+    bwd = pretrain(None, "backward", d / "bwd", ov, progress=False)
+    return {"forward": fwd, "backward": bwd, "bundle": write_bundle(fwd, bwd, d / "bilm"), "dir": d}

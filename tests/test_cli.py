@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from elmokit.cli import main
 
-COMMANDS = ["vocab", "pretrain", "evaluate", "generate", "demo"]
+COMMANDS = ["vocab", "pretrain", "evaluate", "generate", "bundle", "embed", "demo"]
 
 
 @pytest.mark.parametrize("cmd", [[], *[[c] for c in COMMANDS]])

@@ -68,7 +68,11 @@ class RecurrentStack(nn.Module):
     def _use_fused(self, x: Tensor) -> bool:
         if self.cell != "lstm" or not self.proj_size or self.impl == "torch":
             return False
-        return self.impl == "fused" or (x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"))
+        if self.impl == "fused":
+            return True
+        # auto: the fused kernel wins in training (its batched backward); without gradients nn.LSTM's C++ time
+        # loop has less per-step overhead (embedding, evaluation)
+        return x.device.type == "cpu" and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[list[Tensor], State]:
         """Run all layers.

@@ -1,0 +1,371 @@
+"""Contextual vectors: the :class:`Embedder` API, the streaming HDF5 writer (two layouts) and the reader.
+
+HDF5 layouts (both carry provenance attributes: ``elmokit_version``, ``model_sha256``, ``vocab_sha256``,
+``layers`` (all|top|average), ``pooling``, ``dtype``, ``layout``, ``input``, ``input_sha256``, ``sentences``,
+``complete``):
+
+- ``allennlp`` (default; what AllenNLP's removed ``elmo`` command wrote): one dataset per input line, keyed by the
+  line's 0-based index as a string (``"0"``, ``"1"``, ...), of shape ``(layers, words, 2D)`` with ``--layers all``
+  or ``(words, 2D)`` with ``top``/``average``; plus ``sentence_to_index``, a JSON map from sentence text to its key
+  (the first line with that text, so duplicates do not overwrite each other).
+- ``packed`` (for large corpora): ``vectors`` of shape ``(total_words, layers, 2D)`` (or ``(total_words, 2D)``),
+  chunked along words, and ``offsets`` ``(sentences + 1,)``: sentence ``i`` is ``vectors[offsets[i]:offsets[i+1]]``
+  (word-major; transpose to ``(layers, words, 2D)``).
+
+An empty input line is a sentence of zero words: its dataset has shape ``(layers, 0, 2D)`` (or ``(0, 2D)``).
+The file is written as ``OUTPUT.partial`` and renamed when complete, so a file with the final name is always whole;
+after a kill, ``--resume`` continues from the last completed chunk of lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from elmokit import __version__
+from elmokit.errors import CorpusError, ElmokitError
+from elmokit.textfile import check_file
+
+LAYOUTS = ("allennlp", "packed")
+LAYER_MODES = ("all", "top", "average")
+
+
+class Embedder:
+    """Layer-wise contextual word vectors from a biLM bundle (or a forward and a backward model directory).
+
+    Example::
+
+        emb = Embedder("runs/bilm")
+        vecs = emb.embed_sentences(["The cat sat .", "Hello"])   # [(layers, 4, 2D), (layers, 1, 2D)]
+
+    Args:
+        model: a bundle directory, or the forward model directory when ``backward`` is given.
+        backward: the backward model directory (optional).
+        device: torch device.
+        pooling: ``edges`` (default) | ``first`` | ``last`` | ``mean``.
+        batch_tokens: pieces per batch (padded size) when embedding many sentences.
+        max_words: longer sentences are embedded in windows of this many words (memory stays bounded).
+    """
+
+    def __init__(self, model: str | Path, backward: str | Path | None = None, device: str = "cpu",
+                 pooling: str = "edges", batch_tokens: int = 4000, max_words: int = 1000) -> None:
+        from elmokit.bilm import load_bilm
+
+        self.bilm = load_bilm(model, backward, device)
+        self.pooling = pooling
+        self.batch_tokens = batch_tokens
+        self.max_words = max_words
+
+    @property
+    def num_layers(self) -> int:
+        return self.bilm.num_layers
+
+    @property
+    def dim(self) -> int:
+        """Width of every layer (2D)."""
+        return 2 * self.bilm.dim
+
+    def _batches(self, sentences: list[list[str]]) -> Iterator[list[int]]:
+        """Indices grouped into length-sorted batches of at most ``batch_tokens`` padded words (approx. pieces)."""
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        batch: list[int] = []
+        longest = 0
+        for i in order:
+            n = len(sentences[i]) + 2
+            if batch and max(longest, n) * (len(batch) + 1) > self.batch_tokens:
+                yield batch
+                batch, longest = [], 0
+            batch.append(i)
+            longest = max(longest, n)
+        if batch:
+            yield batch
+
+    def embed_tokens(self, sentences: list[list[str]]) -> list[np.ndarray]:
+        """Vectors for pre-tokenized sentences, in input order.
+
+        Returns:
+            One ``float32`` array of shape ``(layers, words, 2D)`` per sentence.
+        """
+        windows: list[list[str]] = []
+        owner: list[int] = []
+        for k, s in enumerate(sentences):
+            if len(s) <= self.max_words:
+                windows.append(s)
+                owner.append(k)
+            else:  # a very long line: windows of max_words words, each from a fresh state
+                for j in range(0, len(s), self.max_words):
+                    windows.append(s[j : j + self.max_words])
+                    owner.append(k)
+        results: list[np.ndarray | None] = [None] * len(windows)
+        for idx in self._batches(windows):
+            vecs, mask = self.bilm([windows[i] for i in idx], self.pooling)  # (b, layers, W, 2D), (b, W)
+            vecs = vecs.cpu().numpy()
+            for row, i in enumerate(idx):
+                results[i] = vecs[row, :, : len(windows[i])]  # (layers, words, 2D)
+        out: list[list[np.ndarray]] = [[] for _ in sentences]
+        for i, k in enumerate(owner):
+            out[k].append(results[i])
+        empty = np.zeros((self.num_layers, 0, self.dim), dtype=np.float32)
+        return [np.concatenate(parts, axis=1) if len(parts) > 1 else (parts[0] if parts else empty) for parts in out]
+
+    def embed_sentences(self, sentences: list[str] | list[list[str]]) -> list[np.ndarray]:
+        """Vectors for sentences given as strings (split on whitespace) or as lists of words.
+
+        Returns:
+            One ``float32`` array of shape ``(layers, words, 2D)`` per sentence, in input order.
+        """
+        toks = [s.split() if isinstance(s, str) else list(s) for s in sentences]
+        return self.embed_tokens(toks)
+
+    def embed_file(self, input_path: str | Path, output_path: str | Path, **kwargs) -> Path:
+        """Embed a text file into HDF5; see :func:`write_hdf5` for the options."""
+        return write_hdf5(self, input_path, output_path, **kwargs)
+
+
+# --- reading input --------------------------------------------------------------------------------------------------
+def read_sentences(path: str | Path, tokenized: bool = False) -> Iterator[tuple[int, list[str], str]]:
+    """Yield ``(line_number, words, text)`` per sentence.
+
+    Plain input: one sentence per line, words split on whitespace (an empty line is a sentence of no words).
+    ``tokenized``: one token per line (first tab-separated column, as in CoNLL files), a blank line between
+    sentences; lines starting with ``#`` are comments.
+
+    Raises:
+        CorpusError: missing/empty file, invalid UTF-8, NUL byte (with file and line).
+    """
+    from elmokit.textfile import iter_lines
+
+    if not tokenized:
+        for lineno, text in iter_lines(path, max_line_chars=1 << 62):
+            yield lineno, text.split(), text
+        return
+    words: list[str] = []
+    start = 1
+    for lineno, text in iter_lines(path, max_line_chars=1 << 62):
+        if not text.strip():
+            if words:
+                yield start, words, " ".join(words)
+            words, start = [], lineno + 1
+        elif not (text.startswith("#") and not words):
+            words.append(text.split("\t")[0].strip())
+    if words:
+        yield start, words, " ".join(words)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _chunks(items: Iterable, n: int) -> Iterator[list]:
+    chunk = []
+    for it in items:
+        chunk.append(it)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _select_layers(v: np.ndarray, layers: str) -> np.ndarray:
+    if layers == "all":
+        return v  # (layers, words, 2D)
+    if layers == "top":
+        return v[-1]  # (words, 2D)
+    return v.mean(0)  # (words, 2D)
+
+
+def write_hdf5(
+    embedder: Embedder, input_path: str | Path, output_path: str | Path, layers: str = "all",
+    dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
+    chunk_lines: int = 1000, progress: bool = True, stop_after_chunks: int = 0,
+) -> Path:
+    """Stream ``input_path`` through the embedder into an HDF5 file (see the module docstring for the layouts).
+
+    Memory stays flat: lines are read, embedded and written ``chunk_lines`` at a time. ``stop_after_chunks``
+    stops early as if killed (tests, time-sliced jobs); ``resume`` continues a ``.partial`` file.
+
+    Returns:
+        The output path.
+    """
+    import h5py
+    from tqdm.auto import tqdm
+
+    if layers not in LAYER_MODES:
+        raise ElmokitError(f"--layers must be one of {LAYER_MODES}, got {layers!r}")
+    if layout not in LAYOUTS:
+        raise ElmokitError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
+    if dtype not in ("float32", "float16"):
+        raise ElmokitError(f"--dtype must be float32 or float16, got {dtype!r}")
+    inp = check_file(input_path)
+    out = Path(output_path)
+    partial = out.with_name(out.name + ".partial")
+    in_sha = _sha256(inp)
+    total = sum(1 for _ in read_sentences(inp, tokenized))  # validates every line before anything is written
+    attrs = {
+        "elmokit_version": __version__, "model_sha256": embedder.bilm.sha256,
+        "vocab_sha256": embedder.bilm.vocab.sha256, "layers": layers, "pooling": embedder.pooling, "dtype": dtype,
+        "layout": layout, "input": str(input_path), "input_sha256": in_sha, "tokenized": tokenized,
+        "num_layers": embedder.num_layers, "dim": embedder.dim, "sentences": total,
+    }
+    done = 0
+    if resume and partial.exists():
+        try:
+            f = h5py.File(partial, "a")
+        except OSError as e:
+            raise ElmokitError(f"{partial}: cannot be opened ({e}); it was damaged by the kill. Delete it and run "
+                               f"again without --resume") from None
+        for k in ("input_sha256", "model_sha256", "layers", "layout", "dtype", "pooling"):
+            before = f.attrs.get(k)
+            if str(before) != str(attrs[k]):
+                f.close()
+                raise ElmokitError(f"{partial}: was started with {k}={before!r}, now {attrs[k]!r}; resume "
+                                   f"with the same input and options, or delete it")
+        done = int(f.attrs["lines_done"])
+    else:  # a fresh .partial (an existing OUTPUT is replaced only when the new one is complete)
+        f = h5py.File(partial, "w")
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        f.attrs["complete"] = False
+        f.attrs["lines_done"] = 0
+    np_dtype = np.float16 if dtype == "float16" else np.float32
+    width = (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,)
+    if layout == "packed":
+        if "vectors" not in f:
+            f.create_dataset("vectors", shape=(0, *width), maxshape=(None, *width), dtype=np_dtype,
+                             chunks=(256, *width))
+            f.create_dataset("offsets", shape=(1,), maxshape=(None,), dtype=np.int64, data=[0])
+        vec_ds, off_ds = f["vectors"], f["offsets"]
+        # drop anything past the last completed chunk
+        off_ds.resize((done + 1,))
+        vec_ds.resize((int(off_ds[done]), *width))
+    else:
+        stale = [k for k in f.keys() if k.isdigit() and int(k) >= done]
+        for k in stale:
+            del f[k]
+    bar = tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress, dynamic_ncols=True)
+    sentences = read_sentences(inp, tokenized)
+    chunks_written = 0
+    index = 0
+    try:
+        for chunk in _chunks(sentences, chunk_lines):
+            if index + len(chunk) <= done:  # already written before the kill
+                index += len(chunk)
+                continue
+            vecs = embedder.embed_tokens([w for _, w, _ in chunk])
+            if layout == "packed":
+                arrs = [np.ascontiguousarray(np.moveaxis(_select_layers(v, layers), -2, 0)) if layers == "all"
+                        else _select_layers(v, layers) for v in vecs]  # each (words, [layers,] 2D)
+                n_new = sum(a.shape[0] for a in arrs)
+                start = vec_ds.shape[0]
+                vec_ds.resize((start + n_new, *width))
+                if n_new:
+                    vec_ds[start:] = np.concatenate(arrs).astype(np_dtype)
+                ends = start + np.cumsum([a.shape[0] for a in arrs])
+                off_ds.resize((index + len(chunk) + 1,))
+                off_ds[index + 1 :] = ends
+            else:
+                for j, v in enumerate(vecs):
+                    f.create_dataset(str(index + j), data=_select_layers(v, layers).astype(np_dtype))
+            index += len(chunk)
+            f.attrs["lines_done"] = index
+            f.flush()
+            bar.update(len(chunk))
+            chunks_written += 1
+            if stop_after_chunks and chunks_written >= stop_after_chunks and index < total:
+                bar.close()
+                f.close()
+                return partial
+        bar.close()
+        if layout == "allennlp":
+            s2i: dict[str, str] = {}
+            for k, (_, _, text) in enumerate(read_sentences(inp, tokenized)):
+                s2i.setdefault(text, str(k))
+            if "sentence_to_index" in f:
+                del f["sentence_to_index"]
+            f.create_dataset("sentence_to_index", data=np.array([json.dumps(s2i, ensure_ascii=False)], dtype=object),
+                             dtype=h5py.string_dtype("utf-8"))
+        f.attrs["complete"] = True
+        f.close()
+    except BaseException:
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001
+            pass
+        raise
+    os.replace(partial, out)
+    return out
+
+
+class EmbeddingsFile:
+    """Read an elmokit (or AllenNLP ``elmo``) HDF5 file of either layout.
+
+    Example::
+
+        with EmbeddingsFile("vectors.hdf5") as e:
+            len(e), e[0].shape          # sentences, (layers, words, 2D) or (words, 2D)
+
+    Raises:
+        ElmokitError: a file that is not complete (``.partial``, killed) or not HDF5.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import h5py
+
+        self.path = Path(path)
+        try:
+            self.f = h5py.File(self.path, "r")
+        except OSError as e:
+            raise ElmokitError(f"{path}: not a readable HDF5 file ({e}); it may be truncated. Re-run "
+                               f"`elmokit embed` (with --resume if a .partial file exists)") from None
+        if self.f.attrs.get("complete") is not None and not bool(self.f.attrs["complete"]):
+            self.f.close()
+            raise ElmokitError(f"{path}: incomplete (the run stopped before the end); continue it with "
+                               f"`elmokit embed ... --resume`")
+        self.attrs = dict(self.f.attrs)
+        self.packed = "offsets" in self.f
+        self.all_layers = self.attrs.get("layers", "all") == "all"
+        if self.packed:
+            self.offsets = self.f["offsets"][:]
+
+    def __len__(self) -> int:
+        if self.packed:
+            return len(self.offsets) - 1
+        return sum(1 for k in self.f.keys() if k.isdigit())
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """Sentence ``i``: ``(layers, words, 2D)`` (``--layers all``) or ``(words, 2D)``."""
+        if self.packed:
+            if not 0 <= i < len(self):
+                raise IndexError(i)
+            v = self.f["vectors"][self.offsets[i] : self.offsets[i + 1]]  # (words, [layers,] 2D)
+            return np.ascontiguousarray(np.moveaxis(v, 0, 1)) if v.ndim == 3 else v
+        key = str(i)
+        if key not in self.f:
+            raise IndexError(i)
+        return self.f[key][()]
+
+    def sentence_to_index(self) -> dict[str, str]:
+        if "sentence_to_index" not in self.f:
+            return {}
+        raw = self.f["sentence_to_index"][0]
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self) -> EmbeddingsFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+

@@ -1,0 +1,60 @@
+"""``ElmoLayer``: a frozen biLM plus N learnable scalar mixes, as a torch module for any downstream model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from elmokit.modules.scalar_mix import ScalarMix
+
+
+class ElmoLayer(nn.Module):
+    """Frozen biLM → ``num_mixes`` scalar mixes (e.g. one for a tagger's input, one for its output layer).
+
+    Args:
+        bilm: a :class:`~elmokit.bilm.BiLM`, or a path to a bundle.
+        num_mixes: how many independent mixes.
+        dropout: dropout on each mixed output (0.5 in the ELMo paper).
+        layer_norm, l2: see :class:`ScalarMix`.
+        pooling: word pooling (see :mod:`elmokit.bilm`).
+    """
+
+    def __init__(self, bilm, num_mixes: int = 1, dropout: float = 0.5, layer_norm: bool = False, l2: float = 0.001,
+                 pooling: str = "edges") -> None:
+        super().__init__()
+        if isinstance(bilm, (str, Path)):
+            from elmokit.bilm import load_bilm
+
+            bilm = load_bilm(bilm)
+        self.bilm = bilm  # frozen: no parameter of it requires grad, and it stays in eval mode
+        self.mixes = nn.ModuleList(ScalarMix(bilm.num_layers, layer_norm, l2) for _ in range(num_mixes))
+        self.dropout = nn.Dropout(dropout)
+        self.pooling = pooling
+        self.output_dim = 2 * bilm.dim
+
+    def penalty(self) -> Tensor:
+        """Sum of the mixes' L2 terms, to add to the training loss."""
+        return sum(m.penalty() for m in self.mixes)
+
+    def forward(self, sentences: list[list[str]] | None = None, layers: Tensor | None = None,
+                mask: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
+        """Mixed representations of tokenized sentences, or of precomputed layers (e.g. read from HDF5).
+
+        Args:
+            sentences: ``batch`` lists of words (run through the frozen biLM), or
+            layers: ``(batch, layers, words, 2D)`` precomputed vectors with ``mask`` ``(batch, words)``.
+
+        Returns:
+            ``(representations, mask)``: ``num_mixes`` tensors of shape ``(batch, words, 2D)`` and the bool mask
+            ``(batch, words)``.
+        """
+        if layers is None:
+            if sentences is None:
+                raise ValueError("pass sentences or layers")
+            layers, mask = self.bilm(sentences, self.pooling)  # (batch, layers, words, 2D), (batch, words)
+        elif mask is None:
+            mask = torch.ones(layers.shape[0], layers.shape[2], dtype=torch.bool, device=layers.device)
+        reps = [self.dropout(mix(layers, mask)) for mix in self.mixes]  # each (batch, words, 2D)
+        return reps, mask

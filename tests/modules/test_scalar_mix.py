@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from elmokit.modules.elmo import ElmoLayer
+from elmokit.modules.scalar_mix import ScalarMix, plot_weights
+
+
+def test_weights_sum_to_one_and_mix():
+    mix = ScalarMix(3)
+    with torch.no_grad():
+        mix.weights.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        mix.gamma.fill_(2.0)
+    s = mix.normalized_weights()
+    assert float(s.detach().sum()) == pytest.approx(1.0)
+    layers = torch.randn(2, 3, 4, 5)  # (batch, layers, words, dim)
+    out = mix(layers)
+    torch.testing.assert_close(out, 2.0 * (s[None, :, None, None] * layers).sum(1))
+
+
+def test_initialised_equal_and_l2_as_documented():
+    mix = ScalarMix(4, l2=0.001)
+    torch.testing.assert_close(mix.normalized_weights(), torch.full((4,), 0.25))
+    assert float(mix.penalty()) == 0.0
+    with torch.no_grad():
+        mix.weights.copy_(torch.tensor([1.0, 2.0, 0.0, -1.0]))
+    assert float(mix.penalty()) == pytest.approx(0.001 * (1 + 4 + 0 + 1))
+
+
+def test_layer_norm_ignores_padding():
+    mix = ScalarMix(2, layer_norm=True)
+    layers = torch.randn(1, 2, 3, 4)
+    mask = torch.tensor([[True, True, False]])
+    padded = layers.clone()
+    padded[:, :, 2] = 1000.0  # garbage in the padding
+    torch.testing.assert_close(mix(layers, mask)[:, :2], mix(padded, mask)[:, :2])
+
+
+def test_gradients_reach_the_mix_not_the_bilm(tiny_pair, tmp_path):
+    layer = ElmoLayer(tiny_pair["bundle"], num_mixes=2, dropout=0.0)
+    reps, mask = layer([["The", "cat", "."], ["Birds"]])
+    loss = (reps[0] ** 2).sum() + reps[1].sum() + layer.penalty()
+    loss.backward()
+    for mix in layer.mixes:
+        assert mix.weights.grad is not None and mix.gamma.grad is not None
+    assert all(p.grad is None and not p.requires_grad for p in layer.bilm.parameters())
+    assert plot_weights(list(layer.mixes), tmp_path / "mix.png").stat().st_size > 1000

@@ -1,0 +1,68 @@
+import shutil
+
+import pytest
+import torch
+
+from elmokit.bilm import load_bilm, write_bundle
+from elmokit.errors import CheckpointError
+
+
+def test_layer_layout_and_edges_pooling(tiny_pair):
+    """Layer k of word j = [forward layer k at the word's last piece; backward layer k at its first piece]."""
+    bilm = load_bilm(tiny_pair["bundle"])
+    words = ["Unbelievably", "distant", "cats", "."]
+    vecs, mask = bilm([words])  # (1, layers, words, 2D)
+    assert vecs.shape == (1, 3, 4, 64) and mask.all()
+    pieces = bilm.pieces([words])[0]
+    seq = [2, *[i for w in pieces for i in w], 2]
+    f_layers, _ = bilm.forward_lm.encode(torch.tensor([seq]))
+    b_layers, _ = bilm.backward_lm.encode(torch.tensor([seq[::-1]]))
+    n, pos = len(seq), 1
+    for j, w in enumerate(pieces):
+        first, last = pos, pos + len(w) - 1
+        for k in range(3):
+            torch.testing.assert_close(vecs[0, k, j, :32], f_layers[k][last, 0])
+            torch.testing.assert_close(vecs[0, k, j, 32:], b_layers[k][n - 1 - first, 0])
+        pos = last + 1
+
+
+@pytest.mark.parametrize("pooling", ["first", "last", "mean"])
+def test_other_poolings(tiny_pair, pooling):
+    bilm = load_bilm(tiny_pair["bundle"])
+    vecs, _ = bilm([["Unbelievably", "cats"]], pooling)
+    assert vecs.shape == (1, 3, 2, 64) and torch.isfinite(vecs).all()
+
+
+def test_empty_sentences_in_a_batch(tiny_pair):
+    bilm = load_bilm(tiny_pair["bundle"])
+    vecs, mask = bilm([[], ["a", "cat"], []])
+    assert vecs.shape == (3, 3, 2, 64) and mask.tolist() == [[False, False], [True, True], [False, False]]
+    assert vecs[0].abs().sum() == 0
+
+
+def test_refuses_mismatched_pairs(tiny_pair, tmp_path, corpus):
+    with pytest.raises(CheckpointError, match="is a backward LM; pass the forward LM first"):
+        load_bilm(tiny_pair["backward"], tiny_pair["forward"])
+    with pytest.raises(CheckpointError, match="pass the backward LM second"):
+        load_bilm(tiny_pair["forward"], tiny_pair["forward"])
+    # a backward LM trained with another vocabulary
+    from elmokit.pretrain import pretrain
+    from elmokit.vocab import train_vocab
+
+    train_vocab([str(corpus["train"])], str(tmp_path / "v2"), size=330, num_threads=1)
+    other = pretrain(None, "backward", tmp_path / "b2", [
+        f"data.vocab={tmp_path / 'v2.model'}", f"data.train={corpus['train']}", f"data.cache_dir={tmp_path / 'c'}",
+        "data.num_proc=1", "train.batch_size=4", "train.max_steps=1", "train.checkpoint_every=0"], progress=False)
+    with pytest.raises(CheckpointError, match="different vocabularies"):
+        write_bundle(tiny_pair["forward"], other, tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_corrupt_bundle(tiny_pair, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_pair["bundle"], bad)
+    (bad / "backward" / "manifest.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="does not match the bundle manifest"):
+        load_bilm(bad)
+    with pytest.raises(CheckpointError, match="not a biLM bundle"):
+        load_bilm(tiny_pair["forward"])

@@ -1,0 +1,130 @@
+import json
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from elmokit.cli import main
+from elmokit.embed import Embedder, EmbeddingsFile, write_hdf5
+from elmokit.errors import CorpusError, ElmokitError
+
+LINES = ["The old farmer sees many cats .", "", "Birds sing .", "고양이가 책을 본다 .", "Birds sing .",
+         "a/b c/d keys with slashes are fine", "Some machines wait today ."] * 3
+
+
+@pytest.fixture(scope="module")
+def emb(tiny_pair):
+    return Embedder(tiny_pair["bundle"], batch_tokens=64)
+
+
+@pytest.fixture()
+def text(tmp_path):
+    p = tmp_path / "in.txt"
+    p.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("layout", ["allennlp", "packed"])
+@pytest.mark.parametrize("layers", ["all", "top", "average"])
+def test_hdf5_reads_back_equal_to_the_api(emb, text, tmp_path, layout, layers):
+    out = write_hdf5(emb, text, tmp_path / "v.hdf5", layers=layers, layout=layout, chunk_lines=4, progress=False)
+    want = emb.embed_sentences(LINES)
+    with EmbeddingsFile(out) as f:
+        assert len(f) == len(LINES)
+        assert f.attrs["model_sha256"] == emb.bilm.sha256 and f.attrs["layers"] == layers and f.attrs["complete"]
+        for i, w in enumerate(want):
+            ref = w if layers == "all" else (w[-1] if layers == "top" else w.mean(0))
+            np.testing.assert_allclose(f[i], ref, atol=1e-6)
+        if layout == "allennlp":
+            s2i = f.sentence_to_index()
+            assert s2i["Birds sing ."] == "2" and s2i[""] == "1"  # the first of duplicates; empty lines too
+    assert not (tmp_path / "v.hdf5.partial").exists()
+
+
+def test_allennlp_layout_with_plain_h5py(emb, text, tmp_path):
+    out = write_hdf5(emb, text, tmp_path / "v.hdf5", progress=False)
+    with h5py.File(out, "r") as f:
+        assert f["0"].shape == (3, 7, 64) and f["1"].shape == (3, 0, 64) and f["0"].dtype == np.float32
+        s2i = json.loads(f["sentence_to_index"][0])
+        assert f[s2i["Birds sing ."]].shape == (3, 3, 64)
+
+
+def test_float16(emb, text, tmp_path):
+    out = write_hdf5(emb, text, tmp_path / "v.hdf5", dtype="float16", layout="packed", progress=False)
+    with EmbeddingsFile(out) as f:
+        assert f[0].dtype == np.float16
+        np.testing.assert_allclose(f[0], emb.embed_sentences(LINES[:1])[0], atol=1e-2)
+
+
+@pytest.mark.parametrize("layout", ["allennlp", "packed"])
+def test_killed_then_resumed_equals_uninterrupted(emb, text, tmp_path, layout):
+    full = write_hdf5(emb, text, tmp_path / "full.hdf5", layout=layout, chunk_lines=4, progress=False)
+    cut = tmp_path / "cut.hdf5"
+    partial = write_hdf5(emb, text, cut, layout=layout, chunk_lines=4, progress=False, stop_after_chunks=2)
+    assert partial.name == "cut.hdf5.partial" and not cut.exists()
+    with pytest.raises(ElmokitError, match="incomplete"):
+        EmbeddingsFile(partial)
+    write_hdf5(emb, text, cut, layout=layout, chunk_lines=4, progress=False, resume=True)
+    with EmbeddingsFile(full) as a, EmbeddingsFile(cut) as b:
+        assert len(a) == len(b)
+        for i in range(len(a)):
+            np.testing.assert_array_equal(a[i], b[i])
+
+
+def test_resume_refuses_other_options(emb, text, tmp_path):
+    write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, stop_after_chunks=1)
+    with pytest.raises(ElmokitError, match="was started with layers='all'"):
+        write_hdf5(emb, text, tmp_path / "o.hdf5", layers="top", chunk_lines=4, progress=False, resume=True)
+
+
+def test_truncated_hdf5_is_a_clear_error(emb, text, tmp_path):
+    out = write_hdf5(emb, text, tmp_path / "v.hdf5", progress=False)
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ElmokitError, match="not a readable HDF5 file"):
+        EmbeddingsFile(out)
+
+
+def test_bad_input_keeps_the_existing_output(emb, text, tmp_path):
+    out = write_hdf5(emb, text, tmp_path / "v.hdf5", progress=False)
+    before = out.read_bytes()
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\nbroken \xe9 latin-1\n")
+    with pytest.raises(CorpusError, match=r"bad.txt:2: invalid UTF-8"):
+        write_hdf5(emb, bad, out, progress=False)
+    assert out.read_bytes() == before
+
+
+def test_a_100k_token_line_is_embedded_in_windows(tiny_pair, tmp_path):
+    e = Embedder(tiny_pair["bundle"], max_words=1000, batch_tokens=60_000)
+    words = ["cats", "sing", "."] * 33_334  # 100,002 words
+    p = tmp_path / "long.txt"
+    p.write_text("Birds sing .\n" + " ".join(words) + "\n", encoding="utf-8")
+    out = write_hdf5(e, p, tmp_path / "long.hdf5", layers="top", dtype="float16", progress=False)
+    with EmbeddingsFile(out) as f:
+        assert f[1].shape == (100_002, 64)
+        np.testing.assert_allclose(f[1][:1000], e.embed_tokens([words[:1000]])[0][-1], atol=1e-2)
+
+
+def test_tokenized_input(emb, tmp_path):
+    p = tmp_path / "tok.conll"
+    p.write_text("# sent 1\nThe\tDET\ncats\tNOUN\n\nBirds\tNOUN\nsing\tVERB\n", encoding="utf-8")
+    out = write_hdf5(emb, p, tmp_path / "t.hdf5", tokenized=True, progress=False)
+    with EmbeddingsFile(out) as f:
+        assert len(f) == 2 and f[0].shape[1] == 2
+        np.testing.assert_allclose(f[1], emb.embed_tokens([["Birds", "sing"]])[0], atol=1e-6)
+
+
+def test_cli_bundle_and_embed(tiny_pair, text, tmp_path):
+    r = CliRunner().invoke(main, ["bundle", str(tiny_pair["forward"]), str(tiny_pair["backward"]), "--out",
+                                  str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["embed", str(tmp_path / "b"), str(text), str(tmp_path / "v.hdf5"), "--layers",
+                                  "average", "--layout", "packed", "--quiet"])
+    assert r.exit_code == 0, r.output
+    with EmbeddingsFile(tmp_path / "v.hdf5") as f:
+        assert len(f) == len(LINES) and f[0].shape == (7, 64)
+    r = CliRunner().invoke(main, ["bundle", str(tiny_pair["backward"]), str(tiny_pair["forward"]), "--out",
+                                  str(tmp_path / "b2")])
+    assert r.exit_code == 2 and "pass the forward LM first" in r.output and "Traceback" not in r.output
