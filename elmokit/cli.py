@@ -219,7 +219,7 @@ def embed(model, input_file, output, layers, dtype, layout, batch_tokens, poolin
 @friendly_errors
 def demo(out, steps):
     """Run the whole pipeline on a small built-in corpus: vocab → pretrain forward and backward tiny models →
-    evaluate → generate. Takes about a minute on two CPU cores."""
+    evaluate → generate → biLM bundle → embed to HDF5 → read back. Takes about a minute on two CPU cores."""
     from elmokit.demo import run_demo
 
     run_demo(out, steps)

@@ -88,3 +88,4 @@ def test_demo(tmp_path):
     assert res.exit_code == 0, res.output
     results = json.loads((tmp_path / "demo" / "demo-results.json").read_text())
     assert results["forward"]["subword_ppl"] < 60 and results["backward"]["subword_ppl"] < 60
+    assert results["embed"]["read_back_equal"] and results["embed"]["shape0"][0] == 3

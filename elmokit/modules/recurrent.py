@@ -3,10 +3,15 @@ connections between layers, dropout, and every layer's states returned (the biLM
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
 from elmokit.modules.lstmp import lstmp_forward
+
+# nn.LSTM with proj_size warns on every CPU call that oneDNN does not support it; elmokit knows (see lstmp.py)
+warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
 State = list[tuple[Tensor, ...]]  # per layer: (h, c) for LSTM, (h,) for GRU/RNN; h: (B, P or H), c: (B, H)
 

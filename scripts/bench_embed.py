@@ -1,0 +1,169 @@
+"""Embedding speed and memory, measured in one run.
+
+    python scripts/bench_embed.py            # ~4 minutes on 2 cores
+    python scripts/bench_embed.py --quick    # a smoke run
+
+Builds a randomly initialised `small` biLM (2 x 1024/256 per direction, the English 16k vocab; speed does not
+depend on the weights) and sentences from the demo grammar, then measures:
+1. the bare biLM forward (both LMs over the already-encoded, already-batched piece ids) vs `elmokit embed` end to
+   end (read the file, tokenize, forward, pool, write HDF5) on the same sentences: sentences/s and their ratio;
+2. peak RSS of `elmokit embed` (a fresh process each) on 10k and 100k sentences (the `tiny` biLM, to keep the run
+   short; memory flatness is about streaming, not model size);
+3. the latency of one sentence through the Python API (`Embedder.embed_sentences`), median of many.
+Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_bundle(size: str, out: Path) -> Path:
+    """A random-weight biLM bundle of a named size with the English vocab."""
+    from elmokit.bilm import write_bundle
+    from elmokit.checkpoint import atomic_dir, commit_dir, write_model_files
+    from elmokit.config import PretrainConfig, to_dict
+    from elmokit.lm import SIZES, LanguageModel
+    from elmokit.vocab import load_vocab
+
+    vocab = load_vocab(ROOT / "vocab" / "en-wikitext2-16k.model")
+    dirs = []
+    for k, direction in enumerate(("forward", "backward")):
+        torch.manual_seed(k)
+        cfg = PretrainConfig(model=SIZES[size]())
+        cfg.data.vocab = str(vocab.path)
+        lm = LanguageModel(cfg.model, vocab.size)
+        d = out / f"{size}-{direction}" / "model"
+        tmp = atomic_dir(d)
+        write_model_files(tmp, lm.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction, vocab.size)
+        commit_dir(tmp, d)
+        dirs.append(d)
+    return write_bundle(dirs[0], dirs[1], out / f"{size}-bilm")
+
+
+def write_sentences(path: Path, n: int, seed: int = 0) -> Path:
+    from elmokit.demo import sentence
+
+    rng = random.Random(seed)
+    path.write_text("".join(sentence(rng) + "\n" for _ in range(n)), encoding="utf-8")
+    return path
+
+
+def bare_forward_seconds(emb, sentences: list[list[str]]) -> float:
+    """Both LMs over pre-encoded, pre-batched ids: the work `embed` cannot avoid."""
+    from elmokit.vocab import EOS_ID, PAD_ID
+
+    bilm = emb.bilm
+    batches = []
+    for idx in emb._batches(sentences):
+        pieces = bilm.pieces([sentences[i] for i in idx])
+        seqs = [[EOS_ID, *[p for w in ws for p in w], EOS_ID] for ws in pieces]
+        L = max(len(s) for s in seqs)
+        f = torch.full((len(seqs), L), PAD_ID, dtype=torch.long)
+        b = torch.full((len(seqs), L), PAD_ID, dtype=torch.long)
+        for j, s in enumerate(seqs):
+            f[j, : len(s)] = torch.tensor(s)
+            b[j, : len(s)] = torch.tensor(s[::-1])
+        batches.append((f, b))
+    t = time.perf_counter()
+    with torch.no_grad():
+        for f, b in batches:
+            bilm.forward_lm.encode(f)
+            bilm.backward_lm.encode(b)
+    return time.perf_counter() - t
+
+
+def embed_seconds(emb, path: Path, out: Path) -> float:
+    t = time.perf_counter()
+    emb.embed_file(path, out, progress=False)
+    return time.perf_counter() - t
+
+
+RSS_CODE = """
+import resource, sys
+from elmokit.embed import Embedder
+Embedder(sys.argv[1]).embed_file(sys.argv[2], sys.argv[3], progress=False, layers=sys.argv[4])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mib(bundle: Path, text: Path, out: Path, layers: str) -> float:
+    res = subprocess.run([sys.executable, "-c", RSS_CODE, str(bundle), str(text), str(out), layers],
+                         capture_output=True, text=True, check=True)
+    return int(res.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sentences", type=int, default=3000, help="for the throughput comparison")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    from elmokit.embed import Embedder
+
+    n_thru, n_small, n_big, reps = (300, 1000, 10000, 20) if args.quick else (args.sentences, 10_000, 100_000, 100)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        small = make_bundle("small", tmp)
+        tiny = make_bundle("tiny", tmp)
+        emb = Embedder(small)
+        text = write_sentences(tmp / "s.txt", n_thru)
+        sents = [ln.split() for ln in text.read_text(encoding="utf-8").splitlines()]
+        embed_seconds(emb, write_sentences(tmp / "warm.txt", 50, 9), tmp / "warm.hdf5")  # warm up
+        # alternate the two measurements and keep the best of each (the machine is noisy)
+        bare = min(bare_forward_seconds(emb, sents) for _ in range(2))
+        e2e = min(embed_seconds(emb, text, tmp / "o.hdf5") for _ in range(2))
+        bare = min(bare, bare_forward_seconds(emb, sents))
+        pieces = sum(len(emb.bilm.vocab.encode(" ".join(s))) + 2 for s in sents)
+
+        one = "The old farmer sees many cats near the quiet river today ."
+        emb.embed_sentences([one])
+        lat = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            emb.embed_sentences([one])
+            lat.append(time.perf_counter() - t)
+        lat.sort()
+        single_ms = 1000 * lat[len(lat) // 2]
+
+        small_text = write_sentences(tmp / "s10k.txt", n_small, 1)
+        big_text = write_sentences(tmp / "s100k.txt", n_big, 2)
+        rss_small = peak_rss_mib(tiny, small_text, tmp / "r1.hdf5", "all")
+        rss_big = peak_rss_mib(tiny, big_text, tmp / "r2.hdf5", "all")
+        size_big = (tmp / "r2.hdf5").stat().st_size / 2**20
+
+    rows = [
+        ("sentences (throughput test)", f"{n_thru:,} ({pieces:,} pieces incl. </s>)"),
+        ("bare biLM forward (small, both LMs)", f"{n_thru / bare:,.0f} sentences/s ({pieces / bare:,.0f} pieces/s)"),
+        ("elmokit embed end to end", f"{n_thru / e2e:,.0f} sentences/s"),
+        ("  embed / bare forward", f"{bare / e2e:.1%}"),
+        (f"peak RSS, embed {n_small:,} sentences (tiny)", f"{rss_small:,.0f} MiB"),
+        (f"peak RSS, embed {n_big:,} sentences (tiny)", f"{rss_big:,.0f} MiB (file {size_big:,.0f} MiB)"),
+        ("  ratio", f"{rss_big / rss_small:.3f}"),
+        ("one sentence through the API (small, 12 words)", f"{single_ms:.1f} ms (median of {reps})"),
+    ]
+    w = max(len(r[0]) for r in rows)
+    print("-" * (w + 40))
+    for name, val in rows:
+        print(f"{name:<{w}}  {val}")
+    print("-" * (w + 40))
+    print(json.dumps({
+        "embed_vs_forward": round(bare / e2e, 3), "rss_ratio_100k_10k": round(rss_big / rss_small, 3),
+        "single_sentence_ms": round(single_ms, 2), "bare_sentences_per_s": round(n_thru / bare, 1),
+        "embed_sentences_per_s": round(n_thru / e2e, 1), "rss_mib_small": round(rss_small), "rss_mib_big": round(rss_big),
+        "threads": torch.get_num_threads(), "quick": args.quick,
+    }))
+
+
+if __name__ == "__main__":
+    main()
