@@ -8,6 +8,9 @@ the training stream. The forward LM reads it left to right, the backward LM righ
   its **first** piece, so each direction has read the whole word;
 - ``"first"``, ``"last"``, ``"mean"``: that piece (or the mean over the word's pieces) for both directions.
 
+An optional document mode (:meth:`BiLM.document`, ``Embedder.embed_document``) runs a document's sentences as one
+sequence ``</s> s1 </s> s2 </s> ...``, so context carries across sentences (and vectors then depend on it).
+
 Layer 0 is ``[forward embedding; backward embedding]`` pooled the same way; layer ``k`` is ``[forward layer k;
 backward layer k]``. Every layer has width ``2 * D``, so the output of a sentence is ``(num_layers + 1, words, 2D)``.
 """
@@ -71,8 +74,90 @@ class BiLM(nn.Module):
         return out
 
     @torch.no_grad()
+    def encode_rows(self, rows: list[list[list[str]]], pooling: str = "edges") -> list[list[Tensor]]:
+        """Run both LMs over rows of sentences and pool per word.
+
+        A row is one sequence ``</s> s1 </s> s2 </s> ... </s>``: with one sentence per row every sentence starts
+        from a zero state; a row holding a whole document carries the context across its sentences (the forward
+        LM from the left, the backward LM from the right).
+
+        Args:
+            rows: ``batch`` rows, each a list of sentences, each a list of words.
+            pooling: ``edges`` | ``first`` | ``last`` | ``mean``.
+
+        Returns:
+            Per row, per sentence, a tensor ``(layers, words, 2D)``.
+        """
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        device = self.forward_lm.embedding.weight.device
+        empty = torch.zeros(self.num_layers, 0, 2 * self.dim, device=device)
+        if not any(len(sent) for row in rows for sent in row):
+            return [[empty for _ in row] for row in rows]
+        seqs, spans = [], []  # spans[r][s] = [(first, last) piece positions of each word]
+        for row in rows:
+            pieces = self.pieces(row)
+            seq, row_spans = [EOS_ID], []
+            for words in pieces:
+                word_spans = []
+                for ids in words:
+                    word_spans.append((len(seq), len(seq) + len(ids) - 1))
+                    seq.extend(ids)
+                seq.append(EOS_ID)
+                row_spans.append(word_spans)
+            seqs.append(seq)
+            spans.append(row_spans)
+        B, L = len(seqs), max(len(q) for q in seqs)
+        fwd_ids = torch.full((B, L), PAD_ID, dtype=torch.long)
+        bwd_ids = torch.full((B, L), PAD_ID, dtype=torch.long)
+        for b, q in enumerate(seqs):
+            fwd_ids[b, : len(q)] = torch.tensor(q)
+            bwd_ids[b, : len(q)] = torch.tensor(q[::-1])  # padding stays at the end, after the reversed row
+        fwd_layers, _ = self.forward_lm.encode(fwd_ids.to(device))  # each (L, B, D)
+        bwd_layers, _ = self.backward_lm.encode(bwd_ids.to(device))
+        f_all = torch.stack(fwd_layers, 1)  # (L, layers, B, D)
+        r_all = torch.stack(bwd_layers, 1)
+        # gather one forward and one backward position per word; forward position p is backward position n-1-p
+        b_idx, f_pos, r_pos = [], [], []
+        for b, row_spans in enumerate(spans):
+            n = len(seqs[b])
+            for word_spans in row_spans:
+                for first, last in word_spans:
+                    fp = first if pooling == "first" else last
+                    bp = last if pooling == "last" else first
+                    b_idx.append(b)
+                    f_pos.append(fp)
+                    r_pos.append(n - 1 - bp)
+        if pooling == "mean":
+            fv, rv = self._mean_pool(f_all, r_all, seqs, spans)  # (N, layers, D) each
+        else:
+            bi = torch.tensor(b_idx, device=device)
+            fv = f_all[torch.tensor(f_pos, device=device), :, bi]  # (N, layers, D)
+            rv = r_all[torch.tensor(r_pos, device=device), :, bi]
+        words = torch.cat([fv, rv], -1).transpose(0, 1)  # (layers, N, 2D)
+        out, k = [], 0
+        for row_spans in spans:
+            row_out = []
+            for word_spans in row_spans:
+                row_out.append(words[:, k : k + len(word_spans)])  # (layers, words, 2D)
+                k += len(word_spans)
+            out.append(row_out)
+        return out
+
+    @staticmethod
+    def _mean_pool(f_all: Tensor, r_all: Tensor, seqs, spans) -> tuple[Tensor, Tensor]:
+        """Mean over each word's pieces, both directions: two ``(N, layers, D)`` tensors."""
+        fv, rv = [], []
+        for b, row_spans in enumerate(spans):
+            n = len(seqs[b])
+            for word_spans in row_spans:
+                for first, last in word_spans:
+                    fv.append(f_all[first : last + 1, :, b].mean(0))  # (layers, D)
+                    rv.append(r_all[n - 1 - last : n - first, :, b].mean(0))
+        return torch.stack(fv), torch.stack(rv)
+
     def forward(self, sentences: list[list[str]], pooling: str = "edges") -> tuple[Tensor, Tensor]:
-        """Layer-wise word vectors for a batch of tokenized sentences.
+        """Layer-wise word vectors for a batch of tokenized sentences, each from a zero state.
 
         Args:
             sentences: ``batch`` lists of words (empty lists allowed).
@@ -82,55 +167,22 @@ class BiLM(nn.Module):
             ``(vectors, mask)``: ``vectors`` of shape ``(batch, layers, words, 2D)`` (zeros past each sentence's
             end), ``mask`` bool ``(batch, words)``.
         """
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         device = self.forward_lm.embedding.weight.device
-        B = len(sentences)
         W = max((len(s) for s in sentences), default=0)
-        out = torch.zeros(B, self.num_layers, W, 2 * self.dim, device=device)
-        mask = torch.zeros(B, W, dtype=torch.bool, device=device)
-        if B == 0 or W == 0:
-            return out, mask
-        pieces = self.pieces(sentences)
-        seqs = [[EOS_ID, *[i for w in ws for i in w], EOS_ID] for ws in pieces]
-        lengths = [len(s) for s in seqs]
-        L = max(lengths)
-        fwd_ids = torch.full((B, L), PAD_ID, dtype=torch.long)
-        bwd_ids = torch.full((B, L), PAD_ID, dtype=torch.long)
-        for b, s in enumerate(seqs):
-            fwd_ids[b, : len(s)] = torch.tensor(s)
-            bwd_ids[b, : len(s)] = torch.tensor(s[::-1])  # padding stays at the end, after the reversed sentence
-        fwd_layers, _ = self.forward_lm.encode(fwd_ids.to(device))  # each (L, B, D)
-        bwd_layers, _ = self.backward_lm.encode(bwd_ids.to(device))
-        # piece index ranges per word, in forward positions (position 0 is the leading </s>)
-        b_idx, w_idx, f_pos, b_pos, spans = [], [], [], [], []
-        for b, ws in enumerate(pieces):
-            pos = 1
-            n = lengths[b]
-            for w, ids in enumerate(ws):
-                first, last = pos, pos + len(ids) - 1
-                fp = {"edges": last, "first": first, "last": last, "mean": first}[pooling]
-                bp = {"edges": first, "first": first, "last": last, "mean": first}[pooling]
-                b_idx.append(b)
-                w_idx.append(w)
-                f_pos.append(fp)
-                b_pos.append(n - 1 - bp)  # forward position p is backward position n-1-p
-                spans.append((first, last))
-                pos = last + 1
-            mask[b, : len(ws)] = True
-        bi = torch.tensor(b_idx, device=device)
-        wi = torch.tensor(w_idx, device=device)
-        for k in range(self.num_layers):
-            f = fwd_layers[k].transpose(0, 1)  # (B, L, D)
-            r = bwd_layers[k].transpose(0, 1)  # (B, L, D)
-            if pooling == "mean":
-                fv = torch.stack([f[b, s : e + 1].mean(0) for b, (s, e) in zip(b_idx, spans)])  # (N, D)
-                rv = torch.stack([r[b, lengths[b] - 1 - e : lengths[b] - s].mean(0) for b, (s, e) in zip(b_idx, spans)])
-            else:
-                fv = f[bi, torch.tensor(f_pos, device=device)]  # (N, D)
-                rv = r[bi, torch.tensor(b_pos, device=device)]  # (N, D)
-            out[bi, k, wi] = torch.cat([fv, rv], -1)  # (N, 2D)
+        out = torch.zeros(len(sentences), self.num_layers, W, 2 * self.dim, device=device)
+        mask = torch.zeros(len(sentences), W, dtype=torch.bool, device=device)
+        for b, (v,) in enumerate(self.encode_rows([[s] for s in sentences], pooling)):
+            out[b, :, : v.shape[1]] = v
+            mask[b, : v.shape[1]] = True
         return out, mask
+
+    def document(self, sentences: list[list[str]], pooling: str = "edges") -> list[Tensor]:
+        """Document mode: the sentences of one document in one pass, context carried across them.
+
+        Returns:
+            One ``(layers, words, 2D)`` tensor per sentence.
+        """
+        return self.encode_rows([sentences], pooling)[0]
 
 
 def _check_pair(fwd_manifest: dict, bwd_manifest: dict, fwd_cfg, bwd_cfg, fwd_path: str, bwd_path: str) -> None:

@@ -122,6 +122,17 @@ class Embedder:
         toks = [s.split() if isinstance(s, str) else list(s) for s in sentences]
         return self.embed_tokens(toks)
 
+    def embed_document(self, sentences: list[str] | list[list[str]]) -> list[np.ndarray]:
+        """Document mode: the sentences in one pass, context carried across them (left to right for the forward
+        LM, right to left for the backward LM). Unlike :meth:`embed_sentences`, a sentence's vectors then depend
+        on its neighbours.
+
+        Returns:
+            One ``float32`` array ``(layers, words, 2D)`` per sentence.
+        """
+        toks = [s.split() if isinstance(s, str) else list(s) for s in sentences]
+        return [v.cpu().numpy() for v in self.bilm.document(toks, self.pooling)]
+
     def embed_file(self, input_path: str | Path, output_path: str | Path, **kwargs) -> Path:
         """Embed a text file into HDF5; see :func:`write_hdf5` for the options."""
         return write_hdf5(self, input_path, output_path, **kwargs)

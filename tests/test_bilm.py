@@ -1,5 +1,7 @@
 import shutil
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -66,3 +68,18 @@ def test_corrupt_bundle(tiny_pair, tmp_path):
         load_bilm(bad)
     with pytest.raises(CheckpointError, match="not a biLM bundle"):
         load_bilm(tiny_pair["forward"])
+
+
+def test_document_mode_carries_context(tiny_pair):
+    from elmokit.embed import Embedder
+
+    e = Embedder(tiny_pair["bundle"])
+    doc = ["The old farmer sees many cats .", "Birds sing .", "A dog waits ."]
+    together = e.embed_document(doc)
+    alone = e.embed_sentences(doc)
+    assert [v.shape for v in together] == [v.shape for v in alone]
+    # the middle sentence has context on both sides: both halves differ from the sentence alone
+    assert not np.allclose(together[1][:, :, :32], alone[1][:, :, :32])
+    assert not np.allclose(together[1][:, :, 32:], alone[1][:, :, 32:])
+    # a one-sentence document is the sentence alone
+    np.testing.assert_allclose(e.embed_document(doc[:1])[0], alone[0], atol=1e-5)
