@@ -1,0 +1,154 @@
+"""Readers for downstream data, with errors naming the file, the line, what is wrong and what to do.
+
+- CoNLL column files (``-DOCSTART-`` lines skipped, blank lines between sentences, the token in column 0 and the
+  tag in a chosen column);
+- CoNLL-U (UPOS or XPOS; multiword-token ranges ``1-2`` and empty nodes ``1.1`` skipped, comments ignored);
+- TSV sentence classification: NSMC's ``id<TAB>document<TAB>label`` with a header, or plain ``text<TAB>label``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elmokit.errors import CorpusError
+from elmokit.textfile import iter_lines
+
+
+@dataclass
+class TaggedSentence:
+    words: list[str]
+    tags: list[str]
+    line: int = 0  # where the sentence starts in its file
+
+
+@dataclass
+class Example:
+    text: str
+    label: str
+    line: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def read_conll(path: str | Path, tag_column: int = -1, min_columns: int = 2) -> list[TaggedSentence]:
+    """Sentences of a whitespace-separated CoNLL column file.
+
+    Args:
+        tag_column: index of the tag column (default: the last).
+        min_columns: every token line must have at least this many columns.
+
+    Raises:
+        CorpusError: an empty file, a line with too few columns or a different column count than its sentence.
+    """
+    out: list[TaggedSentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    start = 0
+    ncols = None
+    for lineno, line in iter_lines(path, max_line_chars=1 << 62):
+        cols = line.split()
+        if not cols or cols[0] == "-DOCSTART-":
+            if words:
+                out.append(TaggedSentence(words, tags, start))
+            words, tags, ncols = [], [], None
+            continue
+        if len(cols) < min_columns:
+            raise CorpusError(f"{path}:{lineno}: {len(cols)} column(s), need at least {min_columns} (token ... tag); "
+                              f"separate sentences by blank lines")
+        if ncols is not None and len(cols) != ncols:
+            raise CorpusError(f"{path}:{lineno}: {len(cols)} columns, but this sentence's lines have {ncols}")
+        if not words:
+            start = lineno
+        ncols = len(cols)
+        if not -ncols <= tag_column < ncols:
+            raise CorpusError(f"{path}:{lineno}: no tag column {tag_column} in a line of {ncols} columns")
+        words.append(cols[0])
+        tags.append(cols[tag_column])
+    if words:
+        out.append(TaggedSentence(words, tags, start))
+    if not out:
+        raise CorpusError(f"{path}: no sentences (only blank or -DOCSTART- lines)")
+    return out
+
+
+def read_conllu(path: str | Path, tag: str = "upos") -> list[TaggedSentence]:
+    """Sentences of a CoNLL-U file with their UPOS (column 4) or XPOS (column 5) tags.
+
+    Raises:
+        CorpusError: not 10 tab-separated columns, a bad ID, an empty file.
+    """
+    if tag not in ("upos", "xpos"):
+        raise ValueError(f"tag must be upos or xpos, got {tag!r}")
+    col = 3 if tag == "upos" else 4
+    out: list[TaggedSentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    start = 0
+    for lineno, line in iter_lines(path, max_line_chars=1 << 62):
+        if not line.strip():
+            if words:
+                out.append(TaggedSentence(words, tags, start))
+            words, tags = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) != 10:
+            raise CorpusError(f"{path}:{lineno}: {len(cols)} tab-separated columns, CoNLL-U has 10; is this a "
+                              f"CoNLL-U file (fields separated by tabs)?")
+        wid = cols[0]
+        if "-" in wid or "." in wid:  # multiword-token range or empty node
+            continue
+        if not wid.isdigit():
+            raise CorpusError(f"{path}:{lineno}: ID {wid!r} is not a word index")
+        if not words:
+            start = lineno
+        words.append(cols[1])
+        tags.append(cols[col])
+    if words:
+        out.append(TaggedSentence(words, tags, start))
+    if not out:
+        raise CorpusError(f"{path}: no sentences")
+    return out
+
+
+def read_tsv(path: str | Path, text_column: str | int | None = None, label_column: str | int | None = None) -> list[Example]:
+    """Classification examples from a TSV file.
+
+    With a header (NSMC: ``id document label``) columns are found by name (``document``/``text`` and ``label`` by
+    default); without one, the file is ``text<TAB>label``.
+
+    Raises:
+        CorpusError: wrong column count, missing columns, an empty file.
+    """
+    rows = list(iter_lines(path, max_line_chars=1 << 62))
+    if not rows:
+        raise CorpusError(f"{path}: empty file")
+    header = rows[0][1].split("\t")
+    lower = [h.strip().lower() for h in header]
+    has_header = "label" in lower
+    if has_header:
+        ti = (lower.index(str(text_column).lower()) if isinstance(text_column, str) else text_column) \
+            if text_column is not None else next((lower.index(n) for n in ("document", "text", "sentence") if n in lower), None)
+        li = (lower.index(str(label_column).lower()) if isinstance(label_column, str) else label_column) \
+            if label_column is not None else lower.index("label")
+        if ti is None:
+            raise CorpusError(f"{path}:1: no text column in header {header} (expected document, text or sentence)")
+        body, ncols = rows[1:], len(header)
+    else:
+        ti, li, body, ncols = 0, 1, rows, 2
+    out = []
+    for lineno, line in body:
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) != ncols:
+            raise CorpusError(f"{path}:{lineno}: {len(cols)} tab-separated columns, expected {ncols}"
+                              + (f" as in the header {header}" if has_header else " (text<TAB>label)"))
+        label = cols[li].strip()
+        if not label:
+            raise CorpusError(f"{path}:{lineno}: empty label")
+        out.append(Example(cols[ti], label, lineno))
+    if not out:
+        raise CorpusError(f"{path}: no examples")
+    return out

@@ -1,0 +1,59 @@
+"""Tag schemes (IOB1, BIO = IOB2, BIOES) and conversions between them, and the spans they encode."""
+
+from __future__ import annotations
+
+
+def _split(tag: str) -> tuple[str, str]:
+    return (tag, "") if "-" not in tag else tuple(tag.split("-", 1))  # type: ignore[return-value]
+
+
+def iob1_to_bio(tags: list[str]) -> list[str]:
+    """IOB1 (B only between two adjacent chunks of one type) → BIO (every chunk starts with B)."""
+    out = []
+    prev_p, prev_t = "O", ""
+    for tag in tags:
+        p, t = _split(tag)
+        if p == "I" and (prev_p == "O" or prev_t != t):
+            tag = f"B-{t}"
+        out.append(tag)
+        prev_p, prev_t = _split(tag)
+    return out
+
+
+def bio_to_bioes(tags: list[str]) -> list[str]:
+    """BIO → BIOES (S for single-token chunks, E for chunk ends)."""
+    out = []
+    for i, tag in enumerate(tags):
+        p, t = _split(tag)
+        nxt = _split(tags[i + 1]) if i + 1 < len(tags) else ("O", "")
+        continues = nxt == ("I", t)
+        if p == "B":
+            out.append(f"B-{t}" if continues else f"S-{t}")
+        elif p == "I":
+            out.append(f"I-{t}" if continues else f"E-{t}")
+        else:
+            out.append(tag)
+    return out
+
+
+def bioes_to_bio(tags: list[str]) -> list[str]:
+    """BIOES → BIO."""
+    out = []
+    for tag in tags:
+        p, t = _split(tag)
+        out.append(f"B-{t}" if p == "S" else f"I-{t}" if p == "E" else tag)
+    return out
+
+
+def spans(tags: list[str]) -> list[tuple[str, int, int]]:
+    """``(type, start, end_inclusive)`` of the chunks of a BIO sequence (an I after O or another type starts one)."""
+    out = []
+    cur = None
+    for i, tag in enumerate([*tags, "O"]):
+        p, t = _split(tag)
+        if cur and (p in ("B", "O") or t != cur[0]):
+            out.append((cur[0], cur[1], i - 1))
+            cur = None
+        if p == "B" or (p == "I" and cur is None):
+            cur = (t, i)
+    return out
