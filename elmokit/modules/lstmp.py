@@ -66,24 +66,26 @@ class LSTMPFunction(torch.autograd.Function):
         d_out = d_out.contiguous() if d_out is not None else torch.zeros_like(out)
         dh = d_hT if d_hT is not None else h0.new_zeros(B, P)
         dc = d_cT.clone() if d_cT is not None else c0.new_zeros(B, H)
-        # every factor the time loop needs, computed batched over all steps (few large ops, not many small ones)
-        i, f, g, o = gates[..., :H], gates[..., H : 2 * H], gates[..., 2 * H : 3 * H], gates[..., 3 * H :]
-        c_prev = torch.cat([c0.unsqueeze(0), cells[:-1]], 0)  # (T, B, H)
-        coef = torch.stack([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], 2)  # (T, B, 3, H): d{i,f,g}/dc
-        del c_prev
-        do_fac = tanh_c * o * (1 - o)  # (T, B, H): d o_pre / d hfull
-        dc_fac = o * (1 - tanh_c * tanh_c)  # (T, B, H): d c / d hfull
-        d_gates = torch.empty_like(gates)  # (T, B, 4H), pre-activation gradients
+        d_gates = torch.empty_like(gates)  # (T, B, 4H)
         d_h_all = torch.empty_like(out)  # (T, B, P): gradient reaching each projected output
-        dhf = h0.new_empty(B, H)
         for t in range(T - 1, -1, -1):
             dh_t = torch.add(d_out[t], dh, out=d_h_all[t])  # (B, P)
-            torch.mm(dh_t, w_hr, out=dhf)  # (B, H)
+            dhf = dh_t @ w_hr  # (B, H)
+            g = gates[t]
+            i, f, gg, o = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
+            tc = tanh_c[t]
+            c_prev = cells[t - 1] if t > 0 else c0
             dg = d_gates[t]
-            torch.mul(dhf, do_fac[t], out=dg[:, 3 * H :])
-            dc.addcmul_(dhf, dc_fac[t])
-            torch.mul(coef[t], dc.unsqueeze(1), out=dg[:, : 3 * H].view(B, 3, H))
-            dc.mul_(f[t])
+            # d o (pre-activation) = dhf * tanh(c) * o * (1 - o)
+            torch.mul(dhf, tc, out=dg[:, 3 * H :])
+            dg[:, 3 * H :].mul_(o * (1 - o))
+            # dc += dhf * o * (1 - tanh(c)^2)
+            dc.addcmul_(dhf * o, 1 - tc * tc)
+            # d i = dc * g * i (1 - i); d f = dc * c_prev * f (1 - f); d g = dc * i * (1 - g^2)
+            torch.mul(dc, gg, out=dg[:, :H]).mul_(i * (1 - i))
+            torch.mul(dc, c_prev, out=dg[:, H : 2 * H]).mul_(f * (1 - f))
+            torch.mul(dc, i, out=dg[:, 2 * H : 3 * H]).mul_(1 - gg * gg)
+            dc = dc * f
             dh = dg @ w_hh  # (B, P)
         dg2 = d_gates.view(T * B, 4 * H)  # (T*B, 4H)
         h_prev = torch.cat([h0.unsqueeze(0), out[:-1]], 0).view(T * B, P)  # (T*B, P)
