@@ -53,7 +53,7 @@ class Embedder:
     """
 
     def __init__(self, model: str | Path, backward: str | Path | None = None, device: str = "cpu",
-                 pooling: str = "edges", batch_tokens: int = 4000, max_words: int = 1000) -> None:
+                 pooling: str = "edges", batch_tokens: int = 1000, max_words: int = 1000) -> None:
         from elmokit.bilm import load_bilm
 
         self.bilm = load_bilm(model, backward, device)
