@@ -23,10 +23,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from elmokit.checkpoint import (
-    _file_sha, atomic_dir, commit_dir, load_model, resolve_model_dir, versions, write_json,
-)
+from elmokit.checkpoint import atomic_dir, commit_dir, load_model, resolve_model_dir, versions, write_json
 from elmokit.errors import CheckpointError
+from elmokit.textfile import sha256_file
 from elmokit.vocab import EOS_ID, PAD_ID, Vocab
 
 BUNDLE_FORMAT = "elmokit-bilm/1"
@@ -231,7 +230,7 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
                                   f"pass a bundle, or a forward and a backward model")
         fwd_dir, bwd_dir = p / "forward", p / "backward"
         for d, key in ((fwd_dir, "forward_manifest_sha256"), (bwd_dir, "backward_manifest_sha256")):
-            if not (d / "manifest.json").is_file() or _file_sha(d / "manifest.json") != manifest[key]:
+            if not (d / "manifest.json").is_file() or sha256_file(d / "manifest.json") != manifest[key]:
                 raise CheckpointError(f"{d}: missing or does not match the bundle manifest; the bundle is corrupt")
         sha = manifest["sha256"]
     else:
@@ -246,7 +245,7 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
 def _pair_sha(fwd_dir: Path, bwd_dir: Path) -> str:
     import hashlib
 
-    return hashlib.sha256((_file_sha(fwd_dir / "manifest.json") + _file_sha(bwd_dir / "manifest.json")).encode()).hexdigest()
+    return hashlib.sha256((sha256_file(fwd_dir / "manifest.json") + sha256_file(bwd_dir / "manifest.json")).encode()).hexdigest()
 
 
 def write_bundle(forward: str | Path, backward: str | Path, out: str | Path) -> Path:
@@ -262,7 +261,7 @@ def write_bundle(forward: str | Path, backward: str | Path, out: str | Path) -> 
     tmp = atomic_dir(out)
     shutil.copytree(fwd_dir, tmp / "forward")
     shutil.copytree(bwd_dir, tmp / "backward")
-    fm, bm = _file_sha(tmp / "forward" / "manifest.json"), _file_sha(tmp / "backward" / "manifest.json")
+    fm, bm = sha256_file(tmp / "forward" / "manifest.json"), sha256_file(tmp / "backward" / "manifest.json")
     write_json(tmp / "manifest.json", {
         "format": BUNDLE_FORMAT,
         "sha256": _pair_sha(tmp / "forward", tmp / "backward"),

@@ -15,7 +15,6 @@ so a directory with the final name is always whole; its manifest's sha256 sums c
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -29,6 +28,7 @@ import torch
 
 from elmokit import __version__
 from elmokit.errors import CheckpointError
+from elmokit.textfile import sha256_file
 
 MODEL_FORMAT = "elmokit-lm/1"
 
@@ -45,18 +45,6 @@ def versions() -> dict[str, str]:
         "sentencepiece": sentencepiece.__version__,
         "python": platform.python_version(),
     }
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def torch_save_bytes(obj: Any) -> bytes:
@@ -114,7 +102,7 @@ def write_model_files(
     (d / "weights.pt").write_bytes(torch_save_bytes({k: v.detach().cpu() for k, v in state_dict.items()}))
     (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shutil.copyfile(vocab_path, d / "vocab.model")
-    files = {n: _file_sha(d / n) for n in ("weights.pt", "config.yaml", "vocab.model")}
+    files = {n: sha256_file(d / n) for n in ("weights.pt", "config.yaml", "vocab.model")}
     manifest = {
         "format": MODEL_FORMAT,
         "direction": direction,
@@ -155,7 +143,7 @@ def read_manifest(d: Path, verify: bool = True) -> dict:
             f = d / name
             if not f.is_file():
                 raise CheckpointError(f"{f}: missing; the model directory is incomplete")
-            if _file_sha(f) != sha:
+            if sha256_file(f) != sha:
                 raise CheckpointError(
                     f"{f}: sha256 differs from the manifest; the file is corrupt or truncated "
                     f"(use an earlier checkpoint or re-run)"

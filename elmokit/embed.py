@@ -19,7 +19,6 @@ after a kill, ``--resume`` continues from the last completed chunk of lines.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -28,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from elmokit import __version__
-from elmokit.errors import CorpusError, ElmokitError
-from elmokit.textfile import check_file
+from elmokit.errors import ElmokitError
+from elmokit.textfile import check_file, sha256_file
 
 LAYOUTS = ("allennlp", "packed")
 LAYER_MODES = ("all", "top", "average")
@@ -168,14 +167,6 @@ def read_sentences(path: str | Path, tokenized: bool = False) -> Iterator[tuple[
         yield start, words, " ".join(words)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _chunks(items: Iterable, n: int) -> Iterator[list]:
     chunk = []
     for it in items:
@@ -220,7 +211,7 @@ def write_hdf5(
     inp = check_file(input_path)
     out = Path(output_path)
     partial = out.with_name(out.name + ".partial")
-    in_sha = _sha256(inp)
+    in_sha = sha256_file(inp)
     total = sum(1 for _ in read_sentences(inp, tokenized))  # validates every line before anything is written
     attrs = {
         "elmokit_version": __version__, "model_sha256": embedder.bilm.sha256,

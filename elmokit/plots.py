@@ -36,6 +36,13 @@ def plot_curves(records: list[dict], path: str | Path, title: str = "") -> Path:
     ax2.set_ylabel("tokens/s")
     ax2.grid(alpha=0.3)
     fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Save a matplotlib figure as PNG atomically (temp file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.png")
@@ -43,3 +50,23 @@ def plot_curves(records: list[dict], path: str | Path, title: str = "") -> Path:
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def plot_mix_weights(mixes: list, path: str | Path, labels: list[str] | None = None) -> Path:
+    """Bar chart of each :class:`~elmokit.modules.scalar_mix.ScalarMix`'s softmax layer weights (and gamma)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(mixes[0].weights)
+    width = 0.8 / len(mixes)
+    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * k * len(mixes), 3.5))
+    for j, mix in enumerate(mixes):
+        s = mix.normalized_weights().detach().cpu().tolist()
+        name = labels[j] if labels else f"mix {j}"
+        ax.bar([i + j * width for i in range(k)], s, width, label=f"{name} (γ={float(mix.gamma):.2f})")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(k)], [f"layer {i}" for i in range(k)])
+    ax.set_ylabel("softmax weight")
+    ax.legend()
+    return save_figure(fig, path)

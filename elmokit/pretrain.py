@@ -14,7 +14,6 @@ negatives (the head's own generator, same seed), while dropout masks come from t
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import random
@@ -45,7 +44,7 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
     checks = [
         (m.head in ("sampled", "full"), f"model.head must be sampled or full, got {m.head!r}"),
         (m.cell in ("lstm", "gru", "rnn"), f"model.cell must be lstm, gru or rnn, got {m.cell!r}"),
-        (t.optimizer in ("adam", "sgd", "adagrad"), f"train.optimizer must be adam, sgd or adagrad"),
+        (t.optimizer in ("adam", "sgd", "adagrad"), f"train.optimizer must be adam, sgd or adagrad, got {t.optimizer!r}"),
         (t.schedule in ("cosine", "linear", "constant"), "train.schedule must be cosine, linear or constant"),
         (t.precision in ("no", "bf16"), f"train.precision must be no or bf16, got {t.precision!r}"),
         (t.batch_size > 0 and t.bptt > 0, "train.batch_size and train.bptt must be positive"),
@@ -218,7 +217,7 @@ def pretrain(
     model = LanguageModel(cfg.model, vocab.size, seed=t.seed)
     model.head.set_counts(torch.from_numpy(unigram_counts(train_tokens, vocab.size)))
     if init_from and not checkpoints:
-        src, _, src_vocab, manifest = load_model(init_from)
+        src, _, _, manifest = load_model(init_from)
         check_vocab_fits(manifest, vocab.sha256, cfg.data.vocab, init_from)
         try:
             model.load_state_dict(src.state_dict())

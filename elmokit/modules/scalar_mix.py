@@ -59,31 +59,3 @@ class ScalarMix(nn.Module):
         s = self.normalized_weights().to(layers.dtype)
         return self.gamma * torch.einsum("k,bkwd->bwd", s, layers)  # (batch, words, dim)
 
-
-def plot_weights(mixes: list[ScalarMix], path, labels: list[str] | None = None):
-    """Bar chart of each mix's normalised layer weights (and gamma) as a PNG; returns the path."""
-    import os
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(mixes[0].weights) * len(mixes), 3.5))
-    k = len(mixes[0].weights)
-    width = 0.8 / len(mixes)
-    for j, mix in enumerate(mixes):
-        s = mix.normalized_weights().detach().cpu().tolist()
-        name = labels[j] if labels else f"mix {j}"
-        ax.bar([i + j * width for i in range(k)], s, width, label=f"{name} (γ={float(mix.gamma):.2f})")
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(k)], [f"layer {i}" for i in range(k)])
-    ax.set_ylabel("softmax weight")
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path

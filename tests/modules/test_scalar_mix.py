@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from elmokit.modules.elmo import ElmoLayer
-from elmokit.modules.scalar_mix import ScalarMix, plot_weights
+from elmokit.modules.scalar_mix import ScalarMix
+from elmokit.plots import plot_mix_weights
 
 
 def test_weights_sum_to_one_and_mix():
@@ -43,4 +44,4 @@ def test_gradients_reach_the_mix_not_the_bilm(tiny_pair, tmp_path):
     for mix in layer.mixes:
         assert mix.weights.grad is not None and mix.gamma.grad is not None
     assert all(p.grad is None and not p.requires_grad for p in layer.bilm.parameters())
-    assert plot_weights(list(layer.mixes), tmp_path / "mix.png").stat().st_size > 1000
+    assert plot_mix_weights(list(layer.mixes), tmp_path / "mix.png").stat().st_size > 1000
