@@ -102,10 +102,9 @@ class Embedder:
                     owner.append(k)
         results: list[np.ndarray | None] = [None] * len(windows)
         for idx in self._batches(windows):
-            vecs, mask = self.bilm([windows[i] for i in idx], self.pooling)  # (b, layers, W, 2D), (b, W)
-            vecs = vecs.cpu().numpy()
-            for row, i in enumerate(idx):
-                results[i] = vecs[row, :, : len(windows[i])]  # (layers, words, 2D)
+            rows = self.bilm.encode_rows([[windows[i]] for i in idx], self.pooling)  # per row: [(layers, words, 2D)]
+            for (v,), i in zip(rows, idx):
+                results[i] = v.cpu().numpy()
         out: list[list[np.ndarray]] = [[] for _ in sentences]
         for i, k in enumerate(owner):
             out[k].append(results[i])
