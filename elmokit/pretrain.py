@@ -190,11 +190,11 @@ def pretrain(
         raise ConfigError("train.precision=bf16 is for GPUs (bf16 matmul is far slower than fp32 on CPUs); use no")
     main = accelerator.is_main_process
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
-    checkpoints = list_checkpoints(run_dir) if resume else []
+    checkpoints = list_checkpoints(run_dir)
+    if checkpoints and not resume:  # every process sees the same directory, so every process stops here
+        raise ConfigError(f"{run_dir}: has checkpoints already; pass --resume to continue, or another --out")
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume and (run_dir / "checkpoints").exists() and list_checkpoints(run_dir):
-            raise ConfigError(f"{run_dir}: has checkpoints already; pass --resume to continue, or another --out")
 
     # --- data --------------------------------------------------------------------------------------------------
     vocab = load_vocab(cfg.data.vocab)
