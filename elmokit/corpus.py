@@ -135,8 +135,8 @@ def encode_corpus(
         fn_kwargs={"model_path": str(vocab.path.resolve())},
         desc="encoding",
     )
-    lengths = np.fromiter((len(x) for x in ds["ids"]), dtype=np.int64, count=len(ds))
-    total = 1 + int(lengths.sum())
+    # two passes over Arrow batches (memory-mapped), never the whole column in Python: size, then copy
+    total = 1 + sum(sum(len(x) for x in batch["ids"]) for batch in ds.iter(batch_size=10000))
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.npy")
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(total,))
     arr[0] = EOS_ID
