@@ -29,7 +29,8 @@ CACHE_FORMAT = 1
 _SP = {}  # per-process sentencepiece processors for datasets.map workers
 
 
-def _gen_lines(files: list[str], max_line_chars: int) -> Iterator[dict]:
+def _gen_lines(files: list[str], max_line_chars: int, cache_key: str = "") -> Iterator[dict]:
+    # cache_key is unused here: it is in the arguments so that datasets' fingerprint changes with the files' contents
     for f in files:
         for _, line in iter_lines(f, max_line_chars):
             yield {"text": line}
@@ -57,7 +58,7 @@ def _cache_key(sources: list[str], vocab: Vocab, max_line_chars: int) -> str:
     return h.hexdigest()[:24]
 
 
-def _load_dataset(sources: list[str], max_line_chars: int, cache_dir: Path):
+def _load_dataset(sources: list[str], max_line_chars: int, cache_dir: Path, cache_key: str):
     import datasets
 
     hub = [s for s in sources if s.startswith("hf:")]
@@ -69,7 +70,7 @@ def _load_dataset(sources: list[str], max_line_chars: int, cache_dir: Path):
         parts.append(
             datasets.Dataset.from_generator(
                 _gen_lines,
-                gen_kwargs={"files": local, "max_line_chars": max_line_chars},
+                gen_kwargs={"files": local, "max_line_chars": max_line_chars, "cache_key": cache_key},
                 cache_dir=str(cache_dir / "hf"),
             )
         )
@@ -123,7 +124,7 @@ def encode_corpus(
         if not s.startswith("hf:"):
             for _ in iter_lines(s, max_line_chars):
                 pass
-    ds = _load_dataset(sources, max_line_chars, cache)
+    ds = _load_dataset(sources, max_line_chars, cache, key)
     if len(ds) == 0:
         raise CorpusError(f"{sources[0]}: no lines to encode")
     ds = ds.map(

@@ -63,3 +63,17 @@ def test_eval_batches_predict_every_token_once(reverse):
         assert torch.equal(x[m] + (-1 if reverse else 1), y[m])  # inputs are the previous tokens
     arr = tokens[::-1] if reverse else tokens
     assert sorted(seen) == sorted(arr[1:].tolist())
+
+
+def test_edited_file_is_encoded_again(vocab_path, tmp_path):
+    import os
+
+    v = load_vocab(vocab_path)
+    p = tmp_path / "c.txt"
+    p.write_text("The cat sees a dog .\n", encoding="utf-8")
+    first = encode_corpus([str(p)], v, tmp_path / "cache", progress=False)
+    p.write_text("Birds sing .\nA dog waits .\n", encoding="utf-8")
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    second = encode_corpus([str(p)], v, tmp_path / "cache", progress=False)
+    assert second.tolist() == [EOS_ID] + v.encode("Birds sing .") + [EOS_ID] + v.encode("A dog waits .") + [EOS_ID]
+    assert first.tolist() != second.tolist()
