@@ -101,9 +101,10 @@ def pretrain(config, direction, out, resume, init_from, quiet, overrides):
     """Pretrain one direction of the biLM. OVERRIDES are key=value pairs, e.g. train.lr=0.001 model.size=small.
 
     \b
-    One process:      elmokit pretrain --config recipes/lm/wikitext2-small.yaml --direction forward --out runs/f
-    Two CPU procs:    accelerate launch --cpu --num_processes 2 -m elmokit.cli pretrain --config ... --out runs/f
-    Eight GPUs:       accelerate launch --num_processes 8 -m elmokit.cli pretrain --config ... --out runs/f
+    One process:   elmokit pretrain --config recipes/lm/wikitext2-small.yaml --direction forward --out runs/f
+    Two CPU procs: accelerate launch --multi_gpu --num_processes 2 -m elmokit.cli pretrain --config ... --out runs/f
+                   (without GPUs the processes train over gloo; `--cpu` would start one MPI-style process only)
+    Eight GPUs:    accelerate launch --multi_gpu --num_processes 8 -m elmokit.cli pretrain --config ... --out runs/f
 
     train.batch_size is the global number of streams, split over the processes; the loss, learning rate and step
     count do not change with the number of processes. Metrics go to OUT/metrics.jsonl, the final model to
