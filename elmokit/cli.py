@@ -47,7 +47,7 @@ def main() -> None:
       elmokit bundle runs/fwd runs/bwd --out runs/bilm          pair them into a frozen biLM
       elmokit embed runs/bilm sentences.txt vectors.hdf5       layer-wise word vectors to HDF5
 
-    `elmokit demo` runs all of it on a small built-in corpus in about two minutes.
+    `elmokit demo` runs all of it (and bundle, embed, read back) on a small built-in corpus in about two minutes.
     """
 
 
@@ -221,7 +221,7 @@ def embed(model, input_file, output, layers, dtype, layout, batch_tokens, poolin
 @friendly_errors
 def demo(out, steps):
     """Run the whole pipeline on a small built-in corpus: vocab → pretrain forward and backward tiny models →
-    evaluate → generate → biLM bundle → embed to HDF5 → read back. Takes about a minute on two CPU cores."""
+    evaluate → generate → biLM bundle → embed to HDF5 → read back. Takes about two minutes on two CPU cores."""
     from elmokit.demo import run_demo
 
     run_demo(out, steps)
