@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Extract NSMC train's documents, then rebuild the Korean `small` forward and backward LMs if missing (side by
+# side, one thread each). Needs ELMOKIT_DATA (../shared/data).
+#   ELMOKIT_DATA=../shared/data bash recipes/lm/nsmc-small.sh
+set -euo pipefail
+: "${ELMOKIT_DATA:?set ELMOKIT_DATA to the folder holding nsmc/}"
+runs="$HOME/elmokit-runs"
+mkdir -p "$runs/data"
+[ -f "$runs/data/nsmc-train.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_train.txt" \
+  --column document --out "$runs/data/nsmc-train.txt"
+pids=()
+for dir in forward backward; do
+  out="$runs/nsmc-small-$([ $dir = forward ] && echo fwd || echo bwd)"
+  if [ ! -f "$out/model/manifest.json" ]; then
+    elmokit pretrain --config recipes/lm/nsmc-small.yaml --direction "$dir" --out "$out" --resume --quiet \
+      > "$out.log" 2>&1 &
+    pids+=($!)
+    sleep 30   # let the first run build the token cache before the second reads it
+  fi
+done
+for p in "${pids[@]}"; do wait "$p"; done
+echo "models: $runs/nsmc-small-fwd/model $runs/nsmc-small-bwd/model"
