@@ -73,7 +73,8 @@ class BiLM(nn.Module):
         return out
 
     @torch.no_grad()
-    def encode_rows(self, rows: list[list[list[str]]], pooling: str = "edges") -> list[list[Tensor]]:
+    def encode_rows(self, rows: list[list[list[str]]], pooling: str = "edges",
+                    pieces: list[list[list[list[int]]]] | None = None) -> list[list[Tensor]]:
         """Run both LMs over rows of sentences and pool per word.
 
         A row is one sequence ``</s> s1 </s> s2 </s> ... </s>``: with one sentence per row every sentence starts
@@ -83,6 +84,7 @@ class BiLM(nn.Module):
         Args:
             rows: ``batch`` rows, each a list of sentences, each a list of words.
             pooling: ``edges`` | ``first`` | ``last`` | ``mean``.
+            pieces: the rows already encoded by :meth:`pieces` (per row, per sentence, per word), if at hand.
 
         Returns:
             Per row, per sentence, a tensor ``(layers, words, 2D)``.
@@ -94,10 +96,9 @@ class BiLM(nn.Module):
         if not any(len(sent) for row in rows for sent in row):
             return [[empty for _ in row] for row in rows]
         seqs, spans = [], []  # spans[r][s] = [(first, last) piece positions of each word]
-        for row in rows:
-            pieces = self.pieces(row)
+        for r, row in enumerate(rows):
             seq, row_spans = [EOS_ID], []
-            for words in pieces:
+            for words in (pieces[r] if pieces is not None else self.pieces(row)):
                 word_spans = []
                 for ids in words:
                     word_spans.append((len(seq), len(seq) + len(ids) - 1))

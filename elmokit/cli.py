@@ -189,7 +189,7 @@ def bundle(forward, backward, out):
               help="allennlp: one dataset per line (keys '0', '1', ...) + sentence_to_index; packed: one chunked "
                    "word-major array + offsets, for large corpora.")
 @click.option("--batch-tokens", default=1000, show_default=True,
-              help="Padded words per batch (larger batches page-fault their big buffers on CPU; 1000 was fastest here).")
+              help="Padded pieces per batch (larger batches page-fault their big buffers on CPU; 1000 was fastest here).")
 @click.option("--pooling", type=click.Choice(["edges", "first", "last", "mean"]), default="edges", show_default=True,
               help="edges: forward state at a word's last piece, backward state at its first.")
 @click.option("--tokenized", is_flag=True, help="INPUT is one token per line, blank lines between sentences.")

@@ -47,7 +47,8 @@ class Embedder:
         backward: the backward model directory (optional).
         device: torch device.
         pooling: ``edges`` (default) | ``first`` | ``last`` | ``mean``.
-        batch_tokens: pieces per batch (padded size) when embedding many sentences.
+        batch_tokens: pieces per batch (padded size) when embedding many sentences; sentences are sorted by their
+            number of pieces first, so little is padding.
         max_words: longer sentences are embedded in windows of this many words (memory stays bounded).
     """
 
@@ -69,13 +70,17 @@ class Embedder:
         """Width of every layer (2D)."""
         return 2 * self.bilm.dim
 
-    def _batches(self, sentences: list[list[str]]) -> Iterator[list[int]]:
-        """Indices grouped into length-sorted batches of at most ``batch_tokens`` padded words (approx. pieces)."""
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
+        """Indices grouped into length-sorted batches of at most ``batch_tokens`` padded pieces.
+
+        Args:
+            lengths: sequence length (pieces, with the two ``</s>``) of each sentence.
+        """
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         batch: list[int] = []
         longest = 0
         for i in order:
-            n = len(sentences[i]) + 2
+            n = lengths[i]
             if batch and max(longest, n) * (len(batch) + 1) > self.batch_tokens:
                 yield batch
                 batch, longest = [], 0
@@ -101,8 +106,11 @@ class Embedder:
                     windows.append(s[j : j + self.max_words])
                     owner.append(k)
         results: list[np.ndarray | None] = [None] * len(windows)
-        for idx in self._batches(windows):
-            rows = self.bilm.encode_rows([[windows[i]] for i in idx], self.pooling)  # per row: [(layers, words, 2D)]
+        pieces = self.bilm.pieces(windows)  # one sentencepiece call for the whole chunk
+        lengths = [sum(len(w) for w in p) + 2 for p in pieces]
+        for idx in self._batches(lengths):
+            rows = self.bilm.encode_rows([[windows[i]] for i in idx], self.pooling,
+                                         [[pieces[i]] for i in idx])  # per row: [(layers, words, 2D)]
             for (v,), i in zip(rows, idx):
                 results[i] = v.cpu().numpy()
         out: list[list[np.ndarray]] = [[] for _ in sentences]

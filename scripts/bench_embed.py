@@ -66,9 +66,9 @@ def bare_forward_seconds(emb, sentences: list[list[str]]) -> float:
 
     bilm = emb.bilm
     batches = []
-    for idx in emb._batches(sentences):
-        pieces = bilm.pieces([sentences[i] for i in idx])
-        seqs = [[EOS_ID, *[p for w in ws for p in w], EOS_ID] for ws in pieces]
+    all_pieces = bilm.pieces(sentences)
+    for idx in emb._batches([sum(len(w) for w in p) + 2 for p in all_pieces]):
+        seqs = [[EOS_ID, *[p for w in all_pieces[i] for p in w], EOS_ID] for i in idx]
         L = max(len(s) for s in seqs)
         f = torch.full((len(seqs), L), PAD_ID, dtype=torch.long)
         b = torch.full((len(seqs), L), PAD_ID, dtype=torch.long)
