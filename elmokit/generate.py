@@ -18,9 +18,8 @@ def sample(model, vocab, prompt: str = "", n_tokens: int = 50, temperature: floa
         raise ValueError("temperature must be > 0")
     g = torch.Generator().manual_seed(seed)
     model.eval()
-    ids = [EOS_ID, *vocab.encode(prompt)] if prompt else [EOS_ID]
-    if reverse:
-        ids = [EOS_ID, *reversed(vocab.encode(prompt))] if prompt else [EOS_ID]
+    prompt_ids = vocab.encode(prompt) if prompt else []
+    ids = [EOS_ID, *(prompt_ids[::-1] if reverse else prompt_ids)]  # the backward LM reads right to left
     layers, state = model.encode(torch.tensor([ids]))  # layers[-1]: (time, 1, D)
     h = layers[-1][-1]  # (1, D)
     out: list[int] = []
@@ -33,8 +32,7 @@ def sample(model, vocab, prompt: str = "", n_tokens: int = 50, temperature: floa
         out.append(nxt)
         layers, state = model.encode(torch.tensor([[nxt]]), state)
         h = layers[-1][-1]
-    pieces = [i for i in out]
-    text_ids = (list(reversed(pieces)) + vocab.encode(prompt)) if reverse else (vocab.encode(prompt) + pieces)
+    text_ids = (out[::-1] + vocab.encode(prompt)) if reverse else (vocab.encode(prompt) + out)
     # </s> marks a line break
     lines, cur = [], []
     for i in text_ids:
