@@ -107,17 +107,21 @@ class BiLM(nn.Module):
                 row_spans.append(word_spans)
             seqs.append(seq)
             spans.append(row_spans)
-        B, L = len(seqs), max(len(q) for q in seqs)
+        # The leading </s> always leaves the same state (read from zero), and no word is pooled at the final </s>:
+        # each LM runs over the row without them, from that cached state (the same numbers, two steps fewer).
+        B, L = len(seqs), max(len(q) for q in seqs) - 2
         fwd_ids = torch.full((B, L), PAD_ID, dtype=torch.long)
         bwd_ids = torch.full((B, L), PAD_ID, dtype=torch.long)
         for b, q in enumerate(seqs):
-            fwd_ids[b, : len(q)] = torch.tensor(q)
-            bwd_ids[b, : len(q)] = torch.tensor(q[::-1])  # padding stays at the end, after the reversed row
-        fwd_layers, _ = self.forward_lm.encode(fwd_ids.to(device))  # each (L, B, D)
-        bwd_layers, _ = self.backward_lm.encode(bwd_ids.to(device))
+            inner = q[1:-1]
+            fwd_ids[b, : len(inner)] = torch.tensor(inner, dtype=torch.long)
+            bwd_ids[b, : len(inner)] = torch.tensor(inner[::-1], dtype=torch.long)  # padding stays at the end
+        fwd_layers, _ = self.forward_lm.encode(fwd_ids.to(device), self._start_state("forward", B))  # (L, B, D)
+        bwd_layers, _ = self.backward_lm.encode(bwd_ids.to(device), self._start_state("backward", B))
         f_all = torch.stack(fwd_layers, 1)  # (L, layers, B, D)
         r_all = torch.stack(bwd_layers, 1)
-        # gather one forward and one backward position per word; forward position p is backward position n-1-p
+        # one forward and one backward position per word: full-row position p is forward index p-1 and, in the
+        # reversed row of n tokens, backward index n-2-p
         b_idx, f_pos, r_pos = [], [], []
         for b, row_spans in enumerate(spans):
             n = len(seqs[b])
@@ -126,8 +130,8 @@ class BiLM(nn.Module):
                     fp = first if pooling == "first" else last
                     bp = last if pooling == "last" else first
                     b_idx.append(b)
-                    f_pos.append(fp)
-                    r_pos.append(n - 1 - bp)
+                    f_pos.append(fp - 1)
+                    r_pos.append(n - 2 - bp)
         if pooling == "mean":
             fv, rv = self._mean_pool(f_all, r_all, seqs, spans)  # (N, layers, D) each
         else:
@@ -144,6 +148,16 @@ class BiLM(nn.Module):
             out.append(row_out)
         return out
 
+    def _start_state(self, direction: str, batch: int) -> list:
+        """The state each LM is in after reading ``</s>`` from zero, for ``batch`` rows (computed once)."""
+        if not hasattr(self, "_start_cache"):
+            self._start_cache = {}
+        if direction not in self._start_cache:
+            lm = self.forward_lm if direction == "forward" else self.backward_lm
+            eos = torch.tensor([[EOS_ID]], device=lm.embedding.weight.device)
+            self._start_cache[direction] = lm.encode(eos)[1]  # per layer (h, c), each (1, dim)
+        return [tuple(t.expand(batch, -1).contiguous() for t in layer) for layer in self._start_cache[direction]]
+
     @staticmethod
     def _mean_pool(f_all: Tensor, r_all: Tensor, seqs, spans) -> tuple[Tensor, Tensor]:
         """Mean over each word's pieces, both directions: two ``(N, layers, D)`` tensors."""
@@ -152,8 +166,8 @@ class BiLM(nn.Module):
             n = len(seqs[b])
             for word_spans in row_spans:
                 for first, last in word_spans:
-                    fv.append(f_all[first : last + 1, :, b].mean(0))  # (layers, D)
-                    rv.append(r_all[n - 1 - last : n - first, :, b].mean(0))
+                    fv.append(f_all[first - 1 : last, :, b].mean(0))  # (layers, D)
+                    rv.append(r_all[n - 2 - last : n - 1 - first, :, b].mean(0))
         return torch.stack(fv), torch.stack(rv)
 
     def forward(self, sentences: list[list[str]], pooling: str = "edges") -> tuple[Tensor, Tensor]:

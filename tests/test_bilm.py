@@ -31,8 +31,21 @@ def test_layer_layout_and_edges_pooling(tiny_pair):
 @pytest.mark.parametrize("pooling", ["first", "last", "mean"])
 def test_other_poolings(tiny_pair, pooling):
     bilm = load_bilm(tiny_pair["bundle"])
-    vecs, _ = bilm([["Unbelievably", "cats"]], pooling)
-    assert vecs.shape == (1, 3, 2, 64) and torch.isfinite(vecs).all()
+    words = ["Unbelievably", "distant", "cats"]
+    vecs, _ = bilm([words], pooling)
+    assert vecs.shape == (1, 3, 3, 64)
+    pieces = bilm.pieces([words])[0]
+    seq = [2, *[i for w in pieces for i in w], 2]
+    f_layers, _ = bilm.forward_lm.encode(torch.tensor([seq]))
+    b_layers, _ = bilm.backward_lm.encode(torch.tensor([seq[::-1]]))
+    n, pos = len(seq), 1
+    for j, w in enumerate(pieces):
+        first, last = pos, pos + len(w) - 1
+        span = {"first": [first], "last": [last], "mean": list(range(first, last + 1))}[pooling]
+        for k in range(3):
+            torch.testing.assert_close(vecs[0, k, j, :32], f_layers[k][span, 0].mean(0))
+            torch.testing.assert_close(vecs[0, k, j, 32:], b_layers[k][[n - 1 - p for p in span], 0].mean(0))
+        pos = last + 1
 
 
 def test_empty_sentences_in_a_batch(tiny_pair):
