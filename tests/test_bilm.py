@@ -9,17 +9,23 @@ from elmokit.bilm import load_bilm, write_bundle
 from elmokit.errors import CheckpointError
 
 
+def full_row(bilm, words):
+    """Word pieces and both LMs' layers over the whole row ``</s> pieces </s>`` (the reference computation)."""
+    pieces = bilm.pieces([words])[0]
+    seq = [2, *[i for w in pieces for i in w], 2]
+    f_layers, _ = bilm.forward_lm.encode(torch.tensor([seq]))
+    b_layers, _ = bilm.backward_lm.encode(torch.tensor([seq[::-1]]))
+    return pieces, len(seq), f_layers, b_layers
+
+
 def test_layer_layout_and_edges_pooling(tiny_pair):
     """Layer k of word j = [forward layer k at the word's last piece; backward layer k at its first piece]."""
     bilm = load_bilm(tiny_pair["bundle"])
     words = ["Unbelievably", "distant", "cats", "."]
     vecs, mask = bilm([words])  # (1, layers, words, 2D)
     assert vecs.shape == (1, 3, 4, 64) and mask.all()
-    pieces = bilm.pieces([words])[0]
-    seq = [2, *[i for w in pieces for i in w], 2]
-    f_layers, _ = bilm.forward_lm.encode(torch.tensor([seq]))
-    b_layers, _ = bilm.backward_lm.encode(torch.tensor([seq[::-1]]))
-    n, pos = len(seq), 1
+    pieces, n, f_layers, b_layers = full_row(bilm, words)
+    pos = 1
     for j, w in enumerate(pieces):
         first, last = pos, pos + len(w) - 1
         for k in range(3):
@@ -34,11 +40,8 @@ def test_other_poolings(tiny_pair, pooling):
     words = ["Unbelievably", "distant", "cats"]
     vecs, _ = bilm([words], pooling)
     assert vecs.shape == (1, 3, 3, 64)
-    pieces = bilm.pieces([words])[0]
-    seq = [2, *[i for w in pieces for i in w], 2]
-    f_layers, _ = bilm.forward_lm.encode(torch.tensor([seq]))
-    b_layers, _ = bilm.backward_lm.encode(torch.tensor([seq[::-1]]))
-    n, pos = len(seq), 1
+    pieces, n, f_layers, b_layers = full_row(bilm, words)
+    pos = 1
     for j, w in enumerate(pieces):
         first, last = pos, pos + len(w) - 1
         span = {"first": [first], "last": [last], "mean": list(range(first, last + 1))}[pooling]
