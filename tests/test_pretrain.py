@@ -113,3 +113,29 @@ def test_grad_accumulation_equals_the_full_batch(tiny_overrides, tmp_path):
         assert abs(x - y) < 1e-5
     with pytest.raises(ConfigError, match="not divisible by train.grad_accum"):
         pretrain(None, "forward", tmp_path / "c", [*ov, "train.grad_accum=3"], progress=False)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_exact(tiny_overrides, tmp_path):
+    """A real kill -9 somewhere after a checkpoint; --resume ends with the weights of an uninterrupted run."""
+    import signal
+    import time
+
+    ov = [*tiny_overrides, "model.dropout=0.1", "train.max_steps=300", "train.checkpoint_every=25",
+          "train.eval_every=0", "train.log_every=25"]
+    pretrain(None, "forward", tmp_path / "full", ov, progress=False)
+    cmd = [sys.executable, "-m", "elmokit.cli", "pretrain", "--direction", "forward", "--out",
+           str(tmp_path / "cut"), "--quiet", *ov]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = tmp_path / "cut" / "checkpoints" / "step-00000050"
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "cut" / "model").exists(), "the run finished before it could be killed"
+    res = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert losses(tmp_path / "cut") == losses(tmp_path / "full")
