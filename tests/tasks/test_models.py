@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import torch
+
+from elmokit.embed import Embedder, write_hdf5, EmbeddingsFile
+from elmokit.modules.crf import allowed_transitions
+from elmokit.tasks.models import Classifier, Tagger
+
+SENTS = [["The", "old", "farmer", "sees", "cats", "."], ["Birds", "sing", "."], ["A", "dog", "waits", "today", "."]]
+
+
+def batch_from_arrays(arrays):
+    """(batch, layers, words, 2D) and mask from per-sentence (layers, words, 2D) arrays."""
+    W = max(a.shape[1] for a in arrays)
+    out = torch.zeros(len(arrays), arrays[0].shape[0], W, arrays[0].shape[2])
+    mask = torch.zeros(len(arrays), W, dtype=torch.bool)
+    for i, a in enumerate(arrays):
+        out[i, :, : a.shape[1]] = torch.from_numpy(np.asarray(a, dtype=np.float32))
+        mask[i, : a.shape[1]] = True
+    return out, mask
+
+
+@pytest.mark.parametrize("crf", [True, False])
+def test_tagger_fits_a_toy_task(crf):
+    torch.manual_seed(0)
+    tags = ["O", "B-X", "I-X"]
+    layers = torch.randn(4, 3, 6, 8)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    gold = torch.tensor([[0, 1, 2, 0, 1, 2]] * 4)
+    model = Tagger(3, 3, 8, hidden=16, dropout=0.0, crf=crf,
+                   constraints=allowed_transitions(tags, "bio") if crf else None)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    first = float(model.loss(layers, mask, gold))
+    for _ in range(60):
+        opt.zero_grad()
+        model.loss(layers, mask, gold).backward()
+        opt.step()
+    assert float(model.loss(layers, mask, gold)) < first / 5
+    paths = model.decode(layers, mask)
+    assert paths[0] == gold[0].tolist() and len(paths[1]) == 4
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean", "attention"])
+def test_classifier_shapes_and_empty_sentence(pooling):
+    model = Classifier(2, 3, 8, hidden=4, dropout=0.0, pooling=pooling)
+    layers = torch.randn(3, 3, 5, 8)
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False], [False] * 5])
+    logits = model(layers, mask)
+    assert logits.shape == (3, 2) and torch.isfinite(logits).all()
+    model.loss(layers, mask, torch.tensor([0, 1, 1])).backward()
+    assert model.encoder.mix.weights.grad is not None
+
+
+def test_without_elmo_uses_word_embeddings():
+    model = Tagger(3, 3, 8, hidden=4, use_elmo=False, vocab_size=10, word_dim=5, crf=False)
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    assert model.scores(None, mask, torch.randint(1, 10, (2, 4))).shape == (2, 4, 3)
+
+
+def test_cached_features_equal_on_the_fly(tiny_pair, tmp_path):
+    """Features read back from an HDF5 dump give the tagger exactly what the frozen biLM gives on the fly."""
+    emb = Embedder(tiny_pair["bundle"])
+    p = tmp_path / "s.txt"
+    p.write_text("\n".join(" ".join(s) for s in SENTS) + "\n", encoding="utf-8")
+    out = write_hdf5(emb, p, tmp_path / "s.hdf5", progress=False)
+    with EmbeddingsFile(out) as f:
+        cached, mask_c = batch_from_arrays([f[i] for i in range(len(SENTS))])
+    live, mask_l = emb.bilm(SENTS)
+    assert torch.equal(mask_c, mask_l)
+    torch.manual_seed(0)
+    model = Tagger(5, emb.num_layers, emb.dim, hidden=8, dropout=0.0)
+    gold = torch.zeros(3, 6, dtype=torch.long)
+    torch.testing.assert_close(model.loss(cached, mask_c, gold), model.loss(live, mask_l, gold), atol=1e-6, rtol=0)
+    assert model.decode(cached, mask_c) == model.decode(live, mask_l)
