@@ -215,6 +215,111 @@ def embed(model, input_file, output, layers, dtype, layout, batch_tokens, poolin
     click.echo(f"wrote {path}")
 
 
+def _train(task: str, config, out, resume, quiet, overrides) -> None:
+    from elmokit.tasks.train import load_task_config, train_task
+
+    cfg = load_task_config(config, list(overrides), task=task, out=out)
+    if quiet:
+        cfg.train.progress = False
+    summary = train_task(cfg, resume=resume)
+    click.echo(json.dumps({k: v for k, v in summary.items() if k in ("dev", "test", "mix_weights", "best_step")}))
+    click.echo(f"model: {cfg.out}/model")
+
+
+_TRAIN_OPTIONS = [
+    click.argument("config", type=click.Path()),
+    click.argument("overrides", nargs=-1),
+    click.option("--out", type=click.Path(), default=None, help="Run directory (overrides `out:` in the config)."),
+    click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint (saved after every evaluation)."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def _train_options(fn):
+    for opt in reversed(_TRAIN_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
+@main.command("train-tagger")
+@_train_options
+@friendly_errors
+def train_tagger(config, overrides, out, resume, quiet):
+    """Train a BiLSTM(-CRF) tagger (POS, NER) on the biLM's scalar mix. OVERRIDES are key=value pairs.
+
+    \b
+    elmokit train-tagger recipes/tasks/ewt-upos.yaml                       (see the recipe's first line)
+    elmokit train-tagger recipes/tasks/ewt-upos.yaml model.use_elmo=false  the same model without ELMo
+    elmokit train-tagger C.yaml data.format=conll data.scheme=iob1 data.train=train.txt data.dev=dev.txt
+
+    Features come from an HDF5 cache per split (train.features=cache, embedded once) or the biLM on the fly
+    (train.features=on_the_fly). The best model on dev goes to OUT/model; OUT/results.json has the dev and test
+    scores and the learned layer weights; OUT/curves.png and OUT/mix_weights.png plot them.
+    """
+    _train("tagger", config, out, resume, quiet, overrides)
+
+
+@main.command("train-classifier")
+@_train_options
+@friendly_errors
+def train_classifier(config, overrides, out, resume, quiet):
+    """Train a BiLSTM sentence classifier (max/mean/attention pooling) on the biLM's scalar mix.
+
+    \b
+    elmokit train-classifier recipes/tasks/nsmc.yaml                       (see the recipe's first line)
+    elmokit train-classifier recipes/tasks/nsmc.yaml model.use_elmo=false  the same model without ELMo
+
+    Input is TSV: NSMC's `id<TAB>document<TAB>label` with a header, or `text<TAB>label`. Outputs as train-tagger.
+    """
+    _train("classifier", config, out, resume, quiet, overrides)
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.argument("input_file", metavar="INPUT", type=click.Path())
+@click.argument("output", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["auto", "conllu", "conll", "tsv", "text"]), default="auto",
+              show_default=True, help="INPUT's format (auto: conllu for *.conllu, else the model's training format); "
+              "text = one sentence per line, words split on whitespace.")
+@click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
+@friendly_errors
+def predict(model, input_file, output, fmt, bilm):
+    """Tag or classify INPUT with a trained MODEL; write CoNLL (word<TAB>tag, blank line between sentences) for a
+    tagger, TSV (text<TAB>label) for a classifier. Gold tags or labels in INPUT are ignored.
+
+    \b
+    elmokit predict ~/elmokit-runs/ewt-upos-elmo en_ewt-ud-test.conllu tagged.conll
+    elmokit predict ~/elmokit-runs/nsmc-elmo reviews.txt labelled.tsv --format text
+    """
+    from elmokit.tasks.model_dir import load_task_model
+    from elmokit.tasks.predict import run_predict
+
+    tm = load_task_model(model, bilm)
+    n = run_predict(tm, input_file, output, fmt)
+    click.echo(f"wrote {output} ({n} {'sentences' if tm.cfg.task == 'tagger' else 'lines'})")
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.argument("gold", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["auto", "conllu", "conll", "tsv"]), default="auto",
+              show_default=True, help="GOLD's format (auto: the model's training format).")
+@click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
+@friendly_errors
+def score(model, gold, fmt, bilm):
+    """Score a trained MODEL on a GOLD file: token accuracy (and span F1 for chunk tags) or accuracy and macro F1;
+    prints JSON.
+
+    \b
+    elmokit score ~/elmokit-runs/ewt-upos-elmo $ELMOKIT_DATA/ud-english-ewt/en_ewt-ud-test.conllu
+    """
+    from elmokit.tasks.model_dir import load_task_model
+    from elmokit.tasks.predict import run_score
+
+    tm = load_task_model(model, bilm)
+    click.echo(json.dumps(run_score(tm, gold, fmt)))
+
+
 @main.command()
 @click.option("--out", default="elmokit-demo", show_default=True, type=click.Path(), help="Where to put its files.")
 @click.option("--steps", default=1000, show_default=True, help="Training steps per direction.")

@@ -55,6 +55,45 @@ def sentence(rng: random.Random) -> str:
     return " ".join(words) + " ."
 
 
+POS = {**{w: "NOUN" for v in NOUNS.values() for w in v}, **{w: "VERB" for v in (*VERBS.values(), *INTRANS.values())
+         for w in v}, **{w: "ADJ" for w in ADJS}, **{w: "DET" for v in DETS.values() for w in v},
+       **{w: "ADP" for w in PREPS}, "today": "ADV", "again": "ADV", "slowly": "ADV", "at": "ADP", "night": "NOUN",
+       ".": "PUNCT", **{w: "NOUN" for w in KO_SUBJ + KO_OBJ}, **{w: "VERB" for w in KO_VERB}}
+
+
+def annotate(words: list[str]) -> tuple[list[str], list[str], str]:
+    """UPOS tags, BIO noun-phrase chunks (``B-NP``/``I-NP``/``O``) and a label (the subject's number: ``sg``,
+    ``pl``, or ``ko`` for a Korean sentence) of a demo-grammar sentence."""
+    pos = [POS[w.lower()] for w in words]
+    chunks, inside = [], False
+    for w, p in zip(words, pos):
+        starts = p == "DET" or (w in KO_SUBJ + KO_OBJ)
+        inside = starts or (inside and p in ("ADJ", "NOUN") and w != "night")
+        chunks.append("B-NP" if starts else "I-NP" if inside else "O")
+    label = "ko" if words[0] in KO_SUBJ else "sg" if next(w for w, p in zip(words, pos) if p == "NOUN") in NOUNS["sg"] \
+        else "pl"
+    return pos, chunks, label
+
+
+def write_tagged(path: Path, n: int, seed: int, kind: str) -> Path:
+    """A downstream sample from the grammar: ``conllu`` (UPOS), ``conll`` (word and BIO NP chunk) or ``tsv``
+    (``text<TAB>label``, the subject's number)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = sentence(rng).split()
+        pos, chunks, label = annotate(words)
+        if kind == "conllu":
+            out.append("".join(f"{i}\t{w}\t_\t{p}\t_\t_\t_\t_\t_\t_\n" for i, (w, p) in enumerate(zip(words, pos), 1))
+                       + "\n")
+        elif kind == "conll":
+            out.append("".join(f"{w} {c}\n" for w, c in zip(words, chunks)) + "\n")
+        else:
+            out.append(f"{' '.join(words)}\t{label}\n")
+    path.write_text("".join(out), encoding="utf-8")
+    return path
+
+
 def write_corpus(path: Path, n_lines: int, seed: int) -> Path:
     rng = random.Random(seed)
     path.write_text("".join(sentence(rng) + "\n" for _ in range(n_lines)), encoding="utf-8")

@@ -61,6 +61,13 @@ class Embedder:
         self.batch_tokens = batch_tokens
         self.max_words = max_words
 
+    @classmethod
+    def from_bilm(cls, bilm, pooling: str = "edges", batch_tokens: int = 1000, max_words: int = 1000) -> Embedder:
+        """An embedder around an already loaded :class:`~elmokit.bilm.BiLM`."""
+        self = cls.__new__(cls)
+        self.bilm, self.pooling, self.batch_tokens, self.max_words = bilm, pooling, batch_tokens, max_words
+        return self
+
     @property
     def num_layers(self) -> int:
         return self.bilm.num_layers

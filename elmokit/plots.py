@@ -65,8 +65,35 @@ def plot_mix_weights(mixes: list, path: str | Path, labels: list[str] | None = N
     for j, mix in enumerate(mixes):
         s = mix.normalized_weights().detach().cpu().tolist()
         name = labels[j] if labels else f"mix {j}"
-        ax.bar([i + j * width for i in range(k)], s, width, label=f"{name} (γ={float(mix.gamma):.2f})")
+        ax.bar([i + j * width for i in range(k)], s, width, label=f"{name} (γ={float(mix.gamma.detach()):.2f})")
     ax.set_xticks([i + 0.4 - width / 2 for i in range(k)], [f"layer {i}" for i in range(k)])
     ax.set_ylabel("softmax weight")
     ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_task_curves(records: list[dict], path: str | Path, metric: str, title: str = "") -> Path:
+    """Downstream training: train loss against step, and the dev metric (and LR) at each evaluation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [r for r in records if r.get("split") == "train"]
+    dev = [r for r in records if r.get("split") == "dev"]
+    key = "f1" if metric == "span_f1" else "accuracy"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("train loss")
+    ax1.grid(alpha=0.3)
+    ax2.plot([r["step"] for r in dev], [r[key] for r in dev], "o-", label=f"dev {key}")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel(f"dev {key} (%)")
+    ax2.grid(alpha=0.3)
+    if dev:
+        lr = ax2.twinx()
+        lr.plot([r["step"] for r in dev], [r["lr"] for r in dev], "--", color="grey", label="lr")
+        lr.set_ylabel("learning rate")
+    fig.suptitle(title)
     return save_figure(fig, path)

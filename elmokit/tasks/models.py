@@ -1,11 +1,14 @@
 """Downstream models fed by the biLM's scalar mix: a BiLSTM(-CRF) tagger and a BiLSTM sentence classifier.
 
-Both take the biLM's layers either computed on the fly (a batch of word lists through a frozen
-:class:`~elmokit.bilm.BiLM`) or read from an HDF5 dump (``(batch, layers, words, 2D)`` plus a mask): the same
-numbers either way, so cached features train exactly like on-the-fly ones.
+Both read a :class:`Batch`: the biLM's layers either computed on the fly (a batch of word lists through a frozen
+:class:`~elmokit.bilm.BiLM`) or read from an HDF5 dump (``(batch, layers, words, 2D)`` plus a mask), the same
+numbers either way, so cached features train exactly like on-the-fly ones; plus word and character ids for the
+optional trainable word embedding and character CNN.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -14,34 +17,101 @@ from elmokit.modules.crf import CRF
 from elmokit.modules.scalar_mix import ScalarMix
 
 
-class _Encoder(nn.Module):
-    """Scalar mix of the biLM layers (+ optional trainable word embedding) → dropout → BiLSTM."""
+@dataclass
+class Batch:
+    """One batch of sentences, padded to the longest.
 
-    def __init__(self, num_layers: int, elmo_dim: int, hidden: int, lstm_layers: int, dropout: float,
-                 vocab_size: int = 0, word_dim: int = 0, use_elmo: bool = True) -> None:
+    Attributes:
+        mask: bool ``(batch, words)``.
+        layers: biLM vectors ``(batch, layers, words, 2D)`` (None without ELMo).
+        word_ids: ``(batch, words)`` word-embedding ids (0 = padding, 1 = unknown), or None.
+        char_ids: ``(batch, words, chars)`` character ids (0 = padding, 1 = unknown), or None.
+        targets: ``(batch, words)`` tag ids or ``(batch,)`` label ids, or None when predicting.
+    """
+
+    mask: Tensor
+    layers: Tensor | None = None
+    word_ids: Tensor | None = None
+    char_ids: Tensor | None = None
+    targets: Tensor | None = None
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = lambda t: t.to(device) if t is not None else None  # noqa: E731
+        return Batch(move(self.mask), move(self.layers), move(self.word_ids), move(self.char_ids), move(self.targets))
+
+
+class CharCNN(nn.Module):
+    """Character embedding → 1-D convolution → max over the word's characters (Ma & Hovy 2016).
+
+    Args:
+        num_chars: character vocabulary size (id 0 is padding); dim: character embedding width;
+        filters: output channels (the word vector's width); width: convolution window.
+    """
+
+    def __init__(self, num_chars: int, dim: int = 30, filters: int = 50, width: int = 3) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_chars, dim, padding_idx=0)
+        self.conv = nn.Conv1d(dim, filters, width, padding=width // 2)
+        self.output_dim = filters
+
+    def forward(self, chars: Tensor) -> Tensor:
+        """Args: chars ``(batch, words, chars)`` ids (0 = padding). Returns ``(batch, words, filters)``."""
+        B, W, C = chars.shape
+        x = self.embedding(chars.reshape(B * W, C)).transpose(1, 2)  # (batch * words, dim, chars)
+        h = self.conv(x)  # (batch * words, filters, chars)
+        pad = (chars.reshape(B * W, 1, C) == 0)[..., : h.shape[-1]]  # (batch * words, 1, chars)
+        h = h.masked_fill(pad, float("-inf")).max(-1).values  # (batch * words, filters)
+        h = torch.where(torch.isfinite(h), h, torch.zeros_like(h))  # padding words
+        return h.reshape(B, W, -1)  # (batch, words, filters)
+
+
+class Encoder(nn.Module):
+    """Word representations → dropout → BiLSTM, shared by the tagger and the classifier.
+
+    A word is the concatenation of (each optional): the scalar mix of the biLM layers, a trainable word
+    embedding, a character CNN.
+
+    Args:
+        num_layers, elmo_dim: the biLM's layer count and width (2D); ``use_elmo=False`` drops the mix.
+        hidden, lstm_layers, dropout: the BiLSTM (hidden size per direction) and dropout on its input and output.
+        vocab_size, word_dim: the word embedding (0 = none).
+        num_chars, char_dim, char_filters, char_width: the character CNN (``char_dim`` 0 = none).
+        mix_l2, layer_norm: see :class:`~elmokit.modules.scalar_mix.ScalarMix`.
+    """
+
+    def __init__(self, num_layers: int, elmo_dim: int, hidden: int = 200, lstm_layers: int = 1, dropout: float = 0.5,
+                 use_elmo: bool = True, vocab_size: int = 0, word_dim: int = 0, num_chars: int = 0,
+                 char_dim: int = 0, char_filters: int = 50, char_width: int = 3, mix_l2: float = 0.001,
+                 layer_norm: bool = False) -> None:
         super().__init__()
         self.use_elmo = use_elmo
-        self.mix = ScalarMix(num_layers) if use_elmo else None
+        self.mix = ScalarMix(num_layers, layer_norm, mix_l2) if use_elmo else None
         self.words = nn.Embedding(vocab_size, word_dim, padding_idx=0) if vocab_size and word_dim else None
-        d_in = (elmo_dim if use_elmo else 0) + (word_dim if self.words is not None else 0)
+        self.chars = CharCNN(num_chars, char_dim, char_filters, char_width) if num_chars and char_dim else None
+        d_in = ((elmo_dim if use_elmo else 0) + (word_dim if self.words is not None else 0)
+                + (char_filters if self.chars is not None else 0))
         if d_in == 0:
-            raise ValueError("the model needs ELMo features or a word embedding (or both)")
+            raise ValueError("the model needs ELMo features, a word embedding or a character CNN")
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(d_in, hidden, lstm_layers, batch_first=True, bidirectional=True,
                             dropout=dropout if lstm_layers > 1 else 0.0)
         self.output_dim = 2 * hidden
 
-    def forward(self, layers: Tensor | None, mask: Tensor, word_ids: Tensor | None = None) -> Tensor:
-        """Args: layers ``(batch, layers, words, 2D)``; mask bool ``(batch, words)``; word_ids ``(batch, words)``.
+    def forward(self, batch: Batch) -> Tensor:
+        """Args: batch with ``layers`` ``(batch, layers, words, 2D)`` (with ELMo), ``word_ids`` ``(batch, words)``
+        and ``char_ids`` ``(batch, words, chars)`` as the model needs them.
 
         Returns:
             ``(batch, words, 2 * hidden)``.
         """
+        mask = batch.mask
         feats = []
-        if self.use_elmo:
-            feats.append(self.mix(layers, mask))  # (batch, words, 2D)
+        if self.mix is not None:
+            feats.append(self.mix(batch.layers, mask))  # (batch, words, 2D)
         if self.words is not None:
-            feats.append(self.words(word_ids))  # (batch, words, word_dim)
+            feats.append(self.words(batch.word_ids))  # (batch, words, word_dim)
+        if self.chars is not None:
+            feats.append(self.chars(batch.char_ids))  # (batch, words, char_filters)
         x = self.dropout(torch.cat(feats, -1))  # (batch, words, d_in)
         lengths = mask.sum(1).clamp_min(1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
@@ -50,67 +120,65 @@ class _Encoder(nn.Module):
         return self.dropout(out)  # (batch, words, 2 * hidden)
 
     def penalty(self) -> Tensor:
+        """The scalar mix's L2 term (zero without ELMo)."""
         return self.mix.penalty() if self.mix is not None else torch.zeros(())
 
 
 class Tagger(nn.Module):
-    """BiLSTM over the scalar mix, then a CRF (or a per-word softmax).
+    """Encoder (BiLSTM over the word representations), then a CRF (or a per-word softmax).
 
     Args:
-        num_tags: size of the tag set; constraints: optional CRF transition masks (see
-            :func:`~elmokit.modules.crf.allowed_transitions`); crf: CRF or softmax output.
+        num_tags: size of the tag set; encoder: an :class:`Encoder`; crf: CRF or softmax output;
+        constraints: optional CRF transition masks (see :func:`~elmokit.modules.crf.allowed_transitions`).
     """
 
-    def __init__(self, num_tags: int, num_layers: int, elmo_dim: int, hidden: int = 200, lstm_layers: int = 1,
-                 dropout: float = 0.5, crf: bool = True, constraints=None, vocab_size: int = 0, word_dim: int = 0,
-                 use_elmo: bool = True) -> None:
+    def __init__(self, num_tags: int, encoder: Encoder, crf: bool = True, constraints=None) -> None:
         super().__init__()
-        self.encoder = _Encoder(num_layers, elmo_dim, hidden, lstm_layers, dropout, vocab_size, word_dim, use_elmo)
-        self.emissions = nn.Linear(self.encoder.output_dim, num_tags)
+        self.encoder = encoder
+        self.emissions = nn.Linear(encoder.output_dim, num_tags)
         self.crf = CRF(num_tags, constraints) if crf else None
 
-    def scores(self, layers: Tensor | None, mask: Tensor, word_ids: Tensor | None = None) -> Tensor:
+    def scores(self, batch: Batch) -> Tensor:
         """Per-word tag scores ``(batch, words, tags)``."""
-        return self.emissions(self.encoder(layers, mask, word_ids))
+        return self.emissions(self.encoder(batch))
 
-    def loss(self, layers: Tensor | None, mask: Tensor, tags: Tensor, word_ids: Tensor | None = None) -> Tensor:
-        """Mean negative log-likelihood (CRF) or cross-entropy per word, plus the scalar mix's L2 term."""
-        em = self.scores(layers, mask, word_ids)
+    def forward(self, batch: Batch) -> Tensor:
+        """The training loss (a scalar): mean negative log-likelihood (CRF) or cross-entropy per word, plus the
+        scalar mix's L2 term. Needs ``batch.targets`` ``(batch, words)``."""
+        em = self.scores(batch)  # (batch, words, tags)
         if self.crf is not None:
-            nll = self.crf(em, tags, mask)
+            nll = self.crf(em, batch.targets, batch.mask)
         else:
-            nll = nn.functional.cross_entropy(em[mask], tags[mask])
+            nll = nn.functional.cross_entropy(em[batch.mask], batch.targets[batch.mask])
         return nll + self.encoder.penalty()
 
     @torch.no_grad()
-    def decode(self, layers: Tensor | None, mask: Tensor, word_ids: Tensor | None = None) -> list[list[int]]:
+    def decode(self, batch: Batch) -> list[list[int]]:
         """Best tag ids per sentence (Viterbi with the CRF, argmax without)."""
-        em = self.scores(layers, mask, word_ids)
+        em = self.scores(batch)  # (batch, words, tags)
         if self.crf is not None:
-            return self.crf.viterbi(em, mask)
-        return [row[: int(m.sum())].tolist() for row, m in zip(em.argmax(-1), mask)]
+            return self.crf.viterbi(em, batch.mask)
+        return [row[: int(m.sum())].tolist() for row, m in zip(em.argmax(-1), batch.mask)]
 
 
 class Classifier(nn.Module):
-    """BiLSTM over the scalar mix, pooled over words (max, mean or attention), then a linear layer."""
+    """Encoder (BiLSTM over the word representations), pooled over words (max, mean or attention), then linear."""
 
-    def __init__(self, num_labels: int, num_layers: int, elmo_dim: int, hidden: int = 200, lstm_layers: int = 1,
-                 dropout: float = 0.5, pooling: str = "max", vocab_size: int = 0, word_dim: int = 0,
-                 use_elmo: bool = True) -> None:
+    def __init__(self, num_labels: int, encoder: Encoder, pooling: str = "max") -> None:
         super().__init__()
         if pooling not in ("max", "mean", "attention"):
             raise ValueError(f"pooling must be max, mean or attention, got {pooling!r}")
-        self.encoder = _Encoder(num_layers, elmo_dim, hidden, lstm_layers, dropout, vocab_size, word_dim, use_elmo)
+        self.encoder = encoder
         self.pooling = pooling
-        self.attention = nn.Linear(self.encoder.output_dim, 1) if pooling == "attention" else None
-        self.output = nn.Linear(self.encoder.output_dim, num_labels)
+        self.attention = nn.Linear(encoder.output_dim, 1) if pooling == "attention" else None
+        self.output = nn.Linear(encoder.output_dim, num_labels)
 
-    def forward(self, layers: Tensor | None, mask: Tensor, word_ids: Tensor | None = None) -> Tensor:
+    def scores(self, batch: Batch) -> Tensor:
         """Label logits ``(batch, labels)``."""
-        h = self.encoder(layers, mask, word_ids)  # (batch, words, 2 * hidden)
-        m = mask.unsqueeze(-1)  # (batch, words, 1)
+        h = self.encoder(batch)  # (batch, words, 2 * hidden)
+        m = batch.mask.unsqueeze(-1)  # (batch, words, 1)
         if self.pooling == "max":
-            pooled = h.masked_fill(~m, float("-inf")).max(1).values
+            pooled = h.masked_fill(~m, float("-inf")).max(1).values if h.size(1) else h.new_zeros(h.size(0), h.size(2))
             pooled = torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))  # empty sentences
         elif self.pooling == "mean":
             pooled = (h * m).sum(1) / m.sum(1).clamp_min(1)
@@ -120,5 +188,12 @@ class Classifier(nn.Module):
             pooled = (a * h).sum(1)  # (batch, 2 * hidden)
         return self.output(pooled)
 
-    def loss(self, layers: Tensor | None, mask: Tensor, labels: Tensor, word_ids: Tensor | None = None) -> Tensor:
-        return nn.functional.cross_entropy(self(layers, mask, word_ids), labels) + self.encoder.penalty()
+    def forward(self, batch: Batch) -> Tensor:
+        """The training loss (a scalar): mean cross-entropy plus the scalar mix's L2 term. Needs ``batch.targets``
+        ``(batch,)``."""
+        return nn.functional.cross_entropy(self.scores(batch), batch.targets) + self.encoder.penalty()
+
+    @torch.no_grad()
+    def decode(self, batch: Batch) -> list[int]:
+        """The best label id per sentence."""
+        return self.scores(batch).argmax(-1).tolist()

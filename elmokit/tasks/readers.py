@@ -152,3 +152,33 @@ def read_tsv(path: str | Path, text_column: str | int | None = None, label_colum
     if not out:
         raise CorpusError(f"{path}: no examples")
     return out
+
+
+@dataclass
+class Item:
+    """One downstream example: its words and its target (a tag per word, or one label), and where it came from."""
+
+    words: list[str]
+    target: list[str] | str
+    line: int = 0
+
+
+def read_items(path: str | Path, fmt: str, task: str, tag: str = "upos", tag_column: int = -1,
+               scheme: str = "") -> list[Item]:
+    """Read a split as :class:`Item` s.
+
+    Args:
+        fmt: ``conllu`` | ``conll`` | ``tsv``; task: ``tagger`` | ``classifier``.
+        scheme: chunk tags as written in a CoNLL file (``iob1`` is converted to BIO; ``bio``/``bioes`` kept).
+
+    Raises:
+        CorpusError: as the readers.
+    """
+    from elmokit.tasks.tags import iob1_to_bio
+
+    if fmt == "tsv":
+        return [Item(e.text.split(), e.label, e.line) for e in read_tsv(path)]
+    sents = read_conllu(path, tag) if fmt == "conllu" else read_conll(path, tag_column)
+    if scheme == "iob1":
+        return [Item(s.words, iob1_to_bio(s.tags), s.line) for s in sents]
+    return [Item(s.words, s.tags, s.line) for s in sents]

@@ -4,7 +4,7 @@ import torch
 
 from elmokit.embed import Embedder, write_hdf5, EmbeddingsFile
 from elmokit.modules.crf import allowed_transitions
-from elmokit.tasks.models import Classifier, Tagger
+from elmokit.tasks.models import Batch, CharCNN, Classifier, Encoder, Tagger
 
 SENTS = [["The", "old", "farmer", "sees", "cats", "."], ["Birds", "sing", "."], ["A", "dog", "waits", "today", "."]]
 
@@ -28,34 +28,47 @@ def test_tagger_fits_a_toy_task(crf):
     mask = torch.ones(4, 6, dtype=torch.bool)
     mask[1, 4:] = False
     gold = torch.tensor([[0, 1, 2, 0, 1, 2]] * 4)
-    model = Tagger(3, 3, 8, hidden=16, dropout=0.0, crf=crf,
+    model = Tagger(3, Encoder(3, 8, hidden=16, dropout=0.0), crf=crf,
                    constraints=allowed_transitions(tags, "bio") if crf else None)
+    batch = Batch(mask, layers, targets=gold)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    first = float(model.loss(layers, mask, gold))
+    first = float(model(batch))
     for _ in range(60):
         opt.zero_grad()
-        model.loss(layers, mask, gold).backward()
+        model(batch).backward()
         opt.step()
-    assert float(model.loss(layers, mask, gold)) < first / 5
-    paths = model.decode(layers, mask)
+    assert float(model(batch)) < first / 5
+    paths = model.decode(batch)
     assert paths[0] == gold[0].tolist() and len(paths[1]) == 4
 
 
 @pytest.mark.parametrize("pooling", ["max", "mean", "attention"])
 def test_classifier_shapes_and_empty_sentence(pooling):
-    model = Classifier(2, 3, 8, hidden=4, dropout=0.0, pooling=pooling)
+    model = Classifier(2, Encoder(3, 8, hidden=4, dropout=0.0), pooling=pooling)
     layers = torch.randn(3, 3, 5, 8)
     mask = torch.tensor([[True] * 5, [True, True, False, False, False], [False] * 5])
-    logits = model(layers, mask)
+    logits = model.scores(Batch(mask, layers))
     assert logits.shape == (3, 2) and torch.isfinite(logits).all()
-    model.loss(layers, mask, torch.tensor([0, 1, 1])).backward()
+    model(Batch(mask, layers, targets=torch.tensor([0, 1, 1]))).backward()
     assert model.encoder.mix.weights.grad is not None
 
 
 def test_without_elmo_uses_word_embeddings():
-    model = Tagger(3, 3, 8, hidden=4, use_elmo=False, vocab_size=10, word_dim=5, crf=False)
+    model = Tagger(3, Encoder(3, 8, hidden=4, use_elmo=False, vocab_size=10, word_dim=5), crf=False)
     mask = torch.ones(2, 4, dtype=torch.bool)
-    assert model.scores(None, mask, torch.randint(1, 10, (2, 4))).shape == (2, 4, 3)
+    assert model.scores(Batch(mask, word_ids=torch.randint(1, 10, (2, 4)))).shape == (2, 4, 3)
+    assert model.encoder.mix is None and float(model.encoder.penalty()) == 0.0
+
+
+def test_char_cnn_ignores_padding():
+    torch.manual_seed(0)
+    cnn = CharCNN(10, dim=4, filters=6, width=3)
+    chars = torch.tensor([[[2, 3, 4, 0, 0], [5, 0, 0, 0, 0], [0, 0, 0, 0, 0]]])  # (1, 3 words, 5 chars)
+    out = cnn(chars)
+    assert out.shape == (1, 3, 6)
+    wider = torch.cat([chars, torch.zeros(1, 3, 4, dtype=torch.long)], -1)  # more padding changes nothing
+    torch.testing.assert_close(cnn(wider), out)
+    assert torch.equal(out[0, 2], torch.zeros(6))  # a padding word is zeros, not -inf
 
 
 def test_cached_features_equal_on_the_fly(tiny_pair, tmp_path):
@@ -69,7 +82,8 @@ def test_cached_features_equal_on_the_fly(tiny_pair, tmp_path):
     live, mask_l = emb.bilm(SENTS)
     assert torch.equal(mask_c, mask_l)
     torch.manual_seed(0)
-    model = Tagger(5, emb.num_layers, emb.dim, hidden=8, dropout=0.0)
+    model = Tagger(5, Encoder(emb.num_layers, emb.dim, hidden=8, dropout=0.0))
     gold = torch.zeros(3, 6, dtype=torch.long)
-    torch.testing.assert_close(model.loss(cached, mask_c, gold), model.loss(live, mask_l, gold), atol=1e-6, rtol=0)
-    assert model.decode(cached, mask_c) == model.decode(live, mask_l)
+    a, b = Batch(mask_c, cached, targets=gold), Batch(mask_l, live, targets=gold)
+    torch.testing.assert_close(model(a), model(b), atol=1e-6, rtol=0)
+    assert model.decode(a) == model.decode(b)

@@ -1,0 +1,131 @@
+"""Typed configuration of a downstream run (``elmokit train-tagger`` / ``train-classifier``), loaded from YAML
+with ``key=value`` overrides by :func:`elmokit.config.load_config`; unknown keys and wrong types fail at load time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from elmokit.errors import ConfigError
+
+FORMATS = ("conllu", "conll", "tsv")
+SCHEMES = ("", "bio", "iob1", "bioes")
+METRICS = ("auto", "accuracy", "span_f1")
+
+
+@dataclass
+class TaskDataConfig:
+    """Where the examples are and how to read them."""
+
+    format: str = "conllu"  # conllu | conll (token ... tag columns) | tsv (NSMC id/document/label, or text<TAB>label)
+    train: str = ""
+    dev: str = ""  # early stopping and LR annealing watch this split
+    test: str = ""  # scored once with the best model at the end ("" = none)
+    tag: str = "upos"  # conllu: upos | xpos
+    tag_column: int = -1  # conll: which column holds the tag
+    scheme: str = ""  # conll chunk tags as written in the file: bio | iob1 | bioes ("" = plain tags, e.g. POS)
+    max_train: int = 0  # use only the first N training examples (0 = all)
+
+
+@dataclass
+class TaskModelConfig:
+    """What a word is made of (ELMo, word embedding, character CNN) and the BiLSTM on top."""
+
+    bilm: str = ""  # biLM bundle (`elmokit bundle`); needed when use_elmo
+    use_elmo: bool = True  # false: the same model without the biLM (the baseline the ELMo gain is measured against)
+    pooling: str = "edges"  # how a word's pieces give its vector: edges | first | last | mean
+    layer_norm: bool = False  # scalar mix: normalise each layer first
+    mix_l2: float = 0.001  # scalar mix: L2 on the layer weights (ELMo paper)
+    word_dim: int = 100  # trainable word embedding (0 = none)
+    word_min_count: int = 2  # training words seen fewer times share the unknown vector
+    lowercase: bool = False  # word embedding lookup in lower case
+    char_dim: int = 0  # character CNN embedding width (0 = no character CNN)
+    char_filters: int = 50
+    char_width: int = 3
+    hidden: int = 200  # BiLSTM hidden size per direction
+    lstm_layers: int = 1
+    dropout: float = 0.5
+    crf: bool = True  # tagger: CRF output (else per-word softmax)
+    sentence_pooling: str = "max"  # classifier: max | mean | attention
+
+
+@dataclass
+class TaskTrainConfig:
+    """The optimisation and the feature source."""
+
+    seed: int = 1
+    batch_size: int = 32
+    lr: float = 0.001  # Adam
+    weight_decay: float = 0.0
+    clip_norm: float = 5.0
+    max_epochs: int = 30
+    patience: int = 5  # stop after this many evaluations without a better dev score
+    anneal_factor: float = 0.5  # multiply the LR by this after `anneal_patience` evaluations without improvement
+    anneal_patience: int = 2
+    min_lr: float = 1e-5
+    eval_every: int = 0  # steps between dev evaluations (0 = once per epoch)
+    metric: str = "auto"  # tagger: accuracy | span_f1 (auto: span_f1 when data.scheme is set); classifier: accuracy
+    features: str = "cache"  # cache: embed each split once into HDF5, then read it; on_the_fly: run the biLM per batch
+    cache_dir: str = "~/elmokit-runs/features"
+    cache_dtype: str = "float16"  # float16 halves the cache; float32 makes it equal to on-the-fly
+    max_minutes: float = 0.0  # wall-clock budget for training (0 = none); the best model so far is kept
+    threads: int = 0  # torch threads (0 = torch's default)
+    log_every: int = 50
+    mixed_precision: str = "no"  # no | bf16 (GPUs)
+    progress: bool = True
+
+
+@dataclass
+class TaskConfig:
+    """A whole downstream configuration (one YAML file)."""
+
+    task: str = "tagger"  # tagger | classifier
+    out: str = ""  # run directory (the trained model goes to OUT/model)
+    data: TaskDataConfig = field(default_factory=TaskDataConfig)
+    model: TaskModelConfig = field(default_factory=TaskModelConfig)
+    train: TaskTrainConfig = field(default_factory=TaskTrainConfig)
+
+
+def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
+    """Value checks that types alone do not catch.
+
+    Raises:
+        ConfigError: naming the key, the value and what is allowed.
+    """
+    def bad(key: str, value, allowed) -> ConfigError:
+        return ConfigError(f"{where}: {key}={value!r} is not one of {', '.join(map(repr, allowed))}")
+
+    if cfg.task not in ("tagger", "classifier"):
+        raise bad("task", cfg.task, ("tagger", "classifier"))
+    d, m, t = cfg.data, cfg.model, cfg.train
+    if d.format not in FORMATS:
+        raise bad("data.format", d.format, FORMATS)
+    if cfg.task == "classifier" and d.format != "tsv":
+        raise ConfigError(f"{where}: a classifier reads data.format=tsv, got {d.format!r}")
+    if cfg.task == "tagger" and d.format == "tsv":
+        raise ConfigError(f"{where}: a tagger reads data.format=conllu or conll, got 'tsv'")
+    if d.scheme not in SCHEMES:
+        raise bad("data.scheme", d.scheme, SCHEMES)
+    if d.tag not in ("upos", "xpos"):
+        raise bad("data.tag", d.tag, ("upos", "xpos"))
+    if not d.train or not d.dev:
+        raise ConfigError(f"{where}: data.train and data.dev are required (pass e.g. data.train=PATH)")
+    if m.use_elmo and not m.bilm:
+        raise ConfigError(f"{where}: model.use_elmo is true but model.bilm is empty; pass model.bilm=BUNDLE_DIR "
+                          f"(made by `elmokit bundle`) or model.use_elmo=false")
+    if m.pooling not in ("edges", "first", "last", "mean"):
+        raise bad("model.pooling", m.pooling, ("edges", "first", "last", "mean"))
+    if m.sentence_pooling not in ("max", "mean", "attention"):
+        raise bad("model.sentence_pooling", m.sentence_pooling, ("max", "mean", "attention"))
+    if not m.use_elmo and not m.word_dim and not m.char_dim:
+        raise ConfigError(f"{where}: without ELMo the model needs model.word_dim or model.char_dim > 0")
+    if t.features not in ("cache", "on_the_fly"):
+        raise bad("train.features", t.features, ("cache", "on_the_fly"))
+    if t.cache_dtype not in ("float16", "float32"):
+        raise bad("train.cache_dtype", t.cache_dtype, ("float16", "float32"))
+    if t.metric not in METRICS:
+        raise bad("train.metric", t.metric, METRICS)
+    if t.mixed_precision not in ("no", "bf16"):
+        raise bad("train.mixed_precision", t.mixed_precision, ("no", "bf16"))
+    if t.batch_size < 1 or t.max_epochs < 1:
+        raise ConfigError(f"{where}: train.batch_size and train.max_epochs must be >= 1")

@@ -1,0 +1,130 @@
+"""Where a downstream model's biLM vectors come from: the frozen biLM per batch (:class:`LiveFeatures`), or an
+HDF5 cache written once per split (:class:`CachedFeatures`), which makes every later epoch much cheaper.
+
+The cache is ``elmokit embed``'s ``packed`` layout (``vectors`` ``(total_words, layers, 2D)``, ``offsets``),
+named by a hash of the biLM, the pooling, the dtype and the split's words, so a changed input or model never
+reads a stale file; it is written as ``.partial`` and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from elmokit import __version__
+
+IN_MEMORY_BYTES = 8 << 30  # caches up to this size are read into memory (else read per batch from disk)
+
+
+def pad_layers(arrays: list[np.ndarray | Tensor], width: int) -> Tensor:
+    """Stack per-sentence ``(layers, words, 2D)`` arrays into ``(batch, layers, width, 2D)`` float32, zero-padded."""
+    L, D = arrays[0].shape[0], arrays[0].shape[-1]
+    out = torch.zeros(len(arrays), L, width, D)
+    for b, a in enumerate(arrays):
+        t = torch.as_tensor(a)
+        out[b, :, : t.shape[1]] = t.float()
+    return out
+
+
+class LiveFeatures:
+    """The frozen biLM run on each batch's sentences (per-sentence state, so batch-independent)."""
+
+    def __init__(self, bilm, pooling: str = "edges") -> None:
+        self.bilm = bilm
+        self.pooling = pooling
+
+    def layers(self, indices: list[int], sentences: list[list[str]], width: int) -> Tensor:
+        """``(batch, layers, width, 2D)`` for ``sentences`` (``indices`` are unused here)."""
+        v, _ = self.bilm(sentences, self.pooling)  # (batch, layers, words, 2D)
+        out = torch.zeros(v.shape[0], v.shape[1], width, v.shape[3], device=v.device)
+        out[:, :, : v.shape[2]] = v
+        return out
+
+
+class CachedFeatures:
+    """Vectors of one split read from its HDF5 cache (see :func:`build_cache`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        import h5py
+
+        self.path = Path(path)
+        self.f = h5py.File(self.path, "r")
+        self.offsets = self.f["offsets"][:]
+        ds = self.f["vectors"]
+        self.vectors = ds[:] if ds.size * ds.dtype.itemsize <= IN_MEMORY_BYTES else ds  # (total_words, layers, 2D)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def get(self, i: int) -> np.ndarray:
+        """Sentence ``i`` as ``(layers, words, 2D)``."""
+        v = self.vectors[self.offsets[i] : self.offsets[i + 1]]  # (words, layers, 2D)
+        return np.moveaxis(v, 0, 1)
+
+    def layers(self, indices: list[int], sentences: list[list[str]], width: int) -> Tensor:
+        """``(batch, layers, width, 2D)`` float32 for the split's sentences ``indices``."""
+        return pad_layers([self.get(i) for i in indices], width)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def cache_key(bilm_sha: str, pooling: str, dtype: str, sentences: list[list[str]]) -> str:
+    h = hashlib.sha256(f"{bilm_sha}\n{pooling}\n{dtype}\n".encode())
+    for s in sentences:
+        h.update(json.dumps(s, ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, name: str, dtype: str = "float16",
+                progress: bool = True, chunk: int = 2000) -> Path:
+    """Embed ``sentences`` once into ``cache_dir/NAME-KEY.hdf5`` (reused while biLM and words are the same).
+
+    Returns:
+        The cache file's path.
+    """
+    import h5py
+    from tqdm.auto import tqdm
+
+    key = cache_key(embedder.bilm.sha256, embedder.pooling, dtype, sentences)
+    path = Path(os.path.expanduser(str(cache_dir))) / f"{name}-{key[:16]}.hdf5"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + f".partial-{os.getpid()}")
+    L, D = embedder.num_layers, embedder.dim
+    np_dtype = np.float16 if dtype == "float16" else np.float32
+    lengths = np.array([len(s) for s in sentences], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    try:
+        with h5py.File(partial, "w") as f:
+            f.attrs.update({"elmokit_version": __version__, "model_sha256": embedder.bilm.sha256,
+                            "vocab_sha256": embedder.bilm.vocab.sha256, "pooling": embedder.pooling, "dtype": dtype,
+                            "layout": "packed", "layers": "all", "num_layers": L, "dim": D,
+                            "sentences": len(sentences), "key": key, "complete": False})
+            vec = f.create_dataset("vectors", shape=(int(offsets[-1]), L, D), dtype=np_dtype,
+                                   chunks=(256, L, D) if offsets[-1] >= 256 else None)
+            f.create_dataset("offsets", data=offsets)
+            bar = tqdm(total=len(sentences), unit="sent", desc=f"caching {name}", disable=not progress,
+                       dynamic_ncols=True)
+            for start in range(0, len(sentences), chunk):
+                part = sentences[start : start + chunk]
+                arrs = embedder.embed_tokens(part)  # each (layers, words, 2D)
+                words = np.concatenate([np.moveaxis(a, 0, 1) for a in arrs]) if arrs else None  # (words, layers, 2D)
+                if words is not None and len(words):
+                    vec[offsets[start] : offsets[start + len(part)]] = words.astype(np_dtype)
+                bar.update(len(part))
+            bar.close()
+            f.attrs["complete"] = True
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return path

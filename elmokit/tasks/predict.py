@@ -1,0 +1,116 @@
+"""Predicting and scoring with a downstream model: in memory (used by training) and on files (``elmokit predict``,
+``elmokit score``).
+
+``predict`` writes, for a tagger, CoNLL (``word<TAB>tag`` per line, a blank line after each sentence) and, for a
+classifier, TSV (``text<TAB>label`` per line, no header); both read back with :mod:`elmokit.tasks.readers`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from elmokit.errors import CorpusError
+from elmokit.tasks.batching import collate, make_batches
+from elmokit.tasks.lexicon import Lexicon
+from elmokit.tasks.metrics import classification_scores, span_f1
+from elmokit.tasks.readers import Item, read_items
+
+
+@torch.no_grad()
+def predict_items(model: nn.Module, items: list[Item], lexicon: Lexicon, features=None, batch_size: int = 64,
+                  device: torch.device | str = "cpu") -> list[list[str] | str]:
+    """Predicted tags (a list per sentence) or labels, in input order."""
+    was_training = model.training
+    model.eval()
+    enc = model.encoder
+    out: list = [None] * len(items)
+    for idx in make_batches([len(it.words) for it in items], batch_size, shuffle=False):
+        batch = collate(idx, items, lexicon, features, enc.words is not None, enc.chars is not None,
+                        with_targets=False).to(device)
+        for i, pred in zip(idx, model.decode(batch)):
+            out[i] = [lexicon.labels[t] for t in pred] if isinstance(pred, list) else lexicon.labels[pred]
+    model.train(was_training)
+    return out
+
+
+def score_predictions(items: list[Item], preds: list, scheme: str = "") -> dict[str, float]:
+    """Tagger: token ``accuracy`` (and span ``f1``/``precision``/``recall`` with per-type F1 when ``scheme`` is set);
+    classifier: ``accuracy`` and ``macro_f1``. Percentages."""
+    if not items:
+        return {}
+    if isinstance(items[0].target, list):
+        s = span_f1([it.target for it in items], preds, {"iob1": "bio"}.get(scheme, scheme or "bio"))
+        out = {"accuracy": s.accuracy}
+        if scheme:
+            out.update({"f1": s.f1, "precision": s.precision, "recall": s.recall,
+                        **{f"f1_{t}": v for t, v in s.type_f1().items()}})
+        return out
+    return classification_scores([it.target for it in items], preds)
+
+
+def main_metric(scores: dict[str, float], metric: str) -> float:
+    """The number early stopping watches."""
+    return scores["f1"] if metric == "span_f1" else scores["accuracy"]
+
+
+def read_input(path: str | Path, task: str, fmt: str) -> list[Item]:
+    """Items to predict: the training formats (gold targets ignored), or ``text``: one sentence per line,
+    words separated by whitespace (a classifier's line is its text)."""
+    if fmt == "text":
+        from elmokit.textfile import iter_lines
+
+        items = [Item(line.split(), [] if task == "tagger" else "", n) for n, line in iter_lines(path)]
+        if not items:
+            raise CorpusError(f"{path}: empty file")
+        return items
+    return read_items(path, fmt, task)
+
+
+def write_predictions(items: list[Item], preds: list, path: str | Path) -> Path:
+    """Write CoNLL (tagger) or TSV (classifier) atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for it, p in zip(items, preds):
+            if isinstance(p, list):
+                f.writelines(f"{w}\t{t}\n" for w, t in zip(it.words, p))
+                f.write("\n")
+            else:
+                f.write(f"{' '.join(it.words)}\t{p}\n")
+    os.replace(tmp, path)
+    return path
+
+
+def guess_format(path: str | Path, trained_on: str) -> str:
+    """``conllu`` for ``*.conllu``, else the format the model was trained on (pass ``text`` for raw text)."""
+    return "conllu" if str(path).endswith(".conllu") else trained_on
+
+
+def _live(tm):
+    from elmokit.tasks.features import LiveFeatures
+
+    return LiveFeatures(tm.bilm, tm.cfg.model.pooling) if tm.bilm is not None else None
+
+
+def run_predict(tm, input_path: str | Path, output: str | Path, fmt: str = "auto") -> int:
+    """``elmokit predict``: returns the number of examples written."""
+    fmt = guess_format(input_path, tm.cfg.data.format) if fmt == "auto" else fmt
+    items = read_input(input_path, tm.cfg.task, fmt)
+    preds = predict_items(tm.model, items, tm.lexicon, _live(tm), 2 * tm.cfg.train.batch_size)
+    write_predictions(items, preds, output)
+    return len(items)
+
+
+def run_score(tm, gold_path: str | Path, fmt: str = "auto") -> dict[str, float]:
+    """``elmokit score``: the model's scores on a gold file (unknown labels are errors naming file and line)."""
+    d = tm.cfg.data
+    fmt = d.format if fmt == "auto" else fmt
+    items = read_items(gold_path, fmt, tm.cfg.task, d.tag, d.tag_column, d.scheme)
+    for it in items:
+        tm.lexicon.label_ids(it, gold_path)
+    preds = predict_items(tm.model, items, tm.lexicon, _live(tm), 2 * tm.cfg.train.batch_size)
+    return score_predictions(items, preds, d.scheme)

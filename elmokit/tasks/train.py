@@ -1,0 +1,275 @@
+"""``elmokit train-tagger`` / ``train-classifier``: one readable accelerate loop for downstream models.
+
+Top to bottom: config → accelerator → splits and lexicon → biLM features (an HDF5 cache per split, or the biLM
+on the fly) → model, Adam, LR annealing on plateau → (resume) → epochs of length-bucketed batches: forward,
+backward, clip, step; evaluate on dev every epoch (or ``eval_every`` steps): the best model so far is written to
+``OUT/model``, the LR is annealed when dev stops improving, and training stops early after ``patience``
+evaluations without improvement. At the end the best model is scored on dev and test, and PNGs of the curves and
+of the learned scalar-mix weights are written.
+
+Many processes: each takes every N-th batch of the same epoch order (equal counts), so the global batch is
+``batch_size * N``; every process evaluates the whole dev set itself (same numbers everywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from elmokit.checkpoint import atomic_dir, commit_dir, safe_load, torch_save_bytes, write_json
+from elmokit.config import build_config, expand_path, load_raw, to_dict
+from elmokit.errors import ConfigError
+from elmokit.tasks.batching import collate, make_batches
+from elmokit.tasks.config import TaskConfig, check_task_config
+from elmokit.tasks.lexicon import Lexicon
+from elmokit.tasks.model_dir import build_model, save_task_model
+from elmokit.tasks.predict import main_metric, predict_items, score_predictions
+from elmokit.tasks.readers import read_items
+
+
+def load_task_config(config: str | None, overrides: list[str] | tuple[str, ...] = (), task: str = "",
+                     out: str | None = None) -> TaskConfig:
+    """Load, check and path-expand a downstream config (``task`` forces tagger/classifier)."""
+    raw, where = load_raw(config, overrides)
+    if task:
+        if raw.get("task", task) != task:
+            raise ConfigError(f"{where}: task is {raw['task']!r}; use `elmokit train-{raw['task']}` for it")
+        raw["task"] = task
+    if out:
+        raw["out"] = out
+    cfg = build_config(TaskConfig, raw, where)
+    check_task_config(cfg, where)
+    if not cfg.out:
+        raise ConfigError(f"{where}: no output directory; set out: in the config or pass --out DIR")
+    d = cfg.data
+    d.train, d.dev, d.test = (expand_path(p, where) if p else p for p in (d.train, d.dev, d.test))
+    cfg.out = expand_path(cfg.out, where)
+    if cfg.model.bilm:
+        cfg.model.bilm = expand_path(cfg.model.bilm, where)
+    cfg.train.cache_dir = expand_path(cfg.train.cache_dir, where)
+    return cfg
+
+
+def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
+    """Per split: ``CachedFeatures`` (embedded once) or ``LiveFeatures`` (None without ELMo)."""
+    from elmokit.embed import Embedder
+    from elmokit.tasks.features import CachedFeatures, LiveFeatures, build_cache
+
+    if bilm is None:
+        return {name: None for name in splits}
+    if cfg.train.features == "on_the_fly":
+        live = LiveFeatures(bilm, cfg.model.pooling)
+        return {name: live for name in splits}
+    emb = Embedder.from_bilm(bilm, cfg.model.pooling, batch_tokens=2000)
+    out = {}
+    for name, items in splits.items():
+        path = build_cache(emb, [it.words for it in items], cfg.train.cache_dir,
+                           f"{Path(getattr(cfg.data, name)).name}", cfg.train.cache_dtype, progress)
+        out[name] = CachedFeatures(path)
+    return out
+
+
+def _save_state(run: Path, model, optimizer, plateau, loop: dict) -> None:
+    """The resumable state after an evaluation: weights, optimizer, annealing, loop counters, RNG states."""
+    tmp = atomic_dir(run / "checkpoint")
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),
+             "torch_rng": torch.get_rng_state()}
+    (tmp / "state.pt").write_bytes(torch_save_bytes(state))
+    write_json(tmp / "loop.json", loop)
+    commit_dir(tmp, run / "checkpoint")
+
+
+def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
+    """Train, select on dev, score on test. Returns the summary also written to ``OUT/results.json``."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    from elmokit.plots import plot_mix_weights, plot_task_curves
+
+    t, m, d = cfg.train, cfg.model, cfg.data
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=t.mixed_precision)
+    set_seed(t.seed)
+    run = Path(cfg.out)
+    main = accelerator.is_main_process
+    say = accelerator.print if t.progress else (lambda *a, **k: None)
+
+    # --- data ---------------------------------------------------------------------------------------------------
+    splits = {"train": read_items(d.train, d.format, cfg.task, d.tag, d.tag_column, d.scheme),
+              "dev": read_items(d.dev, d.format, cfg.task, d.tag, d.tag_column, d.scheme)}
+    if d.test:
+        splits["test"] = read_items(d.test, d.format, cfg.task, d.tag, d.tag_column, d.scheme)
+    if d.max_train:
+        splits["train"] = splits["train"][: d.max_train]
+    lexicon = Lexicon.build(splits["train"], m.word_min_count, m.lowercase)
+    for name, items in splits.items():  # an unknown label fails now, naming file and line, not mid-training
+        path = getattr(d, name)
+        for it in items:
+            lexicon.label_ids(it, path)
+    metric = ("span_f1" if d.scheme else "accuracy") if t.metric == "auto" else t.metric
+    say(f"{cfg.task}: {len(splits['train'])} train / {len(splits['dev'])} dev examples, "
+        f"{len(lexicon.labels)} labels, {len(lexicon.words)} words, {len(lexicon.chars)} chars; metric {metric}")
+
+    # --- features and model -------------------------------------------------------------------------------------
+    bilm = None
+    if m.use_elmo:
+        from elmokit.bilm import load_bilm
+
+        bilm = load_bilm(m.bilm, device=str(accelerator.device))
+    t0 = time.time()
+    with accelerator.main_process_first():  # the main process writes the caches, the others then read them
+        features = _features(cfg, bilm, splits, t.progress and main)
+    cache_s = time.time() - t0
+    model = build_model(cfg, lexicon, bilm.num_layers if bilm else 0, 2 * bilm.dim if bilm else 0)
+    trainable = list(model.parameters())  # the biLM is not part of the model: it only makes features
+    optimizer = torch.optim.Adam(trainable, lr=t.lr, weight_decay=t.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=t.anneal_factor,
+                                                         patience=t.anneal_patience, min_lr=t.min_lr)
+    raw_model = accelerator.unwrap_model(model)
+    enc = raw_model.encoder
+    use_words, use_chars = enc.words is not None, enc.chars is not None
+
+    def run_eval(name: str) -> dict:
+        preds = predict_items(raw_model, splits[name], lexicon, features[name], 2 * t.batch_size, accelerator.device)
+        return score_predictions(splits[name], preds, d.scheme)
+
+    # --- state, resume --------------------------------------------------------------------------------------------
+    loop = {"epoch": 0, "batch_pos": 0, "step": 0, "best": None, "best_step": 0, "bad_evals": 0, "stopped": False,
+            "train_seconds": 0.0, "epoch_seconds": []}
+    if resume and (run / "checkpoint" / "state.pt").is_file():
+        st = safe_load(run / "checkpoint" / "state.pt", "training state")
+        raw_model.load_state_dict(st["model"])
+        optimizer.load_state_dict(st["optimizer"])
+        plateau.load_state_dict(st["plateau"])
+        torch.set_rng_state(st["torch_rng"])
+        loop = json.loads((run / "checkpoint" / "loop.json").read_text(encoding="utf-8"))
+        say(f"resumed at epoch {loop['epoch']}, step {loop['step']} (best dev {loop['best']})")
+    elif main:
+        if (run / "metrics.jsonl").exists():
+            (run / "metrics.jsonl").unlink()
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        write_json(run / "run.json", {"config": to_dict(cfg), "bilm_sha256": bilm.sha256 if bilm else ""})
+    log = open(run / "metrics.jsonl", "a", encoding="utf-8") if main else None
+
+    def record(rec: dict) -> None:
+        if log:
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+        accelerator.log({f"{rec['split']}/{k}": v for k, v in rec.items() if isinstance(v, (int, float))},
+                        step=rec["step"])
+
+    def evaluate_and_select() -> bool:
+        """Dev evaluation, best-model save, LR annealing, early stopping. Returns True to stop."""
+        scores = run_eval("dev")
+        score = main_metric(scores, metric)
+        rec = {"step": loop["step"], "split": "dev", "epoch": loop["epoch"], "lr": optimizer.param_groups[0]["lr"],
+               **scores}
+        if enc.mix is not None:
+            rec["mix_weights"] = enc.mix.normalized_weights().tolist()
+            rec["gamma"] = float(enc.mix.gamma.detach())
+        record(rec)
+        if loop["best"] is None or score > loop["best"]:
+            loop.update(best=score, best_step=loop["step"], bad_evals=0)
+            if main:
+                save_task_model(run / "model", raw_model, cfg, lexicon, bilm.sha256 if bilm else "",
+                                {"dev": scores, "step": loop["step"]})
+        else:
+            loop["bad_evals"] += 1
+        plateau.step(score)
+        bar.set_postfix(dev=f"{score:.2f}", best=f"{loop['best']:.2f}")
+        return loop["bad_evals"] >= t.patience
+
+    # --- the loop ---------------------------------------------------------------------------------------------------
+    world, rank = accelerator.num_processes, accelerator.process_index
+    n_train = len(splits["train"])
+    steps_per_epoch = (len(make_batches([0] * n_train, t.batch_size, False)) // world)
+    bar = tqdm(total=t.max_epochs * steps_per_epoch, initial=loop["step"], unit="step", desc=cfg.task,
+               disable=not (t.progress and main), dynamic_ncols=True)
+    start = time.time() - loop["train_seconds"]
+    lengths = [len(it.words) for it in splits["train"]]
+    seen, window_t = 0, time.time()
+    stop = loop["stopped"]  # early stopping or the time budget ended a run that is now resumed
+    while not stop and loop["epoch"] < t.max_epochs:
+        batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + loop["epoch"])
+        batches = batches[rank::world][:steps_per_epoch]
+        epoch_t = time.time()
+        model.train()
+        for pos in range(loop["batch_pos"], len(batches)):
+            batch = collate(batches[pos], splits["train"], lexicon, features["train"], use_words, use_chars,
+                            path=d.train).to(accelerator.device)
+            with accelerator.autocast():
+                loss = model(batch)
+            accelerator.backward(loss)
+            if t.clip_norm > 0:
+                accelerator.clip_grad_norm_(trainable, t.clip_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loop["step"] += 1
+            loop["batch_pos"] = pos + 1
+            seen += len(batches[pos])
+            bar.update(1)
+            if loop["step"] % t.log_every == 0:
+                now = time.time()
+                record({"step": loop["step"], "split": "train", "epoch": loop["epoch"], "loss": float(loss.detach()),
+                        "lr": optimizer.param_groups[0]["lr"], "examples_per_s": seen * world / (now - window_t)})
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                seen, window_t = 0, now
+            out_of_time = t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes
+            if (t.eval_every and loop["step"] % t.eval_every == 0) or out_of_time:
+                stop = evaluate_and_select() or out_of_time
+                loop["stopped"] = stop
+                loop["train_seconds"] = time.time() - start
+                if main:
+                    _save_state(run, raw_model, optimizer, plateau, loop)
+                if stop:
+                    break
+        if stop:
+            break
+        loop["epoch_seconds"].append(time.time() - epoch_t)
+        loop["epoch"] += 1
+        loop["batch_pos"] = 0
+        if not t.eval_every or loop["step"] % t.eval_every:
+            stop = evaluate_and_select()
+        stop = stop or (t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes)
+        loop["stopped"] = stop
+        loop["train_seconds"] = time.time() - start
+        if main:
+            _save_state(run, raw_model, optimizer, plateau, loop)
+    bar.close()
+
+    # --- the best model on dev and test ------------------------------------------------------------------------------
+    raw_model.load_state_dict(safe_load(run / "model" / "weights.pt", "weights"), strict=True)
+    final = {name: run_eval(name) for name in splits if name != "train"}
+    summary = {
+        "task": cfg.task, "metric": metric, "use_elmo": m.use_elmo, "best_step": loop["best_step"],
+        "steps": loop["step"], "epochs": loop["epoch"], "train_minutes": loop["train_seconds"] / 60,
+        "cache_seconds": cache_s if t.features == "cache" and bilm is not None else 0.0,
+        "seconds_per_epoch": (sum(loop["epoch_seconds"]) / len(loop["epoch_seconds"]) if loop["epoch_seconds"]
+                              else None),
+        "features": t.features if bilm is not None else "none", **{f"{k}": v for k, v in final.items()},
+    }
+    if enc.mix is not None:
+        summary["mix_weights"] = enc.mix.normalized_weights().tolist()
+        summary["gamma"] = float(enc.mix.gamma.detach())
+    if main:
+        save_task_model(run / "model", raw_model, cfg, lexicon, bilm.sha256 if bilm else "",
+                        {**final, "step": loop["best_step"]})
+        write_json(run / "results.json", summary)
+        log.close()
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+        plot_task_curves(records, run / "curves.png", metric, title=f"{cfg.task} ({Path(d.train).name})")
+        if enc.mix is not None:
+            plot_mix_weights([enc.mix], run / "mix_weights.png", ["scalar mix"])
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    for f in features.values():
+        if f is not None and hasattr(f, "close"):
+            f.close()
+    return summary

@@ -1,0 +1,150 @@
+"""The downstream training loop, model directory, predict and score, on tiny generated data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from elmokit.cli import main
+from elmokit.demo import write_tagged
+from elmokit.errors import CorpusError
+from elmokit.tasks.model_dir import load_task_model
+from elmokit.tasks.predict import run_predict, run_score
+from elmokit.tasks.readers import read_conll, read_tsv
+from elmokit.tasks.train import load_task_config, train_task
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("taskdata")
+    out = {}
+    for kind, ext in (("conllu", "conllu"), ("conll", "txt"), ("tsv", "tsv")):
+        out[kind] = {split: write_tagged(d / f"{split}.{ext}", n, seed, kind)
+                     for split, n, seed in (("train", 120, 21), ("dev", 40, 22), ("test", 40, 23))}
+    return out
+
+
+def config(tmp_path, data, kind, bundle, *extra, task="tagger"):
+    files = data[kind]
+    ov = [f"out={tmp_path / 'run'}", f"data.format={kind}", f"data.train={files['train']}",
+          f"data.dev={files['dev']}", f"data.test={files['test']}", f"model.bilm={bundle}", "model.hidden=16",
+          "model.word_dim=8", "model.dropout=0.1", "train.batch_size=8", "train.max_epochs=3", "train.lr=0.01",
+          f"train.cache_dir={tmp_path / 'cache'}", "train.threads=1", "train.progress=false", "train.log_every=5",
+          *extra]
+    return load_task_config(None, ov, task=task)
+
+
+def weights(run):
+    return torch.load(run / "model" / "weights.pt", weights_only=True)
+
+
+def test_tagger_learns_and_predict_round_trips(tmp_path, data, tiny_pair):
+    cfg = config(tmp_path, data, "conll", tiny_pair["bundle"], "data.scheme=bio", "model.char_dim=8",
+                 "train.max_epochs=6")
+    summary = train_task(cfg)
+    assert summary["metric"] == "span_f1" and summary["dev"]["f1"] > 80
+    run = tmp_path / "run"
+    for name in ("curves.png", "mix_weights.png", "metrics.jsonl", "results.json", "model/manifest.json"):
+        assert (run / name).is_file(), name
+    assert abs(sum(summary["mix_weights"]) - 1) < 1e-5
+    tm = load_task_model(run)
+    assert tm.manifest["bilm_sha256"] and tm.model.encoder.chars is not None
+    # predict on the training data: the output reads back with the CoNLL reader and scores what `score` says
+    out = tmp_path / "pred.conll"
+    run_predict(tm, data["conll"]["train"], out)
+    gold, pred = read_conll(data["conll"]["train"]), read_conll(out)
+    assert [s.words for s in gold] == [s.words for s in pred]
+    acc = 100 * sum(g == p for a, b in zip(gold, pred) for g, p in zip(a.tags, b.tags)) / sum(len(s.tags) for s in gold)
+    assert acc == pytest.approx(run_score(tm, data["conll"]["train"])["accuracy"])
+    assert acc > 90  # it fits its training data
+    # constrained CRF: never I-NP right after O
+    for s in pred:
+        assert all(not (a == "O" and b == "I-NP") for a, b in zip(["O", *s.tags], s.tags))
+
+
+def test_classifier_and_cli(tmp_path, data, tiny_pair):
+    files = data["tsv"]
+    (tmp_path / "c.yaml").write_text("task: classifier\ndata:\n  format: tsv\n", encoding="utf-8")
+    r = CliRunner().invoke(main, [
+        "train-classifier", str(tmp_path / "c.yaml"), f"data.train={files['train']}", f"data.dev={files['dev']}",
+        f"model.bilm={tiny_pair['bundle']}", "model.hidden=16", "model.word_dim=8", "train.batch_size=8",
+        "train.max_epochs=12", "train.lr=0.01", f"train.cache_dir={tmp_path / 'cache'}", "train.threads=1",
+        "model.sentence_pooling=attention", "--out", str(tmp_path / "cls"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.splitlines()[0])["dev"]["accuracy"] > 60
+    r = CliRunner().invoke(main, ["predict", str(tmp_path / "cls"), str(files["test"]), str(tmp_path / "p.tsv")])
+    assert r.exit_code == 0, r.output
+    back = read_tsv(tmp_path / "p.tsv")
+    assert [e.text for e in back] == [e.text for e in read_tsv(files["test"])]
+    assert {e.label for e in back} <= {"sg", "pl", "ko"}
+    r = CliRunner().invoke(main, ["score", str(tmp_path / "cls"), str(files["test"])])
+    assert r.exit_code == 0 and set(json.loads(r.output)) == {"accuracy", "macro_f1"}
+
+
+def test_cached_features_train_like_on_the_fly(tmp_path, data, tiny_pair):
+    """Same seed, float32 cache vs the biLM per batch: the same weights and scores."""
+    a = train_task(config(tmp_path / "a", data, "conllu", tiny_pair["bundle"], "train.features=cache",
+                          "train.cache_dtype=float32", "train.max_epochs=2"))
+    b = train_task(config(tmp_path / "b", data, "conllu", tiny_pair["bundle"], "train.features=on_the_fly",
+                          "train.max_epochs=2"))
+    assert a["dev"] == pytest.approx(b["dev"]) and a["test"] == pytest.approx(b["test"])
+    wa, wb = weights(tmp_path / "a" / "run"), weights(tmp_path / "b" / "run")
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], atol=1e-5, rtol=1e-4)
+
+
+def test_resume_continues_exactly(tmp_path, data, tiny_pair):
+    full = train_task(config(tmp_path / "full", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3",
+                             "train.patience=10"))
+    train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1",
+                      "train.patience=10"))
+    resumed = train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3",
+                                "train.patience=10"), resume=True)
+    assert resumed["steps"] == full["steps"] and resumed["dev"] == pytest.approx(full["dev"])
+    wa, wb = weights(tmp_path / "full" / "run"), weights(tmp_path / "cut" / "run")
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], atol=0, rtol=0)
+
+
+def test_without_elmo_needs_no_bilm(tmp_path, data):
+    cfg = config(tmp_path, data, "conllu", "", "model.use_elmo=false", "train.max_epochs=2")
+    summary = train_task(cfg)
+    assert summary["features"] == "none" and "mix_weights" not in summary
+    tm = load_task_model(tmp_path / "run")
+    assert tm.bilm is None and tm.model.encoder.mix is None
+
+
+def test_unknown_label_in_dev_names_file_and_line(tmp_path, data, tiny_pair):
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("a cat sleeps .\tsg\nthe dogs run .\tneutral\n", encoding="utf-8")
+    cfg = config(tmp_path, data, "tsv", tiny_pair["bundle"], f"data.dev={dev}", task="classifier")
+    with pytest.raises(CorpusError, match=r"dev.tsv:2: label 'neutral' was not seen in the training data"):
+        train_task(cfg)
+
+
+def test_config_errors(tmp_path, data):
+    from elmokit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.bilm is empty"):
+        config(tmp_path, data, "conllu", "")
+    with pytest.raises(ConfigError, match="classifier reads data.format=tsv"):
+        config(tmp_path, data, "conllu", "x", task="classifier")
+    with pytest.raises(ConfigError, match="unknown key model.hiden"):
+        config(tmp_path, data, "conllu", "x", "model.hiden=3")
+
+
+def test_missing_bilm_at_load_is_a_clear_error(tmp_path, data, tiny_pair):
+    import shutil
+
+    from elmokit.errors import CheckpointError
+
+    bundle = tmp_path / "bilm"
+    shutil.copytree(tiny_pair["bundle"], bundle)
+    train_task(config(tmp_path, data, "conllu", bundle, "train.max_epochs=1"))
+    shutil.rmtree(bundle)
+    with pytest.raises(CheckpointError, match="its biLM .* is missing; pass the bundle"):
+        load_task_model(tmp_path / "run")
+    assert load_task_model(tmp_path / "run", bilm=tiny_pair["bundle"]).bilm is not None  # moved: --bilm
