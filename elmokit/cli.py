@@ -46,8 +46,11 @@ def main() -> None:
       elmokit generate runs/fwd --prompt "The"                 sample text, a sanity check
       elmokit bundle runs/fwd runs/bwd --out runs/bilm          pair them into a frozen biLM
       elmokit embed runs/bilm sentences.txt vectors.hdf5       layer-wise word vectors to HDF5
+      elmokit train-tagger recipes/tasks/ewt-upos.yaml          BiLSTM-CRF tagger on the scalar mix
+      elmokit train-classifier recipes/tasks/nsmc.yaml          BiLSTM sentence classifier on the scalar mix
+      elmokit predict runs/tagger input.conllu out.conll        tag or classify a file; `score` scores one
 
-    `elmokit demo` runs all of it (and bundle, embed, read back) on a small built-in corpus in about two minutes.
+    `elmokit demo` runs it end to end (vocab to a tiny tagger) on a small built-in corpus in about two minutes.
     """
 
 
@@ -326,7 +329,8 @@ def score(model, gold, fmt, bilm):
 @friendly_errors
 def demo(out, steps):
     """Run the whole pipeline on a small built-in corpus: vocab → pretrain forward and backward tiny models →
-    evaluate → generate → biLM bundle → embed to HDF5 → read back. Takes about two minutes on two CPU cores."""
+    evaluate → generate → biLM bundle → embed to HDF5 → read back → train a tiny UPOS tagger on the scalar mix.
+    Takes about two minutes on two CPU cores."""
     from elmokit.demo import run_demo
 
     run_demo(out, steps)

@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from elmokit.cli import main
 
-COMMANDS = ["vocab", "pretrain", "evaluate", "generate", "bundle", "embed", "demo"]
+COMMANDS = ["vocab", "pretrain", "evaluate", "generate", "bundle", "embed", "demo", "train-tagger",
+            "train-classifier", "predict", "score"]
 
 
 @pytest.mark.parametrize("cmd", [[], *[[c] for c in COMMANDS]])
@@ -89,3 +90,4 @@ def test_demo(tmp_path):
     results = json.loads((tmp_path / "demo" / "demo-results.json").read_text())
     assert results["forward"]["subword_ppl"] < 60 and results["backward"]["subword_ppl"] < 60
     assert results["embed"]["read_back_equal"] and results["embed"]["shape0"][0] == 3
+    assert results["tagger"]["test_accuracy"] > 50 and "test accuracy" in res.output

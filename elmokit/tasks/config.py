@@ -20,6 +20,7 @@ class TaskDataConfig:
     format: str = "conllu"  # conllu | conll (token ... tag columns) | tsv (NSMC id/document/label, or text<TAB>label)
     train: str = ""
     dev: str = ""  # early stopping and LR annealing watch this split
+    dev_size: int = 0  # with no dev file: hold out the last N training examples as dev (NSMC has no dev split)
     test: str = ""  # scored once with the best model at the end ("" = none)
     tag: str = "upos"  # conllu: upos | xpos
     tag_column: int = -1  # conll: which column holds the tag
@@ -108,8 +109,9 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
         raise bad("data.scheme", d.scheme, SCHEMES)
     if d.tag not in ("upos", "xpos"):
         raise bad("data.tag", d.tag, ("upos", "xpos"))
-    if not d.train or not d.dev:
-        raise ConfigError(f"{where}: data.train and data.dev are required (pass e.g. data.train=PATH)")
+    if not d.train or not (d.dev or d.dev_size > 0):
+        raise ConfigError(f"{where}: data.train and data.dev (or data.dev_size) are required (pass e.g. "
+                          f"data.train=PATH data.dev=PATH)")
     if m.use_elmo and not m.bilm:
         raise ConfigError(f"{where}: model.use_elmo is true but model.bilm is empty; pass model.bilm=BUNDLE_DIR "
                           f"(made by `elmokit bundle`) or model.use_elmo=false")

@@ -67,7 +67,8 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
     out = {}
     for name, items in splits.items():
         path = build_cache(emb, [it.words for it in items], cfg.train.cache_dir,
-                           f"{Path(getattr(cfg.data, name)).name}", cfg.train.cache_dtype, progress)
+                           f"{Path(getattr(cfg.data, name) or cfg.data.train).name}-{name}", cfg.train.cache_dtype,
+                           progress)
         out[name] = CachedFeatures(path)
     return out
 
@@ -100,15 +101,20 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     say = accelerator.print if t.progress else (lambda *a, **k: None)
 
     # --- data ---------------------------------------------------------------------------------------------------
-    splits = {"train": read_items(d.train, d.format, cfg.task, d.tag, d.tag_column, d.scheme),
-              "dev": read_items(d.dev, d.format, cfg.task, d.tag, d.tag_column, d.scheme)}
+    splits = {"train": read_items(d.train, d.format, cfg.task, d.tag, d.tag_column, d.scheme)}
+    if d.dev:
+        splits["dev"] = read_items(d.dev, d.format, cfg.task, d.tag, d.tag_column, d.scheme)
+    else:  # the last dev_size training examples
+        if d.dev_size >= len(splits["train"]):
+            raise ConfigError(f"{d.train}: data.dev_size={d.dev_size} but only {len(splits['train'])} examples")
+        splits["train"], splits["dev"] = splits["train"][: -d.dev_size], splits["train"][-d.dev_size :]
     if d.test:
         splits["test"] = read_items(d.test, d.format, cfg.task, d.tag, d.tag_column, d.scheme)
     if d.max_train:
         splits["train"] = splits["train"][: d.max_train]
     lexicon = Lexicon.build(splits["train"], m.word_min_count, m.lowercase)
     for name, items in splits.items():  # an unknown label fails now, naming file and line, not mid-training
-        path = getattr(d, name)
+        path = getattr(d, name) or d.train
         for it in items:
             lexicon.label_ids(it, path)
     metric = ("span_f1" if d.scheme else "accuracy") if t.metric == "auto" else t.metric

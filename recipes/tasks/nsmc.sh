@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# NSMC sentiment with and without ELMo. Rebuilds the Korean biLM first when it is missing (about an hour:
+# recipes/lm/nsmc-small.sh), bundles it, then trains both classifiers side by side (one thread each).
+#   ELMOKIT_DATA=../shared/data bash recipes/tasks/nsmc.sh
+set -euo pipefail
+: "${ELMOKIT_DATA:?set ELMOKIT_DATA to the folder holding nsmc/}"
+runs="$HOME/elmokit-runs"
+[ -f "$runs/nsmc-small-fwd/model/manifest.json" ] && [ -f "$runs/nsmc-small-bwd/model/manifest.json" ] \
+  || bash recipes/lm/nsmc-small.sh
+[ -f "$runs/nsmc-small-bilm/manifest.json" ] \
+  || elmokit bundle "$runs/nsmc-small-fwd" "$runs/nsmc-small-bwd" --out "$runs/nsmc-small-bilm"
+OMP_NUM_THREADS=1 elmokit train-classifier recipes/tasks/nsmc.yaml --quiet train.threads=1 "$@" \
+  > "$runs/nsmc-elmo.log" 2>&1 &
+p1=$!
+OMP_NUM_THREADS=1 elmokit train-classifier recipes/tasks/nsmc.yaml --quiet train.threads=1 model.use_elmo=false \
+  out="$runs/nsmc-noelmo" "$@" > "$runs/nsmc-noelmo.log" 2>&1 &
+p2=$!
+wait $p1 $p2
+for r in nsmc-elmo nsmc-noelmo; do echo "$r: $(tr -d '\n ' < "$runs/$r/results.json")"; done
