@@ -148,3 +148,28 @@ def test_missing_bilm_at_load_is_a_clear_error(tmp_path, data, tiny_pair):
     with pytest.raises(CheckpointError, match="its biLM .* is missing; pass the bundle"):
         load_task_model(tmp_path / "run")
     assert load_task_model(tmp_path / "run", bilm=tiny_pair["bundle"]).bilm is not None  # moved: --bilm
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_a_tagger(tmp_path, data, tiny_pair):
+    """`accelerate launch` with 2 CPU processes: each takes every other batch, DDP averages the gradients."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_pretrain import free_port
+
+    files = data["conllu"]
+    (tmp_path / "t.yaml").write_text("task: tagger\n", encoding="utf-8")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()), "-m", "elmokit.cli", "train-tagger", str(tmp_path / "t.yaml"),
+           f"data.train={files['train']}", f"data.dev={files['dev']}", f"model.bilm={tiny_pair['bundle']}",
+           "model.hidden=16", "model.word_dim=8", "train.batch_size=8", "train.max_epochs=3", "train.lr=0.01",
+           f"train.cache_dir={tmp_path / 'cache'}", "train.threads=1", "--out", str(tmp_path / "two"), "--quiet"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert summary["steps"] == 3 * (120 // 8 // 2)  # 15 batches per epoch, split over 2 processes
+    assert summary["dev"]["accuracy"] > 50
