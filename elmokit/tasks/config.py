@@ -61,8 +61,8 @@ class TaskTrainConfig:
     clip_norm: float = 5.0
     max_epochs: int = 30
     patience: int = 5  # stop after this many evaluations without a better dev score
-    anneal_factor: float = 0.5  # multiply the LR by this after `anneal_patience` evaluations without improvement
-    anneal_patience: int = 2
+    anneal_factor: float = 0.5  # multiply the LR by this when more than `anneal_patience` evaluations in a row
+    anneal_patience: int = 2  # did not improve on the best dev score (torch ReduceLROnPlateau)
     min_lr: float = 1e-5
     eval_every: int = 0  # steps between dev evaluations (0 = once per epoch)
     metric: str = "auto"  # tagger: accuracy | span_f1 (auto: span_f1 when data.scheme is set); classifier: accuracy

@@ -200,7 +200,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
                disable=not (t.progress and main), dynamic_ncols=True)
     start = time.time() - loop["train_seconds"]
     lengths = [len(it.words) for it in splits["train"]]
-    seen, window_t = 0, time.time()
+    seen, window_t, window_loss, window_steps = 0, time.time(), 0.0, 0
     stop = loop["stopped"]  # early stopping or the time budget ended a run that is now resumed
     while not stop and loop["epoch"] < t.max_epochs:
         batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + loop["epoch"])
@@ -220,13 +220,16 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
             loop["step"] += 1
             loop["batch_pos"] = pos + 1
             seen += len(batches[pos])
+            window_loss += float(loss.detach())
+            window_steps += 1
             bar.update(1)
-            if loop["step"] % t.log_every == 0:
+            if loop["step"] % t.log_every == 0:  # the mean loss of the steps since the last record
                 now = time.time()
-                record({"step": loop["step"], "split": "train", "epoch": loop["epoch"], "loss": float(loss.detach()),
-                        "lr": optimizer.param_groups[0]["lr"], "examples_per_s": seen * world / (now - window_t)})
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-                seen, window_t = 0, now
+                record({"step": loop["step"], "split": "train", "epoch": loop["epoch"],
+                        "loss": window_loss / window_steps, "lr": optimizer.param_groups[0]["lr"],
+                        "examples_per_s": seen * world / (now - window_t)})
+                bar.set_postfix(loss=f"{window_loss / window_steps:.3f}")
+                seen, window_t, window_loss, window_steps = 0, now, 0.0, 0
             out_of_time = t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes
             if (t.eval_every and loop["step"] % t.eval_every == 0) or out_of_time:
                 stop = evaluate_and_select() or out_of_time

@@ -2,6 +2,7 @@
 # Extract NSMC train's documents, then rebuild the Korean `small` forward and backward LMs if missing (side by
 # side, one thread each). Needs ELMOKIT_DATA (../shared/data).
 #   ELMOKIT_DATA=../shared/data bash recipes/lm/nsmc-small.sh
+# then evaluates both on NSMC test's review text.
 set -euo pipefail
 : "${ELMOKIT_DATA:?set ELMOKIT_DATA to the folder holding nsmc/}"
 runs="$HOME/elmokit-runs"
@@ -20,3 +21,10 @@ for dir in forward backward; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 echo "models: $runs/nsmc-small-fwd/model $runs/nsmc-small-bwd/model"
+# perplexity on NSMC test's review text (held out from LM training), first 200k pieces, full softmax
+[ -f "$runs/data/nsmc-test.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_test.txt" \
+  --column document --out "$runs/data/nsmc-test.txt"
+for dir in fwd bwd; do
+  elmokit evaluate "$runs/nsmc-small-$dir" --corpus "$runs/data/nsmc-test.txt" --max-tokens 200000 --json \
+    | tee "$runs/nsmc-small-$dir.test.json"
+done
