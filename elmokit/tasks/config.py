@@ -73,6 +73,7 @@ class TaskTrainConfig:
     threads: int = 0  # torch threads (0 = torch's default)
     log_every: int = 50
     mixed_precision: str = "no"  # no | bf16 (GPUs)
+    trackers: list[str] = field(default_factory=list)  # accelerate trackers, e.g. [tensorboard]
     progress: bool = True
 
 

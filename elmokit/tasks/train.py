@@ -94,9 +94,12 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     t, m, d = cfg.train, cfg.model, cfg.data
     if t.threads:
         torch.set_num_threads(t.threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=t.mixed_precision)
-    set_seed(t.seed)
     run = Path(cfg.out)
+    if not resume and (run / "checkpoint").exists():
+        raise ConfigError(f"{run}: has a training checkpoint already; pass --resume to continue, or another --out")
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=t.mixed_precision,
+                              log_with=t.trackers or None, project_dir=str(run))
+    set_seed(t.seed)
     main = accelerator.is_main_process
     say = accelerator.print if t.progress else (lambda *a, **k: None)
 
@@ -163,6 +166,8 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         run.mkdir(parents=True, exist_ok=True)
         write_json(run / "run.json", {"config": to_dict(cfg), "bilm_sha256": bilm.sha256 if bilm else ""})
     log = open(run / "metrics.jsonl", "a", encoding="utf-8") if main else None
+    if t.trackers:
+        accelerator.init_trackers(f"elmokit-{cfg.task}", config=json.loads(json.dumps(to_dict(cfg))))
 
     def record(rec: dict) -> None:
         if log:

@@ -9,6 +9,8 @@ runs="$HOME/elmokit-runs"
   || bash recipes/lm/wikitext2-small.sh "$runs"
 [ -f "$runs/wt2-small-bilm/manifest.json" ] \
   || elmokit bundle "$runs/wt2-small-fwd" "$runs/wt2-small-bwd" --out "$runs/wt2-small-bilm"
-elmokit train-tagger recipes/tasks/ewt-upos.yaml --quiet "$@"
-elmokit train-tagger recipes/tasks/ewt-upos.yaml --quiet model.use_elmo=false out="$runs/ewt-upos-noelmo" "$@"
+# each run is skipped when its results exist, and resumed from its checkpoint when it was stopped
+[ -f "$runs/ewt-upos-elmo/results.json" ] || elmokit train-tagger recipes/tasks/ewt-upos.yaml --quiet --resume "$@"
+[ -f "$runs/ewt-upos-noelmo/results.json" ] || elmokit train-tagger recipes/tasks/ewt-upos.yaml --quiet --resume \
+  model.use_elmo=false out="$runs/ewt-upos-noelmo" "$@"
 for r in ewt-upos-elmo ewt-upos-noelmo; do echo "$r: $(cat "$runs/$r/results.json" | tr -d '\n ')"; done

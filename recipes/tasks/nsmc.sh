@@ -9,11 +9,17 @@ runs="$HOME/elmokit-runs"
   || bash recipes/lm/nsmc-small.sh
 [ -f "$runs/nsmc-small-bilm/manifest.json" ] \
   || elmokit bundle "$runs/nsmc-small-fwd" "$runs/nsmc-small-bwd" --out "$runs/nsmc-small-bilm"
-OMP_NUM_THREADS=1 elmokit train-classifier recipes/tasks/nsmc.yaml --quiet train.threads=1 "$@" \
-  > "$runs/nsmc-elmo.log" 2>&1 &
-p1=$!
-OMP_NUM_THREADS=1 elmokit train-classifier recipes/tasks/nsmc.yaml --quiet train.threads=1 model.use_elmo=false \
-  out="$runs/nsmc-noelmo" "$@" > "$runs/nsmc-noelmo.log" 2>&1 &
-p2=$!
-wait $p1 $p2
+# each run is skipped when its results exist, and resumed from its checkpoint when it was stopped
+pids=()
+if [ ! -f "$runs/nsmc-elmo/results.json" ]; then
+  OMP_NUM_THREADS=1 elmokit train-classifier recipes/tasks/nsmc.yaml --quiet --resume train.threads=1 "$@" \
+    > "$runs/nsmc-elmo.log" 2>&1 &
+  pids+=($!)
+fi
+if [ ! -f "$runs/nsmc-noelmo/results.json" ]; then
+  OMP_NUM_THREADS=1 elmokit train-classifier recipes/tasks/nsmc.yaml --quiet --resume train.threads=1 \
+    model.use_elmo=false out="$runs/nsmc-noelmo" "$@" > "$runs/nsmc-noelmo.log" 2>&1 &
+  pids+=($!)
+fi
+for p in "${pids[@]}"; do wait "$p"; done
 for r in nsmc-elmo nsmc-noelmo; do echo "$r: $(tr -d '\n ' < "$runs/$r/results.json")"; done

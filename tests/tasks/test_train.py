@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from elmokit.cli import main
 from elmokit.demo import write_tagged
-from elmokit.errors import CorpusError
+from elmokit.errors import ConfigError, CorpusError
 from elmokit.tasks.model_dir import load_task_model
 from elmokit.tasks.predict import run_predict, run_score
 from elmokit.tasks.readers import read_conll, read_tsv
@@ -104,6 +104,8 @@ def test_resume_continues_exactly(tmp_path, data, tiny_pair):
     resumed = train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3",
                                 "train.patience=10"), resume=True)
     assert resumed["steps"] == full["steps"] and resumed["dev"] == pytest.approx(full["dev"])
+    with pytest.raises(ConfigError, match="has a training checkpoint already; pass --resume"):
+        train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"]))
     wa, wb = weights(tmp_path / "full" / "run"), weights(tmp_path / "cut" / "run")
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], atol=0, rtol=0)
@@ -126,8 +128,6 @@ def test_unknown_label_in_dev_names_file_and_line(tmp_path, data, tiny_pair):
 
 
 def test_config_errors(tmp_path, data):
-    from elmokit.errors import ConfigError
-
     with pytest.raises(ConfigError, match="model.bilm is empty"):
         config(tmp_path, data, "conllu", "")
     with pytest.raises(ConfigError, match="classifier reads data.format=tsv"):
