@@ -156,8 +156,9 @@ def read_sentences(path: str | Path, tokenized: bool = False) -> Iterator[tuple[
     """Yield ``(line_number, words, text)`` per sentence.
 
     Plain input: one sentence per line, words split on whitespace (an empty line is a sentence of no words).
-    ``tokenized``: one token per line (first tab-separated column, as in CoNLL files), a blank line between
-    sentences; lines starting with ``#`` are comments.
+    ``tokenized``: one token per line (first tab-separated column, as in CoNLL files; in a CoNLL-U line of 10
+    columns the FORM column, with multiword-token ranges ``1-2`` and empty nodes ``1.1`` skipped), a blank line
+    between sentences; lines starting with ``#`` are comments.
 
     Raises:
         CorpusError: missing/empty file, invalid UTF-8, NUL byte (with file and line).
@@ -176,7 +177,12 @@ def read_sentences(path: str | Path, tokenized: bool = False) -> Iterator[tuple[
                 yield start, words, " ".join(words)
             words, start = [], lineno + 1
         elif not (text.startswith("#") and not words):
-            words.append(text.split("\t")[0].strip())
+            cols = text.split("\t")
+            if len(cols) == 10 and cols[0].replace("-", "").replace(".", "").isdigit():  # CoNLL-U
+                if cols[0].isdigit():
+                    words.append(cols[1])
+                continue
+            words.append(cols[0].strip())
     if words:
         yield start, words, " ".join(words)
 

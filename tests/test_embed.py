@@ -128,3 +128,13 @@ def test_cli_bundle_and_embed(tiny_pair, text, tmp_path):
     r = CliRunner().invoke(main, ["bundle", str(tiny_pair["backward"]), str(tiny_pair["forward"]), "--out",
                                   str(tmp_path / "b2")])
     assert r.exit_code == 2 and "pass the forward LM first" in r.output and "Traceback" not in r.output
+
+
+def test_tokenized_reads_the_form_column_of_conllu(tmp_path):
+    from elmokit.embed import read_sentences
+
+    p = tmp_path / "s.conllu"
+    p.write_text("# text = Don't go\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\tdo\tAUX\t_\t_\t_\t_\t_\t_\n"
+                 "2\tn't\tnot\tPART\t_\t_\t_\t_\t_\t_\n2.1\tgone\t_\t_\t_\t_\t_\t_\t_\t_\n3\tgo\tgo\tVERB\t_\t_\t_\t_\t_\t_\n\n"
+                 "hello\tX\nworld\tY\n", encoding="utf-8")
+    assert [w for _, w, _ in read_sentences(p, tokenized=True)] == [["Do", "n't", "go"], ["hello", "world"]]

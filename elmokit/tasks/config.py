@@ -26,6 +26,9 @@ class TaskDataConfig:
     tag_column: int = -1  # conll: which column holds the tag
     scheme: str = ""  # conll chunk tags as written in the file: bio | iob1 | bioes ("" = plain tags, e.g. POS)
     max_train: int = 0  # use only the first N training examples (0 = all)
+    train_hdf5: str = ""  # biLM vectors of a split made by `elmokit embed BILM FILE OUT --layers all [--tokenized]`
+    dev_hdf5: str = ""  # ("" = embed the split into train.cache_dir, or run the biLM on the fly)
+    test_hdf5: str = ""
 
 
 @dataclass
@@ -113,6 +116,9 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
     if not d.train or not (d.dev or d.dev_size > 0):
         raise ConfigError(f"{where}: data.train and data.dev (or data.dev_size) are required (pass e.g. "
                           f"data.train=PATH data.dev=PATH)")
+    if d.train_hdf5 and d.dev_size and not d.dev:
+        raise ConfigError(f"{where}: data.train_hdf5 with data.dev_size is not supported (the held-out dev would "
+                          f"need its own file); give data.dev and data.dev_hdf5")
     if m.use_elmo and not m.bilm:
         raise ConfigError(f"{where}: model.use_elmo is true but model.bilm is empty; pass model.bilm=BUNDLE_DIR "
                           f"(made by `elmokit bundle`) or model.use_elmo=false")

@@ -75,6 +75,49 @@ class CachedFeatures:
         self.f.close()
 
 
+class EmbedFileFeatures:
+    """Vectors of one split from an ``elmokit embed --layers all`` file (either layout), checked against the biLM
+    and the split: the same model hash, one sentence per example, the same number of words in each.
+
+    Raises:
+        ElmokitError: a file from another biLM, with other layers, or for other sentences.
+    """
+
+    def __init__(self, path: str | Path, bilm_sha: str, items: list) -> None:
+        from elmokit.embed import EmbeddingsFile
+        from elmokit.errors import ElmokitError
+
+        self.file = EmbeddingsFile(path)
+        a = self.file.attrs
+        if str(a.get("model_sha256", "")) != bilm_sha:
+            raise ElmokitError(f"{path}: made with biLM {str(a.get('model_sha256'))[:12]}…, the model uses "
+                               f"{bilm_sha[:12]}…; embed the split again with model.bilm")
+        if not self.file.all_layers:
+            raise ElmokitError(f"{path}: has --layers {a.get('layers')}; the scalar mix needs every layer "
+                               f"(`elmokit embed ... --layers all`)")
+        if len(self.file) < len(items):  # more is fine: data.max_train uses the first N
+            raise ElmokitError(f"{path}: {len(self.file)} sentences, the split has {len(items)}; embed the same "
+                               f"file (for CoNLL/CoNLL-U: `elmokit embed BILM FILE OUT --tokenized`)")
+        self.path, self.items = path, items
+
+    def get(self, i: int) -> np.ndarray:
+        """Sentence ``i`` as ``(layers, words, 2D)``."""
+        from elmokit.errors import ElmokitError
+
+        v = self.file[i]
+        if v.shape[1] != len(self.items[i].words):
+            raise ElmokitError(f"{self.path}: sentence {i} has {v.shape[1]} words, the split's example at line "
+                               f"{self.items[i].line} has {len(self.items[i].words)}; the file is of other text")
+        return v
+
+    def layers(self, indices: list[int], sentences: list[list[str]], width: int) -> Tensor:
+        """``(batch, layers, width, 2D)`` float32."""
+        return pad_layers([self.get(i) for i in indices], width)
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def cache_key(bilm_sha: str, pooling: str, dtype: str, sentences: list[list[str]]) -> str:
     h = hashlib.sha256(f"{bilm_sha}\n{pooling}\n{dtype}\n".encode())
     for s in sentences:

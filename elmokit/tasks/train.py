@@ -46,6 +46,8 @@ def load_task_config(config: str | None, overrides: list[str] | tuple[str, ...] 
         raise ConfigError(f"{where}: no output directory; set out: in the config or pass --out DIR")
     d = cfg.data
     d.train, d.dev, d.test = (expand_path(p, where) if p else p for p in (d.train, d.dev, d.test))
+    d.train_hdf5, d.dev_hdf5, d.test_hdf5 = (expand_path(p, where) if p else p
+                                             for p in (d.train_hdf5, d.dev_hdf5, d.test_hdf5))
     cfg.out = expand_path(cfg.out, where)
     if cfg.model.bilm:
         cfg.model.bilm = expand_path(cfg.model.bilm, where)
@@ -54,18 +56,23 @@ def load_task_config(config: str | None, overrides: list[str] | tuple[str, ...] 
 
 
 def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
-    """Per split: ``CachedFeatures`` (embedded once) or ``LiveFeatures`` (None without ELMo)."""
+    """Per split: ``EmbedFileFeatures`` (a given ``elmokit embed`` file), ``CachedFeatures`` (embedded once) or
+    ``LiveFeatures`` (None without ELMo)."""
     from elmokit.embed import Embedder
-    from elmokit.tasks.features import CachedFeatures, LiveFeatures, build_cache
+    from elmokit.tasks.features import CachedFeatures, EmbedFileFeatures, LiveFeatures, build_cache
 
     if bilm is None:
         return {name: None for name in splits}
-    if cfg.train.features == "on_the_fly":
-        live = LiveFeatures(bilm, cfg.model.pooling)
-        return {name: live for name in splits}
     emb = Embedder.from_bilm(bilm, cfg.model.pooling, batch_tokens=2000)
     out = {}
     for name, items in splits.items():
+        dump = getattr(cfg.data, f"{name}_hdf5")
+        if dump:  # an `elmokit embed` file given for this split
+            out[name] = EmbedFileFeatures(dump, bilm.sha256, items)
+            continue
+        if cfg.train.features == "on_the_fly":
+            out[name] = LiveFeatures(bilm, cfg.model.pooling)
+            continue
         path = build_cache(emb, [it.words for it in items], cfg.train.cache_dir,
                            f"{Path(getattr(cfg.data, name) or cfg.data.train).name}-{name}", cfg.train.cache_dtype,
                            progress)

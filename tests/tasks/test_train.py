@@ -173,3 +173,23 @@ def test_two_gloo_processes_train_a_tagger(tmp_path, data, tiny_pair):
     summary = json.loads((tmp_path / "two" / "results.json").read_text())
     assert summary["steps"] == 3 * (120 // 8 // 2)  # 15 batches per epoch, split over 2 processes
     assert summary["dev"]["accuracy"] > 50
+
+
+def test_features_from_elmokit_embed_files_equal_the_cache(tmp_path, data, tiny_pair):
+    """`elmokit embed --tokenized` dumps of the CoNLL-U splits train the same model as the float32 cache."""
+    files = data["conllu"]
+    dumps = {}
+    for split in ("train", "dev", "test"):
+        dumps[split] = tmp_path / f"{split}.hdf5"
+        layout = "packed" if split == "train" else "allennlp"
+        r = CliRunner().invoke(main, ["embed", str(tiny_pair["bundle"]), str(files[split]), str(dumps[split]),
+                                      "--tokenized", "--layout", layout, "--quiet"])
+        assert r.exit_code == 0, r.output
+    a = train_task(config(tmp_path / "a", data, "conllu", tiny_pair["bundle"], "train.cache_dtype=float32",
+                          "train.max_epochs=2"))
+    b = train_task(config(tmp_path / "b", data, "conllu", tiny_pair["bundle"], "train.max_epochs=2",
+                          *(f"data.{s}_hdf5={p}" for s, p in dumps.items())))
+    assert a["dev"] == pytest.approx(b["dev"]) and a["test"] == pytest.approx(b["test"])
+    # a dump of other text is refused, naming the file
+    with pytest.raises(Exception, match="sentences, the split has|words, the split's example"):
+        train_task(config(tmp_path / "c", data, "conllu", tiny_pair["bundle"], f"data.train_hdf5={dumps['dev']}"))
