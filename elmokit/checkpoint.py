@@ -130,14 +130,14 @@ def resolve_model_dir(path: str | Path) -> Path:
     )
 
 
-def read_manifest(d: Path, verify: bool = True) -> dict:
-    """Read and check a manifest: format, and (``verify``) the sha256 of every listed file."""
+def read_manifest(d: Path, verify: bool = True, fmt: str = MODEL_FORMAT, what: str = "an elmokit LM") -> dict:
+    """Read and check a manifest: format ``fmt``, and (``verify``) the sha256 of every listed file."""
     try:
         manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{d / 'manifest.json'}: unreadable manifest ({e}); the directory is corrupt") from None
-    if manifest.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{d}: format {manifest.get('format')!r} is not {MODEL_FORMAT}; not an elmokit LM")
+    if manifest.get("format") != fmt:
+        raise CheckpointError(f"{d}: format {manifest.get('format')!r} is not {fmt}; not {what}")
     if verify:
         for name, sha in manifest.get("files", {}).items():
             f = d / name

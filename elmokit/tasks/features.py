@@ -47,7 +47,18 @@ class LiveFeatures:
         return out
 
 
-class CachedFeatures:
+class _StoredFeatures:
+    """Per-sentence vectors read from a file; subclasses give :meth:`get`."""
+
+    def get(self, i: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def layers(self, indices: list[int], sentences: list[list[str]], width: int) -> Tensor:
+        """``(batch, layers, width, 2D)`` float32 for the split's sentences ``indices``."""
+        return pad_layers([self.get(i) for i in indices], width)
+
+
+class CachedFeatures(_StoredFeatures):
     """Vectors of one split read from its HDF5 cache (see :func:`build_cache`)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -67,15 +78,11 @@ class CachedFeatures:
         v = self.vectors[self.offsets[i] : self.offsets[i + 1]]  # (words, layers, 2D)
         return np.moveaxis(v, 0, 1)
 
-    def layers(self, indices: list[int], sentences: list[list[str]], width: int) -> Tensor:
-        """``(batch, layers, width, 2D)`` float32 for the split's sentences ``indices``."""
-        return pad_layers([self.get(i) for i in indices], width)
-
     def close(self) -> None:
         self.f.close()
 
 
-class EmbedFileFeatures:
+class EmbedFileFeatures(_StoredFeatures):
     """Vectors of one split from an ``elmokit embed --layers all`` file (either layout), checked against the biLM
     and the split: the same model hash, one sentence per example, the same number of words in each.
 
@@ -109,10 +116,6 @@ class EmbedFileFeatures:
             raise ElmokitError(f"{self.path}: sentence {i} has {v.shape[1]} words, the split's example at line "
                                f"{self.items[i].line} has {len(self.items[i].words)}; the file is of other text")
         return v
-
-    def layers(self, indices: list[int], sentences: list[list[str]], width: int) -> Tensor:
-        """``(batch, layers, width, 2D)`` float32."""
-        return pad_layers([self.get(i) for i in indices], width)
 
     def close(self) -> None:
         self.file.close()

@@ -16,10 +16,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from elmokit.checkpoint import atomic_dir, commit_dir, safe_load, torch_save_bytes, versions, write_json
+from elmokit.checkpoint import (
+    atomic_dir, commit_dir, read_manifest, safe_load, torch_save_bytes, versions, write_json,
+)
 from elmokit.config import build_config, to_dict
 from elmokit.errors import CheckpointError
 from elmokit.tasks.config import TaskConfig
@@ -100,20 +101,10 @@ def load_task_model(path: str | Path, bilm: str | Path | None = None, device: st
     d = Path(path)
     if not (d / "manifest.json").is_file() and (d / "model" / "manifest.json").is_file():
         d = d / "model"
-    mpath = d / "manifest.json"
-    if not mpath.is_file():
+    if not (d / "manifest.json").is_file():
         raise CheckpointError(f"{path}: not a trained elmokit model (no manifest.json); pass the --out directory "
                               f"of `elmokit train-tagger` / `train-classifier` or its model/ folder")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise CheckpointError(f"{mpath}: unreadable ({e}); the model directory is corrupt") from None
-    if manifest.get("format") != TASK_FORMAT:
-        raise CheckpointError(f"{path}: format {manifest.get('format')!r} is not a downstream model ({TASK_FORMAT})")
-    for name, sha in manifest["files"].items():
-        if not (d / name).is_file() or sha256_file(d / name) != sha:
-            raise CheckpointError(f"{d / name}: missing or changed since training (sha256 differs); the model "
-                                  f"directory is corrupt, re-copy it or retrain")
+    manifest = read_manifest(d, fmt=TASK_FORMAT, what="a downstream model")  # format and every file's sha256
     cfg = build_config(TaskConfig, yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8")), str(d))
     lexicon = Lexicon.from_dict(json.loads((d / "lexicon.json").read_text(encoding="utf-8")))
     loaded_bilm = None

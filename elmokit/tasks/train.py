@@ -211,6 +211,18 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     bar = tqdm(total=t.max_epochs * steps_per_epoch, initial=loop["step"], unit="step", desc=cfg.task,
                disable=not (t.progress and main), dynamic_ncols=True)
     start = time.time() - loop["train_seconds"]
+
+    def out_of_time() -> bool:
+        return t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes
+
+    def end_evaluation(stop: bool) -> bool:
+        """Record whether training stops, and save the resumable state."""
+        loop["stopped"] = stop
+        loop["train_seconds"] = time.time() - start
+        if main:
+            _save_state(run, raw_model, optimizer, plateau, loop)
+        return stop
+
     lengths = [len(it.words) for it in splits["train"]]
     seen, window_t, window_loss, window_steps = 0, time.time(), 0.0, 0
     stop = loop["stopped"]  # early stopping or the time budget ended a run that is now resumed
@@ -242,27 +254,18 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
                         "examples_per_s": seen * world / (now - window_t)})
                 bar.set_postfix(loss=f"{window_loss / window_steps:.3f}")
                 seen, window_t, window_loss, window_steps = 0, now, 0.0, 0
-            out_of_time = t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes
-            if (t.eval_every and loop["step"] % t.eval_every == 0) or out_of_time:
-                stop = evaluate_and_select() or out_of_time
-                loop["stopped"] = stop
-                loop["train_seconds"] = time.time() - start
-                if main:
-                    _save_state(run, raw_model, optimizer, plateau, loop)
-                if stop:
+            timed_out = out_of_time()
+            if (t.eval_every and loop["step"] % t.eval_every == 0) or timed_out:
+                if end_evaluation(evaluate_and_select() or timed_out):
+                    stop = True
                     break
         if stop:
             break
         loop["epoch_seconds"].append(time.time() - epoch_t)
         loop["epoch"] += 1
         loop["batch_pos"] = 0
-        if not t.eval_every or loop["step"] % t.eval_every:
-            stop = evaluate_and_select()
-        stop = stop or (t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes)
-        loop["stopped"] = stop
-        loop["train_seconds"] = time.time() - start
-        if main:
-            _save_state(run, raw_model, optimizer, plateau, loop)
+        evaluated_stop = evaluate_and_select() if not t.eval_every or loop["step"] % t.eval_every else False
+        stop = end_evaluation(evaluated_stop or out_of_time())
     bar.close()
 
     # --- the best model on dev and test ------------------------------------------------------------------------------
@@ -274,7 +277,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         "cache_seconds": cache_s if t.features == "cache" and bilm is not None else 0.0,
         "seconds_per_epoch": (sum(loop["epoch_seconds"]) / len(loop["epoch_seconds"]) if loop["epoch_seconds"]
                               else None),
-        "features": t.features if bilm is not None else "none", **{f"{k}": v for k, v in final.items()},
+        "features": t.features if bilm is not None else "none", **final,
     }
     if enc.mix is not None:
         summary["mix_weights"] = enc.mix.normalized_weights().tolist()
