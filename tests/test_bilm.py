@@ -18,7 +18,19 @@ def full_row(bilm, words):
     return pieces, len(seq), f_layers, b_layers
 
 
-def test_layer_layout_and_edges_pooling(tiny_pair):
+@pytest.fixture(params=["lockstep", "one-after-the-other"])
+def lm_schedule(request, monkeypatch):
+    """Run a test with the two LMs in lockstep (2 threads, small batch) and one after the other."""
+    threads = torch.get_num_threads()
+    if request.param == "lockstep":
+        torch.set_num_threads(2)
+    else:
+        monkeypatch.setattr("elmokit.bilm.LOCKSTEP_MAX_BATCH", 0)
+    yield request.param
+    torch.set_num_threads(threads)
+
+
+def test_layer_layout_and_edges_pooling(tiny_pair, lm_schedule):
     """Layer k of word j = [forward layer k at the word's last piece; backward layer k at its first piece]."""
     bilm = load_bilm(tiny_pair["bundle"])
     words = ["Unbelievably", "distant", "cats", "."]
@@ -35,7 +47,7 @@ def test_layer_layout_and_edges_pooling(tiny_pair):
 
 
 @pytest.mark.parametrize("pooling", ["first", "last", "mean"])
-def test_other_poolings(tiny_pair, pooling):
+def test_other_poolings(tiny_pair, pooling, lm_schedule):
     bilm = load_bilm(tiny_pair["bundle"])
     words = ["Unbelievably", "distant", "cats"]
     vecs, _ = bilm([words], pooling)

@@ -8,7 +8,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from elmokit.modules.lstmp import lstmp_forward
+from elmokit.modules.lstmp import lstmp_forward, transposed_weights
 
 # nn.LSTM with proj_size warns on every CPU call that oneDNN does not support it; elmokit knows (see lstmp.py)
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -76,6 +76,21 @@ class RecurrentStack(nn.Module):
         # auto: the fused kernel on CPU (also without gradients: nn.LSTM's projection path is ~4x slower there)
         return self.impl == "fused" or (x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"))
 
+    def _transposed(self, k: int, layer: nn.LSTM) -> tuple[Tensor, Tensor, Tensor] | None:
+        """Layer ``k``'s weights as the fused kernel wants them. A frozen layer (no weight requires grad, as in the
+        biLM) keeps its copies until a weight is replaced or changed in place (a load bumps the tensor's version);
+        a trainable one gets ``None`` (fresh copies each call: fused optimizers update weights without bumping
+        their version, so a cache could go stale unseen)."""
+        ws = (layer.weight_ih_l0, layer.weight_hh_l0, layer.weight_hr_l0)
+        if any(w.requires_grad for w in ws):
+            return None
+        key = tuple((w.data_ptr(), w._version, w.dtype) for w in ws)
+        cache = self.__dict__.setdefault("_transposed_cache", {})
+        if k not in cache or cache[k][0] != key:
+            with torch.no_grad():
+                cache[k] = (key, transposed_weights(*ws))
+        return cache[k][1]
+
     def forward(self, x: Tensor, state: State | None = None) -> tuple[list[Tensor], State]:
         """Run all layers.
 
@@ -99,7 +114,7 @@ class RecurrentStack(nn.Module):
             if fused:
                 out, h, c = lstmp_forward(
                     inp, st[0], st[1], layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0,
-                    layer.bias_hh_l0, layer.weight_hr_l0,
+                    layer.bias_hh_l0, layer.weight_hr_l0, self._transposed(k, layer),
                 )  # out: (T, B, P)
                 new = (h, c)
             elif self.cell == "lstm":
