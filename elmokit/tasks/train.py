@@ -215,9 +215,11 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     def out_of_time() -> bool:
         return t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes
 
-    def end_evaluation(stop: bool) -> bool:
-        """Record whether training stops, and save the resumable state."""
+    def end_evaluation(patience_out: bool, timed_out: bool) -> bool:
+        """Record whether training stops and why, and save the resumable state."""
+        stop = patience_out or timed_out
         loop["stopped"] = stop
+        loop["stop_reason"] = "patience" if patience_out else ("time" if timed_out else "")
         loop["train_seconds"] = time.time() - start
         if main:
             _save_state(run, raw_model, optimizer, plateau, loop)
@@ -225,7 +227,12 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
 
     lengths = [len(it.words) for it in splits["train"]]
     seen, window_t, window_loss, window_steps = 0, time.time(), 0.0, 0
-    stop = loop["stopped"]  # early stopping or the time budget ended a run that is now resumed
+    # a resumed run that early stopping ended stays ended; one that its time budget ended goes on when the budget
+    # is now larger (`--resume train.max_minutes=...`; runs saved before stop_reason existed: patience not run out)
+    reason = loop.get("stop_reason", "patience" if loop["bad_evals"] >= t.patience else "time")
+    stop = loop["stopped"] and not (reason == "time" and not out_of_time())
+    if loop["stopped"] and not stop:
+        say(f"the time budget is now {t.max_minutes:g} minutes ({loop['train_seconds'] / 60:.1f} used): training goes on")
     while not stop and loop["epoch"] < t.max_epochs:
         batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + loop["epoch"])
         batches = batches[rank::world][:steps_per_epoch]
@@ -256,7 +263,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
                 seen, window_t, window_loss, window_steps = 0, now, 0.0, 0
             timed_out = out_of_time()
             if (t.eval_every and loop["step"] % t.eval_every == 0) or timed_out:
-                if end_evaluation(evaluate_and_select() or timed_out):
+                if end_evaluation(evaluate_and_select(), timed_out):
                     stop = True
                     break
         if stop:
@@ -265,7 +272,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         loop["epoch"] += 1
         loop["batch_pos"] = 0
         evaluated_stop = evaluate_and_select() if not t.eval_every or loop["step"] % t.eval_every else False
-        stop = end_evaluation(evaluated_stop or out_of_time())
+        stop = end_evaluation(evaluated_stop, out_of_time())
     bar.close()
 
     # --- the best model on dev and test ------------------------------------------------------------------------------

@@ -96,6 +96,26 @@ def test_cached_features_train_like_on_the_fly(tmp_path, data, tiny_pair):
         torch.testing.assert_close(wa[k], wb[k], atol=1e-5, rtol=1e-4)
 
 
+def test_resume_with_a_larger_time_budget_goes_on(tmp_path, data, tiny_pair):
+    """A run its time budget stopped ends again on --resume with the same budget, and goes on with a larger one;
+    a run early stopping ended stays ended."""
+    args = (tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=2", "train.patience=10")
+    cut = train_task(config(*args, "train.max_minutes=0.00001"))  # out of time at the first check
+    assert cut["steps"] == 1 and cut["epochs"] == 0
+    again = train_task(config(*args, "train.max_minutes=0.00001"), resume=True)
+    assert again["steps"] == 1
+    more = train_task(config(*args, "train.max_minutes=60"), resume=True)
+    assert more["epochs"] == 2 and more["steps"] > 1
+    loop = json.loads((tmp_path / "run" / "checkpoint" / "loop.json").read_text())
+    assert loop["stop_reason"] == ""
+    patience = train_task(config(tmp_path / "p", data, "conllu", tiny_pair["bundle"], "train.max_epochs=20",
+                                 "train.patience=1", "train.lr=0.0"))  # no progress: stops after 2 evaluations
+    assert patience["epochs"] == 2
+    resumed = train_task(config(tmp_path / "p", data, "conllu", tiny_pair["bundle"], "train.max_epochs=20",
+                                "train.patience=1", "train.lr=0.0", "train.max_minutes=60"), resume=True)
+    assert resumed["steps"] == patience["steps"]
+
+
 def test_resume_continues_exactly(tmp_path, data, tiny_pair):
     full = train_task(config(tmp_path / "full", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3",
                              "train.patience=10"))
