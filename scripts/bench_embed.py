@@ -91,6 +91,16 @@ def embed_seconds(emb, path: Path, out: Path) -> float:
     return time.perf_counter() - t
 
 
+def median_ms(fn, reps: int) -> float:
+    """Median wall time of ``fn()`` over ``reps`` calls, in milliseconds."""
+    lat = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        lat.append(time.perf_counter() - t)
+    return 1000 * sorted(lat)[len(lat) // 2]
+
+
 RSS_CODE = """
 import resource, sys
 from elmokit.embed import Embedder
@@ -130,23 +140,11 @@ def main() -> None:
 
         one = "The old farmer sees many cats near the quiet river today ."
         emb.embed_sentences([one])
-        lat = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            emb.embed_sentences([one])
-            lat.append(time.perf_counter() - t)
-        lat.sort()
-        single_ms = 1000 * lat[len(lat) // 2]
+        single_ms = median_ms(lambda: emb.embed_sentences([one]), reps)
         import elmokit.bilm
 
         elmokit.bilm.LOCKSTEP_MAX_BATCH = 0  # the same sentence with the two LMs one after the other
-        lat = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            emb.embed_sentences([one])
-            lat.append(time.perf_counter() - t)
-        lat.sort()
-        single_seq_ms = 1000 * lat[len(lat) // 2]
+        single_seq_ms = median_ms(lambda: emb.embed_sentences([one]), reps)
 
         small_text = write_sentences(tmp / "s10k.txt", n_small, 1)
         big_text = write_sentences(tmp / "s100k.txt", n_big, 2)

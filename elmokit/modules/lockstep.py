@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from elmokit.modules.lstmp import frozen_weights_key
+
 
 def supports_lockstep(forward_lm: nn.Module, backward_lm: nn.Module) -> bool:
     """Whether both LMs are LSTMP stacks that :class:`LockstepLSTMP` can run (the biLM has checked the shapes)."""
@@ -85,6 +87,5 @@ class LockstepLSTMP:
 
 
 def lockstep_key(forward_lm: nn.Module, backward_lm: nn.Module) -> tuple:
-    """Identifies the weights' current values (storage and version), so stale copies are noticed. (For frozen
-    weights only: fused optimizers update weights in place without bumping their version.)"""
-    return tuple((p.data_ptr(), p._version) for lm in (forward_lm, backward_lm) for p in lm.rnn.parameters())
+    """Identifies the two stacks' current weights (see :func:`~elmokit.modules.lstmp.frozen_weights_key`)."""
+    return frozen_weights_key([p for lm in (forward_lm, backward_lm) for p in lm.rnn.parameters()])

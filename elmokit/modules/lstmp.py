@@ -108,6 +108,12 @@ def transposed_weights(w_ih: Tensor, w_hh: Tensor, w_hr: Tensor) -> tuple[Tensor
     return w_ih.t().contiguous(), w_hh.t().contiguous(), w_hr.t().contiguous()
 
 
+def frozen_weights_key(weights) -> tuple:
+    """Identifies tensors' current values by storage and version, so copies made from them can be reused until
+    they change. Only for frozen weights: fused optimizers update weights in place without bumping the version."""
+    return tuple((w.data_ptr(), w._version, w.dtype) for w in weights)
+
+
 def lstmp_forward(
     x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, w_hr: Tensor,
     transposed: tuple[Tensor, Tensor, Tensor] | None = None,

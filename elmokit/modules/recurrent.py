@@ -8,7 +8,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from elmokit.modules.lstmp import lstmp_forward, transposed_weights
+from elmokit.modules.lstmp import frozen_weights_key, lstmp_forward, transposed_weights
 
 # nn.LSTM with proj_size warns on every CPU call that oneDNN does not support it; elmokit knows (see lstmp.py)
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -84,7 +84,7 @@ class RecurrentStack(nn.Module):
         ws = (layer.weight_ih_l0, layer.weight_hh_l0, layer.weight_hr_l0)
         if any(w.requires_grad for w in ws):
             return None
-        key = tuple((w.data_ptr(), w._version, w.dtype) for w in ws)
+        key = frozen_weights_key(ws)
         cache = self.__dict__.setdefault("_transposed_cache", {})
         if k not in cache or cache[k][0] != key:
             with torch.no_grad():
