@@ -1,7 +1,7 @@
 """Write the words of a CoNLL-U file (its FORM column) as plain text, one sentence per line: the input that
-`elmokit pretrain` takes, segmented exactly as a tagger's words are when the biLM embeds them. Multiword-token
-ranges (``1-2``) and empty nodes (``1.1``) are skipped, as the tagger's reader skips them. Used to adapt a biLM to
-a treebank's domain (recipes/lm/ewt-adapt.yaml).
+`elmokit pretrain` takes, with the words the tagger reads (the same reader: multiword-token ranges ``1-2`` and empty
+nodes ``1.1`` are skipped, a malformed line is an error naming file and line). Used to adapt a biLM to a treebank's
+domain (recipes/lm/ewt-adapt.yaml).
 
     python scripts/conllu_text.py "$ELMOKIT_DATA/ud-english-ewt/en_ewt-ud-train.conllu" --out /tmp/ewt-train.txt
 """
@@ -9,7 +9,11 @@ a treebank's domain (recipes/lm/ewt-adapt.yaml).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+from elmokit.errors import ElmokitError
+from elmokit.tasks.readers import read_conllu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,33 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("conllu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    words: list[str] = []
-    n = 0
-    with open(args.conllu, encoding="utf-8") as f, open(args.out + ".partial", "w", encoding="utf-8") as out:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line:
-                if words:
-                    out.write(" ".join(words) + "\n")
-                    n += 1
-                words = []
-                continue
-            if line.startswith("#"):
-                continue
-            cols = line.split("\t")
-            if len(cols) != 10:
-                print(f"error: {args.conllu}:{lineno}: {len(cols)} tab-separated columns, CoNLL-U has 10",
-                      file=sys.stderr)
-                return 2
-            if cols[0].isdigit():
-                words.append(cols[1].replace(" ", "_"))  # a FORM with a space would split into two words
-        if words:
-            out.write(" ".join(words) + "\n")
-            n += 1
-    import os
-
+    try:
+        sentences = read_conllu(args.conllu)
+    except ElmokitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with open(args.out + ".partial", "w", encoding="utf-8") as out:
+        for s in sentences:
+            out.write(" ".join(s.words) + "\n")
     os.replace(args.out + ".partial", args.out)
-    print(f"{args.out}: {n} sentences")
+    print(f"{args.out}: {len(sentences)} sentences")
     return 0
 
 
