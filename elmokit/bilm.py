@@ -91,12 +91,29 @@ class BiLM(nn.Module):
         Returns:
             Per row, per sentence, a tensor ``(layers, words, 2D)``.
         """
+        words = self.encode_words(rows, pooling, pieces)  # (layers, N, 2D)
+        out, k = [], 0
+        for row in rows:
+            row_out = []
+            for sent in row:
+                row_out.append(words[:, k : k + len(sent)])  # (layers, words, 2D)
+                k += len(sent)
+            out.append(row_out)
+        return out
+
+    @torch.no_grad()
+    def encode_words(self, rows: list[list[list[str]]], pooling: str = "edges",
+                     pieces: list[list[list[list[int]]]] | None = None) -> Tensor:
+        """:meth:`encode_rows` with every word of every row back to back, in order (rows, sentences, words).
+
+        Returns:
+            ``(layers, N, 2D)`` for the ``N`` words of all rows.
+        """
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         device = self.forward_lm.embedding.weight.device
-        empty = torch.zeros(self.num_layers, 0, 2 * self.dim, device=device)
         if not any(len(sent) for row in rows for sent in row):
-            return [[empty for _ in row] for row in rows]
+            return torch.zeros(self.num_layers, 0, 2 * self.dim, device=device)
         seqs, spans = [], []  # spans[r][s] = [(first, last) piece positions of each word]
         for r, row in enumerate(rows):
             seq, row_spans = [EOS_ID], []
@@ -119,34 +136,30 @@ class BiLM(nn.Module):
             fwd_ids[b, : len(inner)] = torch.tensor(inner, dtype=torch.long)
             bwd_ids[b, : len(inner)] = torch.tensor(inner[::-1], dtype=torch.long)  # padding stays at the end
         fwd_layers, bwd_layers = self._run_lms(fwd_ids.to(device), bwd_ids.to(device), B)  # each (L, B, D) per layer
-        f_all = torch.stack(fwd_layers, 1)  # (L, layers, B, D)
-        r_all = torch.stack(bwd_layers, 1)
+        if pooling == "mean":
+            f_all = torch.stack(fwd_layers, 1)  # (L, layers, B, D)
+            r_all = torch.stack(bwd_layers, 1)
+            fv, rv = self._mean_pool(f_all, r_all, seqs, spans)  # (N, layers, D) each
+            return torch.cat([fv, rv], -1).transpose(0, 1)  # (layers, N, 2D)
         # one forward and one backward position per word: full-row position p is forward index p-1 and, in the
-        # reversed row of n tokens, backward index n-2-p
-        b_idx, f_pos, r_pos = [], [], []
+        # reversed row of n tokens, backward index n-2-p; as flat indices into (L * B) rows
+        f_flat, r_flat = [], []
         for b, row_spans in enumerate(spans):
             n = len(seqs[b])
             for word_spans in row_spans:
                 for first, last in word_spans:
                     fp = first if pooling == "first" else last
                     bp = last if pooling == "last" else first
-                    b_idx.append(b)
-                    f_pos.append(fp - 1)
-                    r_pos.append(n - 2 - bp)
-        if pooling == "mean":
-            fv, rv = self._mean_pool(f_all, r_all, seqs, spans)  # (N, layers, D) each
-        else:
-            bi = torch.tensor(b_idx, device=device)
-            fv = f_all[torch.tensor(f_pos, device=device), :, bi]  # (N, layers, D)
-            rv = r_all[torch.tensor(r_pos, device=device), :, bi]
-        words = torch.cat([fv, rv], -1).transpose(0, 1)  # (layers, N, 2D)
-        out, k = [], 0
-        for row_spans in spans:
-            row_out = []
-            for word_spans in row_spans:
-                row_out.append(words[:, k : k + len(word_spans)])  # (layers, words, 2D)
-                k += len(word_spans)
-            out.append(row_out)
+                    f_flat.append((fp - 1) * B + b)
+                    r_flat.append((n - 2 - bp) * B + b)
+        fi = torch.tensor(f_flat, device=device)
+        ri = torch.tensor(r_flat, device=device)
+        D = self.dim
+        out = torch.empty(len(fwd_layers), len(f_flat), 2 * D, device=device)  # (layers, N, 2D)
+        for k, (fl, rl) in enumerate(zip(fwd_layers, bwd_layers)):  # each (L, B, D)
+            # gathered straight from each layer (no stacked copy of all positions)
+            out[k, :, :D] = fl.reshape(-1, D).index_select(0, fi)  # (L * B, D) -> (N, D)
+            out[k, :, D:] = rl.reshape(-1, D).index_select(0, ri)
         return out
 
     def _run_lms(self, fwd_ids: Tensor, bwd_ids: Tensor, batch: int) -> tuple[list[Tensor], list[Tensor]]:

@@ -102,29 +102,51 @@ class Embedder:
         Returns:
             One ``float32`` array of shape ``(layers, words, 2D)`` per sentence.
         """
+        vectors, offsets = self.embed_packed(sentences)
+        return [vectors[:, a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+    def embed_packed(self, sentences: list[list[str]], out: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
+        """Vectors for pre-tokenized sentences, back to back in one array.
+
+        Every batch's vectors are copied into that array as soon as the batch is done, so the batch's tensors are
+        freed before the next batch runs and the allocator hands the same memory back. (Keeping a chunk's batch
+        outputs alive until it was written made the LMs ~10% slower at 2 threads: each batch ran in fresh,
+        page-faulted memory.)
+
+        Args:
+            sentences: lists of words.
+            out: a ``float32`` array ``(layers, at least total_words, 2D)`` to write into (streaming writers reuse
+                their buffers instead of faulting in fresh memory for every chunk); a new array when ``None``.
+
+        Returns:
+            ``(vectors, offsets)``: ``float32`` ``(layers, total_words, 2D)`` (a view into ``out`` when given) and
+            ``sentences + 1`` word offsets; sentence ``i`` is ``vectors[:, offsets[i]:offsets[i + 1]]``.
+        """
         windows: list[list[str]] = []
-        owner: list[int] = []
-        for k, s in enumerate(sentences):
+        first: list[int] = []  # first window of each sentence; a sentence's windows are consecutive
+        for s in sentences:
+            first.append(len(windows))
             if len(s) <= self.max_words:
                 windows.append(s)
-                owner.append(k)
             else:  # a very long line: windows of max_words words, each from a fresh state
-                for j in range(0, len(s), self.max_words):
-                    windows.append(s[j : j + self.max_words])
-                    owner.append(k)
-        results: list[np.ndarray | None] = [None] * len(windows)
+                windows.extend(s[j : j + self.max_words] for j in range(0, len(s), self.max_words))
+        starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)]).tolist()  # per window
+        shape = (self.num_layers, starts[-1], self.dim)
+        if out is None:
+            buf = np.empty(shape, dtype=np.float32)
+        elif out.dtype != np.float32 or out.shape[0] != shape[0] or out.shape[2] != shape[2] or out.shape[1] < shape[1]:
+            raise ValueError(f"out must be float32 ({shape[0]}, >= {shape[1]}, {shape[2]}), got {out.dtype} {out.shape}")
+        else:
+            buf = out[:, : shape[1]]  # (layers, words, 2D)
         pieces = self.bilm.pieces(windows)  # one sentencepiece call for the whole chunk
         lengths = [sum(len(w) for w in p) + 2 for p in pieces]
         for idx in self._batches(lengths):
-            rows = self.bilm.encode_rows([[windows[i]] for i in idx], self.pooling,
-                                         [[pieces[i]] for i in idx])  # per row: [(layers, words, 2D)]
-            for (v,), i in zip(rows, idx):
-                results[i] = v.cpu().numpy()
-        out: list[list[np.ndarray]] = [[] for _ in sentences]
-        for i, k in enumerate(owner):
-            out[k].append(results[i])
-        empty = np.zeros((self.num_layers, 0, self.dim), dtype=np.float32)
-        return [np.concatenate(parts, axis=1) if len(parts) > 1 else (parts[0] if parts else empty) for parts in out]
+            words = self.bilm.encode_words([[windows[i]] for i in idx], self.pooling,
+                                           [[pieces[i]] for i in idx])  # (layers, batch words, 2D)
+            dest = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in idx])  # (batch words,)
+            buf[:, dest] = words.cpu().numpy()  # one copy per batch; the batch's tensors are freed next
+            del words
+        return buf, [starts[w] for w in first] + [starts[-1]]
 
     def embed_sentences(self, sentences: list[str] | list[list[str]]) -> list[np.ndarray]:
         """Vectors for sentences given as strings (split on whitespace) or as lists of words.
@@ -274,33 +296,39 @@ def write_hdf5(
         stale = [k for k in f.keys() if k.isdigit() and int(k) >= done]
         for k in stale:
             del f[k]
+    def write_chunk(vecs: np.ndarray, offsets: list[int], index: int, n: int) -> None:
+        """Write one chunk's vectors ``(layers, words, 2D)`` as lines ``index .. index + n - 1``, then mark it done."""
+        if layout == "packed":
+            start = vec_ds.shape[0]
+            vec_ds.resize((start + vecs.shape[1], *width))
+            if vecs.shape[1]:
+                vec_ds[start:] = (np.moveaxis(vecs, 0, 1) if layers == "all"
+                                  else _select_layers(vecs, layers)).astype(np_dtype)  # (words, [layers,] 2D)
+            off_ds.resize((index + n + 1,))
+            off_ds[index + 1 :] = start + np.asarray(offsets[1:], dtype=np.int64)
+        else:
+            for j, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+                f.create_dataset(str(index + j), data=_select_layers(vecs[:, a:b], layers).astype(np_dtype))
+        f.attrs["lines_done"] = index + n
+        f.flush()
+
     bar = tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress, dynamic_ncols=True)
     sentences = read_sentences(inp, tokenized)
     chunks_written = 0
     index = 0
+    buffer: np.ndarray | None = None  # one (layers, words, 2D) array, reused chunk after chunk
     try:
         for chunk in _chunks(sentences, chunk_lines):
             if index + len(chunk) <= done:  # already written before the kill
                 index += len(chunk)
                 continue
-            vecs = embedder.embed_tokens([w for _, w, _ in chunk])
-            if layout == "packed":
-                arrs = [np.ascontiguousarray(np.moveaxis(_select_layers(v, layers), -2, 0)) if layers == "all"
-                        else _select_layers(v, layers) for v in vecs]  # each (words, [layers,] 2D)
-                n_new = sum(a.shape[0] for a in arrs)
-                start = vec_ds.shape[0]
-                vec_ds.resize((start + n_new, *width))
-                if n_new:
-                    vec_ds[start:] = np.concatenate(arrs).astype(np_dtype)
-                ends = start + np.cumsum([a.shape[0] for a in arrs])
-                off_ds.resize((index + len(chunk) + 1,))
-                off_ds[index + 1 :] = ends
-            else:
-                for j, v in enumerate(vecs):
-                    f.create_dataset(str(index + j), data=_select_layers(v, layers).astype(np_dtype))
+            words = [w for _, w, _ in chunk]
+            need = sum(len(w) for w in words)
+            if buffer is None or buffer.shape[1] < need:
+                buffer = np.empty((embedder.num_layers, need, embedder.dim), dtype=np.float32)
+            vecs, offsets = embedder.embed_packed(words, out=buffer)  # (layers, words, 2D)
+            write_chunk(vecs, offsets, index, len(chunk))
             index += len(chunk)
-            f.attrs["lines_done"] = index
-            f.flush()
             bar.update(len(chunk))
             chunks_written += 1
             if stop_after_chunks and chunks_written >= stop_after_chunks and index < total:

@@ -160,12 +160,15 @@ def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, nam
             f.create_dataset("offsets", data=offsets)
             bar = tqdm(total=len(sentences), unit="sent", desc=f"caching {name}", disable=not progress,
                        dynamic_ncols=True)
+            buf = None  # one (layers, words, 2D) buffer, reused chunk after chunk
             for start in range(0, len(sentences), chunk):
                 part = sentences[start : start + chunk]
-                arrs = embedder.embed_tokens(part)  # each (layers, words, 2D)
-                words = np.concatenate([np.moveaxis(a, 0, 1) for a in arrs]) if arrs else None  # (words, layers, 2D)
-                if words is not None and len(words):
-                    vec[offsets[start] : offsets[start + len(part)]] = words.astype(np_dtype)
+                n = int(offsets[start + len(part)] - offsets[start])
+                if buf is None or buf.shape[1] < n:
+                    buf = np.empty((L, n, D), dtype=np.float32)
+                words, _ = embedder.embed_packed(part, out=buf)  # (layers, words, 2D), back to back
+                if words.shape[1]:
+                    vec[offsets[start] : offsets[start + len(part)]] = np.moveaxis(words, 0, 1).astype(np_dtype)
                 bar.update(len(part))
             bar.close()
             f.attrs["complete"] = True
