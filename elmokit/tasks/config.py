@@ -40,6 +40,7 @@ class TaskModelConfig:
     pooling: str = "edges"  # how a word's pieces give its vector: edges | first | last | mean
     layer_norm: bool = False  # scalar mix: normalise each layer first
     mix_l2: float = 0.001  # scalar mix: L2 on the layer weights (ELMo paper)
+    elmo_output: bool = False  # a second scalar mix joined to the BiLSTM's output too (ELMo paper, section 3.3)
     word_dim: int = 100  # trainable word embedding (0 = none)
     word_min_count: int = 2  # training words seen fewer times share the unknown vector
     lowercase: bool = False  # word embedding lookup in lower case

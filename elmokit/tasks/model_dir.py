@@ -40,7 +40,7 @@ def build_model(cfg: TaskConfig, lexicon: Lexicon, num_layers: int = 0, elmo_dim
         num_layers, elmo_dim, hidden=m.hidden, lstm_layers=m.lstm_layers, dropout=m.dropout, use_elmo=m.use_elmo,
         vocab_size=len(lexicon.words) if m.word_dim else 0, word_dim=m.word_dim,
         num_chars=len(lexicon.chars) if m.char_dim else 0, char_dim=m.char_dim, char_filters=m.char_filters,
-        char_width=m.char_width, mix_l2=m.mix_l2, layer_norm=m.layer_norm,
+        char_width=m.char_width, mix_l2=m.mix_l2, layer_norm=m.layer_norm, elmo_output=m.elmo_output,
     )
     if cfg.task == "classifier":
         return Classifier(len(lexicon.labels), encoder, m.sentence_pooling)

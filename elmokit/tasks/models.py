@@ -77,15 +77,18 @@ class Encoder(nn.Module):
         vocab_size, word_dim: the word embedding (0 = none).
         num_chars, char_dim, char_filters, char_width: the character CNN (``char_dim`` 0 = none).
         mix_l2, layer_norm: see :class:`~elmokit.modules.scalar_mix.ScalarMix`.
+        elmo_output: a second scalar mix (its own weights) joined to the BiLSTM's output, so the layer above reads
+            the biLM directly too ("ELMo at the output", ELMo paper section 3.3).
     """
 
     def __init__(self, num_layers: int, elmo_dim: int, hidden: int = 200, lstm_layers: int = 1, dropout: float = 0.5,
                  use_elmo: bool = True, vocab_size: int = 0, word_dim: int = 0, num_chars: int = 0,
                  char_dim: int = 0, char_filters: int = 50, char_width: int = 3, mix_l2: float = 0.001,
-                 layer_norm: bool = False) -> None:
+                 layer_norm: bool = False, elmo_output: bool = False) -> None:
         super().__init__()
         self.use_elmo = use_elmo
         self.mix = ScalarMix(num_layers, layer_norm, mix_l2) if use_elmo else None
+        self.mix_out = ScalarMix(num_layers, layer_norm, mix_l2) if use_elmo and elmo_output else None
         self.words = nn.Embedding(vocab_size, word_dim, padding_idx=0) if vocab_size and word_dim else None
         self.chars = CharCNN(num_chars, char_dim, char_filters, char_width) if num_chars and char_dim else None
         d_in = ((elmo_dim if use_elmo else 0) + (word_dim if self.words is not None else 0)
@@ -95,14 +98,14 @@ class Encoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(d_in, hidden, lstm_layers, batch_first=True, bidirectional=True,
                             dropout=dropout if lstm_layers > 1 else 0.0)
-        self.output_dim = 2 * hidden
+        self.output_dim = 2 * hidden + (elmo_dim if self.mix_out is not None else 0)
 
     def forward(self, batch: Batch) -> Tensor:
         """Args: batch with ``layers`` ``(batch, layers, words, 2D)`` (with ELMo), ``word_ids`` ``(batch, words)``
         and ``char_ids`` ``(batch, words, chars)`` as the model needs them.
 
         Returns:
-            ``(batch, words, 2 * hidden)``.
+            ``(batch, words, output_dim)``: ``2 * hidden``, plus ``2D`` with ``elmo_output``.
         """
         mask = batch.mask
         feats = []
@@ -117,11 +120,18 @@ class Encoder(nn.Module):
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
-        return self.dropout(out)  # (batch, words, 2 * hidden)
+        if self.mix_out is not None:
+            out = torch.cat([out, self.mix_out(batch.layers, mask)], -1)  # (batch, words, 2 * hidden + 2D)
+        return self.dropout(out)  # (batch, words, output_dim)
+
+    def mixes(self) -> dict[str, ScalarMix]:
+        """The scalar mixes by name: ``input`` (with ELMo) and ``output`` (with ``elmo_output``)."""
+        named = {"input": self.mix, "output": self.mix_out}
+        return {k: m for k, m in named.items() if m is not None}
 
     def penalty(self) -> Tensor:
-        """The scalar mix's L2 term (zero without ELMo)."""
-        return self.mix.penalty() if self.mix is not None else torch.zeros(())
+        """The scalar mixes' L2 terms (zero without ELMo)."""
+        return sum((m.penalty() for m in self.mixes().values()), torch.zeros(()))
 
 
 class Tagger(nn.Module):
@@ -175,7 +185,7 @@ class Classifier(nn.Module):
 
     def scores(self, batch: Batch) -> Tensor:
         """Label logits ``(batch, labels)``."""
-        h = self.encoder(batch)  # (batch, words, 2 * hidden)
+        h = self.encoder(batch)  # (batch, words, output_dim)
         m = batch.mask.unsqueeze(-1)  # (batch, words, 1)
         if self.pooling == "max":
             pooled = h.masked_fill(~m, float("-inf")).max(1).values if h.size(1) else h.new_zeros(h.size(0), h.size(2))
@@ -185,7 +195,7 @@ class Classifier(nn.Module):
         else:
             a = self.attention(h).masked_fill(~m, float("-inf"))  # (batch, words, 1)
             a = torch.softmax(a, 1).nan_to_num(0.0)
-            pooled = (a * h).sum(1)  # (batch, 2 * hidden)
+            pooled = (a * h).sum(1)  # (batch, output_dim)
         return self.output(pooled)
 
     def forward(self, batch: Batch) -> Tensor:

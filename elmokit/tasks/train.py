@@ -90,6 +90,17 @@ def _save_state(run: Path, model, optimizer, plateau, loop: dict) -> None:
     commit_dir(tmp, run / "checkpoint")
 
 
+def mix_summary(encoder) -> dict:
+    """The learned layer weights and gamma of each scalar mix: ``mix_weights``/``gamma`` for the input mix,
+    ``mix_weights_output``/``gamma_output`` for the output mix (``elmo_output``); empty without ELMo."""
+    out = {}
+    for name, mix in encoder.mixes().items():
+        suffix = "" if name == "input" else f"_{name}"
+        out[f"mix_weights{suffix}"] = mix.normalized_weights().tolist()
+        out[f"gamma{suffix}"] = float(mix.gamma.detach())
+    return out
+
+
 def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     """Train, select on dev, score on test. Returns the summary also written to ``OUT/results.json``."""
     from accelerate import Accelerator
@@ -189,9 +200,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         score = main_metric(scores, metric)
         rec = {"step": loop["step"], "split": "dev", "epoch": loop["epoch"], "lr": optimizer.param_groups[0]["lr"],
                **scores}
-        if enc.mix is not None:
-            rec["mix_weights"] = enc.mix.normalized_weights().tolist()
-            rec["gamma"] = float(enc.mix.gamma.detach())
+        rec.update(mix_summary(enc))
         record(rec)
         if loop["best"] is None or score > loop["best"]:
             loop.update(best=score, best_step=loop["step"], bad_evals=0)
@@ -286,9 +295,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
                               else None),
         "features": t.features if bilm is not None else "none", **final,
     }
-    if enc.mix is not None:
-        summary["mix_weights"] = enc.mix.normalized_weights().tolist()
-        summary["gamma"] = float(enc.mix.gamma.detach())
+    summary.update(mix_summary(enc))
     if main:
         save_task_model(run / "model", raw_model, cfg, lexicon, bilm.sha256 if bilm else "",
                         {**final, "step": loop["best_step"]})
@@ -296,8 +303,9 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         log.close()
         records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
         plot_task_curves(records, run / "curves.png", metric, title=f"{cfg.task} ({Path(d.train).name})")
-        if enc.mix is not None:
-            plot_mix_weights([enc.mix], run / "mix_weights.png", ["scalar mix"])
+        if enc.mixes():
+            plot_mix_weights(list(enc.mixes().values()), run / "mix_weights.png",
+                             [f"scalar mix ({name})" for name in enc.mixes()])
     accelerator.wait_for_everyone()
     accelerator.end_training()
     for f in features.values():

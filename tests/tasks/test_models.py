@@ -53,6 +53,25 @@ def test_classifier_shapes_and_empty_sentence(pooling):
     assert model.encoder.mix.weights.grad is not None
 
 
+def test_elmo_at_the_output_too():
+    """elmo_output: a second mix of its own joined to the BiLSTM's output; both learn, both are penalised."""
+    torch.manual_seed(0)
+    enc = Encoder(3, 8, hidden=4, dropout=0.0, elmo_output=True)
+    assert enc.output_dim == 2 * 4 + 8 and list(enc.mixes()) == ["input", "output"]
+    layers, mask = torch.randn(2, 3, 5, 8), torch.ones(2, 5, dtype=torch.bool)
+    out = enc(Batch(mask, layers))
+    assert out.shape == (2, 5, 16)
+    torch.testing.assert_close(out[..., 8:], enc.mix_out(layers, mask))  # the output mix, untouched by the LSTM
+    with torch.no_grad():
+        enc.mix.weights.copy_(torch.tensor([1.0, 0.0, 0.0]))
+        enc.mix_out.weights.copy_(torch.tensor([0.0, 2.0, 0.0]))
+    assert float(enc.penalty()) == pytest.approx(0.001 * (1.0 + 4.0))
+    model = Tagger(3, enc, crf=True)
+    model(Batch(mask, layers, targets=torch.zeros(2, 5, dtype=torch.long))).backward()
+    assert enc.mix.weights.grad.abs().sum() > 0 and enc.mix_out.weights.grad.abs().sum() > 0
+    assert Encoder(3, 8, hidden=4, use_elmo=False, vocab_size=5, word_dim=2, elmo_output=True).mixes() == {}
+
+
 def test_without_elmo_uses_word_embeddings():
     model = Tagger(3, Encoder(3, 8, hidden=4, use_elmo=False, vocab_size=10, word_dim=5), crf=False)
     mask = torch.ones(2, 4, dtype=torch.bool)

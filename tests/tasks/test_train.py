@@ -72,9 +72,11 @@ def test_classifier_and_cli(tmp_path, data, tiny_pair):
         "train-classifier", str(tmp_path / "c.yaml"), f"data.train={files['train']}", f"data.dev={files['dev']}",
         f"model.bilm={tiny_pair['bundle']}", "model.hidden=16", "model.word_dim=8", "train.batch_size=8",
         "train.max_epochs=12", "train.lr=0.01", f"train.cache_dir={tmp_path / 'cache'}", "train.threads=1",
-        "model.sentence_pooling=attention", "--out", str(tmp_path / "cls"), "--quiet"])
+        "model.sentence_pooling=attention", "model.elmo_output=true", "--out", str(tmp_path / "cls"), "--quiet"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output.splitlines()[0])["dev"]["accuracy"] > 60
+    results = json.loads((tmp_path / "cls" / "results.json").read_text(encoding="utf-8"))
+    assert len(results["mix_weights"]) == len(results["mix_weights_output"]) == 3 and "gamma_output" in results
     r = CliRunner().invoke(main, ["predict", str(tmp_path / "cls"), str(files["test"]), str(tmp_path / "p.tsv")])
     assert r.exit_code == 0, r.output
     back = read_tsv(tmp_path / "p.tsv")
