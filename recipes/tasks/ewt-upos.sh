@@ -8,7 +8,7 @@ set -euo pipefail
 runs="$HOME/elmokit-runs"
 [ -f "$runs/ewt-adapt-bilm/manifest.json" ] || bash recipes/lm/ewt-adapt.sh
 # each run is skipped when its results exist, and resumed from its checkpoint when it was stopped
-[ -f "$runs/ewt-upos-elmo/results.json" ] || elmokit train-tagger recipes/tasks/ewt-upos.yaml --quiet --resume "$@"
-[ -f "$runs/ewt-upos-noelmo/results.json" ] || elmokit train-tagger recipes/tasks/ewt-upos.yaml --quiet --resume \
-  model.use_elmo=false out="$runs/ewt-upos-noelmo" "$@"
-for r in ewt-upos-elmo ewt-upos-noelmo; do echo "$r: $(cat "$runs/$r/results.json" | tr -d '\n ')"; done
+[ -f "$runs/ewt-upos-elmo-2l/results.json" ] || elmokit train-tagger recipes/tasks/ewt-upos.yaml --quiet --resume "$@"
+[ -f "$runs/ewt-upos-noelmo-2l/results.json" ] || elmokit train-tagger recipes/tasks/ewt-upos.yaml --quiet --resume \
+  model.use_elmo=false out="$runs/ewt-upos-noelmo-2l" "$@"
+for r in ewt-upos-elmo-2l ewt-upos-noelmo-2l; do echo "$r: $(cat "$runs/$r/results.json" | tr -d '\n ')"; done

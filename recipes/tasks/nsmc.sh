@@ -11,15 +11,15 @@ runs="$HOME/elmokit-runs"
   || elmokit bundle "$runs/nsmc-small-fwd" "$runs/nsmc-small-bwd" --out "$runs/nsmc-small-bilm"
 # each run is skipped when its results exist, and resumed from its checkpoint when it was stopped
 pids=()
-if [ ! -f "$runs/nsmc-elmo/results.json" ]; then
+if [ ! -f "$runs/nsmc-elmo-2l/results.json" ]; then
   OMP_NUM_THREADS=1 elmokit train-classifier recipes/tasks/nsmc.yaml --quiet --resume train.threads=1 "$@" \
-    > "$runs/nsmc-elmo.log" 2>&1 &
+    > "$runs/nsmc-elmo-2l.log" 2>&1 &
   pids+=($!)
 fi
-if [ ! -f "$runs/nsmc-noelmo/results.json" ]; then
+if [ ! -f "$runs/nsmc-noelmo-2l/results.json" ]; then
   OMP_NUM_THREADS=1 elmokit train-classifier recipes/tasks/nsmc.yaml --quiet --resume train.threads=1 \
-    model.use_elmo=false out="$runs/nsmc-noelmo" "$@" > "$runs/nsmc-noelmo.log" 2>&1 &
+    model.use_elmo=false out="$runs/nsmc-noelmo-2l" "$@" > "$runs/nsmc-noelmo-2l.log" 2>&1 &
   pids+=($!)
 fi
 for p in "${pids[@]}"; do wait "$p"; done
-for r in nsmc-elmo nsmc-noelmo; do echo "$r: $(tr -d '\n ' < "$runs/$r/results.json")"; done
+for r in nsmc-elmo-2l nsmc-noelmo-2l; do echo "$r: $(tr -d '\n ' < "$runs/$r/results.json")"; done
