@@ -105,20 +105,15 @@ class Embedder:
         vectors, offsets = self.embed_packed(sentences)
         return [vectors[:, a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
-    def embed_packed(self, sentences: list[list[str]], out: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
+    def embed_packed(self, sentences: list[list[str]]) -> tuple[np.ndarray, list[int]]:
         """Vectors for pre-tokenized sentences, back to back in one array.
 
         Every batch's vectors are copied into that array (one copy per batch) as soon as the batch is done, so no
-        batch's tensors outlive it; a streaming caller passes the same ``out`` chunk after chunk.
-
-        Args:
-            sentences: lists of words.
-            out: a ``float32`` array ``(layers, at least total_words, 2D)`` to write into (streaming writers reuse
-                their buffers instead of faulting in fresh memory for every chunk); a new array when ``None``.
+        batch's tensors outlive it.
 
         Returns:
-            ``(vectors, offsets)``: ``float32`` ``(layers, total_words, 2D)`` (a view into ``out`` when given) and
-            ``sentences + 1`` word offsets; sentence ``i`` is ``vectors[:, offsets[i]:offsets[i + 1]]``.
+            ``(vectors, offsets)``: ``float32`` ``(layers, total_words, 2D)`` and ``sentences + 1`` word offsets;
+            sentence ``i`` is ``vectors[:, offsets[i]:offsets[i + 1]]``.
         """
         windows: list[list[str]] = []
         first: list[int] = []  # first window of each sentence; a sentence's windows are consecutive
@@ -129,13 +124,7 @@ class Embedder:
             else:  # a very long line: windows of max_words words, each from a fresh state
                 windows.extend(s[j : j + self.max_words] for j in range(0, len(s), self.max_words))
         starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)]).tolist()  # per window
-        shape = (self.num_layers, starts[-1], self.dim)
-        if out is None:
-            buf = np.empty(shape, dtype=np.float32)
-        elif out.dtype != np.float32 or out.shape[0] != shape[0] or out.shape[2] != shape[2] or out.shape[1] < shape[1]:
-            raise ValueError(f"out must be float32 ({shape[0]}, >= {shape[1]}, {shape[2]}), got {out.dtype} {out.shape}")
-        else:
-            buf = out[:, : shape[1]]  # (layers, words, 2D)
+        buf = np.empty((self.num_layers, starts[-1], self.dim), dtype=np.float32)  # (layers, words, 2D)
         pieces = self.bilm.pieces(windows)  # one sentencepiece call for the whole chunk
         lengths = [sum(len(w) for w in p) + 2 for p in pieces]
         for idx in self._batches(lengths):
@@ -314,17 +303,12 @@ def write_hdf5(
     sentences = read_sentences(inp, tokenized)
     chunks_written = 0
     index = 0
-    buffer: np.ndarray | None = None  # one (layers, words, 2D) array, reused chunk after chunk
     try:
         for chunk in _chunks(sentences, chunk_lines):
             if index + len(chunk) <= done:  # already written before the kill
                 index += len(chunk)
                 continue
-            words = [w for _, w, _ in chunk]
-            need = sum(len(w) for w in words)
-            if buffer is None or buffer.shape[1] < need:
-                buffer = np.empty((embedder.num_layers, need, embedder.dim), dtype=np.float32)
-            vecs, offsets = embedder.embed_packed(words, out=buffer)  # (layers, words, 2D)
+            vecs, offsets = embedder.embed_packed([w for _, w, _ in chunk])  # (layers, words, 2D)
             write_chunk(vecs, offsets, index, len(chunk))
             index += len(chunk)
             bar.update(len(chunk))

@@ -160,13 +160,9 @@ def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, nam
             f.create_dataset("offsets", data=offsets)
             bar = tqdm(total=len(sentences), unit="sent", desc=f"caching {name}", disable=not progress,
                        dynamic_ncols=True)
-            buf = None  # one (layers, words, 2D) buffer, reused chunk after chunk
             for start in range(0, len(sentences), chunk):
                 part = sentences[start : start + chunk]
-                n = int(offsets[start + len(part)] - offsets[start])
-                if buf is None or buf.shape[1] < n:
-                    buf = np.empty((L, n, D), dtype=np.float32)
-                words, _ = embedder.embed_packed(part, out=buf)  # (layers, words, 2D), back to back
+                words, _ = embedder.embed_packed(part)  # (layers, words, 2D), back to back
                 if words.shape[1]:
                     vec[offsets[start] : offsets[start + len(part)]] = np.moveaxis(words, 0, 1).astype(np_dtype)
                 bar.update(len(part))
