@@ -68,6 +68,7 @@ class TaskTrainConfig:
     anneal_factor: float = 0.5  # multiply the LR by this when more than `anneal_patience` evaluations in a row
     anneal_patience: int = 2  # did not improve on the best dev score (torch ReduceLROnPlateau)
     min_lr: float = 1e-5
+    ema_decay: float = 0.0  # evaluate, select and save a moving average of the weights (e.g. 0.999; 0 = off)
     eval_every: int = 0  # steps between dev evaluations (0 = once per epoch)
     metric: str = "auto"  # tagger: accuracy | span_f1 (auto: span_f1 when data.scheme is set); classifier: accuracy
     features: str = "cache"  # cache: embed each split once into HDF5, then read it; on_the_fly: run the biLM per batch
@@ -139,3 +140,5 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
         raise bad("train.mixed_precision", t.mixed_precision, ("no", "bf16"))
     if t.batch_size < 1 or t.max_epochs < 1:
         raise ConfigError(f"{where}: train.batch_size and train.max_epochs must be >= 1")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"{where}: train.ema_decay must be in [0, 1) (0 = off; e.g. 0.999), got {t.ema_decay}")

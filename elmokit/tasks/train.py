@@ -5,7 +5,8 @@ on the fly) → model, Adam, LR annealing on plateau → (resume) → epochs of 
 backward, clip, step; evaluate on dev every epoch (or ``eval_every`` steps): the best model so far is written to
 ``OUT/model``, the LR is annealed when dev stops improving, and training stops early after ``patience``
 evaluations without improvement. At the end the best model is scored on dev and test, and PNGs of the curves and
-of the learned scalar-mix weights are written.
+of the learned scalar-mix weights are written. With ``train.ema_decay`` a moving average of the weights
+(``tasks/averaging.py``) is what is evaluated, selected and saved.
 
 Many processes: each takes every N-th batch of the same epoch order (equal counts), so the global batch is
 ``batch_size * N``; every process evaluates the whole dev set itself (same numbers everywhere).
@@ -22,6 +23,7 @@ import torch
 from elmokit.checkpoint import atomic_dir, commit_dir, safe_load, torch_save_bytes, write_json
 from elmokit.config import build_config, expand_path, load_raw, to_dict
 from elmokit.errors import ConfigError
+from elmokit.tasks.averaging import WeightAverage
 from elmokit.tasks.batching import collate, make_batches
 from elmokit.tasks.config import TaskConfig, check_task_config
 from elmokit.tasks.lexicon import Lexicon
@@ -80,11 +82,14 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
     return out
 
 
-def _save_state(run: Path, model, optimizer, plateau, loop: dict) -> None:
-    """The resumable state after an evaluation: weights, optimizer, annealing, loop counters, RNG states."""
+def _save_state(run: Path, model, optimizer, plateau, average, loop: dict) -> None:
+    """The resumable state after an evaluation: weights (and their average), optimizer, annealing, loop counters,
+    RNG states."""
     tmp = atomic_dir(run / "checkpoint")
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),
              "torch_rng": torch.get_rng_state()}
+    if average is not None:
+        state["average"] = average.state_dict()
     (tmp / "state.pt").write_bytes(torch_save_bytes(state))
     write_json(tmp / "loop.json", loop)
     commit_dir(tmp, run / "checkpoint")
@@ -159,11 +164,14 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=t.anneal_factor,
                                                          patience=t.anneal_patience, min_lr=t.min_lr)
     raw_model = accelerator.unwrap_model(model)
-    enc = raw_model.encoder
-    use_words, use_chars = enc.words is not None, enc.chars is not None
+    use_words, use_chars = raw_model.encoder.words is not None, raw_model.encoder.chars is not None
+    # the model that is evaluated, selected and saved: the trained one, or the moving average of its weights
+    average = WeightAverage(raw_model, t.ema_decay) if t.ema_decay else None
+    eval_model = average.model if average is not None else raw_model
+    enc = eval_model.encoder
 
     def run_eval(name: str) -> dict:
-        preds = predict_items(raw_model, splits[name], lexicon, features[name], 2 * t.batch_size, accelerator.device)
+        preds = predict_items(eval_model, splits[name], lexicon, features[name], 2 * t.batch_size, accelerator.device)
         return score_predictions(splits[name], preds, d.scheme)
 
     # --- state, resume --------------------------------------------------------------------------------------------
@@ -175,6 +183,11 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         optimizer.load_state_dict(st["optimizer"])
         plateau.load_state_dict(st["plateau"])
         torch.set_rng_state(st["torch_rng"])
+        if average is not None:
+            if "average" not in st:
+                raise ConfigError(f"{run}: the checkpoint was trained without train.ema_decay; resume it with "
+                                  f"train.ema_decay=0")
+            average.load_state_dict(st["average"])
         loop = json.loads((run / "checkpoint" / "loop.json").read_text(encoding="utf-8"))
         say(f"resumed at epoch {loop['epoch']}, step {loop['step']} (best dev {loop['best']})")
     elif main:
@@ -205,7 +218,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         if loop["best"] is None or score > loop["best"]:
             loop.update(best=score, best_step=loop["step"], bad_evals=0)
             if main:
-                save_task_model(run / "model", raw_model, cfg, lexicon, bilm.sha256 if bilm else "",
+                save_task_model(run / "model", eval_model, cfg, lexicon, bilm.sha256 if bilm else "",
                                 {"dev": scores, "step": loop["step"]})
         else:
             loop["bad_evals"] += 1
@@ -231,7 +244,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         loop["stop_reason"] = "patience" if patience_out else ("time" if timed_out else "")
         loop["train_seconds"] = time.time() - start
         if main:
-            _save_state(run, raw_model, optimizer, plateau, loop)
+            _save_state(run, raw_model, optimizer, plateau, average, loop)
         return stop
 
     lengths = [len(it.words) for it in splits["train"]]
@@ -257,6 +270,8 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
                 accelerator.clip_grad_norm_(trainable, t.clip_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update(raw_model)
             loop["step"] += 1
             loop["batch_pos"] = pos + 1
             seen += len(batches[pos])
@@ -285,7 +300,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     bar.close()
 
     # --- the best model on dev and test ------------------------------------------------------------------------------
-    raw_model.load_state_dict(safe_load(run / "model" / "weights.pt", "weights"), strict=True)
+    eval_model.load_state_dict(safe_load(run / "model" / "weights.pt", "weights"), strict=True)
     final = {name: run_eval(name) for name in splits if name != "train"}
     summary = {
         "task": cfg.task, "metric": metric, "use_elmo": m.use_elmo, "best_step": loop["best_step"],
@@ -297,7 +312,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     }
     summary.update(mix_summary(enc))
     if main:
-        save_task_model(run / "model", raw_model, cfg, lexicon, bilm.sha256 if bilm else "",
+        save_task_model(run / "model", eval_model, cfg, lexicon, bilm.sha256 if bilm else "",
                         {**final, "step": loop["best_step"]})
         write_json(run / "results.json", summary)
         log.close()

@@ -118,19 +118,42 @@ def test_resume_with_a_larger_time_budget_goes_on(tmp_path, data, tiny_pair):
     assert resumed["steps"] == patience["steps"]
 
 
-def test_resume_continues_exactly(tmp_path, data, tiny_pair):
-    full = train_task(config(tmp_path / "full", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3",
-                             "train.patience=10"))
-    train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1",
-                      "train.patience=10"))
-    resumed = train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3",
-                                "train.patience=10"), resume=True)
+@pytest.mark.parametrize("ema", ["0", "0.9"])
+def test_resume_continues_exactly(tmp_path, data, tiny_pair, ema):
+    """Also with a moving average of the weights, which the checkpoint carries."""
+    extra = ("train.patience=10", f"train.ema_decay={ema}")
+    full = train_task(config(tmp_path / "full", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra))
+    train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1", *extra))
+    resumed = train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra),
+                         resume=True)
     assert resumed["steps"] == full["steps"] and resumed["dev"] == pytest.approx(full["dev"])
     with pytest.raises(ConfigError, match="has a training checkpoint already; pass --resume"):
         train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"]))
     wa, wb = weights(tmp_path / "full" / "run"), weights(tmp_path / "cut" / "run")
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], atol=0, rtol=0)
+
+
+def test_moving_average_is_what_is_selected_saved_and_scored(tmp_path, data, tiny_pair):
+    """With train.ema_decay the saved model is the averaged one: `score` reproduces the run's dev and test figures,
+    and its weights differ from the raw weights in the checkpoint."""
+    cfg = config(tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", "train.ema_decay=0.9",
+                 "train.patience=10")
+    summary = train_task(cfg)
+    run = tmp_path / "run"
+    tm = load_task_model(run)
+    for split in ("dev", "test"):
+        scores = run_score(tm, data["conllu"][split])
+        assert scores["accuracy"] == pytest.approx(summary[split]["accuracy"])
+    state = torch.load(run / "checkpoint" / "state.pt", weights_only=True)
+    assert state["average"]["updates"] == summary["steps"]
+    saved, raw = weights(run), state["model"]
+    assert any(not torch.equal(saved[k], raw[k]) for k in saved)
+    with pytest.raises(ConfigError, match="trained without train.ema_decay"):
+        plain = config(tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1")
+        train_task(plain)
+        train_task(config(tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=2",
+                          "train.ema_decay=0.9"), resume=True)
 
 
 def test_without_elmo_needs_no_bilm(tmp_path, data):
@@ -156,6 +179,8 @@ def test_config_errors(tmp_path, data):
         config(tmp_path, data, "conllu", "x", task="classifier")
     with pytest.raises(ConfigError, match="unknown key model.hiden"):
         config(tmp_path, data, "conllu", "x", "model.hiden=3")
+    with pytest.raises(ConfigError, match=r"train.ema_decay must be in \[0, 1\)"):
+        config(tmp_path, data, "conllu", "x", "train.ema_decay=1.0")
 
 
 def test_missing_bilm_at_load_is_a_clear_error(tmp_path, data, tiny_pair):
