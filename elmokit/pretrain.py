@@ -80,6 +80,20 @@ def lr_lambda(cfg, total_steps: int):
     return f
 
 
+def schedule_budget_warning(step: int, first_step: int, total_steps: int, elapsed_s: float, max_minutes: float,
+                            schedule: str) -> str:
+    """A warning when, at the speed measured so far in this run, ``max_minutes`` ends the run before the LR
+    schedule does (a cut schedule leaves the LR high and the model short of what the budget could give); empty
+    when the budget fits."""
+    per_step = elapsed_s / max(step - first_step, 1)
+    reach = step + int((60 * max_minutes - elapsed_s) / per_step)
+    if reach >= total_steps:
+        return ""
+    return (f"warning: at {per_step:.2f} s/step the {max_minutes:g}-minute budget (train.max_minutes) ends near "
+            f"step {reach} of {total_steps}, before the {schedule} LR schedule has decayed; set "
+            f"train.max_steps={int(reach * 0.97)} (or a larger budget) so that it completes")
+
+
 def make_optimizer(t, params) -> torch.optim.Optimizer:
     """Adam, SGD or Adagrad; the fused kernels (one pass over all parameters: ~8x faster than the per-tensor
     loop for Adam on CPU here) where this torch has them for the device."""
@@ -277,6 +291,7 @@ def pretrain(
     start = time.time()
     window_start, window_loss, window_steps = time.time(), torch.zeros((), device=device), 0
     stop_reason = "done"
+    first_step, budget_checked = step, t.max_minutes <= 0 or t.schedule == "constant"
     model.train()
     while step < total_steps:
         epoch, s = divmod(step, batcher.steps_per_epoch)
@@ -312,6 +327,13 @@ def pretrain(
                 bar.set_postfix(loss=f"{loss_avg:.3f}", ppl=f"{rec['ppl']:.1f}", tok_s=f"{tps:,.0f}")
             window_start, window_loss, window_steps = time.time(), torch.zeros((), device=device), 0
         bar.update(1)
+        if not budget_checked and (step - first_step >= 100 or time.time() - start > 120):
+            budget_checked = True
+            if main:
+                warning = schedule_budget_warning(step, first_step, total_steps, time.time() - start,
+                                                  t.max_minutes, t.schedule)
+                if warning:
+                    tqdm.write(warning)
         if t.eval_every and step % t.eval_every == 0 and step < total_steps:
             validate(step)
         out_of_time = torch.tensor(float(t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes),
@@ -339,7 +361,7 @@ def pretrain(
     if main:
         log_file.close()
         summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
-                   "stopped_by": stop_reason, "world_size": world, "parameters": count_parameters(unwrapped)}
+                   "stopped_by": stop_reason, "schedule_done": step / total_steps, "world_size": world, "parameters": count_parameters(unwrapped)}
         records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
         vals = [r for r in records if r["split"] == "valid"]
         if vals:

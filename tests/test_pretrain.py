@@ -10,7 +10,7 @@ import torch
 
 from elmokit.checkpoint import load_model
 from elmokit.errors import CheckpointError, ConfigError
-from elmokit.pretrain import pretrain
+from elmokit.pretrain import pretrain, schedule_budget_warning
 
 
 def losses(run: Path, split: str = "train") -> list[float]:
@@ -33,7 +33,17 @@ def test_run_writes_model_metrics_curves(tiny_overrides, tmp_path):
     assert [r["step"] for r in recs if r["split"] == "valid"] == [4, 8]
     _, cfg, _, manifest = load_model(model_dir)
     assert manifest["direction"] == "backward" and manifest["summary"]["steps"] == 8
+    assert manifest["summary"]["schedule_done"] == 1.0
     assert train[-1]["loss"] < train[0]["loss"]
+
+
+def test_budget_that_cuts_the_schedule_is_warned_about():
+    # 100 steps in 120 s = 1.2 s/step; 60 minutes reach step 3000
+    assert schedule_budget_warning(100, 0, 3000, 120.0, 60, "cosine") == ""
+    msg = schedule_budget_warning(100, 0, 4000, 120.0, 60, "cosine")
+    assert "ends near step 3000 of 4000" in msg and "train.max_steps=2910" in msg
+    # a resumed run measures its own steps: 50 steps since step 1000 in 60 s
+    assert "ends near step 3000 of 4000" in schedule_budget_warning(1050, 1000, 4000, 60.0, 40, "linear")
 
 
 def test_resume_is_exact(tiny_overrides, tmp_path):
