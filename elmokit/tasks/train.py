@@ -183,10 +183,10 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         optimizer.load_state_dict(st["optimizer"])
         plateau.load_state_dict(st["plateau"])
         torch.set_rng_state(st["torch_rng"])
+        if (average is None) != ("average" not in st):  # the best model so far was selected with or without it
+            raise ConfigError(f"{run}: the checkpoint was trained with{'out' if average else ''} averaged weights; "
+                              f"resume it with the same train.ema_decay")
         if average is not None:
-            if "average" not in st:
-                raise ConfigError(f"{run}: the checkpoint was trained without train.ema_decay; resume it with "
-                                  f"train.ema_decay=0")
             average.load_state_dict(st["average"])
         loop = json.loads((run / "checkpoint" / "loop.json").read_text(encoding="utf-8"))
         say(f"resumed at epoch {loop['epoch']}, step {loop['step']} (best dev {loop['best']})")

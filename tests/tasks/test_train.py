@@ -149,11 +149,12 @@ def test_moving_average_is_what_is_selected_saved_and_scored(tmp_path, data, tin
     assert state["average"]["updates"] == summary["steps"]
     saved, raw = weights(run), state["model"]
     assert any(not torch.equal(saved[k], raw[k]) for k in saved)
-    with pytest.raises(ConfigError, match="trained without train.ema_decay"):
-        plain = config(tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1")
-        train_task(plain)
+    train_task(config(tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1"))
+    with pytest.raises(ConfigError, match="trained without averaged weights; resume it with the same"):
         train_task(config(tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=2",
                           "train.ema_decay=0.9"), resume=True)
+    with pytest.raises(ConfigError, match="trained with averaged weights; resume it with the same"):
+        train_task(config(tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=4"), resume=True)
 
 
 def test_without_elmo_needs_no_bilm(tmp_path, data):
