@@ -361,7 +361,8 @@ def pretrain(
     if main:
         log_file.close()
         summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
-                   "stopped_by": stop_reason, "schedule_done": step / total_steps, "world_size": world, "parameters": count_parameters(unwrapped)}
+                   "stopped_by": stop_reason, "schedule_done": step / total_steps, "world_size": world,
+                   "parameters": count_parameters(unwrapped)}
         records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
         vals = [r for r in records if r["split"] == "valid"]
         if vals:
