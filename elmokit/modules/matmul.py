@@ -1,0 +1,71 @@
+"""Matrix products for the fused CPU kernels: oneDNN's GEMM where PyTorch ships it, ``torch.mm`` otherwise.
+
+For fp32 on the CPU, ``torch.mm`` calls MKL. On CPUs that MKL does not tune for (this machine is an AMD EPYC with
+AVX-512) it runs an AVX2 path: ~83 GFLOP/s per core on large square products, and 56 at the LSTM's step shape
+``(128, 256) x (256, 4096)``, where oneDNN's AVX-512 ``brg_matmul`` reaches ~100 and 86
+(``scripts/bench_pretrain.py`` measures both peaks in every run). PyTorch exposes oneDNN's fp32 linear layer to
+Python only through a private op made for its compiler, ``torch.ops.mkldnn._linear_pointwise``. So it is probed once (present, runs, agrees with ``torch.mm``), and every product falls back to ``torch.mm`` when
+it is not there, for other dtypes and devices, or when ``ELMOKIT_ONEDNN=0``.
+
+Both functions take the weight in ``nn.Linear``'s layout ``(out, in)`` and, for the fallback, its row-major
+transpose when the caller has one (MKL is faster with no transposed operand at these shapes).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+from torch import Tensor
+
+
+@functools.cache
+def onednn_available() -> bool:
+    """Whether oneDNN's fp32 linear is usable here (probed once per process; ``ELMOKIT_ONEDNN=0`` says no)."""
+    if os.environ.get("ELMOKIT_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+        g = torch.Generator().manual_seed(0)
+        x, w, b = (torch.randn(s, generator=g) for s in [(5, 7), (3, 7), (5, 3)])
+        ok = torch.allclose(op(x, w, None, "none", [], ""), x @ w.t(), atol=1e-5)
+        ok = ok and torch.allclose(op.binary(x, b, w, None, "add"), b + x @ w.t(), atol=1e-5)
+        return bool(ok)
+    except (AttributeError, RuntimeError, TypeError):  # not built with oneDNN, or the private op changed
+        return False
+
+
+def _use_onednn(*ts: Tensor) -> bool:
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in ts) and onednn_available()
+
+
+def linear(x: Tensor, w: Tensor, w_t: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+    """``x @ w.T + bias`` as a new tensor.
+
+    Args:
+        x: ``(N, K)``, rows may be strided.
+        w: ``(M, K)``; w_t: the same weight as a row-major ``(K, M)``, if at hand (used by the fallback).
+        bias: ``(M,)`` or None.
+
+    Returns:
+        ``(N, M)``.
+    """
+    if _use_onednn(x, w):
+        return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
+    wt = w.t() if w_t is None else w_t
+    return torch.mm(x, wt) if bias is None else torch.addmm(bias, x, wt)
+
+
+def linear_add(x: Tensor, w: Tensor, other: Tensor, w_t: Tensor | None = None) -> Tensor:
+    """``other + x @ w.T`` as a new tensor (oneDNN adds ``other`` as it writes the product).
+
+    Args:
+        x: ``(N, K)``; w: ``(M, K)``; other: ``(N, M)``; w_t: as in :func:`linear`.
+
+    Returns:
+        ``(N, M)``.
+    """
+    if _use_onednn(x, w, other):
+        return torch.ops.mkldnn._linear_pointwise.binary(x, other, w, None, "add")
+    return torch.addmm(other, x, w.t() if w_t is None else w_t)
