@@ -31,6 +31,7 @@ from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
 from elmokit.errors import ConfigError
 from elmokit.evaluate import Perplexity, count_words, stream_nll
 from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
+from elmokit.malloc import keep_freed_memory
 from elmokit.modules.recurrent import detach_state
 from elmokit.vocab import load_vocab
 
@@ -193,6 +194,8 @@ def pretrain(
     run_dir = Path(out).expanduser()
     if t.threads:
         torch.set_num_threads(t.threads)
+    if not torch.cuda.is_available():
+        keep_freed_memory()  # reuse each step's large buffers instead of re-faulting them (see elmokit/malloc.py)
     accelerator = Accelerator(
         # without a GPU, processes started by `accelerate launch --multi_gpu` / torchrun train over gloo on the CPU
         cpu=not torch.cuda.is_available(),
