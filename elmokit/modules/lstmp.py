@@ -5,7 +5,9 @@ peak here). This kernel keeps exactly ``nn.LSTM``'s parameters and maths (gate o
 tanh(c))``) but:
 
 - hoists the input GEMM over all time steps (one ``(T*B, I) x (I, 4H)`` matmul),
-- runs only the recurrent and projection matmuls inside the time loop, with the gate maths in place,
+- runs only the recurrent and projection matmuls inside the time loop, with the gate maths in place, and every
+  ``tanh`` as ``2 sigmoid(2z) - 1`` (PyTorch's CPU ``tanh`` is ~3.5x slower than its ``sigmoid`` here: 233 vs
+  67 µs for a (64, 1024) block, the four-op form included; the two agree within 2e-7),
 - computes every gate's local derivative for all steps at once before the backward time loop (fused
   ``sigmoid_backward``/``tanh_backward`` kernels), so the loop itself is two matmuls and four in-place products,
 - computes every weight gradient after the backward time loop as batched GEMMs over ``T*B`` rows.
@@ -52,11 +54,12 @@ class LSTMPFunction(torch.autograd.Function):
         for t in range(T):
             g = gates[t]  # (B, 4H)
             pre = linear_add(h, w_hh, g, w_hh_t)  # (B, 4H) pre-activations: x_t W_ih + b + h W_hh
-            torch.sigmoid(pre[:, : 2 * H], out=g[:, : 2 * H])  # i, f
-            torch.tanh(pre[:, 2 * H : 3 * H], out=g[:, 2 * H : 3 * H])  # g
-            torch.sigmoid(pre[:, 3 * H :], out=g[:, 3 * H :])  # o
+            # every tanh as 2 sigmoid(2z) - 1 (see the module docstring): one sigmoid over all four gates
+            pre[:, 2 * H : 3 * H].mul_(2.0)
+            torch.sigmoid(pre, out=g)
+            g[:, 2 * H : 3 * H].mul_(2.0).sub_(1.0)  # i, f, g, o
             c = torch.mul(g[:, H : 2 * H], c, out=cells[t]).addcmul_(g[:, :H], g[:, 2 * H : 3 * H])  # f c + i g
-            torch.tanh(c, out=tanh_c[t])
+            torch.mul(c, 2.0, out=tanh_c[t]).sigmoid_().mul_(2.0).sub_(1.0)  # tanh(c)
             torch.mul(g[:, 3 * H :], tanh_c[t], out=hfull[t])  # o tanh(c)
             h = out[t].copy_(linear(hfull[t], w_hr, w_hr_t))  # (B, P)
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, w_hr, w_ih_t, w_hh_t, w_hr_t, gates, cells, tanh_c, hfull, out)
