@@ -211,7 +211,9 @@ def embed(model, input_file, output, layers, dtype, layout, batch_tokens, poolin
     Read it back with plain h5py (f["0"][()]) or elmokit.embed.EmbeddingsFile (either layout).
     """
     from elmokit.embed import Embedder
+    from elmokit.malloc import keep_freed_memory
 
+    keep_freed_memory()  # each chunk's output buffers come from reused memory, not fresh page faults
     emb = Embedder(model, backward, pooling=pooling, batch_tokens=batch_tokens)
     path = emb.embed_file(input_file, output, layers=layers, dtype=dtype, layout=layout, tokenized=tokenized,
                           resume=resume, progress=not quiet)

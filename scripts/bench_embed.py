@@ -11,13 +11,15 @@ depend on the weights) and sentences from the demo grammar, then measures:
    short; memory flatness is about streaming, not model size);
 3. the latency of one sentence through the Python API (`Embedder.embed_sentences`), median of many: as shipped
    (the two LMs in lockstep when there are 2+ threads) and with the two LMs one after the other.
-Ends with one JSON line.
+The process (and each RSS child) tunes glibc's allocator as `elmokit embed` does (elmokit/malloc.py); --no-mallopt
+measures without. Ends with one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -102,8 +104,11 @@ def median_ms(fn, reps: int) -> float:
 
 
 RSS_CODE = """
-import resource, sys
+import os, resource, sys
 from elmokit.embed import Embedder
+from elmokit.malloc import keep_freed_memory
+if os.environ.get("BENCH_MALLOPT") == "1":
+    keep_freed_memory()  # as `elmokit embed` does
 Embedder(sys.argv[1]).embed_file(sys.argv[2], sys.argv[3], progress=False, layers=sys.argv[4])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -120,8 +125,14 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=3000, help="for the throughput comparison")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the throughput comparison")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-mallopt", action="store_true", help="leave glibc's allocator as it is (`elmokit embed` "
+                    "tunes it; see elmokit/malloc.py), to measure what that is worth")
     args = ap.parse_args()
     from elmokit.embed import Embedder
+    from elmokit.malloc import keep_freed_memory
+
+    mallopt = False if args.no_mallopt else keep_freed_memory()  # as `elmokit embed` does
+    os.environ["BENCH_MALLOPT"] = "1" if mallopt else "0"  # for the RSS children
 
     n_thru, n_small, n_big, reps = (300, 1000, 10000, 20) if args.quick else (args.sentences, 10_000, 100_000, 100)
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +186,7 @@ def main() -> None:
         "single_sentence_ms": round(single_ms, 2), "single_sentence_sequential_ms": round(single_seq_ms, 2),
         "bare_sentences_per_s": round(n_thru / bare, 1),
         "embed_sentences_per_s": round(n_thru / e2e, 1), "rss_mib_small": round(rss_small), "rss_mib_big": round(rss_big),
-        "threads": torch.get_num_threads(), "quick": args.quick,
+        "threads": torch.get_num_threads(), "mallopt": mallopt, "quick": args.quick,
     }))
 
 

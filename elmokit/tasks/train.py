@@ -23,6 +23,7 @@ import torch
 from elmokit.checkpoint import atomic_dir, commit_dir, safe_load, torch_save_bytes, write_json
 from elmokit.config import build_config, expand_path, load_raw, to_dict
 from elmokit.errors import ConfigError
+from elmokit.malloc import keep_freed_memory
 from elmokit.tasks.averaging import WeightAverage
 from elmokit.tasks.batching import collate, make_batches
 from elmokit.tasks.config import TaskConfig, check_task_config
@@ -117,6 +118,8 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     t, m, d = cfg.train, cfg.model, cfg.data
     if t.threads:
         torch.set_num_threads(t.threads)
+    if not torch.cuda.is_available():
+        keep_freed_memory()  # reuse each step's buffers instead of re-faulting them (see elmokit/malloc.py)
     run = Path(cfg.out)
     if not resume and (run / "checkpoint").exists():
         raise ConfigError(f"{run}: has a training checkpoint already; pass --resume to continue, or another --out")
