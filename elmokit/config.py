@@ -36,6 +36,8 @@ class ModelConfig:
     num_samples: int = 1024  # negatives shared across the batch
     sampling_alpha: float = 0.75  # negatives drawn from unigram counts ** alpha
     impl: str = "auto"  # auto | fused | torch: LSTMP kernel (fused = elmokit's CPU kernel, torch = nn.LSTM)
+    cell_clip: float = 0.0  # LSTMP only: clip each cell state to [-cell_clip, cell_clip] (bilm-tf: 3); 0 = off
+    proj_clip: float = 0.0  # LSTMP only: clip each projected output likewise (bilm-tf: 3); 0 = off
 
 
 @dataclass

@@ -68,7 +68,7 @@ class LanguageModel(nn.Module):
         nn.init.normal_(self.embedding.weight, std=0.1)
         self.rnn = RecurrentStack(
             cfg.cell, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, cfg.proj_size, cfg.residual, cfg.dropout,
-            cfg.impl,
+            cfg.impl, cfg.cell_clip, cfg.proj_clip,
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = SoftmaxHead(vocab_size, self.rnn.output_dim, cfg.num_samples, cfg.sampling_alpha, seed)

@@ -51,6 +51,10 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
         (t.batch_size > 0 and t.bptt > 0, "train.batch_size and train.bptt must be positive"),
         (t.grad_accum > 0, "train.grad_accum must be positive"),
         (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
+        (m.cell_clip >= 0 and m.proj_clip >= 0, "model.cell_clip and model.proj_clip must be >= 0 (0 = off)"),
+        (not (m.cell_clip or m.proj_clip) or (m.cell == "lstm" and m.proj_size > 0 and m.impl != "torch"),
+         "model.cell_clip/proj_clip need an LSTMP stack (model.cell=lstm, model.proj_size > 0, model.impl auto or "
+         "fused: nn.LSTM cannot clip)"),
         (bool(cfg.data.vocab), "data.vocab is required (a .model file from `elmokit vocab`)"),
         (bool(cfg.data.train), "data.train is required (one or more text files)"),
     ]

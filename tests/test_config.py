@@ -77,3 +77,16 @@ def test_recipe_configs_load(monkeypatch):
         assert first.startswith("#"), f"{r} must start with the command that runs it"
         assert "elmokit" in r.read_text(encoding="utf-8").split("\nmodel:")[0]
         load_pretrain_config(str(r))
+
+
+@pytest.mark.parametrize("overrides, msg", [
+    (["model.cell_clip=-1"], "must be >= 0"),
+    (["model.cell=gru", "model.proj_size=0", "model.proj_clip=3"], "need an LSTMP stack"),
+    (["model.proj_size=16", "model.impl=torch", "model.cell_clip=3"], "nn.LSTM cannot clip"),
+])
+def test_clipping_needs_the_fused_lstmp(overrides, msg):
+    with pytest.raises(ConfigError, match=msg):
+        load_pretrain_config(None, ["data.vocab=v", "data.train=t", *overrides])
+    cfg = load_pretrain_config(None, ["data.vocab=v", "data.train=t", "model.size=small", "model.cell_clip=3",
+                                      "model.proj_clip=3"])
+    assert (cfg.model.cell_clip, cfg.model.proj_clip, cfg.model.proj_size) == (3.0, 3.0, 256)

@@ -21,8 +21,11 @@ from elmokit.modules.lstmp import frozen_weights_key
 
 
 def supports_lockstep(forward_lm: nn.Module, backward_lm: nn.Module) -> bool:
-    """Whether both LMs are LSTMP stacks that :class:`LockstepLSTMP` can run (the biLM has checked the shapes)."""
-    return all(lm.rnn.cell == "lstm" and lm.rnn.proj_size and lm.rnn.impl != "torch" for lm in (forward_lm, backward_lm))
+    """Whether both LMs are LSTMP stacks that :class:`LockstepLSTMP` can run (the biLM has checked the shapes): the
+    same clipping too, which the lockstep loop applies to both."""
+    clips = {(lm.rnn.cell_clip, lm.rnn.proj_clip) for lm in (forward_lm, backward_lm)}
+    return len(clips) == 1 and all(
+        lm.rnn.cell == "lstm" and lm.rnn.proj_size and lm.rnn.impl != "torch" for lm in (forward_lm, backward_lm))
 
 
 class LockstepLSTMP:
@@ -34,6 +37,7 @@ class LockstepLSTMP:
 
     def __init__(self, forward_lm: nn.Module, backward_lm: nn.Module) -> None:
         self.residual = forward_lm.rnn.residual
+        self.cell_clip, self.proj_clip = forward_lm.rnn.cell_clip, forward_lm.rnn.proj_clip
         self.key = lockstep_key(forward_lm, backward_lm)
         self.layers: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
         with torch.no_grad():
@@ -76,7 +80,11 @@ class LockstepLSTMP:
                 g[..., 3 * H :].sigmoid_()
                 i, f, gg, o = g[..., :H], g[..., H : 2 * H], g[..., 2 * H : 3 * H], g[..., 3 * H :]
                 c = torch.addcmul(f * c, i, gg)  # (2, B, H)
+                if self.cell_clip:
+                    c.clamp_(-self.cell_clip, self.cell_clip)
                 h = torch.bmm(o * torch.tanh(c), w_hr_t)  # (2, B, P)
+                if self.proj_clip:
+                    h.clamp_(-self.proj_clip, self.proj_clip)
                 hs.append(h)
             out = torch.stack(hs, 1)  # (2, T, B, P)
             if self.residual and k > 0:

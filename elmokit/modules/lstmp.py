@@ -28,7 +28,7 @@ class LSTMPFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, w_hr: Tensor,
-                w_ih_t: Tensor, w_hh_t: Tensor, w_hr_t: Tensor):
+                w_ih_t: Tensor, w_hh_t: Tensor, w_hr_t: Tensor, cell_clip: float = 0.0, proj_clip: float = 0.0):
         """Run the layer.
 
         Args:
@@ -37,6 +37,8 @@ class LSTMPFunction(torch.autograd.Function):
             w_ih: ``(4H, I)``; w_hh: ``(4H, P)``; bias: ``(4H,)`` (= b_ih + b_hh); w_hr: ``(P, H)``.
             w_ih_t, w_hh_t, w_hr_t: the three weights transposed into row-major copies ``(I, 4H)``, ``(P, 4H)``,
                 ``(H, P)`` (see :func:`transposed_weights`); not differentiated.
+            cell_clip, proj_clip: clip each step's cell state / projected output to ``[-clip, clip]`` (0 = off), as
+                bilm-tf does; the gradient does not flow through clipped entries.
 
         Returns:
             ``out (T, B, P)``, ``h_T (B, P)``, ``c_T (B, H)``.
@@ -59,10 +61,15 @@ class LSTMPFunction(torch.autograd.Function):
             torch.sigmoid(pre, out=g)
             g[:, 2 * H : 3 * H].mul_(2.0).sub_(1.0)  # i, f, g, o
             c = torch.mul(g[:, H : 2 * H], c, out=cells[t]).addcmul_(g[:, :H], g[:, 2 * H : 3 * H])  # f c + i g
+            if cell_clip:
+                c.clamp_(-cell_clip, cell_clip)
             torch.mul(c, 2.0, out=tanh_c[t]).sigmoid_().mul_(2.0).sub_(1.0)  # tanh(c)
             torch.mul(g[:, 3 * H :], tanh_c[t], out=hfull[t])  # o tanh(c)
             h = out[t].copy_(linear(hfull[t], w_hr, w_hr_t))  # (B, P)
+            if proj_clip:
+                h.clamp_(-proj_clip, proj_clip)
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, w_hr, w_ih_t, w_hh_t, w_hr_t, gates, cells, tanh_c, hfull, out)
+        ctx.clips = (cell_clip, proj_clip)
         return out, h.clone(), c.clone()
 
     @staticmethod
@@ -87,12 +94,21 @@ class LSTMPFunction(torch.autograd.Function):
         tanh_b(i, g, grad_input=d_gates[..., 2 * H : 3 * H])
         sig_b(tanh_c, o, grad_input=d_gates[..., 3 * H :])
         a_c = torch.ops.aten.tanh_backward(o, tanh_c)  # (T, B, H)
-        d_h_all = torch.empty_like(out)  # (T, B, P): gradient reaching each projected output
+        cell_clip, proj_clip = ctx.clips
+        # where a step clipped, the clipped value's gradient stops there (an entry exactly at the bound counts as
+        # clipped; an unclipped value lands there with probability zero)
+        c_pass = cells.abs() < cell_clip if cell_clip else None  # (T, B, H)
+        h_pass = out.abs() < proj_clip if proj_clip else None  # (T, B, P)
+        d_h_all = torch.empty_like(out)  # (T, B, P): gradient reaching each projected output (before its clip)
         for t in range(T - 1, -1, -1):
             dh_t = torch.add(d_out[t], dh, out=d_h_all[t])  # (B, P)
+            if h_pass is not None:
+                dh_t.mul_(h_pass[t])
             dhf = linear(dh_t, w_hr_t, w_hr)  # (B, H): dh_t @ w_hr
             dg = d_gates[t]  # (B, 4H)
             dc.addcmul_(dhf, a_c[t])
+            if c_pass is not None:
+                dc.mul_(c_pass[t])
             dg[:, 3 * H :].mul_(dhf)
             dg[:, : 3 * H].view(B, 3, H).mul_(dc.unsqueeze(1))  # i, f, g rows each times dc
             dc.mul_(f[t])
@@ -104,7 +120,7 @@ class LSTMPFunction(torch.autograd.Function):
         d_w = dg2.t() @ torch.cat([x.reshape(T * B, I), h_prev], 1)  # (4H, I+P)
         d_bias = dg2.sum(0)
         d_w_hr = d_h_all.view(T * B, P).t() @ hfull.view(T * B, H)
-        return d_x, dh, dc, d_w[:, :I], d_w[:, I:], d_bias, d_w_hr, None, None, None
+        return d_x, dh, dc, d_w[:, :I], d_w[:, I:], d_bias, d_w_hr, None, None, None, None, None
 
 
 def transposed_weights(w_ih: Tensor, w_hh: Tensor, w_hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -125,16 +141,18 @@ def frozen_weights_key(weights) -> tuple:
 
 def lstmp_forward(
     x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, w_hr: Tensor,
-    transposed: tuple[Tensor, Tensor, Tensor] | None = None,
+    transposed: tuple[Tensor, Tensor, Tensor] | None = None, cell_clip: float = 0.0, proj_clip: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One LSTMP layer with ``nn.LSTM``'s parameter names and shapes.
 
     Args:
         x: ``(T, B, I)``; h0: ``(B, P)``; c0: ``(B, H)``.
         transposed: :func:`transposed_weights` of these weights if already at hand.
+        cell_clip, proj_clip: see :meth:`LSTMPFunction.forward` (0 = off).
 
     Returns:
         ``(out (T, B, P), h_T (B, P), c_T (B, H))``.
     """
     wt = transposed if transposed is not None else transposed_weights(w_ih.detach(), w_hh.detach(), w_hr.detach())
-    return LSTMPFunction.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), w_ih, w_hh, b_ih + b_hh, w_hr, *wt)
+    return LSTMPFunction.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), w_ih, w_hh, b_ih + b_hh, w_hr, *wt,
+                               float(cell_clip), float(proj_clip))

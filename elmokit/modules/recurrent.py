@@ -23,6 +23,8 @@ class RecurrentStack(nn.Module):
     An LSTM with ``proj_size > 0`` on CPU runs through elmokit's fused LSTMP kernel (``impl="auto"`` or
     ``"fused"``); on GPU, or with ``impl="torch"``, through ``nn.LSTM`` (cuDNN). From the second layer on, with
     ``residual=True``, a layer's input is added to its output (ELMo adds the first layer's output to the second's).
+    ``cell_clip``/``proj_clip`` (LSTMP only, 0 = off) clip the cell state and the projected output at every step,
+    as bilm-tf's ELMo does (3 and 3); cuDNN cannot, so a clipped stack always runs the fused kernel.
     """
 
     def __init__(
@@ -35,6 +37,8 @@ class RecurrentStack(nn.Module):
         residual: bool = True,
         dropout: float = 0.0,
         impl: str = "auto",
+        cell_clip: float = 0.0,
+        proj_clip: float = 0.0,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru", "rnn"):
@@ -43,6 +47,10 @@ class RecurrentStack(nn.Module):
             raise ValueError("model.proj_size needs model.cell=lstm")
         if impl not in ("auto", "fused", "torch"):
             raise ValueError(f"model.impl must be auto, fused or torch, got {impl!r}")
+        if cell_clip < 0 or proj_clip < 0:
+            raise ValueError(f"model.cell_clip and model.proj_clip must be >= 0, got {cell_clip}, {proj_clip}")
+        if (cell_clip or proj_clip) and not (cell == "lstm" and proj_size and impl != "torch"):
+            raise ValueError("model.cell_clip/proj_clip need an LSTMP stack on the fused kernel (nn.LSTM cannot clip)")
         self.cell = cell
         self.num_layers = num_layers
         self.proj_size = proj_size
@@ -50,6 +58,8 @@ class RecurrentStack(nn.Module):
         self.output_dim = proj_size or hidden_size
         self.residual = residual
         self.impl = impl
+        self.cell_clip = cell_clip
+        self.proj_clip = proj_clip
         cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
         layers = []
         for i in range(num_layers):
@@ -71,10 +81,15 @@ class RecurrentStack(nn.Module):
         return st
 
     def _use_fused(self, x: Tensor) -> bool:
-        if self.cell != "lstm" or not self.proj_size or self.impl == "torch":
+        if self.cell != "lstm" or not self.proj_size:
             return False
+        if self.cell_clip or self.proj_clip:  # only the fused kernel clips
+            if self.impl == "torch":
+                raise ValueError("model.cell_clip/proj_clip need the fused kernel (nn.LSTM cannot clip)")
+            return True
         # auto: the fused kernel on CPU (also without gradients: nn.LSTM's projection path is ~4x slower there)
-        return self.impl == "fused" or (x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"))
+        return self.impl == "fused" or (
+            self.impl == "auto" and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"))
 
     def _transposed(self, k: int, layer: nn.LSTM) -> tuple[Tensor, Tensor, Tensor] | None:
         """Layer ``k``'s weights as the fused kernel wants them. A frozen layer (no weight requires grad, as in the
@@ -114,7 +129,7 @@ class RecurrentStack(nn.Module):
             if fused:
                 out, h, c = lstmp_forward(
                     inp, st[0], st[1], layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0,
-                    layer.bias_hh_l0, layer.weight_hr_l0, self._transposed(k, layer),
+                    layer.bias_hh_l0, layer.weight_hr_l0, self._transposed(k, layer), self.cell_clip, self.proj_clip,
                 )  # out: (T, B, P)
                 new = (h, c)
             elif self.cell == "lstm":

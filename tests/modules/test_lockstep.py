@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -6,13 +8,15 @@ from elmokit.modules.lockstep import LockstepLSTMP, supports_lockstep
 from elmokit.modules.recurrent import RecurrentStack
 
 
-def _pair(seed: int = 0):
+def _pair(seed: int = 0, **clips):
     torch.manual_seed(seed)
-    return LanguageModel(tiny(), 50).eval(), LanguageModel(tiny(), 50).eval()
+    cfg = dataclasses.replace(tiny(), **clips)
+    return LanguageModel(cfg, 50).eval(), LanguageModel(cfg, 50).eval()
 
 
-def test_lockstep_equals_each_lm_alone():
-    fwd, bwd = _pair()
+@pytest.mark.parametrize("clips", [{}, {"cell_clip": 0.3, "proj_clip": 0.05}])  # small bounds: many entries clip
+def test_lockstep_equals_each_lm_alone(clips):
+    fwd, bwd = _pair(**clips)
     assert supports_lockstep(fwd, bwd)
     T, B = 7, 3
     ids_f, ids_b = torch.randint(0, 50, (B, T)), torch.randint(0, 50, (B, T))
@@ -29,6 +33,12 @@ def test_lockstep_equals_each_lm_alone():
         assert out.shape == (2, T, B, 32)
         torch.testing.assert_close(out[0], want_f[k + 1], atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(out[1], want_b[k + 1], atol=1e-6, rtol=1e-5)
+
+
+def test_lockstep_only_for_the_same_clipping():
+    fwd, _ = _pair(cell_clip=3.0)
+    _, bwd = _pair()
+    assert not supports_lockstep(fwd, bwd)
 
 
 @pytest.mark.parametrize("cell, proj", [("gru", 0), ("lstm", 0)])

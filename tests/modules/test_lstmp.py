@@ -81,3 +81,51 @@ def test_float32_products_agree_with_nn_lstm(use_onednn, monkeypatch):
     torch.testing.assert_close(out2, out, atol=1e-5, rtol=1e-4)
     for g, w in zip([x.grad] + [p.grad for p in ref.parameters()], want):
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+
+
+def _reference_lstmp(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr, cell_clip, proj_clip):
+    """The LSTMP step written plainly with autograd ops, clipping as bilm-tf's LSTMCell does."""
+    outs = []
+    for t in range(x.shape[0]):
+        i, f, g, o = (x[t] @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh).chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        if cell_clip:
+            c = c.clamp(-cell_clip, cell_clip)
+        h = (torch.sigmoid(o) * torch.tanh(c)) @ w_hr.t()
+        if proj_clip:
+            h = h.clamp(-proj_clip, proj_clip)
+        outs.append(h)
+    return torch.stack(outs), h, c
+
+
+@pytest.mark.parametrize("cell_clip, proj_clip", [(0.4, 0.0), (0.0, 0.15), (0.4, 0.15)])
+def test_clipping_equals_the_plain_reference_values_and_gradients(cell_clip, proj_clip):
+    torch.manual_seed(4)
+    T, B, I, H, P = 6, 3, 5, 7, 4
+    leaves = [torch.randn(s, dtype=torch.double, requires_grad=True) for s in
+              [(T, B, I), (B, P), (B, H), (4 * H, I), (4 * H, P), (4 * H,), (4 * H,), (P, H)]]
+    got = lstmp_forward(*leaves, cell_clip=cell_clip, proj_clip=proj_clip)
+    # the bounds are small, so a good share of the entries is clipped (else the test would not test clipping)
+    if cell_clip:
+        assert (got[2].abs() == cell_clip).float().mean() > 0.1
+    if proj_clip:
+        assert (got[0].abs() == proj_clip).float().mean() > 0.1
+    want = _reference_lstmp(*leaves, cell_clip, proj_clip)
+    weights = [torch.randn_like(t) for t in want]
+    grads_got = torch.autograd.grad(sum((w * t).sum() for w, t in zip(weights, got)), leaves)
+    grads_want = torch.autograd.grad(sum((w * t).sum() for w, t in zip(weights, want)), leaves)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(grads_got, grads_want):
+        torch.testing.assert_close(a, b)
+
+
+def test_clipping_stack_refuses_nn_lstm():
+    with pytest.raises(ValueError, match="cannot clip"):
+        RecurrentStack("lstm", 5, 8, 1, proj_size=4, impl="torch", cell_clip=3.0)
+    with pytest.raises(ValueError, match="cannot clip"):
+        RecurrentStack("gru", 5, 8, 1, proj_clip=3.0)
+    stack = RecurrentStack("lstm", 5, 8, 1, proj_size=4, cell_clip=3.0)
+    stack.impl = "torch"
+    with pytest.raises(ValueError, match="cannot clip"):
+        stack(torch.randn(2, 1, 5))
