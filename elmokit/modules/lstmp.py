@@ -10,7 +10,10 @@ tanh(c))``) but:
   67 µs for a (64, 1024) block, the four-op form included; the two agree within 2e-7),
 - computes every gate's local derivative for all steps at once before the backward time loop (fused
   ``sigmoid_backward``/``tanh_backward`` kernels), so the loop itself is two matmuls and four in-place products,
-- computes every weight gradient after the backward time loop as batched GEMMs over ``T*B`` rows.
+- computes every weight gradient after the backward time loop as batched GEMMs over ``T*B`` rows,
+- sends its products through :mod:`elmokit.modules.matmul` (oneDNN where PyTorch ships it, else ``torch.mm``),
+- optionally clips the cell state and the projected output at every step, as bilm-tf does (``cell_clip``,
+  ``proj_clip``; 0 = off), which ``nn.LSTM`` cannot.
 
 It is checked against ``nn.LSTM`` (values and gradients) in ``tests/modules/test_lstmp.py``.
 """
@@ -59,7 +62,7 @@ class LSTMPFunction(torch.autograd.Function):
             # every tanh as 2 sigmoid(2z) - 1 (see the module docstring): one sigmoid over all four gates
             pre[:, 2 * H : 3 * H].mul_(2.0)
             torch.sigmoid(pre, out=g)
-            g[:, 2 * H : 3 * H].mul_(2.0).sub_(1.0)  # i, f, g, o
+            g[:, 2 * H : 3 * H].mul_(2.0).sub_(1.0)  # g's block to tanh: g now holds the activated i, f, g, o
             c = torch.mul(g[:, H : 2 * H], c, out=cells[t]).addcmul_(g[:, :H], g[:, 2 * H : 3 * H])  # f c + i g
             if cell_clip:
                 c.clamp_(-cell_clip, cell_clip)
