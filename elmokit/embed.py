@@ -100,40 +100,69 @@ class Embedder:
         """Vectors for pre-tokenized sentences, in input order.
 
         Returns:
-            One ``float32`` array of shape ``(layers, words, 2D)`` per sentence.
+            One C-contiguous ``float32`` array of shape ``(layers, words, 2D)`` per sentence (views into one buffer).
         """
-        vectors, offsets = self.embed_packed(sentences)
-        return [vectors[:, a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+        buf, offsets = self.embed_packed(sentences, order="sentences")
+        return sentence_blocks(buf, offsets, self.num_layers)
 
-    def embed_packed(self, sentences: list[list[str]]) -> tuple[np.ndarray, list[int]]:
+    def embed_packed(self, sentences: list[list[str]], order: str = "layers",
+                     dtype: np.dtype | type | str = np.float32) -> tuple[np.ndarray, list[int]]:
         """Vectors for pre-tokenized sentences, back to back in one array.
 
-        Every batch's vectors are copied into that array (one copy per batch) as soon as the batch is done, so no
-        batch's tensors outlive it.
+        Every batch's vectors are scattered into that array (one copy per batch, converted to ``dtype`` on the way)
+        as soon as the batch is done, so no batch's tensors outlive it and nothing is copied again to reorder it.
+
+        Args:
+            sentences: lists of words.
+            order: how the array is laid out: ``layers`` ``(layers, total_words, 2D)``; ``words``
+                ``(total_words, layers, 2D)`` (the packed HDF5 layout); ``sentences`` ``(layers * total_words, 2D)``
+                with sentence ``i`` one contiguous ``(layers, words_i, 2D)`` block (:func:`sentence_blocks`; the
+                AllenNLP HDF5 layout writes each block as it is).
+            dtype: of the array (``float16`` halves it; the biLM computes in ``float32``).
 
         Returns:
-            ``(vectors, offsets)``: ``float32`` ``(layers, total_words, 2D)`` and ``sentences + 1`` word offsets;
-            sentence ``i`` is ``vectors[:, offsets[i]:offsets[i + 1]]``.
+            ``(vectors, offsets)``: the array and ``sentences + 1`` word offsets (sentence ``i`` has the words
+            ``offsets[i]:offsets[i + 1]``; with ``order="layers"`` it is ``vectors[:, offsets[i]:offsets[i + 1]]``).
         """
+        if order not in ("layers", "words", "sentences"):
+            raise ValueError(f"order must be layers, words or sentences, got {order!r}")
         windows: list[list[str]] = []
         first: list[int] = []  # first window of each sentence; a sentence's windows are consecutive
-        for s in sentences:
+        owner: list[int] = []  # sentence of each window
+        for k, s in enumerate(sentences):
             first.append(len(windows))
             if len(s) <= self.max_words:
                 windows.append(s)
             else:  # a very long line: windows of max_words words, each from a fresh state
                 windows.extend(s[j : j + self.max_words] for j in range(0, len(s), self.max_words))
-        starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)]).tolist()  # per window
-        buf = np.empty((self.num_layers, starts[-1], self.dim), dtype=np.float32)  # (layers, words, 2D)
+            owner.extend([k] * (len(windows) - len(owner)))
+        starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)])  # per window
+        offsets = np.concatenate([starts[first], starts[-1:]])  # per sentence
+        L, W, D2 = self.num_layers, int(starts[-1]), self.dim
+        rows = np.empty((L * W, D2), dtype=dtype)  # one row of 2D per (layer, word), placed as `order` says
+        layer = np.arange(L, dtype=np.int64)[:, None]  # (layers, 1)
         pieces = self.bilm.pieces(windows)  # one sentencepiece call for the whole chunk
         lengths = [sum(len(w) for w in p) + 2 for p in pieces]
         for idx in self._batches(lengths):
             words = self.bilm.encode_words([[windows[i]] for i in idx], self.pooling,
                                            [[pieces[i]] for i in idx])  # (layers, batch words, 2D)
-            dest = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in idx])  # (batch words,)
-            buf[:, dest] = words.cpu().numpy()  # one copy per batch; the batch's tensors are freed next
+            g = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in idx])  # (batch words,) word index
+            if order == "layers":
+                dest = layer * W + g  # (layers, batch words)
+            elif order == "words":
+                dest = g * L + layer
+            else:  # the sentence's block starts at row L * a and holds its n words per layer
+                counts = [int(starts[i + 1] - starts[i]) for i in idx]
+                a = np.repeat(offsets[[owner[i] for i in idx]], counts)  # (batch words,)
+                n = np.repeat(offsets[[owner[i] + 1 for i in idx]], counts) - a
+                dest = L * a + layer * n + (g - a)
+            rows[dest.reshape(-1)] = words.cpu().numpy().reshape(-1, D2)  # (layers * batch words, 2D)
             del words
-        return buf, [starts[w] for w in first] + [starts[-1]]
+        if order == "layers":
+            return rows.reshape(L, W, D2), offsets.tolist()
+        if order == "words":
+            return rows.reshape(W, L, D2), offsets.tolist()
+        return rows, offsets.tolist()
 
     def embed_sentences(self, sentences: list[str] | list[list[str]]) -> list[np.ndarray]:
         """Vectors for sentences given as strings (split on whitespace) or as lists of words.
@@ -158,6 +187,13 @@ class Embedder:
     def embed_file(self, input_path: str | Path, output_path: str | Path, **kwargs) -> Path:
         """Embed a text file into HDF5; see :func:`write_hdf5` for the options."""
         return write_hdf5(self, input_path, output_path, **kwargs)
+
+
+def sentence_blocks(rows: np.ndarray, offsets: list[int], num_layers: int) -> list[np.ndarray]:
+    """Split :meth:`Embedder.embed_packed`'s ``order="sentences"`` array into one ``(layers, words, 2D)`` view per
+    sentence (each C-contiguous, no copy)."""
+    L = num_layers
+    return [rows[L * a : L * b].reshape(L, b - a, rows.shape[-1]) for a, b in zip(offsets[:-1], offsets[1:])]
 
 
 # --- reading input --------------------------------------------------------------------------------------------------
@@ -207,12 +243,28 @@ def _chunks(items: Iterable, n: int) -> Iterator[list]:
         yield chunk
 
 
-def _select_layers(v: np.ndarray, layers: str) -> np.ndarray:
+def _select_layers(v: np.ndarray, layers: str, axis: int = 0) -> np.ndarray:
+    """``v`` with its layer axis ``axis`` kept (``all``), reduced to the top layer, or averaged (in float32)."""
     if layers == "all":
-        return v  # (layers, words, 2D)
+        return v
     if layers == "top":
-        return v[-1]  # (words, 2D)
-    return v.mean(0)  # (words, 2D)
+        return v.take(-1, axis)
+    return v.astype(np.float32, copy=False).mean(axis)
+
+
+def _new_dataset(f, name: str, data: np.ndarray) -> None:
+    """``f.create_dataset(name, data=data)`` for a C-contiguous array, through h5py's low-level API: the same
+    contiguous dataset (no creation times, as h5py's default), at about half the cost per dataset, which matters
+    for the one-dataset-per-sentence layout."""
+    import h5py
+
+    data = np.ascontiguousarray(data)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    dset = h5py.h5d.create(f.id, name.encode(), h5py.h5t.py_create(data.dtype), h5py.h5s.create_simple(data.shape),
+                           dcpl=dcpl)
+    if data.size:
+        dset.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
 
 
 def write_hdf5(
@@ -283,19 +335,24 @@ def write_hdf5(
         stale = [k for k in f.keys() if k.isdigit() and int(k) >= done]
         for k in stale:
             del f[k]
+    # the chunk's vectors come in the order each layout stores (see Embedder.embed_packed), already in the output
+    # dtype, so each sentence's (or chunk's) array is written as it is: no reordering copy
+    order = "words" if layout == "packed" else "sentences"
+    buf_dtype = np.float32 if layers == "average" else np_dtype  # the average is taken in float32
+
     def write_chunk(vecs: np.ndarray, offsets: list[int], index: int, n: int) -> None:
-        """Write one chunk's vectors ``(layers, words, 2D)`` as lines ``index .. index + n - 1``, then mark it done."""
+        """Write one chunk (``embed_packed``'s array in ``order``) as lines ``index .. index + n - 1``, then mark it
+        done."""
         if layout == "packed":
             start = vec_ds.shape[0]
-            vec_ds.resize((start + vecs.shape[1], *width))
-            if vecs.shape[1]:
-                vec_ds[start:] = (np.moveaxis(vecs, 0, 1) if layers == "all"
-                                  else _select_layers(vecs, layers)).astype(np_dtype)  # (words, [layers,] 2D)
+            vec_ds.resize((start + vecs.shape[0], *width))
+            if vecs.shape[0]:
+                vec_ds[start:] = _select_layers(vecs, layers, axis=1).astype(np_dtype, copy=False)  # (words, [layers,] 2D)
             off_ds.resize((index + n + 1,))
             off_ds[index + 1 :] = start + np.asarray(offsets[1:], dtype=np.int64)
         else:
-            for j, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
-                f.create_dataset(str(index + j), data=_select_layers(vecs[:, a:b], layers).astype(np_dtype))
+            for j, block in enumerate(sentence_blocks(vecs, offsets, embedder.num_layers)):  # (layers, words, 2D)
+                _new_dataset(f, str(index + j), _select_layers(block, layers).astype(np_dtype, copy=False))
         f.attrs["lines_done"] = index + n
         f.flush()
 
@@ -308,7 +365,7 @@ def write_hdf5(
             if index + len(chunk) <= done:  # already written before the kill
                 index += len(chunk)
                 continue
-            vecs, offsets = embedder.embed_packed([w for _, w, _ in chunk])  # (layers, words, 2D)
+            vecs, offsets = embedder.embed_packed([w for _, w, _ in chunk], order, buf_dtype)
             write_chunk(vecs, offsets, index, len(chunk))
             index += len(chunk)
             bar.update(len(chunk))

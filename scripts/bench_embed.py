@@ -88,6 +88,9 @@ def bare_forward_seconds(emb, sentences: list[list[str]]) -> float:
 
 
 def embed_seconds(emb, path: Path, out: Path) -> float:
+    """`elmokit embed`'s work into a new file (a file left by an earlier round is deleted first, untimed: replacing
+    it would also time the kernel freeing its pages)."""
+    out.unlink(missing_ok=True)
     t = time.perf_counter()
     emb.embed_file(path, out, progress=False)
     return time.perf_counter() - t

@@ -50,11 +50,41 @@ def test_allennlp_layout_with_plain_h5py(emb, text, tmp_path):
         assert f[s2i["Birds sing ."]].shape == (3, 3, 64)
 
 
-def test_float16(emb, text, tmp_path):
-    out = write_hdf5(emb, text, tmp_path / "v.hdf5", dtype="float16", layout="packed", progress=False)
+@pytest.mark.parametrize("layout", ["allennlp", "packed"])
+@pytest.mark.parametrize("layers", ["all", "top", "average"])
+def test_float16(emb, text, tmp_path, layout, layers):
+    out = write_hdf5(emb, text, tmp_path / "v.hdf5", dtype="float16", layout=layout, layers=layers, chunk_lines=5,
+                     progress=False)
+    want = emb.embed_sentences(LINES)
     with EmbeddingsFile(out) as f:
-        assert f[0].dtype == np.float16
-        np.testing.assert_allclose(f[0], emb.embed_sentences(LINES[:1])[0], atol=1e-2)
+        for i, w in enumerate(want):
+            ref = w if layers == "all" else (w[-1] if layers == "top" else w.mean(0))
+            assert f[i].dtype == np.float16 and f[i].shape == ref.shape
+            np.testing.assert_allclose(f[i], ref.astype(np.float16), atol=1e-3)  # rounded once, from float32
+
+
+def test_packed_orders_hold_the_same_vectors(tiny_pair):
+    """The three layouts of ``embed_packed`` (and its float16 output) are the same numbers, placed differently, also
+    for a sentence embedded in several windows and for empty sentences."""
+    e = Embedder(tiny_pair["bundle"], batch_tokens=40, max_words=4)
+    sents = [s.split() for s in LINES[:8]] + [[], "cats sing near the old river today .".split()]
+    by_layer, offsets = e.embed_packed(sents)  # (layers, words, 2D)
+    L, W, D2 = by_layer.shape
+    by_word, off_w = e.embed_packed(sents, order="words")
+    rows, off_s = e.embed_packed(sents, order="sentences")
+    half, _ = e.embed_packed(sents, order="sentences", dtype=np.float16)
+    assert offsets == off_w == off_s and offsets[-1] == W == sum(len(s) for s in sents)
+    np.testing.assert_array_equal(by_word, by_layer.transpose(1, 0, 2))
+    assert rows.shape == (L * W, D2) and half.dtype == np.float16
+    for i, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        block = rows[L * a : L * b].reshape(L, b - a, D2)
+        np.testing.assert_array_equal(block, by_layer[:, a:b])
+        np.testing.assert_array_equal(half[L * a : L * b].reshape(L, b - a, D2), block.astype(np.float16))
+    got = e.embed_tokens(sents)
+    assert all(g.flags.c_contiguous for g in got)
+    np.testing.assert_array_equal(got[-1], by_layer[:, offsets[-2]:])
+    with pytest.raises(ValueError, match="order"):
+        e.embed_packed(sents, order="columns")
 
 
 @pytest.mark.parametrize("layout", ["allennlp", "packed"])

@@ -162,9 +162,9 @@ def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, nam
                        dynamic_ncols=True)
             for start in range(0, len(sentences), chunk):
                 part = sentences[start : start + chunk]
-                words, _ = embedder.embed_packed(part)  # (layers, words, 2D), back to back
-                if words.shape[1]:
-                    vec[offsets[start] : offsets[start + len(part)]] = np.moveaxis(words, 0, 1).astype(np_dtype)
+                words, _ = embedder.embed_packed(part, "words", np_dtype)  # (words, layers, 2D), back to back
+                if words.shape[0]:
+                    vec[offsets[start] : offsets[start + len(part)]] = words
                 bar.update(len(part))
             bar.close()
             f.attrs["complete"] = True
