@@ -140,6 +140,8 @@ def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
 
     r = evaluate_model(model, list(corpus), mode, batch, bptt, cache_dir=cache_dir, max_tokens=max_tokens,
                        progress=not as_json)
+    if r.get("warning"):
+        click.echo(r["warning"], err=True)
     if as_json:
         click.echo(json.dumps(r))
     else:

@@ -46,30 +46,84 @@ def count_words(files: list[str], max_line_chars: int = 20000) -> int:
 
 
 @torch.no_grad()
-def stream_nll(
+def stream_nll_by_stream(
     model, tokens: np.ndarray, reverse: bool, batch: int = 10, bptt: int = 35, max_tokens: int = 0,
     device: str | torch.device = "cpu", progress: bool = False,
-) -> tuple[float, int]:
-    """Summed full-softmax NLL over a token array read as ``batch`` carried-state streams.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full-softmax NLL over a token array read as ``batch`` carried-state streams, summed per stream.
 
     Returns:
-        ``(nll, n_predicted)``.
+        ``(nll, predicted)``: two ``(batch,)`` arrays, the summed NLL (nats) and the predicted pieces of each stream.
     """
     from tqdm.auto import tqdm
 
     was_training = model.training
     model.eval()
     state = None
-    total = 0.0
-    count = 0
+    total = torch.zeros(batch, dtype=torch.float64)
+    count = torch.zeros(batch, dtype=torch.int64)
     chunks = list(eval_batches(tokens, batch, bptt, reverse, max_tokens))
     for x, y, m in tqdm(chunks, desc="evaluating", unit="chunk", disable=not progress, leave=False):
-        nll, state = model(x.to(device), y.to(device), state, mode="eval")  # nll: (batch, t)
+        nll, state = model(x.to(device), y.to(device), state, mode="eval")  # nll: (streams, t)
         m = m.to(device)
-        total += float(nll[m].double().sum())
-        count += int(m.sum())
+        rows = len(m)  # (streams, t); a short text may give fewer streams than asked
+        total[:rows] += torch.where(m, nll.double(), 0.0).sum(1).cpu()  # (streams,)
+        count[:rows] += m.sum(1).cpu()
     model.train(was_training)
-    return total, count
+    return total.numpy(), count.numpy()
+
+
+def stream_nll(
+    model, tokens: np.ndarray, reverse: bool, batch: int = 10, bptt: int = 35, max_tokens: int = 0,
+    device: str | torch.device = "cpu", progress: bool = False,
+) -> tuple[float, int]:
+    """:func:`stream_nll_by_stream` summed over the streams.
+
+    Returns:
+        ``(nll, n_predicted)``.
+    """
+    nll, count = stream_nll_by_stream(model, tokens, reverse, batch, bptt, max_tokens, device, progress)
+    return float(nll.sum()), int(count.sum())
+
+
+def runaway_streams(nll: np.ndarray, count: np.ndarray, factor: float = 2.0, min_pieces: int = 100) -> list[int]:
+    """Streams whose NLL per piece is more than ``factor`` times the median stream's.
+
+    In stream mode every stream carries its state through thousands of pieces; when one reads far worse than the
+    others, the model's recurrent state has run away there (a large, self-sustaining activation) rather than the
+    text being hard. One such stream can dominate the average, so the figure then says more about the model's
+    stability than about its fit (bilm-tf's ``cell_clip``/``proj_clip``, here ``model.cell_clip``/``proj_clip``,
+    bound that state).
+
+    Args:
+        nll, count: per stream, from :func:`stream_nll_by_stream`.
+        factor: how many times the median NLL per piece counts as runaway.
+        min_pieces: streams with fewer predicted pieces are not judged.
+
+    Returns:
+        The indices of the runaway streams (empty when there are fewer than 3 streams to compare).
+    """
+    ok = count >= min_pieces
+    if ok.sum() < 3:
+        return []
+    per_piece = nll / np.maximum(count, 1)
+    median = float(np.median(per_piece[ok]))
+    return [int(i) for i in np.flatnonzero(ok & (per_piece > factor * median))]
+
+
+def runaway_warning(nll: np.ndarray, count: np.ndarray, where: str) -> str:
+    """A one-paragraph warning naming the runaway streams (see :func:`runaway_streams`), or ``""``."""
+    bad = runaway_streams(nll, count)
+    if not bad:
+        return ""
+    per_piece = nll / np.maximum(count, 1)
+    ok = count > 0
+    clean = float(nll[ok].sum() - nll[bad].sum()) / max(int(count[ok].sum() - count[bad].sum()), 1)
+    worst = ", ".join(f"stream {i}: {per_piece[i]:.2f}" for i in bad)
+    return (f"warning: {where}: {len(bad)} of {int(ok.sum())} streams read at more than twice the median NLL per "
+            f"piece ({worst}; median {float(np.median(per_piece[ok])):.2f}; the other streams together "
+            f"{clean:.3f}). The carried state runs away there: the model is unstable in stream mode. Train with "
+            f"model.cell_clip=3 model.proj_clip=3 (bilm-tf's bound), or compare with --mode sentence.")
 
 
 @torch.no_grad()
@@ -119,14 +173,20 @@ def evaluate_model(
     if mode == "stream":
         tokens = encode_corpus(corpus, vocab, cache_dir, num_proc=1, max_line_chars=cfg.data.max_line_chars,
                                progress=progress)
-        nll, n = stream_nll(model, tokens, reverse, batch, bptt, max_tokens, progress=progress)
+        per_nll, per_n = stream_nll_by_stream(model, tokens, reverse, batch, bptt, max_tokens, progress=progress)
+        nll, n = float(per_nll.sum()), int(per_n.sum())
         words = count_words(corpus, cfg.data.max_line_chars) if not max_tokens else 0
+        runaway = runaway_streams(per_nll, per_n)
+        warning = runaway_warning(per_nll, per_n, str(model_path))
     elif mode == "sentence":
+        runaway, warning = [], ""
         nll, n, words = sentence_nll(model, vocab, corpus, reverse, batch=max(batch, 32),
                                      max_line_chars=cfg.data.max_line_chars, progress=progress)
     else:
         raise ValueError(f"mode must be stream or sentence, got {mode!r}")
     result = Perplexity(nll, n, words).as_dict()
     result.update({"model": str(model_path), "direction": manifest["direction"], "mode": mode,
-                   "corpus": [str(c) for c in corpus]})
+                   "corpus": [str(c) for c in corpus], "runaway_streams": runaway})
+    if warning:
+        result["warning"] = warning
     return result

@@ -29,7 +29,7 @@ from elmokit.checkpoint import (
 from elmokit.config import PretrainConfig, build_config, load_raw, to_dict
 from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
 from elmokit.errors import ConfigError
-from elmokit.evaluate import Perplexity, count_words, stream_nll
+from elmokit.evaluate import Perplexity, count_words, runaway_streams, runaway_warning, stream_nll_by_stream
 from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
 from elmokit.malloc import keep_freed_memory
 from elmokit.modules.recurrent import detach_state
@@ -282,10 +282,16 @@ def pretrain(
         if valid_tokens is None:
             return None
         if main:
-            nll, n = stream_nll(unwrapped, valid_tokens, reverse, t.eval_batch_size, t.bptt, t.eval_max_tokens, device)
+            per_nll, per_n = stream_nll_by_stream(unwrapped, valid_tokens, reverse, t.eval_batch_size, t.bptt,
+                                                  t.eval_max_tokens, device)
+            nll, n = float(per_nll.sum()), int(per_n.sum())
             ppl = Perplexity(nll, n, valid_words)
             rec = {"step": at_step, "split": "valid", "loss": nll / n, "ppl": ppl.subword_ppl,
-                   "word_ppl": ppl.word_ppl if valid_words else None}
+                   "word_ppl": ppl.word_ppl if valid_words else None,
+                   "runaway_streams": len(runaway_streams(per_nll, per_n))}
+            warning = runaway_warning(per_nll, per_n, f"validation at step {at_step}")
+            if warning:
+                tqdm.write(warning)
             log(rec)
             accelerator.log({"valid/loss": rec["loss"], "valid/ppl": rec["ppl"]}, step=at_step)
         accelerator.wait_for_everyone()

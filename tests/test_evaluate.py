@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from elmokit.evaluate import Perplexity, sentence_nll, stream_nll
+from elmokit.evaluate import (Perplexity, runaway_streams, runaway_warning, sentence_nll, stream_nll,
+                              stream_nll_by_stream)
 from elmokit.lm import LanguageModel, tiny
 from elmokit.vocab import EOS_ID, load_vocab
 
@@ -28,6 +29,30 @@ def test_stream_nll_is_exact_whatever_the_window(lm, reverse):
     # more streams: every token still predicted exactly once
     _, n3 = stream_nll(lm, tokens, reverse, batch=6, bptt=5)
     assert n3 == 199
+
+
+def test_per_stream_nll_adds_up_to_the_total(lm):
+    tokens = np.random.default_rng(1).integers(0, 320, 300).astype(np.int32)
+    per_nll, per_n = stream_nll_by_stream(lm, tokens, False, batch=6, bptt=5)
+    total, n = stream_nll(lm, tokens, False, batch=6, bptt=5)
+    assert per_nll.shape == per_n.shape == (6,) and int(per_n.sum()) == n == 299
+    assert float(per_nll.sum()) == pytest.approx(total, rel=1e-9)
+    # stream 0 is the first sixth of the text, scored from a zero state: the same as scoring that part alone
+    first = tokens[: int(per_n[0]) + 1]
+    alone, _ = stream_nll(lm, first, False, batch=1, bptt=1000)
+    assert per_nll[0] == pytest.approx(alone, rel=1e-5)
+
+
+def test_runaway_streams_are_named():
+    count = np.array([1000, 1000, 1000, 1000, 50])
+    nll = np.array([6.1, 5.9, 30.0, 6.4, 90.0]) * count  # stream 2 ran away; stream 4 is too short to judge
+    assert runaway_streams(nll, count) == [2]
+    msg = runaway_warning(nll, count, "validation at step 1000")
+    assert "stream 2: 30.00" in msg and "1 of 5 streams" in msg and "cell_clip" in msg
+    assert "together 7.508" in msg  # all but stream 2: ((6.1 + 5.9 + 6.4) * 1000 + 90 * 50) / 3050
+    steady = np.array([6.1, 5.9, 7.0, 6.4]) * 1000
+    assert runaway_streams(steady, np.full(4, 1000)) == [] and runaway_warning(steady, np.full(4, 1000), "x") == ""
+    assert runaway_streams(np.array([1.0, 100.0]), np.array([200, 200])) == []  # too few streams to compare
 
 
 def test_sentence_mode_scores_lines_alone(lm, vocab_path, tmp_path):
