@@ -66,9 +66,8 @@ def stream_nll_by_stream(
     for x, y, m in tqdm(chunks, desc="evaluating", unit="chunk", disable=not progress, leave=False):
         nll, state = model(x.to(device), y.to(device), state, mode="eval")  # nll: (streams, t)
         m = m.to(device)
-        rows = len(m)  # (streams, t); a short text may give fewer streams than asked
-        total[:rows] += torch.where(m, nll.double(), 0.0).sum(1).cpu()  # (streams,)
-        count[:rows] += m.sum(1).cpu()
+        total += torch.where(m, nll.double(), 0.0).sum(1).cpu()  # (streams,); padding counts nothing
+        count += m.sum(1).cpu()
     model.train(was_training)
     return total.numpy(), count.numpy()
 
