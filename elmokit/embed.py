@@ -138,6 +138,9 @@ class Embedder:
             owner.extend([k] * (len(windows) - len(owner)))
         starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)])  # per window
         offsets = np.concatenate([starts[first], starts[-1:]])  # per sentence
+        owner_ids = np.asarray(owner, dtype=np.int64)
+        win_sent = offsets[owner_ids]  # (windows,) first word of each window's sentence
+        win_sent_len = offsets[owner_ids + 1] - win_sent  # (windows,) words of that sentence
         L, W, D2 = self.num_layers, int(starts[-1]), self.dim
         rows = np.empty((L * W, D2), dtype=dtype)  # one row of 2D per (layer, word), placed as `order` says
         layer = np.arange(L, dtype=np.int64)[:, None]  # (layers, 1)
@@ -152,9 +155,9 @@ class Embedder:
             elif order == "words":
                 dest = g * L + layer
             else:  # the sentence's block starts at row L * a and holds its n words per layer
-                counts = [int(starts[i + 1] - starts[i]) for i in idx]
-                a = np.repeat(offsets[[owner[i] for i in idx]], counts)  # (batch words,)
-                n = np.repeat(offsets[[owner[i] + 1 for i in idx]], counts) - a
+                counts = starts[np.asarray(idx) + 1] - starts[idx]  # (batch windows,)
+                a = np.repeat(win_sent[idx], counts)  # (batch words,)
+                n = np.repeat(win_sent_len[idx], counts)
                 dest = L * a + layer * n + (g - a)
             rows[dest.reshape(-1)] = words.cpu().numpy().reshape(-1, D2)  # (layers * batch words, 2D)
             del words

@@ -110,9 +110,9 @@ def runaway_streams(nll: np.ndarray, count: np.ndarray, factor: float = 2.0, min
     return [int(i) for i in np.flatnonzero(ok & (per_piece > factor * median))]
 
 
-def runaway_warning(nll: np.ndarray, count: np.ndarray, where: str) -> str:
-    """A one-paragraph warning naming the runaway streams (see :func:`runaway_streams`), or ``""``."""
-    bad = runaway_streams(nll, count)
+def runaway_warning(nll: np.ndarray, count: np.ndarray, bad: list[int], where: str) -> str:
+    """A one-paragraph warning naming the runaway streams ``bad`` (from :func:`runaway_streams` on the same
+    ``nll``/``count``), or ``""`` when there are none."""
     if not bad:
         return ""
     per_piece = nll / np.maximum(count, 1)
@@ -176,7 +176,7 @@ def evaluate_model(
         nll, n = float(per_nll.sum()), int(per_n.sum())
         words = count_words(corpus, cfg.data.max_line_chars) if not max_tokens else 0
         runaway = runaway_streams(per_nll, per_n)
-        warning = runaway_warning(per_nll, per_n, str(model_path))
+        warning = runaway_warning(per_nll, per_n, runaway, str(model_path))
     elif mode == "sentence":
         runaway, warning = [], ""
         nll, n, words = sentence_nll(model, vocab, corpus, reverse, batch=max(batch, 32),

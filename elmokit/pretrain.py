@@ -285,11 +285,12 @@ def pretrain(
             per_nll, per_n = stream_nll_by_stream(unwrapped, valid_tokens, reverse, t.eval_batch_size, t.bptt,
                                                   t.eval_max_tokens, device)
             nll, n = float(per_nll.sum()), int(per_n.sum())
+            runaway = runaway_streams(per_nll, per_n)
             ppl = Perplexity(nll, n, valid_words)
             rec = {"step": at_step, "split": "valid", "loss": nll / n, "ppl": ppl.subword_ppl,
                    "word_ppl": ppl.word_ppl if valid_words else None,
-                   "runaway_streams": len(runaway_streams(per_nll, per_n))}
-            warning = runaway_warning(per_nll, per_n, f"validation at step {at_step}")
+                   "runaway_streams": len(runaway)}
+            warning = runaway_warning(per_nll, per_n, runaway, f"validation at step {at_step}")
             if warning:
                 tqdm.write(warning)
             log(rec)

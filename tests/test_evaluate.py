@@ -47,11 +47,11 @@ def test_runaway_streams_are_named():
     count = np.array([1000, 1000, 1000, 1000, 50])
     nll = np.array([6.1, 5.9, 30.0, 6.4, 90.0]) * count  # stream 2 ran away; stream 4 is too short to judge
     assert runaway_streams(nll, count) == [2]
-    msg = runaway_warning(nll, count, "validation at step 1000")
+    msg = runaway_warning(nll, count, runaway_streams(nll, count), "validation at step 1000")
     assert "stream 2: 30.00" in msg and "1 of 5 streams" in msg and "cell_clip" in msg
     assert "together 7.508" in msg  # all but stream 2: ((6.1 + 5.9 + 6.4) * 1000 + 90 * 50) / 3050
     steady = np.array([6.1, 5.9, 7.0, 6.4]) * 1000
-    assert runaway_streams(steady, np.full(4, 1000)) == [] and runaway_warning(steady, np.full(4, 1000), "x") == ""
+    assert runaway_streams(steady, np.full(4, 1000)) == [] and runaway_warning(steady, np.full(4, 1000), [], "x") == ""
     assert runaway_streams(np.array([1.0, 100.0]), np.array([200, 200])) == []  # too few streams to compare
 
 
