@@ -270,7 +270,7 @@ def train_tagger(config, overrides, out, resume, quiet):
 @_train_options
 @friendly_errors
 def train_classifier(config, overrides, out, resume, quiet):
-    """Train a BiLSTM sentence classifier (max/mean/attention pooling) on the biLM's scalar mix.
+    """Train a BiLSTM sentence classifier (max/mean/attention/max+mean pooling) on the biLM's scalar mix.
 
     \b
     elmokit train-classifier recipes/tasks/nsmc.yaml                       (see the recipe's first line)

@@ -51,7 +51,7 @@ class TaskModelConfig:
     lstm_layers: int = 1
     dropout: float = 0.5
     crf: bool = True  # tagger: CRF output (else per-word softmax)
-    sentence_pooling: str = "max"  # classifier: max | mean | attention
+    sentence_pooling: str = "max"  # classifier: max | mean | attention | max_mean (both side by side)
 
 
 @dataclass
@@ -126,8 +126,8 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
                           f"(made by `elmokit bundle`) or model.use_elmo=false")
     if m.pooling not in ("edges", "first", "last", "mean"):
         raise bad("model.pooling", m.pooling, ("edges", "first", "last", "mean"))
-    if m.sentence_pooling not in ("max", "mean", "attention"):
-        raise bad("model.sentence_pooling", m.sentence_pooling, ("max", "mean", "attention"))
+    if m.sentence_pooling not in ("max", "mean", "attention", "max_mean"):
+        raise bad("model.sentence_pooling", m.sentence_pooling, ("max", "mean", "attention", "max_mean"))
     if not m.use_elmo and not m.word_dim and not m.char_dim:
         raise ConfigError(f"{where}: without ELMo the model needs model.word_dim or model.char_dim > 0")
     if t.features not in ("cache", "on_the_fly"):

@@ -39,6 +39,8 @@ class Batch:
         move = lambda t: t.to(device) if t is not None else None  # noqa: E731
         return Batch(move(self.mask), move(self.layers), move(self.word_ids), move(self.char_ids), move(self.targets))
 
+SENTENCE_POOLINGS = ("max", "mean", "attention", "max_mean")  # the classifier's pooling over words
+
 
 class CharCNN(nn.Module):
     """Character embedding → 1-D convolution → max over the word's characters (Ma & Hovy 2016).
@@ -172,31 +174,36 @@ class Tagger(nn.Module):
 
 
 class Classifier(nn.Module):
-    """Encoder (BiLSTM over the word representations), pooled over words (max, mean or attention), then linear."""
+    """Encoder (BiLSTM over the word representations), pooled over words, then linear.
+
+    Pooling: ``max``, ``mean``, ``attention`` (a learned softmax over words), or ``max_mean`` (the max and the mean
+    side by side, ULMFiT's concat pooling without the last state).
+    """
 
     def __init__(self, num_labels: int, encoder: Encoder, pooling: str = "max") -> None:
         super().__init__()
-        if pooling not in ("max", "mean", "attention"):
-            raise ValueError(f"pooling must be max, mean or attention, got {pooling!r}")
+        if pooling not in SENTENCE_POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(SENTENCE_POOLINGS)}, got {pooling!r}")
         self.encoder = encoder
         self.pooling = pooling
         self.attention = nn.Linear(encoder.output_dim, 1) if pooling == "attention" else None
-        self.output = nn.Linear(encoder.output_dim, num_labels)
+        self.output = nn.Linear(encoder.output_dim * (2 if pooling == "max_mean" else 1), num_labels)
 
     def scores(self, batch: Batch) -> Tensor:
         """Label logits ``(batch, labels)``."""
         h = self.encoder(batch)  # (batch, words, output_dim)
         m = batch.mask.unsqueeze(-1)  # (batch, words, 1)
-        if self.pooling == "max":
-            pooled = h.masked_fill(~m, float("-inf")).max(1).values if h.size(1) else h.new_zeros(h.size(0), h.size(2))
-            pooled = torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))  # empty sentences
-        elif self.pooling == "mean":
-            pooled = (h * m).sum(1) / m.sum(1).clamp_min(1)
-        else:
+        pooled = []
+        if self.pooling in ("max", "max_mean"):
+            p = h.masked_fill(~m, float("-inf")).max(1).values if h.size(1) else h.new_zeros(h.size(0), h.size(2))
+            pooled.append(torch.where(torch.isfinite(p), p, torch.zeros_like(p)))  # (batch, output_dim); 0 if empty
+        if self.pooling in ("mean", "max_mean"):
+            pooled.append((h * m).sum(1) / m.sum(1).clamp_min(1))  # (batch, output_dim)
+        if self.pooling == "attention":
             a = self.attention(h).masked_fill(~m, float("-inf"))  # (batch, words, 1)
             a = torch.softmax(a, 1).nan_to_num(0.0)
-            pooled = (a * h).sum(1)  # (batch, output_dim)
-        return self.output(pooled)
+            pooled.append((a * h).sum(1))  # (batch, output_dim)
+        return self.output(torch.cat(pooled, -1))  # (batch, labels)
 
     def forward(self, batch: Batch) -> Tensor:
         """The training loss (a scalar): mean cross-entropy plus the scalar mix's L2 term. Needs ``batch.targets``

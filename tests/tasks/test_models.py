@@ -42,7 +42,7 @@ def test_tagger_fits_a_toy_task(crf):
     assert paths[0] == gold[0].tolist() and len(paths[1]) == 4
 
 
-@pytest.mark.parametrize("pooling", ["max", "mean", "attention"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "attention", "max_mean"])
 def test_classifier_shapes_and_empty_sentence(pooling):
     model = Classifier(2, Encoder(3, 8, hidden=4, dropout=0.0), pooling=pooling)
     layers = torch.randn(3, 3, 5, 8)
@@ -51,6 +51,21 @@ def test_classifier_shapes_and_empty_sentence(pooling):
     assert logits.shape == (3, 2) and torch.isfinite(logits).all()
     model(Batch(mask, layers, targets=torch.tensor([0, 1, 1]))).backward()
     assert model.encoder.mix.weights.grad is not None
+
+
+def test_max_mean_pooling_is_max_and_mean_side_by_side():
+    torch.manual_seed(0)
+    enc = Encoder(3, 8, hidden=4, dropout=0.0)
+    both, mx, mn = (Classifier(2, enc, pooling=p) for p in ("max_mean", "max", "mean"))
+    with torch.no_grad():  # the max_mean head's two halves copied into the max and mean heads
+        mx.output.weight.copy_(both.output.weight[:, :8])
+        mn.output.weight.copy_(both.output.weight[:, 8:])
+        mx.output.bias.copy_(both.output.bias)
+        mn.output.bias.zero_()
+    layers = torch.randn(2, 3, 4, 8)
+    mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    b = Batch(mask, layers)
+    torch.testing.assert_close(both.scores(b), mx.scores(b) + mn.scores(b))
 
 
 def test_elmo_at_the_output_too():
