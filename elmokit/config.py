@@ -69,6 +69,8 @@ class TrainConfig:
     clip_norm: float = 1.0
     epochs: int = 1
     max_steps: int = 0  # 0 = epochs * steps per epoch
+    schedule_steps: int = 0  # 0 = the run's length; else the LR schedule spans this many steps and the run may end
+    #                          before it decays (max_steps < schedule_steps: a deliberately early-stopped decay)
     max_minutes: float = 0.0  # 0 = no wall-clock budget; else checkpoint, finish and stop when exceeded
     stop_at_step: int = 0  # 0 = off; stop after this step as if interrupted (for time-sliced jobs and tests)
     eval_every: int = 500

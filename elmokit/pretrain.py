@@ -50,6 +50,7 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
         (t.precision in ("no", "bf16"), f"train.precision must be no or bf16, got {t.precision!r}"),
         (t.batch_size > 0 and t.bptt > 0, "train.batch_size and train.bptt must be positive"),
         (t.grad_accum > 0, "train.grad_accum must be positive"),
+        (t.schedule_steps >= 0, "train.schedule_steps must be >= 0 (0 = the run's length)"),
         (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
         (m.cell_clip >= 0 and m.proj_clip >= 0, "model.cell_clip and model.proj_clip must be >= 0 (0 = off)"),
         (not (m.cell_clip or m.proj_clip) or (m.cell == "lstm" and m.proj_size > 0 and m.impl != "torch"),
@@ -70,8 +71,10 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
 
 
 def lr_lambda(cfg, total_steps: int):
-    """Linear warmup, then cosine or linear decay to ``min_lr_ratio`` (or constant)."""
+    """Linear warmup, then cosine or linear decay to ``min_lr_ratio`` (or constant), over ``train.schedule_steps``
+    when set, else over the run's ``total_steps``."""
     t = cfg.train
+    total_steps = t.schedule_steps or total_steps
 
     def f(step: int) -> float:
         if t.warmup_steps and step < t.warmup_steps:
@@ -375,8 +378,8 @@ def pretrain(
     if main:
         log_file.close()
         summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
-                   "stopped_by": stop_reason, "schedule_done": step / total_steps, "world_size": world,
-                   "parameters": count_parameters(unwrapped)}
+                   "stopped_by": stop_reason, "schedule_done": step / (t.schedule_steps or total_steps),
+                   "world_size": world, "parameters": count_parameters(unwrapped)}
         records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
         vals = [r for r in records if r["split"] == "valid"]
         if vals:

@@ -10,7 +10,7 @@ import torch
 
 from elmokit.checkpoint import load_model
 from elmokit.errors import CheckpointError, ConfigError
-from elmokit.pretrain import pretrain, schedule_budget_warning
+from elmokit.pretrain import lr_lambda, pretrain, schedule_budget_warning
 
 
 def losses(run: Path, split: str = "train") -> list[float]:
@@ -150,3 +150,14 @@ def test_sigkill_then_resume_is_exact(tiny_overrides, tmp_path):
     a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert losses(tmp_path / "cut") == losses(tmp_path / "full")
+
+
+def test_schedule_steps_stops_the_run_early_on_the_longer_schedule():
+    from elmokit.config import PretrainConfig, TrainConfig
+
+    long, cut = PretrainConfig(), PretrainConfig()
+    long.train = TrainConfig(warmup_steps=10, schedule="cosine", min_lr_ratio=0.05)
+    cut.train = TrainConfig(warmup_steps=10, schedule="cosine", min_lr_ratio=0.05, schedule_steps=100)
+    f_long, f_cut = lr_lambda(long, 100), lr_lambda(cut, 60)  # a 60-step run on the 100-step schedule
+    assert [f_cut(s) for s in range(60)] == [f_long(s) for s in range(60)]
+    assert f_cut(59) > 0.3 and lr_lambda(long, 60)(59) == pytest.approx(0.05, abs=1e-3)  # it ends undecayed
