@@ -11,6 +11,7 @@ from elmokit.errors import ConfigError
 FORMATS = ("conllu", "conll", "tsv")
 SCHEMES = ("", "bio", "iob1", "bioes")
 METRICS = ("auto", "accuracy", "span_f1")
+SENTENCE_POOLINGS = ("max", "mean", "attention", "max_mean")  # the classifier's pooling over words
 
 
 @dataclass
@@ -126,8 +127,8 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
                           f"(made by `elmokit bundle`) or model.use_elmo=false")
     if m.pooling not in ("edges", "first", "last", "mean"):
         raise bad("model.pooling", m.pooling, ("edges", "first", "last", "mean"))
-    if m.sentence_pooling not in ("max", "mean", "attention", "max_mean"):
-        raise bad("model.sentence_pooling", m.sentence_pooling, ("max", "mean", "attention", "max_mean"))
+    if m.sentence_pooling not in SENTENCE_POOLINGS:
+        raise bad("model.sentence_pooling", m.sentence_pooling, SENTENCE_POOLINGS)
     if not m.use_elmo and not m.word_dim and not m.char_dim:
         raise ConfigError(f"{where}: without ELMo the model needs model.word_dim or model.char_dim > 0")
     if t.features not in ("cache", "on_the_fly"):

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from elmokit.modules.crf import CRF
 from elmokit.modules.scalar_mix import ScalarMix
+from elmokit.tasks.config import SENTENCE_POOLINGS
 
 
 @dataclass
@@ -38,8 +39,6 @@ class Batch:
     def to(self, device: torch.device | str) -> Batch:
         move = lambda t: t.to(device) if t is not None else None  # noqa: E731
         return Batch(move(self.mask), move(self.layers), move(self.word_ids), move(self.char_ids), move(self.targets))
-
-SENTENCE_POOLINGS = ("max", "mean", "attention", "max_mean")  # the classifier's pooling over words
 
 
 class CharCNN(nn.Module):
