@@ -145,8 +145,10 @@ def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
     if as_json:
         click.echo(json.dumps(r))
     else:
+        per_word = (f"{r['word_ppl']:.2f}" if r["word_ppl"] is not None
+                    else "not known (--max-tokens cuts lines, so the words read are not counted)")
         click.echo(f"{r['direction']} LM, {mode} mode: {r['tokens']:,} pieces, {r['words']:,} words; "
-                   f"perplexity per subword {r['subword_ppl']:.2f}, per word {r['word_ppl']:.2f}")
+                   f"perplexity per subword {r['subword_ppl']:.2f}, per word {per_word}")
 
 
 @main.command()

@@ -30,11 +30,12 @@ class Perplexity:
         return math.exp(self.nll / max(self.tokens, 1))
 
     @property
-    def word_ppl(self) -> float:
-        return math.exp(self.nll / self.words) if self.words else float("nan")
+    def word_ppl(self) -> float | None:
+        """None when the words are not known (``--max-tokens`` cuts the text mid-line)."""
+        return math.exp(self.nll / self.words) if self.words else None
 
     def as_dict(self) -> dict:
-        return {
+        return {  # strict JSON: an unknown per-word figure is null, not NaN
             "nll": self.nll, "tokens": self.tokens, "words": self.words,
             "subword_ppl": self.subword_ppl, "word_ppl": self.word_ppl,
         }

@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -72,3 +73,5 @@ def test_sentence_mode_scores_lines_alone(lm, vocab_path, tmp_path):
 def test_per_word_perplexity():
     p = Perplexity(nll=100.0, tokens=50, words=20)
     assert p.subword_ppl == pytest.approx(math.exp(2.0)) and p.word_ppl == pytest.approx(math.exp(5.0))
+    unknown = Perplexity(nll=100.0, tokens=50, words=0).as_dict()  # --max-tokens: words not counted
+    assert unknown["word_ppl"] is None and "NaN" not in json.dumps(unknown)
