@@ -43,14 +43,12 @@ class LockstepLSTMP:
         with torch.no_grad():
             for lf, lb in zip(forward_lm.rnn.layers, backward_lm.rnn.layers):
                 pair = (lf, lb)
-                w_ih_t = torch.stack([m.weight_ih_l0.t() for m in pair]).contiguous()  # (2, I, 4H)
-                w_hh_t = torch.stack([m.weight_hh_l0.t() for m in pair]).contiguous()  # (2, P, 4H)
-                bias = torch.stack([(m.bias_ih_l0 + m.bias_hh_l0).unsqueeze(0) for m in pair])  # (2, 1, 4H)
-                H = w_hh_t.shape[-1] // 4
-                for w in (w_ih_t, w_hh_t, bias):  # the g gate's pre-activation doubled, exactly: tanh(z) is
-                    w[..., 2 * H : 3 * H].mul_(2.0)  # computed as 2 sigmoid(2z) - 1, as in the training kernel
-                self.layers.append((w_ih_t, w_hh_t, bias,
-                                    torch.stack([m.weight_hr_l0.t() for m in pair]).contiguous()))  # (2, H, P)
+                self.layers.append((
+                    torch.stack([m.weight_ih_l0.t() for m in pair]).contiguous(),  # (2, I, 4H)
+                    torch.stack([m.weight_hh_l0.t() for m in pair]).contiguous(),  # (2, P, 4H)
+                    torch.stack([(m.bias_ih_l0 + m.bias_hh_l0).unsqueeze(0) for m in pair]),  # (2, 1, 4H)
+                    torch.stack([m.weight_hr_l0.t() for m in pair]).contiguous(),  # (2, H, P)
+                ))
 
     @torch.no_grad()
     def run(self, x: Tensor, state: list[tuple[Tensor, Tensor]]) -> list[Tensor]:
@@ -76,17 +74,15 @@ class LockstepLSTMP:
             hs = []
             for t in range(T):
                 g = gates[t]  # (2, B, 4H)
-                g.baddbmm_(h, w_hh_t)  # pre-activations, the g gate's doubled
-                # every tanh as 2 sigmoid(2z) - 1, as in the training kernel: PyTorch's CPU tanh is slower than its
-                # sigmoid, and at a few thousand elements it also opens a parallel region per call
-                g.sigmoid_()
+                g.baddbmm_(h, w_hh_t)
+                g[..., : 2 * H].sigmoid_()
+                g[..., 2 * H : 3 * H].tanh_()
+                g[..., 3 * H :].sigmoid_()
                 i, f, gg, o = g[..., :H], g[..., H : 2 * H], g[..., 2 * H : 3 * H], g[..., 3 * H :]
-                gg.mul_(2.0).sub_(1.0)  # tanh of the g gate
                 c = torch.addcmul(f * c, i, gg)  # (2, B, H)
                 if self.cell_clip:
                     c.clamp_(-self.cell_clip, self.cell_clip)
-                hfull = torch.mul(c, 2.0).sigmoid_().mul_(2.0).sub_(1.0).mul_(o)  # o tanh(c)  (2, B, H)
-                h = torch.bmm(hfull, w_hr_t)  # (2, B, P)
+                h = torch.bmm(o * torch.tanh(c), w_hr_t)  # (2, B, P)
                 if self.proj_clip:
                     h.clamp_(-self.proj_clip, self.proj_clip)
                 hs.append(h)
