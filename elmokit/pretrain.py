@@ -70,11 +70,16 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
     return cfg
 
 
+def schedule_length(t, total_steps: int) -> int:
+    """Steps the LR schedule spans: ``train.schedule_steps`` when set, else the run's ``total_steps``."""
+    return t.schedule_steps or total_steps
+
+
 def lr_lambda(cfg, total_steps: int):
-    """Linear warmup, then cosine or linear decay to ``min_lr_ratio`` (or constant), over ``train.schedule_steps``
-    when set, else over the run's ``total_steps``."""
+    """Linear warmup, then cosine or linear decay to ``min_lr_ratio`` (or constant), over
+    :func:`schedule_length` steps."""
     t = cfg.train
-    total_steps = t.schedule_steps or total_steps
+    total_steps = schedule_length(t, total_steps)
 
     def f(step: int) -> float:
         if t.warmup_steps and step < t.warmup_steps:
@@ -291,7 +296,7 @@ def pretrain(
             runaway = runaway_streams(per_nll, per_n)
             ppl = Perplexity(nll, n, valid_words)
             rec = {"step": at_step, "split": "valid", "loss": nll / n, "ppl": ppl.subword_ppl,
-                   "word_ppl": ppl.word_ppl if valid_words else None,
+                   "word_ppl": ppl.word_ppl,  # None when the words are not counted (eval_max_tokens)
                    "runaway_streams": len(runaway)}
             warning = runaway_warning(per_nll, per_n, runaway, f"validation at step {at_step}")
             if warning:
@@ -378,7 +383,7 @@ def pretrain(
     if main:
         log_file.close()
         summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
-                   "stopped_by": stop_reason, "schedule_done": step / (t.schedule_steps or total_steps),
+                   "stopped_by": stop_reason, "schedule_done": step / schedule_length(t, total_steps),
                    "world_size": world, "parameters": count_parameters(unwrapped)}
         records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
         vals = [r for r in records if r["split"] == "valid"]
