@@ -23,12 +23,16 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from elmokit import __version__
 from elmokit.errors import ElmokitError
 from elmokit.textfile import check_file, sha256_file
+
+if TYPE_CHECKING:
+    import torch
 
 LAYOUTS = ("allennlp", "packed")
 LAYER_MODES = ("all", "top", "average")
@@ -126,36 +130,22 @@ class Embedder:
         """
         if order not in ("layers", "words", "sentences"):
             raise ValueError(f"order must be layers, words or sentences, got {order!r}")
-        windows: list[list[str]] = []
-        first: list[int] = []  # first window of each sentence; a sentence's windows are consecutive
-        owner: list[int] = []  # sentence of each window
-        for k, s in enumerate(sentences):
-            first.append(len(windows))
-            if len(s) <= self.max_words:
-                windows.append(s)
-            else:  # a very long line: windows of max_words words, each from a fresh state
-                windows.extend(s[j : j + self.max_words] for j in range(0, len(s), self.max_words))
-            owner.extend([k] * (len(windows) - len(owner)))
+        windows, offsets, owner = self._windows(sentences)
         starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)])  # per window
-        offsets = np.concatenate([starts[first], starts[-1:]])  # per sentence
-        owner_ids = np.asarray(owner, dtype=np.int64)
-        win_sent = offsets[owner_ids]  # (windows,) first word of each window's sentence
-        win_sent_len = offsets[owner_ids + 1] - win_sent  # (windows,) words of that sentence
+        win_sent = offsets[owner]  # (windows,) first word of each window's sentence
+        win_sent_len = offsets[owner + 1] - win_sent  # (windows,) words of that sentence
         L, W, D2 = self.num_layers, int(starts[-1]), self.dim
         rows = np.empty((L * W, D2), dtype=dtype)  # one row of 2D per (layer, word), placed as `order` says
         layer = np.arange(L, dtype=np.int64)[:, None]  # (layers, 1)
-        pieces = self.bilm.pieces(windows)  # one sentencepiece call for the whole chunk
-        lengths = [sum(len(w) for w in p) + 2 for p in pieces]
-        for idx in self._batches(lengths):
-            words = self.bilm.encode_words([[windows[i]] for i in idx], self.pooling,
-                                           [[pieces[i]] for i in idx])  # (layers, batch words, 2D)
-            g = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in idx])  # (batch words,) word index
+        for idx, words in self._window_batches(windows):  # words: (layers, batch words, 2D)
+            idx = np.asarray(idx)
+            counts = starts[idx + 1] - starts[idx]  # (batch windows,) words of each
+            g = _ranges(starts[idx], counts)  # (batch words,) word index
             if order == "layers":
                 dest = layer * W + g  # (layers, batch words)
             elif order == "words":
                 dest = g * L + layer
             else:  # the sentence's block starts at row L * a and holds its n words per layer
-                counts = starts[np.asarray(idx) + 1] - starts[idx]  # (batch windows,)
                 a = np.repeat(win_sent[idx], counts)  # (batch words,)
                 n = np.repeat(win_sent_len[idx], counts)
                 dest = L * a + layer * n + (g - a)
@@ -166,6 +156,66 @@ class Embedder:
         if order == "words":
             return rows.reshape(W, L, D2), offsets.tolist()
         return rows, offsets.tolist()
+
+    def iter_sentences(self, sentences: list[list[str]],
+                       dtype: np.dtype | type | str = np.float32) -> Iterator[tuple[int, np.ndarray]]:
+        """Vectors for pre-tokenized sentences, each yielded as soon as its batch is done (not in input order).
+
+        All the sentences are sorted by length into batches, so the more are passed at once, the less padding;
+        memory holds one batch's vectors, not all of them.
+
+        Yields:
+            ``(i, array)``: the index of a sentence in ``sentences`` and its C-contiguous ``(layers, words, 2D)``
+            array in ``dtype``; every sentence exactly once.
+        """
+        long = [k for k, s in enumerate(sentences) if len(s) > self.max_words]
+        for k in long:  # windows of max_words words (rare): embedded on their own, so each batch holds whole sentences
+            buf, offsets = self.embed_packed([sentences[k]], "sentences", dtype)
+            yield k, sentence_blocks(buf, offsets, self.num_layers)[0]
+        keep = [k for k, s in enumerate(sentences) if len(s) <= self.max_words] if long else range(len(sentences))
+        windows = [sentences[k] for k in keep]
+        L, D2 = self.num_layers, self.dim
+        layer = np.arange(L, dtype=np.int64)[:, None]  # (layers, 1)
+        for idx, words in self._window_batches(windows):  # words: (layers, batch words, 2D)
+            counts = np.array([len(windows[i]) for i in idx], dtype=np.int64)  # (batch sentences,)
+            a = np.concatenate([[0], np.cumsum(counts)])  # first word of each sentence within the batch
+            g = np.arange(a[-1])  # (batch words,)
+            first = np.repeat(a[:-1], counts)  # (batch words,) first word of the word's sentence
+            n = np.repeat(counts, counts)
+            rows = np.empty((L * int(a[-1]), D2), dtype=dtype)
+            rows[(L * first + layer * n + (g - first)).reshape(-1)] = words.cpu().numpy().reshape(-1, D2)
+            del words
+            for j, i in enumerate(idx):  # sentence j of the batch: rows L * a[j] .. L * a[j + 1]
+                yield keep[i], rows[L * a[j] : L * a[j + 1]].reshape(L, int(counts[j]), D2)  # (layers, words, 2D)
+
+    def _windows(self, sentences: list[list[str]]) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
+        """Sentences longer than ``max_words`` cut into windows of that many words (each from a fresh state).
+
+        Returns:
+            ``(windows, offsets, owner)``: the windows (a sentence's are consecutive), the ``sentences + 1`` word
+            offsets of the sentences, and the sentence of each window.
+        """
+        windows: list[list[str]] = []
+        first: list[int] = []  # first window of each sentence
+        owner: list[int] = []
+        for k, s in enumerate(sentences):
+            first.append(len(windows))
+            if len(s) <= self.max_words:
+                windows.append(s)
+            else:
+                windows.extend(s[j : j + self.max_words] for j in range(0, len(s), self.max_words))
+            owner.extend([k] * (len(windows) - len(owner)))
+        starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)])  # per window
+        offsets = np.concatenate([starts[first], starts[-1:]]).astype(np.int64)  # per sentence
+        return windows, offsets, np.asarray(owner, dtype=np.int64)
+
+    def _window_batches(self, windows: list[list[str]]) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Length-sorted batches of the windows through the biLM: ``(indices, (layers, batch words, 2D))``, the
+        words of the batch's windows back to back in the order of ``indices``."""
+        pieces = self.bilm.pieces(windows)  # one sentencepiece call for all of them
+        lengths = [sum(len(w) for w in p) + 2 for p in pieces]
+        for idx in self._batches(lengths):
+            yield idx, self.bilm.encode_words([[windows[i]] for i in idx], self.pooling, [[pieces[i]] for i in idx])
 
     def embed_sentences(self, sentences: list[str] | list[list[str]]) -> list[np.ndarray]:
         """Vectors for sentences given as strings (split on whitespace) or as lists of words.
@@ -190,6 +240,12 @@ class Embedder:
     def embed_file(self, input_path: str | Path, output_path: str | Path, **kwargs) -> Path:
         """Embed a text file into HDF5; see :func:`write_hdf5` for the options."""
         return write_hdf5(self, input_path, output_path, **kwargs)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])`` without the Python loop."""
+    ends = np.cumsum(counts)
+    return np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - (ends - counts), counts)
 
 
 def sentence_blocks(rows: np.ndarray, offsets: list[int], num_layers: int) -> list[np.ndarray]:
@@ -273,12 +329,15 @@ def _new_dataset(f, name: str, data: np.ndarray) -> None:
 def write_hdf5(
     embedder: Embedder, input_path: str | Path, output_path: str | Path, layers: str = "all",
     dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
-    chunk_lines: int = 1000, progress: bool = True, stop_after_chunks: int = 0,
+    chunk_lines: int = 0, progress: bool = True, stop_after_chunks: int = 0,
 ) -> Path:
     """Stream ``input_path`` through the embedder into an HDF5 file (see the module docstring for the layouts).
 
-    Memory stays flat: lines are read, embedded and written ``chunk_lines`` at a time. ``stop_after_chunks``
-    stops early as if killed (tests, time-sliced jobs); ``resume`` continues a ``.partial`` file.
+    Memory stays flat: lines are read, embedded and written ``chunk_lines`` at a time (0: 10,000 in the AllenNLP
+    layout, whose memory holds one batch's vectors and the chunk's text; 1,000 in the packed layout, which holds the
+    chunk's vectors). A chunk's sentences are sorted by length into batches, and ``--resume`` continues after the
+    last whole chunk. ``stop_after_chunks`` stops early as if killed (tests, time-sliced jobs); ``resume``
+    continues a ``.partial`` file.
 
     Returns:
         The output path.
@@ -338,27 +397,36 @@ def write_hdf5(
         stale = [k for k in f.keys() if k.isdigit() and int(k) >= done]
         for k in stale:
             del f[k]
-    # the chunk's vectors come in the order each layout stores (see Embedder.embed_packed), already in the output
-    # dtype, so each sentence's (or chunk's) array is written as it is: no reordering copy
-    order = "words" if layout == "packed" else "sentences"
     buf_dtype = np.float32 if layers == "average" else np_dtype  # the average is taken in float32
 
-    def write_chunk(vecs: np.ndarray, offsets: list[int], index: int, n: int) -> None:
-        """Write one chunk (``embed_packed``'s array in ``order``) as lines ``index .. index + n - 1``, then mark it
-        done."""
-        if layout == "packed":
-            start = vec_ds.shape[0]
-            vec_ds.resize((start + vecs.shape[0], *width))
-            if vecs.shape[0]:
-                vec_ds[start:] = _select_layers(vecs, layers, axis=1).astype(np_dtype, copy=False)  # (words, [layers,] 2D)
-            off_ds.resize((index + n + 1,))
-            off_ds[index + 1 :] = start + np.asarray(offsets[1:], dtype=np.int64)
-        else:
-            for j, block in enumerate(sentence_blocks(vecs, offsets, embedder.num_layers)):  # (layers, words, 2D)
-                _new_dataset(f, str(index + j), _select_layers(block, layers).astype(np_dtype, copy=False))
-        f.attrs["lines_done"] = index + n
-        f.flush()
+    def write_packed(words: list[list[str]], index: int) -> None:
+        """Lines ``index ..`` as one block: the chunk's vectors in the packed layout's word-major order
+        (:meth:`Embedder.embed_packed`), already in the output dtype, so the chunk is written as it is."""
+        vecs, offsets = embedder.embed_packed(words, "words", buf_dtype)  # (words, layers, 2D)
+        start = vec_ds.shape[0]
+        vec_ds.resize((start + vecs.shape[0], *width))
+        if vecs.shape[0]:
+            vec_ds[start:] = _select_layers(vecs, layers, axis=1).astype(np_dtype, copy=False)  # (words, [layers,] 2D)
+        off_ds.resize((index + len(words) + 1,))
+        off_ds[index + 1 :] = start + np.asarray(offsets[1:], dtype=np.int64)
+        bar.update(len(words))
 
+    def write_sentences(words: list[list[str]], index: int) -> None:
+        """Lines ``index ..``, one dataset each, written as each batch is done (a killed chunk's datasets are
+        deleted on resume)."""
+        pending = 0
+        for j, block in embedder.iter_sentences(words, buf_dtype):  # (layers, words, 2D)
+            _new_dataset(f, str(index + j), _select_layers(block, layers).astype(np_dtype, copy=False))
+            pending += 1
+            if pending == 256:
+                bar.update(pending)
+                pending = 0
+        bar.update(pending)
+
+    # the packed layout buffers a chunk's vectors (its rows must be in line order); the AllenNLP layout holds one
+    # batch, so its chunks can be larger: they are the window sentences are sorted in, and larger means less padding
+    if chunk_lines <= 0:
+        chunk_lines = 1000 if layout == "packed" else 10_000
     bar = tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress, dynamic_ncols=True)
     sentences = read_sentences(inp, tokenized)
     chunks_written = 0
@@ -368,10 +436,10 @@ def write_hdf5(
             if index + len(chunk) <= done:  # already written before the kill
                 index += len(chunk)
                 continue
-            vecs, offsets = embedder.embed_packed([w for _, w, _ in chunk], order, buf_dtype)
-            write_chunk(vecs, offsets, index, len(chunk))
+            (write_packed if layout == "packed" else write_sentences)([w for _, w, _ in chunk], index)
             index += len(chunk)
-            bar.update(len(chunk))
+            f.attrs["lines_done"] = index  # the chunk is whole
+            f.flush()
             chunks_written += 1
             if stop_after_chunks and chunks_written >= stop_after_chunks and index < total:
                 bar.close()

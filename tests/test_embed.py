@@ -87,6 +87,58 @@ def test_packed_orders_hold_the_same_vectors(tiny_pair):
         e.embed_packed(sents, order="columns")
 
 
+def test_iter_sentences_yields_each_sentence_once_as_embed_tokens(tiny_pair):
+    """The streaming path (one batch in memory, sentences as their batch is done) gives the same arrays as the
+    buffered one (within the 1e-5 any batching gives), also for a sentence longer than max_words and for empty sentences."""
+    e = Embedder(tiny_pair["bundle"], batch_tokens=40, max_words=4)
+    sents = [s.split() for s in LINES[:8]] + [[], "cats sing near the old river today .".split()]
+    want = e.embed_tokens(sents)
+    got = list(e.iter_sentences(sents))
+    assert sorted(i for i, _ in got) == list(range(len(sents)))
+    assert [i for i, _ in got] != list(range(len(sents)))  # sorted by length into batches, not in input order
+    for i, v in got:
+        assert v.flags.c_contiguous and v.dtype == np.float32
+        np.testing.assert_allclose(v, want[i], atol=1e-5)  # other batches (the long sentence is apart): within 1e-5
+    half = dict(e.iter_sentences(sents, np.float16))
+    assert half[0].dtype == np.float16
+    np.testing.assert_allclose(half[0], want[0], atol=1e-3)
+
+
+def test_ranges_is_the_concatenated_aranges():
+    from elmokit.embed import _ranges
+
+    starts, counts = np.array([5, 0, 9, 3]), np.array([2, 0, 3, 1])
+    want = np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts)])
+    np.testing.assert_array_equal(_ranges(starts, counts), want)
+    assert _ranges(np.array([], dtype=np.int64), np.array([], dtype=np.int64)).shape == (0,)
+
+
+def test_killed_inside_a_chunk_resumes_equal(emb, text, tmp_path, monkeypatch):
+    """The AllenNLP layout writes each batch's sentences as they are done: a kill in the middle of a chunk leaves
+    some of its datasets behind, and --resume redoes that chunk whole."""
+    full = write_hdf5(emb, text, tmp_path / "full.hdf5", progress=False)  # one chunk (default 10,000 lines)
+    cut = tmp_path / "cut.hdf5"
+    real = Embedder.iter_sentences
+
+    def killed(self, sentences, dtype=np.float32):
+        for k, item in enumerate(real(self, sentences, dtype)):
+            if k == 5:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(Embedder, "iter_sentences", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_hdf5(emb, text, cut, progress=False)
+    with h5py.File(tmp_path / "cut.hdf5.partial", "r") as f:
+        assert f.attrs["lines_done"] == 0 and len([k for k in f if k.isdigit()]) == 5
+    monkeypatch.setattr(Embedder, "iter_sentences", real)
+    write_hdf5(emb, text, cut, progress=False, resume=True)
+    with EmbeddingsFile(full) as a, EmbeddingsFile(cut) as b:
+        assert len(a) == len(b) == len(LINES)
+        for i in range(len(a)):
+            np.testing.assert_array_equal(a[i], b[i])
+
+
 @pytest.mark.parametrize("layout", ["allennlp", "packed"])
 def test_killed_then_resumed_equals_uninterrupted(emb, text, tmp_path, layout):
     full = write_hdf5(emb, text, tmp_path / "full.hdf5", layout=layout, chunk_lines=4, progress=False)
