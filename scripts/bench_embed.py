@@ -107,6 +107,10 @@ def median_ms(fn, reps: int) -> float:
     return 1000 * sorted(lat)[len(lat) // 2]
 
 
+# The child reports its own peak from /proc/self/status (VmHWM, the high-water mark of its address space, new at
+# exec). Not getrusage's ru_maxrss: on Linux that survives exec, and Python starts children with vfork, so a child's
+# ru_maxrss starts at the parent's peak (this benchmark's parent holds the `small` biLM: ~1 GiB), which hid the
+# child's own figure (every run before 2026-12-01 printed the parent's peak for both sizes, hence a ratio of 1.000).
 RSS_CODE = """
 import os, resource, sys
 from elmokit.embed import Embedder
@@ -114,11 +118,16 @@ from elmokit.malloc import keep_freed_memory
 if os.environ.get("BENCH_MALLOPT") == "1":
     keep_freed_memory()  # as `elmokit embed` does
 Embedder(sys.argv[1]).embed_file(sys.argv[2], sys.argv[3], progress=False, layers=sys.argv[4])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+try:
+    with open("/proc/self/status") as f:
+        print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")))  # KiB
+except (OSError, StopIteration):  # not Linux: ru_maxrss (KiB on Linux, bytes on macOS)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1))
 """
 
 
 def peak_rss_mib(bundle: Path, text: Path, out: Path, layers: str) -> float:
+    """Peak resident memory of ``elmokit embed``'s work in a fresh process (its own, not its parent's)."""
     res = subprocess.run([sys.executable, "-c", RSS_CODE, str(bundle), str(text), str(out), layers],
                          capture_output=True, text=True, check=True)
     return int(res.stdout.strip().splitlines()[-1]) / 1024
