@@ -333,11 +333,13 @@ def write_hdf5(
 ) -> Path:
     """Stream ``input_path`` through the embedder into an HDF5 file (see the module docstring for the layouts).
 
-    Memory stays flat: lines are read, embedded and written ``chunk_lines`` at a time (0: 10,000 in the AllenNLP
+    Lines are read, embedded and written ``chunk_lines`` at a time (0: 10,000 in the AllenNLP
     layout, whose memory holds one batch's vectors and the chunk's text; 1,000 in the packed layout, which holds the
     chunk's vectors). A chunk's sentences are sorted by length into batches, and ``--resume`` continues after the
     last whole chunk. ``stop_after_chunks`` stops early as if killed (tests, time-sliced jobs); ``resume``
-    continues a ``.partial`` file.
+    continues a ``.partial`` file. Peak memory still grows somewhat with the input: the AllenNLP layout's
+    ``sentence_to_index`` holds every line's text, and the kernels' shape-keyed caches gain entries as new batch
+    shapes appear (measured in recipes/README.md, Benchmarks).
 
     Returns:
         The output path.
