@@ -120,8 +120,9 @@ class Embedder:
             sentences: lists of words.
             order: how the array is laid out: ``layers`` ``(layers, total_words, 2D)``; ``words``
                 ``(total_words, layers, 2D)`` (the packed HDF5 layout); ``sentences`` ``(layers * total_words, 2D)``
-                with sentence ``i`` one contiguous ``(layers, words_i, 2D)`` block (:func:`sentence_blocks`; the
-                AllenNLP HDF5 layout writes each block as it is).
+                with sentence ``i`` one contiguous ``(layers, words_i, 2D)`` block (:func:`sentence_blocks`; what
+                :meth:`embed_tokens` returns; the AllenNLP HDF5 layout streams the same blocks from
+                :meth:`iter_sentences`).
             dtype: of the array (``float16`` halves it; the biLM computes in ``float32``).
 
         Returns:
@@ -130,8 +131,7 @@ class Embedder:
         """
         if order not in ("layers", "words", "sentences"):
             raise ValueError(f"order must be layers, words or sentences, got {order!r}")
-        windows, offsets, owner = self._windows(sentences)
-        starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)])  # per window
+        windows, starts, offsets, owner = self._windows(sentences)
         win_sent = offsets[owner]  # (windows,) first word of each window's sentence
         win_sent_len = offsets[owner + 1] - win_sent  # (windows,) words of that sentence
         L, W, D2 = self.num_layers, int(starts[-1]), self.dim
@@ -188,12 +188,12 @@ class Embedder:
             for j, i in enumerate(idx):  # sentence j of the batch: rows L * a[j] .. L * a[j + 1]
                 yield keep[i], rows[L * a[j] : L * a[j + 1]].reshape(L, int(counts[j]), D2)  # (layers, words, 2D)
 
-    def _windows(self, sentences: list[list[str]]) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
+    def _windows(self, sentences: list[list[str]]) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
         """Sentences longer than ``max_words`` cut into windows of that many words (each from a fresh state).
 
         Returns:
-            ``(windows, offsets, owner)``: the windows (a sentence's are consecutive), the ``sentences + 1`` word
-            offsets of the sentences, and the sentence of each window.
+            ``(windows, starts, offsets, owner)``: the windows (a sentence's are consecutive), the ``windows + 1``
+            and ``sentences + 1`` word offsets of the windows and of the sentences, and the sentence of each window.
         """
         windows: list[list[str]] = []
         first: list[int] = []  # first window of each sentence
@@ -207,7 +207,7 @@ class Embedder:
             owner.extend([k] * (len(windows) - len(owner)))
         starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)])  # per window
         offsets = np.concatenate([starts[first], starts[-1:]]).astype(np.int64)  # per sentence
-        return windows, offsets, np.asarray(owner, dtype=np.int64)
+        return windows, starts, offsets, np.asarray(owner, dtype=np.int64)
 
     def _window_batches(self, windows: list[list[str]]) -> Iterator[tuple[list[int], torch.Tensor]]:
         """Length-sorted batches of the windows through the biLM: ``(indices, (layers, batch words, 2D))``, the
