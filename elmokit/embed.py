@@ -19,6 +19,7 @@ after a kill, ``--resume`` continues from the last completed chunk of lines.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 LAYOUTS = ("allennlp", "packed")
 LAYER_MODES = ("all", "top", "average")
+ROW_MULTIPLE = 16  # a batch of 16 sentences or more holds a multiple of this many (Embedder._batches)
 
 
 class Embedder:
@@ -84,19 +86,25 @@ class Embedder:
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
         """Indices grouped into length-sorted batches of at most ``batch_tokens`` padded pieces.
 
+        A batch of ``ROW_MULTIPLE`` (16) sentences or more holds a multiple of that many (the sentences over it open
+        the next batch), so the batch shapes, and with them oneDNN's kernels and caches (one entry per shape), come
+        from a set that does not grow with the input: ``elmokit embed``'s memory stays flat on a large corpus.
+
         Args:
             lengths: sequence length (pieces, with the two ``</s>``) of each sentence.
         """
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         batch: list[int] = []
-        longest = 0
-        for i in order:
-            n = lengths[i]
-            if batch and max(longest, n) * (len(batch) + 1) > self.batch_tokens:
-                yield batch
-                batch, longest = [], 0
+        for i in order:  # ascending: sentence i is the longest of the batch it joins
+            while batch and lengths[i] * (len(batch) + 1) > self.batch_tokens:
+                keep = len(batch) - len(batch) % ROW_MULTIPLE if len(batch) >= ROW_MULTIPLE else len(batch)
+                yield batch[:keep]
+                batch = batch[keep:]
             batch.append(i)
-            longest = max(longest, n)
+        if len(batch) > ROW_MULTIPLE and len(batch) % ROW_MULTIPLE:
+            keep = len(batch) - len(batch) % ROW_MULTIPLE
+            yield batch[:keep]
+            batch = batch[keep:]
         if batch:
             yield batch
 
@@ -326,6 +334,41 @@ def _new_dataset(f, name: str, data: np.ndarray) -> None:
         dset.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
 
 
+def _bound_metadata_cache(f) -> None:
+    """Cap the HDF5 library's metadata cache of ``f`` at 1 MiB. By default it grows with the file's metadata up to
+    32 MiB, which with one dataset per line is memory growing with the input."""
+    config = f.id.get_mdc_config()
+    config.set_initial_size = True
+    config.max_size = config.initial_size = 2**20
+    config.min_size = min(config.min_size, config.max_size)
+    f.id.set_mdc_config(config)
+
+
+def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
+    """The AllenNLP layout's ``sentence_to_index`` and the number of lines, in one pass over ``inp``.
+
+    Returns:
+        ``(json, lines)``: a JSON object (UTF-8) from each line's text to the key of its first line, built as bytes
+        line by line (duplicates are found by 16-byte digests of the text, so memory holds the JSON, about the size
+        of the input, and not a dict of every line's text).
+    """
+    import hashlib
+
+    seen: set[bytes] = set()
+    out = io.BytesIO()
+    out.write(b"{")
+    sep = ""
+    k = -1
+    for k, (_, _, text) in enumerate(read_sentences(inp, tokenized)):
+        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+        if digest not in seen:
+            seen.add(digest)
+            out.write(f'{sep}{json.dumps(text, ensure_ascii=False)}: "{k}"'.encode("utf-8"))  # as json.dumps(dict)
+            sep = ", "
+    out.write(b"}")
+    return out.getvalue(), k + 1
+
+
 def write_hdf5(
     embedder: Embedder, input_path: str | Path, output_path: str | Path, layers: str = "all",
     dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
@@ -337,9 +380,10 @@ def write_hdf5(
     layout, whose memory holds one batch's vectors and the chunk's text; 1,000 in the packed layout, which holds the
     chunk's vectors). A chunk's sentences are sorted by length into batches, and ``--resume`` continues after the
     last whole chunk. ``stop_after_chunks`` stops early as if killed (tests, time-sliced jobs); ``resume``
-    continues a ``.partial`` file. Peak memory still grows somewhat with the input: the AllenNLP layout's
-    ``sentence_to_index`` holds every line's text, and the kernels' shape-keyed caches gain entries as new batch
-    shapes appear (measured in recipes/README.md, Benchmarks).
+    continues a ``.partial`` file. Peak memory is nearly flat in the input's size (recipes/README.md, Benchmarks):
+    ``sentence_to_index`` is written first, before the biLM runs; batch shapes come from a bounded set
+    (:meth:`Embedder._batches`, :data:`elmokit.modules.matmul.ROW_PAD`), so the kernels' shape-keyed caches stop
+    growing; and the HDF5 library's metadata cache is capped (:func:`_bound_metadata_cache`).
 
     Returns:
         The output path.
@@ -357,7 +401,11 @@ def write_hdf5(
     out = Path(output_path)
     partial = out.with_name(out.name + ".partial")
     in_sha = sha256_file(inp)
-    total = sum(1 for _ in read_sentences(inp, tokenized))  # validates every line before anything is written
+    # both validate every line before anything is written; sentence_to_index is made first, while memory is low
+    if layout == "allennlp":
+        s2i, total = _sentence_to_index(inp, tokenized)
+    else:
+        s2i, total = None, sum(1 for _ in read_sentences(inp, tokenized))
     attrs = {
         "elmokit_version": __version__, "model_sha256": embedder.bilm.sha256,
         "vocab_sha256": embedder.bilm.vocab.sha256, "layers": layers, "pooling": embedder.pooling, "dtype": dtype,
@@ -384,6 +432,10 @@ def write_hdf5(
             f.attrs[k] = v
         f.attrs["complete"] = False
         f.attrs["lines_done"] = 0
+    _bound_metadata_cache(f)
+    if s2i is not None and "sentence_to_index" not in f:
+        f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object), dtype=h5py.string_dtype("utf-8"))
+    del s2i
     np_dtype = np.float16 if dtype == "float16" else np.float32
     width = (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,)
     if layout == "packed":
@@ -448,14 +500,6 @@ def write_hdf5(
                 f.close()
                 return partial
         bar.close()
-        if layout == "allennlp":
-            s2i: dict[str, str] = {}
-            for k, (_, _, text) in enumerate(read_sentences(inp, tokenized)):
-                s2i.setdefault(text, str(k))
-            if "sentence_to_index" in f:
-                del f["sentence_to_index"]
-            f.create_dataset("sentence_to_index", data=np.array([json.dumps(s2i, ensure_ascii=False)], dtype=object),
-                             dtype=h5py.string_dtype("utf-8"))
         f.attrs["complete"] = True
         f.close()
     except BaseException:

@@ -113,6 +113,33 @@ def test_ranges_is_the_concatenated_aranges():
     assert _ranges(np.array([], dtype=np.int64), np.array([], dtype=np.int64)).shape == (0,)
 
 
+def test_batches_hold_multiples_of_row_multiple_within_the_budget(tiny_pair):
+    from elmokit.embed import ROW_MULTIPLE
+
+    e = Embedder(tiny_pair["bundle"], batch_tokens=400)
+    rng = np.random.default_rng(0)
+    lengths = [int(n) for n in rng.integers(3, 120, size=700)] + [500]  # one longer than the budget
+    batches = list(e._batches(lengths))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) < ROW_MULTIPLE or len(b) % ROW_MULTIPLE == 0  # a bounded set of batch sizes
+        assert len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 400
+    assert max(len(b) for b in batches) >= ROW_MULTIPLE
+
+
+def test_sentence_to_index_is_json_of_the_first_occurrences(tmp_path):
+    from elmokit.embed import _sentence_to_index
+
+    lines = ["a b", 'say "hi" \\ now', "", "a b", "영화 좋아요", "", "z"]
+    p = tmp_path / "in.txt"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    first: dict[str, str] = {}
+    for k, t in enumerate(lines):
+        first.setdefault(t, str(k))
+    blob, n = _sentence_to_index(p, tokenized=False)
+    assert n == len(lines) and blob == json.dumps(first, ensure_ascii=False).encode("utf-8")
+
+
 def test_killed_inside_a_chunk_resumes_equal(emb, text, tmp_path, monkeypatch):
     """The AllenNLP layout writes each batch's sentences as they are done: a kill in the middle of a chunk leaves
     some of its datasets behind, and --resume redoes that chunk whole."""

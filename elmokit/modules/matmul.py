@@ -20,6 +20,13 @@ import torch
 from torch import Tensor
 
 
+# oneDNN builds and caches a kernel per product shape, and keeps them: a process that multiplies many different row
+# counts (the biLM's input projection over (time * batch) rows when embedding sentences of every length) grows
+# by every new one. Rows above ROW_PAD are therefore padded with zeros to a multiple of it, so the shapes come from a
+# bounded set (at most 1/ROW_PAD more work; training's fixed shapes are already multiples).
+ROW_PAD = 64
+
+
 @functools.cache
 def onednn_available() -> bool:
     """Whether oneDNN's fp32 linear is usable here (probed once per process; ``ELMOKIT_ONEDNN=0`` says no)."""
@@ -52,7 +59,10 @@ def linear(x: Tensor, w: Tensor, w_t: Tensor | None = None, bias: Tensor | None 
         ``(N, M)``.
     """
     if _use_onednn(x, w):
-        return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
+        n = x.shape[0]
+        if n > ROW_PAD and n % ROW_PAD:  # (n rounded up to ROW_PAD, K): see ROW_PAD
+            x = torch.cat([x, x.new_zeros(ROW_PAD - n % ROW_PAD, x.shape[1])])
+        return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")[:n]  # (N, M), contiguous
     wt = w.t() if w_t is None else w_t
     return torch.mm(x, wt) if bias is None else torch.addmm(bias, x, wt)
 

@@ -29,6 +29,17 @@ def test_linear_and_linear_add_equal_torch_mm(path):
     torch.testing.assert_close(linear(big.t()[:12].t(), w), big[:, :12] @ w.t(), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [1, 63, 64, 65, 130, 192])
+def test_linear_pads_long_inputs_and_returns_exactly_their_rows(path, rows):
+    # above ROW_PAD rows oneDNN gets the input padded to a multiple of it (a bounded set of shapes); the caller gets
+    # its own rows, in a contiguous tensor
+    g = torch.Generator().manual_seed(rows)
+    x, w, b = torch.randn(rows, 12, generator=g), torch.randn(7, 12, generator=g), torch.randn(7, generator=g)
+    y = linear(x, w, bias=b)
+    assert y.shape == (rows, 7) and y.is_contiguous()
+    torch.testing.assert_close(y, torch.addmm(b, x, w.t()), atol=1e-5, rtol=1e-5)
+
+
 def test_other_dtypes_fall_back_to_torch_mm():
     x, w = torch.randn(4, 3, dtype=torch.double), torch.randn(2, 3, dtype=torch.double)
     assert not matmul._use_onednn(x, w)
