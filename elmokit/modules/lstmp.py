@@ -50,7 +50,7 @@ class LSTMPFunction(torch.autograd.Function):
         H = w_hr.shape[1]
         P = w_hr.shape[0]
         # input pre-activations for all steps in one GEMM; each step then overwrites its slice with its gates
-        gates = linear(x.reshape(T * B, I), w_ih, w_ih_t, bias).view(T, B, 4 * H)  # (T, B, 4H)
+        gates = linear(x.reshape(T * B, I), w_ih, w_ih_t, bias, pad_rows=True).view(T, B, 4 * H)  # (T, B, 4H)
         cells = x.new_empty(T, B, H)  # c_t
         tanh_c = x.new_empty(T, B, H)
         hfull = x.new_empty(T, B, H)  # o_t * tanh(c_t)

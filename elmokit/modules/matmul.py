@@ -21,9 +21,9 @@ from torch import Tensor
 
 
 # oneDNN builds and caches a kernel per product shape, and keeps them: a process that multiplies many different row
-# counts (the biLM's input projection over (time * batch) rows when embedding sentences of every length) grows
-# by every new one. Rows above ROW_PAD are therefore padded with zeros to a multiple of it, so the shapes come from a
-# bounded set (at most 1/ROW_PAD more work; training's fixed shapes are already multiples).
+# counts (the biLM's input projection over time x batch rows when embedding sentences of every length) grows by
+# every new one. `linear(..., pad_rows=True)` therefore pads such inputs with zero rows to a multiple of ROW_PAD
+# (above ROW_PAD rows), so their shapes come from a bounded set.
 ROW_PAD = 64
 
 
@@ -47,20 +47,23 @@ def _use_onednn(*ts: Tensor) -> bool:
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in ts) and onednn_available()
 
 
-def linear(x: Tensor, w: Tensor, w_t: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+def linear(x: Tensor, w: Tensor, w_t: Tensor | None = None, bias: Tensor | None = None,
+           pad_rows: bool = False) -> Tensor:
     """``x @ w.T + bias`` as a new tensor.
 
     Args:
         x: ``(N, K)``, rows may be strided.
         w: ``(M, K)``; w_t: the same weight as a row-major ``(K, M)``, if at hand (used by the fallback).
         bias: ``(M,)`` or None.
+        pad_rows: for a row count that varies from call to call: oneDNN multiplies ``x`` padded with zero rows to a
+            multiple of ``ROW_PAD`` (when ``N > ROW_PAD``; at most ``1/ROW_PAD`` more work), see ``ROW_PAD``.
 
     Returns:
         ``(N, M)``.
     """
     if _use_onednn(x, w):
         n = x.shape[0]
-        if n > ROW_PAD and n % ROW_PAD:  # (n rounded up to ROW_PAD, K): see ROW_PAD
+        if pad_rows and n > ROW_PAD and n % ROW_PAD:  # (N rounded up to a multiple of ROW_PAD, K)
             x = torch.cat([x, x.new_zeros(ROW_PAD - n % ROW_PAD, x.shape[1])])
         return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")[:n]  # (N, M), contiguous
     wt = w.t() if w_t is None else w_t
