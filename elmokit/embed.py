@@ -93,20 +93,19 @@ class Embedder:
         Args:
             lengths: sequence length (pieces, with the two ``</s>``) of each sentence.
         """
+        def kept(n: int) -> int:  # how many of a full batch's n sentences go: all, or a multiple of ROW_MULTIPLE
+            return n - n % ROW_MULTIPLE if n >= ROW_MULTIPLE else n
+
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         batch: list[int] = []
         for i in order:  # ascending: sentence i is the longest of the batch it joins
             while batch and lengths[i] * (len(batch) + 1) > self.batch_tokens:
-                keep = len(batch) - len(batch) % ROW_MULTIPLE if len(batch) >= ROW_MULTIPLE else len(batch)
-                yield batch[:keep]
-                batch = batch[keep:]
+                yield batch[: kept(len(batch))]
+                batch = batch[kept(len(batch)) :]
             batch.append(i)
-        if len(batch) > ROW_MULTIPLE and len(batch) % ROW_MULTIPLE:
-            keep = len(batch) - len(batch) % ROW_MULTIPLE
-            yield batch[:keep]
-            batch = batch[keep:]
-        if batch:
-            yield batch
+        while batch:
+            yield batch[: kept(len(batch))]
+            batch = batch[kept(len(batch)) :]
 
     def embed_tokens(self, sentences: list[list[str]]) -> list[np.ndarray]:
         """Vectors for pre-tokenized sentences, in input order.

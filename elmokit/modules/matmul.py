@@ -22,9 +22,16 @@ from torch import Tensor
 
 # oneDNN builds and caches a kernel per product shape, and keeps them: a process that multiplies many different row
 # counts (the biLM's input projection over time x batch rows when embedding sentences of every length) grows by
-# every new one. `linear(..., pad_rows=True)` therefore pads such inputs with zero rows to a multiple of ROW_PAD
-# (above ROW_PAD rows), so their shapes come from a bounded set.
+# every new one. `linear(..., pad_rows=True)` therefore pads such an input of more than ROW_PAD rows with zero rows
+# up to the next of 8 sizes per doubling (72, 80, ..., 128, 144, ..., 1024, 1152, ...): its shapes come from a
+# bounded set, and padding is under 1/8 of the rows (under 64 rows for the biLM's batches of up to 1,023).
 ROW_PAD = 64
+
+
+def _padded_rows(n: int) -> int:
+    """``n`` rounded up to a multiple of ``2 ** (bit_length(n) - 4)`` (8 sizes per doubling), for ``n > ROW_PAD``."""
+    step = 1 << (n.bit_length() - 4)
+    return -(-n // step) * step
 
 
 @functools.cache
@@ -55,16 +62,16 @@ def linear(x: Tensor, w: Tensor, w_t: Tensor | None = None, bias: Tensor | None 
         x: ``(N, K)``, rows may be strided.
         w: ``(M, K)``; w_t: the same weight as a row-major ``(K, M)``, if at hand (used by the fallback).
         bias: ``(M,)`` or None.
-        pad_rows: for a row count that varies from call to call: oneDNN multiplies ``x`` padded with zero rows to a
-            multiple of ``ROW_PAD`` (when ``N > ROW_PAD``; at most ``1/ROW_PAD`` more work), see ``ROW_PAD``.
+        pad_rows: for a row count that varies from call to call: above ``ROW_PAD`` rows, oneDNN multiplies ``x``
+            padded with zero rows to one of a bounded set of sizes (under 1/8 more rows; see ``ROW_PAD``).
 
     Returns:
         ``(N, M)``.
     """
     if _use_onednn(x, w):
         n = x.shape[0]
-        if pad_rows and n > ROW_PAD and n % ROW_PAD:  # (N rounded up to a multiple of ROW_PAD, K)
-            x = torch.cat([x, x.new_zeros(ROW_PAD - n % ROW_PAD, x.shape[1])])
+        if pad_rows and n > ROW_PAD and _padded_rows(n) > n:
+            x = torch.cat([x, x.new_zeros(_padded_rows(n) - n, x.shape[1])])  # (padded N, K)
         return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")[:n]  # (N, M), contiguous
     wt = w.t() if w_t is None else w_t
     return torch.mm(x, wt) if bias is None else torch.addmm(bias, x, wt)

@@ -29,6 +29,13 @@ def test_linear_and_linear_add_equal_torch_mm(path):
     torch.testing.assert_close(linear(big.t()[:12].t(), w), big[:, :12] @ w.t(), atol=1e-5, rtol=1e-5)
 
 
+def test_padded_rows_are_a_bounded_set_within_an_eighth():
+    sizes = {matmul._padded_rows(n) for n in range(65, 1024)}
+    assert len(sizes) == 8 * 4  # 8 per doubling: 65-127, 128-255, 256-511, 512-1023
+    assert all(n <= matmul._padded_rows(n) < n * 9 / 8 for n in range(65, 5000))
+    assert matmul._padded_rows(1000) == 1024 and matmul._padded_rows(65) == 72
+
+
 @pytest.mark.parametrize("rows", [1, 63, 64, 65, 130, 192])
 def test_linear_pads_long_inputs_and_returns_exactly_their_rows(path, rows):
     # above ROW_PAD rows oneDNN gets the input padded to a multiple of it (a bounded set of shapes); the caller gets
