@@ -11,7 +11,7 @@ mkdir -p "$runs/data"
   --column document --out "$runs/data/nsmc-train.txt"
 pids=()
 for dir in forward backward; do
-  out="$runs/nsmc-small-$([ $dir = forward ] && echo fwd || echo bwd)"
+  out="$runs/nsmc-full-$([ $dir = forward ] && echo fwd || echo bwd)"
   if [ ! -f "$out/model/manifest.json" ]; then
     elmokit pretrain --config recipes/lm/nsmc-small.yaml --direction "$dir" --out "$out" --resume --quiet \
       > "$out.log" 2>&1 &
@@ -20,11 +20,11 @@ for dir in forward backward; do
   fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
-echo "models: $runs/nsmc-small-fwd/model $runs/nsmc-small-bwd/model"
+echo "models: $runs/nsmc-full-fwd/model $runs/nsmc-full-bwd/model"
 # perplexity on NSMC test's review text (held out from LM training), first 200k pieces, full softmax
 [ -f "$runs/data/nsmc-test.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_test.txt" \
   --column document --out "$runs/data/nsmc-test.txt"
 for dir in fwd bwd; do
-  elmokit evaluate "$runs/nsmc-small-$dir" --corpus "$runs/data/nsmc-test.txt" --max-tokens 200000 --json \
-    | tee "$runs/nsmc-small-$dir.test.json"
+  elmokit evaluate "$runs/nsmc-full-$dir" --corpus "$runs/data/nsmc-test.txt" --max-tokens 200000 --json \
+    | tee "$runs/nsmc-full-$dir.test.json"
 done
