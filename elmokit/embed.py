@@ -100,12 +100,14 @@ class Embedder:
         batch: list[int] = []
         for i in order:  # ascending: sentence i is the longest of the batch it joins
             while batch and lengths[i] * (len(batch) + 1) > self.batch_tokens:
-                yield batch[: kept(len(batch))]
-                batch = batch[kept(len(batch)) :]
+                k = kept(len(batch))
+                yield batch[:k]
+                batch = batch[k:]
             batch.append(i)
         while batch:
-            yield batch[: kept(len(batch))]
-            batch = batch[kept(len(batch)) :]
+            k = kept(len(batch))
+            yield batch[:k]
+            batch = batch[k:]
 
     def embed_tokens(self, sentences: list[list[str]]) -> list[np.ndarray]:
         """Vectors for pre-tokenized sentences, in input order.

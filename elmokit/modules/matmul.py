@@ -70,8 +70,9 @@ def linear(x: Tensor, w: Tensor, w_t: Tensor | None = None, bias: Tensor | None 
     """
     if _use_onednn(x, w):
         n = x.shape[0]
-        if pad_rows and n > ROW_PAD and _padded_rows(n) > n:
-            x = torch.cat([x, x.new_zeros(_padded_rows(n) - n, x.shape[1])])  # (padded N, K)
+        padded = _padded_rows(n) if pad_rows and n > ROW_PAD else n
+        if padded > n:
+            x = torch.cat([x, x.new_zeros(padded - n, x.shape[1])])  # (padded N, K)
         return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")[:n]  # (N, M), contiguous
     wt = w.t() if w_t is None else w_t
     return torch.mm(x, wt) if bias is None else torch.addmm(bias, x, wt)
