@@ -1,13 +1,15 @@
 """Embedding speed and memory, measured in one run.
 
-    python scripts/bench_embed.py            # ~4 minutes on 2 cores
+    python scripts/bench_embed.py            # ~2.5 minutes on 2 cores
     python scripts/bench_embed.py --quick    # a smoke run
 
 Builds a randomly initialised `small` biLM (2 x 1024/256 per direction, the English 16k vocab; speed does not
 depend on the weights) and sentences from the demo grammar, then measures:
 1. the bare biLM forward (both LMs over the already-encoded, already-batched piece ids) vs `elmokit embed` end to
-   end (read the file, tokenize, forward, pool, write HDF5) on the same sentences, in interleaved rounds:
-   sentences/s and their ratio (the best round of each; also the median of the rounds' own ratios);
+   end (read the file, tokenize, forward, pool, write HDF5) on the same sentences, in many short interleaved rounds
+   (1,000 sentences, ~2 s each): sentences/s and their ratio (the best round of each; also the median of the
+   rounds' own ratios). This machine's speed drifts by up to 40% over seconds (other tenants); short rounds, and
+   many of them, make it likely that each side gets some undisturbed rounds;
 2. peak RSS of `elmokit embed` (a fresh process each) on 10k and 100k sentences (the `tiny` biLM, to keep the run
    short; memory flatness is about streaming, not model size);
 3. the latency of one sentence through the Python API (`Embedder.embed_sentences`), median of many: as shipped
@@ -135,8 +137,8 @@ def peak_rss_mib(bundle: Path, text: Path, out: Path, layers: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sentences", type=int, default=3000, help="for the throughput comparison")
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the throughput comparison")
+    ap.add_argument("--sentences", type=int, default=1000, help="per round of the throughput comparison")
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the throughput comparison")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-mallopt", action="store_true", help="leave glibc's allocator as it is (`elmokit embed` "
                     "tunes it; see elmokit/malloc.py), to measure what that is worth")
