@@ -345,14 +345,55 @@ def _dataset_props(dtype: np.dtype) -> tuple:
     return dcpl, h5py.h5t.py_create(dtype)
 
 
-def _bound_metadata_cache(f) -> None:
-    """Cap the HDF5 library's metadata cache of ``f`` at 1 MiB. By default it grows with the file's metadata up to
-    32 MiB, which with one dataset per line is memory growing with the input."""
+def _open_output(path: Path, mode: str):
+    """Open (``"a"``) or create (``"w"``) ``elmokit embed``'s HDF5 file, set up to keep memory flat.
+
+    - Each dataset's metadata (its object header) leaves the HDF5 library's metadata cache when the dataset is
+      closed (``H5Pset_evict_on_close``), so the cache holds the root group's index only (~1 MiB per 100k
+      sentences). Otherwise it fills with the headers of every dataset written.
+    - The cache is capped at 4 MiB (by default it may grow to 32 MiB).
+
+    Where h5py's HDF5 does not export ``H5Pset_evict_on_close`` (not reachable through ctypes, e.g. on Windows),
+    only the cap applies.
+    """
+    import h5py
+
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File's own: closing the file closes its objects
+    evict_on_close = _evict_on_close()
+    if evict_on_close is not None:
+        evict_on_close(fapl.id, True)
+    name = os.fsencode(path)
+    if mode == "w":
+        fid = h5py.h5f.create(name, h5py.h5f.ACC_TRUNC, fapl=fapl)
+    else:
+        fid = h5py.h5f.open(name, h5py.h5f.ACC_RDWR, fapl=fapl)
+    f = h5py.File(fid)
     config = f.id.get_mdc_config()
     config.set_initial_size = True
-    config.max_size = config.initial_size = 2**20
+    config.max_size = config.initial_size = 4 * 2**20
     config.min_size = min(config.min_size, config.max_size)
     f.id.set_mdc_config(config)
+    return f
+
+
+@functools.lru_cache(maxsize=1)
+def _evict_on_close():
+    """HDF5's ``H5Pset_evict_on_close(fapl, flag)`` through ctypes (h5py does not wrap it), or None.
+
+    Looked up through h5py's own extension module, so the symbol resolves in the HDF5 library that h5py loaded
+    (``dlsym`` searches a library's dependencies)."""
+    import ctypes
+
+    import h5py
+
+    try:
+        fn = ctypes.CDLL(h5py.h5p.__file__).H5Pset_evict_on_close
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int64, ctypes.c_bool]  # hid_t (64-bit since HDF5 1.10), hbool_t
+    fn.restype = ctypes.c_int  # herr_t: negative on failure (e.g. parallel HDF5), when the cap alone applies
+    return fn
 
 
 def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
@@ -394,7 +435,8 @@ def write_hdf5(
     continues a ``.partial`` file. Peak memory is nearly flat in the input's size (recipes/README.md, Benchmarks):
     ``sentence_to_index`` is written first, before the biLM runs; batch shapes come from a bounded set
     (:meth:`Embedder._batches`, :data:`elmokit.modules.matmul.ROW_PAD`), so the kernels' shape-keyed caches stop
-    growing; and the HDF5 library's metadata cache is capped (:func:`_bound_metadata_cache`).
+    growing; and the HDF5 library's metadata cache drops each dataset's header once it is written
+    (:func:`_open_output`).
 
     Returns:
         The output path.
@@ -426,7 +468,7 @@ def write_hdf5(
     done = 0
     if resume and partial.exists():
         try:
-            f = h5py.File(partial, "a")
+            f = _open_output(partial, "a")
         except OSError as e:
             raise ElmokitError(f"{partial}: cannot be opened ({e}); it was damaged by the kill. Delete it and run "
                                f"again without --resume") from None
@@ -438,12 +480,11 @@ def write_hdf5(
                                    f"with the same input and options, or delete it")
         done = int(f.attrs["lines_done"])
     else:  # a fresh .partial (an existing OUTPUT is replaced only when the new one is complete)
-        f = h5py.File(partial, "w")
+        f = _open_output(partial, "w")
         for k, v in attrs.items():
             f.attrs[k] = v
         f.attrs["complete"] = False
         f.attrs["lines_done"] = 0
-    _bound_metadata_cache(f)
     if s2i is not None and "sentence_to_index" not in f:
         f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object), dtype=h5py.string_dtype("utf-8"))
     del s2i
