@@ -188,6 +188,14 @@ def test_resume_refuses_other_options(emb, text, tmp_path):
         write_hdf5(emb, text, tmp_path / "o.hdf5", layers="top", chunk_lines=4, progress=False, resume=True)
 
 
+def test_resume_of_a_damaged_partial_is_a_clear_error(emb, text, tmp_path):
+    partial = write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, stop_after_chunks=1)
+    partial.write_bytes(partial.read_bytes()[:100])  # the kill left a torn file
+    with pytest.raises(ElmokitError, match="cannot be opened .*Delete it and run again without --resume"):
+        write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, resume=True)
+    assert partial.exists()  # nothing is deleted for the user
+
+
 def test_truncated_hdf5_is_a_clear_error(emb, text, tmp_path):
     out = write_hdf5(emb, text, tmp_path / "v.hdf5", progress=False)
     data = out.read_bytes()
