@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import shlex
 import json
@@ -24,6 +25,12 @@ def friendly_errors(fn):
             return fn(*args, **kwargs)
         except ElmokitError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except OSError as e:  # a full disk where no stage caught it: one line, not a traceback
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise
+            click.echo(f"error: {e.filename or 'a file'}: cannot write ({e.strerror}); free space and run again "
+                       f"(with --resume where the command has it)", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; a run with checkpoints continues with --resume", err=True)
@@ -200,17 +207,25 @@ def bundle(forward, backward, out):
 @click.option("--pooling", type=click.Choice(["edges", "first", "last", "mean"]), default="edges", show_default=True,
               help="edges: forward state at a word's last piece, backward state at its first.")
 @click.option("--tokenized", is_flag=True, help="INPUT is one token per line, blank lines between sentences.")
-@click.option("--resume", is_flag=True, help="Continue OUTPUT.partial left by a killed run.")
+@click.option("--resume", is_flag=True,
+              help="Continue OUTPUT.partial/ left by a killed run (or a full disk) with the same input and options.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (once the new one is complete) or "
+                                                "start over from an unfinished OUTPUT.partial/.")
+@click.option("--chunk-lines", default=0, show_default=True,
+              help="Lines per resumable part (0: 10,000 for allennlp, 1,000 for packed); a kill loses at most one.")
 @click.option("--backward", type=click.Path(), default=None,
               help="Backward model directory, when MODEL is a forward model rather than a bundle.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def embed(model, input_file, output, layers, dtype, layout, batch_tokens, pooling, tokenized, resume, backward, quiet):
+def embed(model, input_file, output, layers, dtype, layout, batch_tokens, pooling, tokenized, resume, overwrite,
+          chunk_lines, backward, quiet):
     """Write contextual vectors of every sentence of INPUT into OUTPUT (HDF5).
 
     MODEL is a biLM bundle (`elmokit bundle`). Each line of INPUT is a sentence of whitespace-separated words; an
     empty line gives a sentence of zero words. Each sentence is embedded from a fresh state, so its vectors do not
-    depend on its neighbours or its batch. The file is written as OUTPUT.partial and renamed when complete.
+    depend on its neighbours or its batch. The file is written in parts under OUTPUT.partial/ and becomes OUTPUT
+    only when complete and verified; after a kill or a full disk, --resume continues from the last whole part.
+    An existing OUTPUT is kept unless --overwrite.
 
     Read it back with plain h5py (f["0"][()]) or elmokit.embed.EmbeddingsFile (either layout).
     """
@@ -220,7 +235,7 @@ def embed(model, input_file, output, layers, dtype, layout, batch_tokens, poolin
     keep_freed_memory()  # each chunk's output buffers come from reused memory, not fresh page faults
     emb = Embedder(model, backward, pooling=pooling, batch_tokens=batch_tokens)
     path = emb.embed_file(input_file, output, layers=layers, dtype=dtype, layout=layout, tokenized=tokenized,
-                          resume=resume, progress=not quiet)
+                          resume=resume, progress=not quiet, overwrite=overwrite, chunk_lines=chunk_lines)
     click.echo(f"wrote {path}")
 
 

@@ -170,7 +170,7 @@ def run_demo(out: str | Path, steps: int = 1000) -> dict:
     click.echo(f"[5/7] biLM bundle: {bundle}")
     emb = Embedder(bundle)
     sample_file = write_corpus(data / "sample.txt", 200, seed=3)
-    h5 = emb.embed_file(sample_file, out / "sample.hdf5", progress=False)
+    h5 = emb.embed_file(sample_file, out / "sample.hdf5", progress=False, overwrite=True)
     first_line = sample_file.read_text(encoding="utf-8").splitlines()[0]
     with EmbeddingsFile(h5) as f:
         back = f[0]

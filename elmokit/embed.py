@@ -13,16 +13,16 @@ HDF5 layouts (both carry provenance attributes: ``elmokit_version``, ``model_sha
   (word-major; transpose to ``(layers, words, 2D)``).
 
 An empty input line is a sentence of zero words: its dataset has shape ``(layers, 0, 2D)`` (or ``(0, 2D)``).
-The file is written as ``OUTPUT.partial`` and renamed when complete, so a file with the final name is always whole;
-after a kill, ``--resume`` continues from the last completed chunk of lines.
+The file is written in parts under ``OUTPUT.partial/`` and becomes ``OUTPUT`` only when complete and verified, so a
+file with the final name is always whole; after a kill or a full disk, ``--resume`` continues from the last part
+recorded whole (:mod:`elmokit.vectors_hdf5`).
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import json
-import os
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ import numpy as np
 from elmokit import __version__
 from elmokit.errors import ElmokitError
 from elmokit.textfile import check_file, sha256_file
+from elmokit.vectors_hdf5 import EmbeddingsFile  # noqa: F401 - the reader, importable from here as before
 
 if TYPE_CHECKING:
     import torch
@@ -84,7 +85,7 @@ class Embedder:
         """Width of every layer (2D)."""
         return 2 * self.bilm.dim
 
-    def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
+    def _batches(self, lengths: list[int], budget: int = 0) -> Iterator[list[int]]:
         """Indices grouped into length-sorted batches of at most ``batch_tokens`` padded pieces.
 
         A batch of ``ROW_MULTIPLE`` (16) sentences or more holds a multiple of that many (the sentences over it open
@@ -93,14 +94,16 @@ class Embedder:
 
         Args:
             lengths: sequence length (pieces, with the two ``</s>``) of each sentence.
+            budget: padded pieces per batch (0: ``batch_tokens``).
         """
+        budget = budget or self.batch_tokens
         def kept(n: int) -> int:  # how many of a full batch's n sentences go: all, or a multiple of ROW_MULTIPLE
             return n - n % ROW_MULTIPLE if n >= ROW_MULTIPLE else n
 
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         batch: list[int] = []
         for i in order:  # ascending: sentence i is the longest of the batch it joins
-            while batch and lengths[i] * (len(batch) + 1) > self.batch_tokens:
+            while batch and lengths[i] * (len(batch) + 1) > budget:
                 k = kept(len(batch))
                 yield batch[:k]
                 batch = batch[k:]
@@ -142,12 +145,13 @@ class Embedder:
         if order not in ("layers", "words", "sentences"):
             raise ValueError(f"order must be layers, words or sentences, got {order!r}")
         windows, starts, offsets, owner = self._windows(sentences)
+        cut = len(windows) > len(sentences)  # a long sentence's windows: batched ROW_MULTIPLE at a time
         win_sent = offsets[owner]  # (windows,) first word of each window's sentence
         win_sent_len = offsets[owner + 1] - win_sent  # (windows,) words of that sentence
         L, W, D2 = self.num_layers, int(starts[-1]), self.dim
         rows = np.empty((L * W, D2), dtype=dtype)  # one row of 2D per (layer, word), placed as `order` says
         layer = np.arange(L, dtype=np.int64)[:, None]  # (layers, 1)
-        for idx, words in self._window_batches(windows):  # words: (layers, batch words, 2D)
+        for idx, words in self._window_batches(windows, cut):  # words: (layers, batch words, 2D)
             idx = np.asarray(idx)
             counts = starts[idx + 1] - starts[idx]  # (batch windows,) words of each
             g = _ranges(starts[idx], counts)  # (batch words,) word index
@@ -219,12 +223,18 @@ class Embedder:
         offsets = np.concatenate([starts[first], starts[-1:]]).astype(np.int64)  # per sentence
         return windows, starts, offsets, np.asarray(owner, dtype=np.int64)
 
-    def _window_batches(self, windows: list[list[str]]) -> Iterator[tuple[list[int], torch.Tensor]]:
+    def _window_batches(self, windows: list[list[str]], cut: bool = False
+                        ) -> Iterator[tuple[list[int], torch.Tensor]]:
         """Length-sorted batches of the windows through the biLM: ``(indices, (layers, batch words, 2D))``, the
-        words of the batch's windows back to back in the order of ``indices``."""
+        words of the batch's windows back to back in the order of ``indices``.
+
+        ``cut`` (windows of sentences longer than ``max_words``): a batch holds up to ``ROW_MULTIPLE`` windows
+        whatever ``batch_tokens`` says; a window of 1,000 words is longer than the default budget, and one window
+        per batch ran ~10x slower than sixteen (one LSTM step per piece either way)."""
         pieces = self.bilm.pieces(windows)  # one sentencepiece call for all of them
         lengths = [sum(len(w) for w in p) + 2 for p in pieces]
-        for idx in self._batches(lengths):
+        budget = max(self.batch_tokens, ROW_MULTIPLE * max(lengths, default=0)) if cut else self.batch_tokens
+        for idx in self._batches(lengths, budget):
             yield idx, self.bilm.encode_words([[windows[i]] for i in idx], self.pooling, [[pieces[i]] for i in idx])
 
     def embed_sentences(self, sentences: list[str] | list[list[str]]) -> list[np.ndarray]:
@@ -321,81 +331,6 @@ def _select_layers(v: np.ndarray, layers: str, axis: int = 0) -> np.ndarray:
     return v.astype(np.float32, copy=False).mean(axis)
 
 
-def _new_dataset(f, name: str, data: np.ndarray) -> None:
-    """``f.create_dataset(name, data=data)`` for a C-contiguous array, through h5py's low-level API: the same
-    contiguous dataset (no creation times, as h5py's default), at under half the cost per dataset (the creation
-    property list and the HDF5 type are made once per dtype, :func:`_dataset_props`), which matters for the
-    one-dataset-per-sentence layout."""
-    import h5py
-
-    data = np.ascontiguousarray(data)
-    dcpl, h5type = _dataset_props(data.dtype)
-    dset = h5py.h5d.create(f.id, name.encode(), h5type, h5py.h5s.create_simple(data.shape), dcpl=dcpl)
-    if data.size:
-        dset.write(h5py.h5s.ALL, h5py.h5s.ALL, data, mtype=h5type)
-
-
-@functools.lru_cache(maxsize=None)
-def _dataset_props(dtype: np.dtype) -> tuple:
-    """The dataset creation property list (creation times not tracked) and the HDF5 type for ``dtype``."""
-    import h5py
-
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_obj_track_times(False)
-    return dcpl, h5py.h5t.py_create(dtype)
-
-
-def _open_output(path: Path, mode: str):
-    """Open (``"a"``) or create (``"w"``) ``elmokit embed``'s HDF5 file, set up to keep memory flat.
-
-    - Each dataset's metadata (its object header) leaves the HDF5 library's metadata cache when the dataset is
-      closed (``H5Pset_evict_on_close``), so the cache holds the root group's index only (~1 MiB per 100k
-      sentences). Otherwise it fills with the headers of every dataset written.
-    - The cache is capped at 4 MiB (by default it may grow to 32 MiB).
-
-    Where h5py's HDF5 does not export ``H5Pset_evict_on_close`` (not reachable through ctypes, e.g. on Windows),
-    only the cap applies.
-    """
-    import h5py
-
-    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File's own: closing the file closes its objects
-    evict_on_close = _evict_on_close()
-    if evict_on_close is not None:
-        evict_on_close(fapl.id, True)
-    name = os.fsencode(path)
-    if mode == "w":
-        fid = h5py.h5f.create(name, h5py.h5f.ACC_TRUNC, fapl=fapl)
-    else:
-        fid = h5py.h5f.open(name, h5py.h5f.ACC_RDWR, fapl=fapl)
-    f = h5py.File(fid)
-    config = f.id.get_mdc_config()
-    config.set_initial_size = True
-    config.max_size = config.initial_size = 4 * 2**20
-    config.min_size = min(config.min_size, config.max_size)
-    f.id.set_mdc_config(config)
-    return f
-
-
-@functools.lru_cache(maxsize=1)
-def _evict_on_close():
-    """HDF5's ``H5Pset_evict_on_close(fapl, flag)`` through ctypes (h5py does not wrap it), or None.
-
-    Looked up through h5py's own extension module, so the symbol resolves in the HDF5 library that h5py loaded
-    (``dlsym`` searches a library's dependencies)."""
-    import ctypes
-
-    import h5py
-
-    try:
-        fn = ctypes.CDLL(h5py.h5p.__file__).H5Pset_evict_on_close
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int64, ctypes.c_bool]  # hid_t (64-bit since HDF5 1.10), hbool_t
-    fn.restype = ctypes.c_int  # herr_t: negative on failure (e.g. parallel HDF5), when the cap alone applies
-    return fn
-
-
 def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
     """The AllenNLP layout's ``sentence_to_index`` and the number of lines, in one pass over ``inp``.
 
@@ -424,25 +359,31 @@ def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
 def write_hdf5(
     embedder: Embedder, input_path: str | Path, output_path: str | Path, layers: str = "all",
     dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
-    chunk_lines: int = 0, progress: bool = True, stop_after_chunks: int = 0,
+    chunk_lines: int = 0, progress: bool = True, stop_after_chunks: int = 0, overwrite: bool = False,
 ) -> Path:
     """Stream ``input_path`` through the embedder into an HDF5 file (see the module docstring for the layouts).
 
     Lines are read, embedded and written ``chunk_lines`` at a time (0: 10,000 in the AllenNLP
     layout, whose memory holds one batch's vectors and the chunk's text; 1,000 in the packed layout, which holds the
-    chunk's vectors). A chunk's sentences are sorted by length into batches, and ``--resume`` continues after the
-    last whole chunk. ``stop_after_chunks`` stops early as if killed (tests, time-sliced jobs); ``resume``
-    continues a ``.partial`` file. Peak memory is nearly flat in the input's size (recipes/README.md, Benchmarks):
-    ``sentence_to_index`` is written first, before the biLM runs; batch shapes come from a bounded set
+    chunk's vectors). A chunk's sentences are sorted by length into batches; each chunk becomes one part file of
+    ``OUTPUT.partial/``, and ``--resume`` continues after the last part that was recorded whole
+    (:mod:`elmokit.vectors_hdf5` says how a kill or a full disk is survived). ``stop_after_chunks`` stops early as
+    if killed (tests, time-sliced jobs). An existing ``OUTPUT`` is refused unless ``overwrite`` (it is then replaced
+    only once the new file is complete). Peak memory is nearly flat in the input's size (recipes/README.md,
+    Benchmarks): ``sentence_to_index`` is made first, before the biLM runs; batch shapes come from a bounded set
     (:meth:`Embedder._batches`, :data:`elmokit.modules.matmul.ROW_PAD`), so the kernels' shape-keyed caches stop
     growing; and the HDF5 library's metadata cache drops each dataset's header once it is written
-    (:func:`_open_output`).
+    (:func:`elmokit.vectors_hdf5.open_hdf5`).
 
     Returns:
-        The output path.
+        The output path (``OUTPUT.partial`` when ``stop_after_chunks`` stopped it).
     """
+    import hashlib
+
     import h5py
     from tqdm.auto import tqdm
+
+    from elmokit.vectors_hdf5 import Partial, count_lines, new_dataset
 
     if layers not in LAYER_MODES:
         raise ElmokitError(f"--layers must be one of {LAYER_MODES}, got {layers!r}")
@@ -452,178 +393,103 @@ def write_hdf5(
         raise ElmokitError(f"--dtype must be float32 or float16, got {dtype!r}")
     inp = check_file(input_path)
     out = Path(output_path)
-    partial = out.with_name(out.name + ".partial")
-    in_sha = sha256_file(inp)
-    # both validate every line before anything is written; sentence_to_index is made first, while memory is low
-    if layout == "allennlp":
-        s2i, total = _sentence_to_index(inp, tokenized)
-    else:
-        s2i, total = None, sum(1 for _ in read_sentences(inp, tokenized))
-    attrs = {
-        "elmokit_version": __version__, "model_sha256": embedder.bilm.sha256,
-        "vocab_sha256": embedder.bilm.vocab.sha256, "layers": layers, "pooling": embedder.pooling, "dtype": dtype,
-        "layout": layout, "input": str(input_path), "input_sha256": in_sha, "tokenized": tokenized,
-        "num_layers": embedder.num_layers, "dim": embedder.dim, "sentences": total,
-    }
-    done = 0
-    if resume and partial.exists():
-        try:
-            f = _open_output(partial, "a")
-        except OSError as e:
-            raise ElmokitError(f"{partial}: cannot be opened ({e}); it was damaged by the kill. Delete it and run "
-                               f"again without --resume") from None
-        for k in ("input_sha256", "model_sha256", "layers", "layout", "dtype", "pooling"):
-            before = f.attrs.get(k)
-            if str(before) != str(attrs[k]):
-                f.close()
-                raise ElmokitError(f"{partial}: was started with {k}={before!r}, now {attrs[k]!r}; resume "
-                                   f"with the same input and options, or delete it")
-        done = int(f.attrs["lines_done"])
-    else:  # a fresh .partial (an existing OUTPUT is replaced only when the new one is complete)
-        f = _open_output(partial, "w")
-        for k, v in attrs.items():
-            f.attrs[k] = v
-        f.attrs["complete"] = False
-        f.attrs["lines_done"] = 0
-    if s2i is not None and "sentence_to_index" not in f:
-        f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object), dtype=h5py.string_dtype("utf-8"))
-    del s2i
-    np_dtype = np.float16 if dtype == "float16" else np.float32
-    width = (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,)
-    if layout == "packed":
-        if "vectors" not in f:
-            f.create_dataset("vectors", shape=(0, *width), maxshape=(None, *width), dtype=np_dtype,
-                             chunks=(256, *width))
-            f.create_dataset("offsets", shape=(1,), maxshape=(None,), dtype=np.int64, data=[0])
-        vec_ds, off_ds = f["vectors"], f["offsets"]
-        # drop anything past the last completed chunk
-        off_ds.resize((done + 1,))
-        vec_ds.resize((int(off_ds[done]), *width))
-    else:
-        stale = [k for k in f.keys() if k.isdigit() and int(k) >= done]
-        for k in stale:
-            del f[k]
-    buf_dtype = np.float32 if layers == "average" else np_dtype  # the average is taken in float32
-
-    def write_packed(words: list[list[str]], index: int) -> None:
-        """Lines ``index ..`` as one block: the chunk's vectors in the packed layout's word-major order
-        (:meth:`Embedder.embed_packed`), already in the output dtype, so the chunk is written as it is."""
-        vecs, offsets = embedder.embed_packed(words, "words", buf_dtype)  # (words, layers, 2D)
-        start = vec_ds.shape[0]
-        vec_ds.resize((start + vecs.shape[0], *width))
-        if vecs.shape[0]:
-            vec_ds[start:] = _select_layers(vecs, layers, axis=1).astype(np_dtype, copy=False)  # (words, [layers,] 2D)
-        off_ds.resize((index + len(words) + 1,))
-        off_ds[index + 1 :] = start + np.asarray(offsets[1:], dtype=np.int64)
-        bar.update(len(words))
-
-    def write_sentences(words: list[list[str]], index: int) -> None:
-        """Lines ``index ..``, one dataset each, written as each batch is done (a killed chunk's datasets are
-        deleted on resume)."""
-        pending = 0
-        for j, block in embedder.iter_sentences(words, buf_dtype):  # (layers, words, 2D)
-            _new_dataset(f, str(index + j), _select_layers(block, layers).astype(np_dtype, copy=False))
-            pending += 1
-            if pending == 256:
-                bar.update(pending)
-                pending = 0
-        bar.update(pending)
-
+    if out.exists() and not overwrite:
+        raise ElmokitError(f"{out}: exists; pass --overwrite to replace it (the old file stays until the new one is "
+                           f"complete), or choose another output")
     # the packed layout buffers a chunk's vectors (its rows must be in line order); the AllenNLP layout holds one
     # batch, so its chunks can be larger: they are the window sentences are sorted in, and larger means less padding
     if chunk_lines <= 0:
         chunk_lines = 1000 if layout == "packed" else 10_000
+    packed = layout == "packed"
+    options = {
+        "input_sha256": sha256_file(inp), "model_sha256": embedder.bilm.sha256,
+        "vocab_sha256": embedder.bilm.vocab.sha256, "layers": layers, "layout": layout, "dtype": dtype,
+        "pooling": embedder.pooling, "tokenized": tokenized, "chunk_lines": chunk_lines,
+        "max_words": embedder.max_words,
+    }
+    if overwrite and not resume:
+        shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
+    # every line is validated before anything is written; sentence_to_index is made first, while memory is low
+    if packed:
+        s2i, total = None, sum(1 for _ in read_sentences(inp, tokenized))
+    else:
+        s2i, total = _sentence_to_index(inp, tokenized)
+    s2i_sha = hashlib.sha256(s2i).hexdigest() if s2i is not None else ""
+    attrs = {
+        "elmokit_version": __version__, "model_sha256": options["model_sha256"],
+        "vocab_sha256": options["vocab_sha256"], "layers": layers, "pooling": embedder.pooling, "dtype": dtype,
+        "layout": layout, "input": str(input_path), "input_sha256": options["input_sha256"], "tokenized": tokenized,
+        "num_layers": embedder.num_layers, "dim": embedder.dim, "sentences": total,
+    }
+    partial = Partial(out, options, resume)
+    done = partial.lines_done
+    np_dtype = np.float16 if dtype == "float16" else np.float32
+    buf_dtype = np.float32 if layers == "average" else np_dtype  # the average is taken in float32
+    width = (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,)
+    row_bytes = int(np.prod(width)) * np.dtype(np_dtype).itemsize
+
+    def write_packed(f, words: list[list[str]]) -> None:
+        """A chunk's lines: its vectors in the packed layout's word-major order (:meth:`Embedder.embed_packed`),
+        already in the output dtype, and its offsets from 0."""
+        vecs, offsets = embedder.embed_packed(words, "words", buf_dtype)  # (words, layers, 2D)
+        f.create_dataset("vectors", data=_select_layers(vecs, layers, axis=1).astype(np_dtype, copy=False),
+                         maxshape=(None, *width), chunks=(256, *width))  # (words, [layers,] 2D)
+        f.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64), maxshape=(None,))
+        bar.update(len(words))
+
+    def write_sentences(f, words: list[list[str]], index: int) -> None:
+        """A chunk's lines ``index ..``, one dataset each, written as each batch is done."""
+        pending = 0
+        for j, block in embedder.iter_sentences(words, buf_dtype):  # (layers, words, 2D)
+            new_dataset(f, str(index + j), _select_layers(block, layers).astype(np_dtype, copy=False))
+            pending += 1
+            if pending == 256:
+                bar.update(pending)
+                pending = 0
+                if partial.failed():  # the disk is full: this part cannot be kept
+                    return
+        bar.update(pending)
+
+    def verify(f) -> None:
+        """The merged file holds every line, and (AllenNLP layout) the sentence_to_index that was made."""
+        held = count_lines(f, packed)
+        ok = held == total and bool(f.attrs["complete"])
+        if not packed:
+            raw = f["sentence_to_index"][0]
+            ok = ok and hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode("utf-8")).hexdigest() == s2i_sha
+        if not ok:
+            raise ElmokitError(f"{out}: the merged file does not verify ({held} of {total} lines); this is a bug, "
+                               f"please report it (the parts are kept in {partial.dir})")
+
     bar = tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress, dynamic_ncols=True)
-    sentences = read_sentences(inp, tokenized)
     chunks_written = 0
     index = 0
-    try:
-        for chunk in _chunks(sentences, chunk_lines):
-            if index + len(chunk) <= done:  # already written before the kill
-                index += len(chunk)
-                continue
-            (write_packed if layout == "packed" else write_sentences)([w for _, w, _ in chunk], index)
+    for chunk in _chunks(read_sentences(inp, tokenized), chunk_lines):
+        if index + len(chunk) <= done:  # already written before the kill
             index += len(chunk)
-            f.attrs["lines_done"] = index  # the chunk is whole
-            f.flush()
-            chunks_written += 1
-            if stop_after_chunks and chunks_written >= stop_after_chunks and index < total:
-                bar.close()
-                f.close()
-                return partial
-        bar.close()
-        f.attrs["complete"] = True
-        f.close()
-    except BaseException:
-        try:
-            f.close()
-        except Exception:  # noqa: BLE001
-            pass
-        raise
-    os.replace(partial, out)
-    return out
-
-
-class EmbeddingsFile:
-    """Read an elmokit (or AllenNLP ``elmo``) HDF5 file of either layout.
-
-    Example::
-
-        with EmbeddingsFile("vectors.hdf5") as e:
-            len(e), e[0].shape          # sentences, (layers, words, 2D) or (words, 2D)
-
-    Raises:
-        ElmokitError: a file that is not complete (``.partial``, killed) or not HDF5.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        import h5py
-
-        self.path = Path(path)
-        try:
-            self.f = h5py.File(self.path, "r")
-        except OSError as e:
-            raise ElmokitError(f"{path}: not a readable HDF5 file ({e}); it may be truncated. Re-run "
-                               f"`elmokit embed` (with --resume if a .partial file exists)") from None
-        if self.f.attrs.get("complete") is not None and not bool(self.f.attrs["complete"]):
-            self.f.close()
-            raise ElmokitError(f"{path}: incomplete (the run stopped before the end); continue it with "
-                               f"`elmokit embed ... --resume`")
-        self.attrs = dict(self.f.attrs)
-        self.packed = "offsets" in self.f
-        self.all_layers = self.attrs.get("layers", "all") == "all"
-        if self.packed:
-            self.offsets = self.f["offsets"][:]
-
-    def __len__(self) -> int:
-        if self.packed:
-            return len(self.offsets) - 1
-        return sum(1 for k in self.f.keys() if k.isdigit())
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        """Sentence ``i``: ``(layers, words, 2D)`` (``--layers all``) or ``(words, 2D)``."""
-        if self.packed:
-            if not 0 <= i < len(self):
-                raise IndexError(i)
-            v = self.f["vectors"][self.offsets[i] : self.offsets[i + 1]]  # (words, [layers,] 2D)
-            return np.ascontiguousarray(np.moveaxis(v, 0, 1)) if v.ndim == 3 else v
-        key = str(i)
-        if key not in self.f:
-            raise IndexError(i)
-        return self.f[key][()]
-
-    def sentence_to_index(self) -> dict[str, str]:
-        if "sentence_to_index" not in self.f:
-            return {}
-        raw = self.f["sentence_to_index"][0]
-        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-
-    def close(self) -> None:
-        self.f.close()
-
-    def __enter__(self) -> EmbeddingsFile:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
+            continue
+        words = [w for _, w, _ in chunk]
+        first = index == 0
+        estimate = (sum(len(w) for w in words) * row_bytes + 1024 * len(words)
+                    + (len(s2i) if first and s2i is not None else 0))
+        with partial.part(index, len(words), estimate, packed) as f:
+            if first:  # part 0 holds the file's attributes and sentence_to_index
+                for k, v in attrs.items():
+                    f.attrs[k] = v
+                f.attrs["complete"] = False
+                f.attrs["lines_done"] = 0
+                if s2i is not None:
+                    f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object),
+                                     dtype=h5py.string_dtype("utf-8"))
+            if packed:
+                write_packed(f, words)
+            else:
+                write_sentences(f, words, index)
+        index += len(chunk)
+        chunks_written += 1
+        if stop_after_chunks and chunks_written >= stop_after_chunks and index < total:
+            bar.close()
+            return partial.dir
+    bar.close()
+    del s2i
+    return partial.finish(packed, total, verify)

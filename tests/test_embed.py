@@ -143,7 +143,7 @@ def test_sentence_to_index_is_json_of_the_first_occurrences(tmp_path):
 
 def test_killed_inside_a_chunk_resumes_equal(emb, text, tmp_path, monkeypatch):
     """The AllenNLP layout writes each batch's sentences as they are done: a kill in the middle of a chunk leaves
-    some of its datasets behind, and --resume redoes that chunk whole."""
+    its part unfinished (never journalled), and --resume redoes that chunk whole."""
     full = write_hdf5(emb, text, tmp_path / "full.hdf5", progress=False)  # one chunk (default 10,000 lines)
     cut = tmp_path / "cut.hdf5"
     real = Embedder.iter_sentences
@@ -157,14 +157,18 @@ def test_killed_inside_a_chunk_resumes_equal(emb, text, tmp_path, monkeypatch):
     monkeypatch.setattr(Embedder, "iter_sentences", killed)
     with pytest.raises(KeyboardInterrupt):
         write_hdf5(emb, text, cut, progress=False)
-    with h5py.File(tmp_path / "cut.hdf5.partial", "r") as f:
-        assert f.attrs["lines_done"] == 0 and len([k for k in f if k.isdigit()]) == 5
+    partial = tmp_path / "cut.hdf5.partial"
+    assert partial.is_dir() and len((partial / "journal.jsonl").read_text().splitlines()) == 1  # no part done
+    with pytest.raises(ElmokitError, match="unfinished run of this output is here; continue it with --resume"):
+        write_hdf5(emb, text, cut, progress=False)
     monkeypatch.setattr(Embedder, "iter_sentences", real)
     write_hdf5(emb, text, cut, progress=False, resume=True)
+    assert not partial.exists()
     with EmbeddingsFile(full) as a, EmbeddingsFile(cut) as b:
         assert len(a) == len(b) == len(LINES)
         for i in range(len(a)):
             np.testing.assert_array_equal(a[i], b[i])
+        assert a.sentence_to_index() == b.sentence_to_index()
 
 
 @pytest.mark.parametrize("layout", ["allennlp", "packed"])
@@ -177,23 +181,144 @@ def test_killed_then_resumed_equals_uninterrupted(emb, text, tmp_path, layout):
         EmbeddingsFile(partial)
     write_hdf5(emb, text, cut, layout=layout, chunk_lines=4, progress=False, resume=True)
     with EmbeddingsFile(full) as a, EmbeddingsFile(cut) as b:
+        assert len(a) == len(b) and a.attrs["complete"] and b.attrs["lines_done"] == len(LINES)
+        for i in range(len(a)):
+            np.testing.assert_array_equal(a[i], b[i])
+        assert a.sentence_to_index() == b.sentence_to_index()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"layers": "top"}, "was started with layers='all', now 'top'"),
+    ({"tokenized": True}, "was started with tokenized=False, now True"),
+    ({"chunk_lines": 5}, "was started with chunk_lines=4, now 5"),
+    ({"layout": "packed"}, "was started with layout='allennlp'"),
+    ({"dtype": "float16"}, "was started with dtype='float32'"),
+])
+def test_resume_refuses_other_options(emb, text, tmp_path, change, message):
+    write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, stop_after_chunks=1)
+    opts = {"chunk_lines": 4, **change}
+    with pytest.raises(ElmokitError, match=message):
+        write_hdf5(emb, text, tmp_path / "o.hdf5", progress=False, resume=True, **opts)
+    assert (tmp_path / "o.hdf5.partial" / "part-00000000.h5").is_file()  # nothing written is lost
+
+
+def test_resume_refuses_another_input(emb, text, tmp_path):
+    write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, stop_after_chunks=1)
+    text.write_text("other text\n" * 30, encoding="utf-8")
+    with pytest.raises(ElmokitError, match="was started with input_sha256=.*same input"):
+        write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, resume=True)
+
+
+def test_resume_redoes_a_damaged_or_torn_part(emb, text, tmp_path, capsys):
+    """A part whose bytes changed after it was journalled is embedded again (and the parts after it); a torn last
+    journal line (a kill while it was written) is dropped; the result equals an uninterrupted run."""
+    full = write_hdf5(emb, text, tmp_path / "full.hdf5", chunk_lines=4, progress=False)
+    partial = write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, stop_after_chunks=3)
+    p1 = partial / "part-00000001.h5"
+    data = bytearray(p1.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p1.write_bytes(bytes(data))
+    with open(partial / "journal.jsonl", "a", encoding="utf-8") as j:
+        j.write('{"part": 3, "file": "part-0000')  # torn
+    out = write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, resume=True)
+    assert "part-00000001.h5: missing or its sha256 differs" in capsys.readouterr().out
+    with EmbeddingsFile(full) as a, EmbeddingsFile(out) as b:
         assert len(a) == len(b)
         for i in range(len(a)):
             np.testing.assert_array_equal(a[i], b[i])
 
 
-def test_resume_refuses_other_options(emb, text, tmp_path):
-    write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, stop_after_chunks=1)
-    with pytest.raises(ElmokitError, match="was started with layers='all'"):
-        write_hdf5(emb, text, tmp_path / "o.hdf5", layers="top", chunk_lines=4, progress=False, resume=True)
-
-
-def test_resume_of_a_damaged_partial_is_a_clear_error(emb, text, tmp_path):
-    partial = write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, stop_after_chunks=1)
-    partial.write_bytes(partial.read_bytes()[:100])  # the kill left a torn file
-    with pytest.raises(ElmokitError, match="cannot be opened .*Delete it and run again without --resume"):
+def test_resume_of_an_old_partial_file_is_a_clear_error(emb, text, tmp_path):
+    (tmp_path / "o.hdf5.partial").write_bytes(b"\x89HDF\r\n" + bytes(100))  # a .partial file of elmokit <= 0.1
+    with pytest.raises(ElmokitError, match="partial file from an older elmokit.*delete it"):
         write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, resume=True)
-    assert partial.exists()  # nothing is deleted for the user
+    assert (tmp_path / "o.hdf5.partial").exists()  # nothing is deleted for the user
+
+
+def test_an_existing_output_is_kept_without_overwrite(emb, text, tmp_path):
+    out = write_hdf5(emb, text, tmp_path / "v.hdf5", progress=False)
+    before = out.read_bytes()
+    with pytest.raises(ElmokitError, match="v.hdf5: exists; pass --overwrite"):
+        write_hdf5(emb, text, out, layers="top", progress=False)
+    with pytest.raises(ElmokitError, match="exists; pass --overwrite"):
+        write_hdf5(emb, text, out, progress=False, resume=True)
+    assert out.read_bytes() == before
+    write_hdf5(emb, text, out, layers="top", progress=False, overwrite=True)
+    with EmbeddingsFile(out) as f:
+        assert f.attrs["layers"] == "top"
+
+
+class _FullDisk:
+    """os-level writes that fail with ENOSPC once ``budget`` bytes went through (a disk filling up)."""
+
+    def __init__(self, budget):
+        self.budget = budget
+
+    def wrap(self, safe):
+        real = safe.f.write
+
+        def write(b):
+            n = len(memoryview(b).cast("B"))
+            if self.budget <= 0:
+                raise OSError(28, "No space left on device")
+            k = min(n, self.budget)
+            self.budget -= k
+            return real(memoryview(b).cast("B")[:k])
+
+        safe.f = _Proxy(safe.f, write)
+
+
+class _Proxy:
+    def __init__(self, f, write):
+        self._f, self.write = f, write
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+@pytest.mark.parametrize("layout", ["allennlp", "packed"])
+def test_a_full_disk_is_one_clear_error_and_keeps_the_done_parts(emb, text, tmp_path, monkeypatch, layout):
+    """The disk fills up inside the third part: one DiskError naming the file (no HDF5 error storm, no crash), the
+    two finished parts stay, the older output is untouched, and --resume on a freed disk finishes equal."""
+    import elmokit.vectors_hdf5 as V
+
+    full = write_hdf5(emb, text, tmp_path / "full.hdf5", layout=layout, chunk_lines=4, progress=False)
+    out = tmp_path / "o.hdf5"
+    out.write_bytes(b"an older good output")
+    disk = _FullDisk(0)
+    real_init = V.SafeFile.__init__
+    parts = []
+
+    def init(self, path, mode):
+        real_init(self, path, mode)
+        parts.append(path)
+        if len(parts) == 3:  # the third part: the disk fills up 3,000 bytes in
+            disk.budget = 3000
+            disk.wrap(self)
+
+    monkeypatch.setattr(V.SafeFile, "__init__", init)
+    with pytest.raises(V.DiskError, match=r"part-00000002.h5.tmp: cannot write: the disk is full.*--resume"):
+        write_hdf5(emb, text, out, layout=layout, chunk_lines=4, progress=False, overwrite=True)
+    assert out.read_bytes() == b"an older good output"
+    partial = tmp_path / "o.hdf5.partial"
+    assert sorted(p.name for p in partial.iterdir()) == ["journal.jsonl", "part-00000000.h5", "part-00000001.h5"]
+    monkeypatch.setattr(V.SafeFile, "__init__", real_init)
+    write_hdf5(emb, text, out, layout=layout, chunk_lines=4, progress=False, resume=True, overwrite=True)
+    with EmbeddingsFile(full) as a, EmbeddingsFile(out) as b:
+        assert len(a) == len(b)
+        for i in range(len(a)):
+            np.testing.assert_array_equal(a[i], b[i])
+
+
+def test_too_little_free_space_is_refused_before_writing(emb, text, tmp_path, monkeypatch):
+    import shutil as sh
+
+    import elmokit.vectors_hdf5 as V
+
+    monkeypatch.setattr(V.shutil, "disk_usage", lambda p: sh._ntuple_diskusage(10**9, 10**9 - 2**20, 2**20))
+    with pytest.raises(V.DiskError, match=r"1.0 MiB free, but the next chunk \(4 lines\) needs about"):
+        write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False)
+    assert not (tmp_path / "o.hdf5").exists()
 
 
 def test_truncated_hdf5_is_a_clear_error(emb, text, tmp_path):
@@ -210,7 +335,7 @@ def test_bad_input_keeps_the_existing_output(emb, text, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine\nbroken \xe9 latin-1\n")
     with pytest.raises(CorpusError, match=r"bad.txt:2: invalid UTF-8"):
-        write_hdf5(emb, bad, out, progress=False)
+        write_hdf5(emb, bad, out, progress=False, overwrite=True)
     assert out.read_bytes() == before
 
 
@@ -262,18 +387,22 @@ def test_tokenized_reads_the_form_column_of_conllu(tmp_path):
 def test_output_file_evicts_dataset_metadata_on_close(tmp_path):
     """`embed`'s file drops each dataset's header from HDF5's metadata cache when it is closed (memory flat in
     the number of sentences): with it, the cache stays a fraction of a plain h5py file's after 2,000 datasets."""
-    from elmokit.embed import _evict_on_close, _new_dataset, _open_output
+    from elmokit.vectors_hdf5 import SafeFile, _evict_on_close, new_dataset, open_hdf5
 
     assert _evict_on_close() is not None
     data = np.zeros((3, 2, 4), np.float32)
     sizes = {}
     for kind in ("plain", "embed"):
-        f = h5py.File(tmp_path / f"{kind}.hdf5", "w") if kind == "plain" else _open_output(tmp_path / "o.hdf5", "w")
+        safe = SafeFile(tmp_path / "o.hdf5", "w+b")
+        f = h5py.File(tmp_path / f"{kind}.hdf5", "w") if kind == "plain" else open_hdf5(safe, create=True)
         for i in range(2000):
-            _new_dataset(f, str(i), data)
+            new_dataset(f, str(i), data)
         sizes[kind] = f.id.get_mdc_size()[2]  # bytes in the metadata cache
         f.close()
+        safe.close()
     assert sizes["embed"] < sizes["plain"] / 3, sizes
-    f = _open_output(tmp_path / "o.hdf5", "a")  # resume opens it the same way
+    safe = SafeFile(tmp_path / "o.hdf5", "r+b")
+    f = open_hdf5(safe, create=False)  # the merge opens it the same way
     assert f.id.get_mdc_config().max_size == 4 * 2**20 and len(f) == 2000
     f.close()
+    safe.close()
