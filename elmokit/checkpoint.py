@@ -94,15 +94,16 @@ def write_json(path: Path, obj: Any) -> None:
 
 def write_model_files(
     d: Path, state_dict: dict[str, torch.Tensor], config: dict, vocab_path: Path, vocab_sha: str, direction: str,
-    vocab_size: int, summary: dict | None = None,
+    vocab_size: int, summary: dict | None = None, extra_files: list[str] = (),
 ) -> None:
-    """Write the model-directory files into ``d`` (which the caller commits)."""
+    """Write the model-directory files into ``d`` (which the caller commits); ``extra_files`` (already in ``d``,
+    e.g. a checkpoint's training state) are listed in the manifest with their sha256 too."""
     import yaml
 
     (d / "weights.pt").write_bytes(torch_save_bytes({k: v.detach().cpu() for k, v in state_dict.items()}))
     (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shutil.copyfile(vocab_path, d / "vocab.model")
-    files = {n: sha256_file(d / n) for n in ("weights.pt", "config.yaml", "vocab.model")}
+    files = {n: sha256_file(d / n) for n in ("weights.pt", "config.yaml", "vocab.model", *extra_files)}
     manifest = {
         "format": MODEL_FORMAT,
         "direction": direction,
@@ -130,8 +131,10 @@ def resolve_model_dir(path: str | Path) -> Path:
     )
 
 
-def read_manifest(d: Path, verify: bool = True, fmt: str = MODEL_FORMAT, what: str = "an elmokit LM") -> dict:
-    """Read and check a manifest: format ``fmt``, and (``verify``) the sha256 of every listed file."""
+def read_manifest(d: Path, verify: bool = True, fmt: str = MODEL_FORMAT, what: str = "an elmokit LM",
+                  todo: str = " (re-copy it or re-run)") -> dict:
+    """Read and check a manifest: format ``fmt``, and (``verify``) the sha256 of every listed file; ``todo`` ends
+    the message of a file that does not match."""
     try:
         manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -145,8 +148,7 @@ def read_manifest(d: Path, verify: bool = True, fmt: str = MODEL_FORMAT, what: s
                 raise CheckpointError(f"{f}: missing; the model directory is incomplete")
             if sha256_file(f) != sha:
                 raise CheckpointError(
-                    f"{f}: sha256 differs from the manifest; the file is corrupt or truncated "
-                    f"(use an earlier checkpoint or re-run)"
+                    f"{f}: sha256 differs from the manifest; the file is corrupt or truncated{todo}"
                 )
     return manifest
 

@@ -101,13 +101,17 @@ def vocab(corpus, out_prefix, size, model_type, character_coverage, input_senten
 @click.option("--direction", type=click.Choice(["forward", "backward"]), required=True,
               help="Which LM of the biLM: each direction is its own run and checkpoint.")
 @click.option("--out", required=True, type=click.Path(), help="Run directory: checkpoints/, metrics.jsonl, model/.")
-@click.option("--resume", is_flag=True, help="Continue exactly from the newest checkpoint in --out.")
+@click.option("--resume", is_flag=True,
+              help="Continue exactly from the newest checkpoint in --out (its files and the config are checked).")
+@click.option("--resume-from", default=None, metavar="CKPT",
+              help="Continue from this checkpoint instead (a directory in OUT/checkpoints/ or its step number).")
+@click.option("--overwrite", is_flag=True, help="Start over in an --out that holds checkpoints or a finished model.")
 @click.option("--init-from", type=click.Path(), default=None,
               help="Start from another model's weights (domain fine-tuning); the vocab must be the same.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.argument("overrides", nargs=-1)
 @friendly_errors
-def pretrain(config, direction, out, resume, init_from, quiet, overrides):
+def pretrain(config, direction, out, resume, resume_from, overwrite, init_from, quiet, overrides):
     """Pretrain one direction of the biLM. OVERRIDES are key=value pairs, e.g. train.lr=0.001 model.size=small.
 
     \b
@@ -122,7 +126,8 @@ def pretrain(config, direction, out, resume, init_from, quiet, overrides):
     """
     from elmokit.pretrain import pretrain as run
 
-    run(config, direction, out, list(overrides), resume=resume, init_from=init_from, progress=not quiet)
+    run(config, direction, out, list(overrides), resume=resume, init_from=init_from, progress=not quiet,
+        overwrite=overwrite, resume_from=resume_from)
 
 
 @main.command()

@@ -53,7 +53,7 @@ def _cache_key(sources: list[str], vocab: Vocab, max_line_chars: int) -> str:
         if s.startswith("hf:"):
             h.update(s.encode())
         else:
-            st = Path(s).stat()
+            st = check_file(s).stat()  # a missing file is a CorpusError naming it, not a FileNotFoundError
             h.update(f"{Path(s).resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:24]
 

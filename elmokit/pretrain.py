@@ -16,24 +16,37 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
 from elmokit.checkpoint import (
-    atomic_dir, commit_dir, list_checkpoints, load_model, prune_checkpoints, safe_load, torch_save_bytes,
-    write_json, write_model_files, check_vocab_fits,
+    atomic_dir, commit_dir, list_checkpoints, load_model, prune_checkpoints, read_manifest, safe_load,
+    torch_save_bytes, write_json, write_model_files, check_vocab_fits,
 )
 from elmokit.config import PretrainConfig, build_config, load_raw, to_dict
 from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
-from elmokit.errors import ConfigError
+from elmokit.errors import CheckpointError, ConfigError
 from elmokit.evaluate import Perplexity, count_words, runaway_streams, runaway_warning, stream_nll_by_stream
 from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
 from elmokit.malloc import keep_freed_memory
 from elmokit.modules.recurrent import detach_state
+from elmokit.run_guard import check_fresh_out, check_launch, check_same_run, fingerprint, read_jsonl
+from elmokit.textfile import sha256_file
 from elmokit.vocab import load_vocab
+
+# what may change when a run is resumed: its budget, its logging, and paths whose content the fingerprint pins by
+# hash (the vocabulary, the token arrays); every other key of the config makes the run (run_guard.fingerprint)
+RESUMABLE_KEYS = frozenset({
+    "train.max_minutes", "train.stop_at_step", "train.max_steps", "train.epochs", "train.eval_every",
+    "train.eval_batch_size", "train.eval_max_tokens", "train.checkpoint_every", "train.keep_checkpoints",
+    "train.log_every", "train.threads", "train.trackers", "data.cache_dir", "data.num_proc", "data.vocab",
+    "data.train", "data.valid",
+})
 
 
 def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
@@ -50,6 +63,12 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
         (t.precision in ("no", "bf16"), f"train.precision must be no or bf16, got {t.precision!r}"),
         (t.batch_size > 0 and t.bptt > 0, "train.batch_size and train.bptt must be positive"),
         (t.grad_accum > 0, "train.grad_accum must be positive"),
+        (t.log_every > 0, f"train.log_every must be positive (steps between train-loss records), got {t.log_every}"),
+        (t.max_steps >= 0, f"train.max_steps must be >= 0 (0 = train.epochs epochs), got {t.max_steps}"),
+        (t.max_steps > 0 or t.epochs > 0, f"train.epochs must be positive when train.max_steps=0, got {t.epochs}"),
+        (min(t.eval_every, t.checkpoint_every, t.keep_checkpoints, t.stop_at_step, t.eval_max_tokens) >= 0,
+         "train.eval_every, checkpoint_every, keep_checkpoints, stop_at_step and eval_max_tokens must be >= 0"),
+        (t.max_minutes >= 0 and t.warmup_steps >= 0, "train.max_minutes and train.warmup_steps must be >= 0"),
         (t.schedule_steps >= 0, "train.schedule_steps must be >= 0 (0 = the run's length)"),
         (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
         (m.cell_clip >= 0 and m.proj_clip >= 0, "model.cell_clip and model.proj_clip must be >= 0 (0 = off)"),
@@ -68,6 +87,19 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
     cfg.data.train = [s if s.startswith("hf:") else expand_path(s, where) for s in cfg.data.train]
     cfg.data.valid = [s if s.startswith("hf:") else expand_path(s, where) for s in cfg.data.valid]
     return cfg
+
+
+def _array_sha256(a) -> str:
+    """sha256 of a token array's bytes (the data a run reads, whatever its files are called)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    flat = np.asarray(a).reshape(-1)
+    for i in range(0, len(flat), 1 << 24):
+        h.update(np.ascontiguousarray(flat[i : i + (1 << 24)]).tobytes())
+    return h.hexdigest()
 
 
 def schedule_length(t, total_steps: int) -> int:
@@ -118,8 +150,9 @@ def make_optimizer(t, params) -> torch.optim.Optimizer:
         return cls(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
-def _rng_state(model: LanguageModel, states: list) -> dict:
+def _rng_state(model: LanguageModel, states: list, window: tuple[float, int]) -> dict:
     st = {
+        "window": list(window),  # the train-loss sum and steps since the last record (continued on resume)
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
         "negatives": model.head.generator.get_state(),
@@ -131,6 +164,7 @@ def _rng_state(model: LanguageModel, states: list) -> dict:
 
 
 def _set_rng_state(model: LanguageModel, st: dict, device) -> list:
+    """Restore the RNGs; returns the carried hidden state of every stream."""
     torch.set_rng_state(st["torch"])
     random.setstate(st["python"])
     model.head.generator.set_state(st["negatives"])
@@ -140,8 +174,12 @@ def _set_rng_state(model: LanguageModel, st: dict, device) -> list:
 
 
 def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, scheduler, states, cfg, vocab,
-                    direction: str, keep: int) -> None:
-    """Write ``run_dir/checkpoints/step-N`` atomically, every process contributing its RNG and carried state."""
+                    direction: str, keep: int, run_print: dict, window: tuple[float, int]) -> None:
+    """Write ``run_dir/checkpoints/step-N`` atomically, every process contributing its RNG and carried state.
+
+    Every file (the model files, ``train_state.pt``, each ``rank-K.pt``, ``fingerprint.json``) is listed with its
+    sha256 in the manifest, which ``--resume`` verifies. A failed write (a full disk) removes the temporary
+    directory and raises a :class:`CheckpointError`; the earlier checkpoints are left as they were."""
     final = run_dir / "checkpoints" / f"step-{step:08d}"
     tmp_holder = [None]
     if accelerator.is_main_process:
@@ -152,37 +190,104 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
         broadcast_object_list(tmp_holder)
     tmp = Path(tmp_holder[0])
     unwrapped = accelerator.unwrap_model(model)
-    (tmp / f"rank-{accelerator.process_index}.pt").write_bytes(torch_save_bytes(_rng_state(unwrapped, states)))
+    try:
+        rank_file = tmp / f"rank-{accelerator.process_index}.pt"
+        rank_file.write_bytes(torch_save_bytes(_rng_state(unwrapped, states, window)))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            train_state = {
+                "step": step,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "world_size": accelerator.num_processes,
+            }
+            (tmp / "train_state.pt").write_bytes(torch_save_bytes(train_state))
+            write_json(tmp / "fingerprint.json", run_print)
+            extra = ["train_state.pt", "fingerprint.json"] + [f"rank-{r}.pt" for r in range(accelerator.num_processes)]
+            write_model_files(tmp, unwrapped.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction,
+                              vocab.size, {"step": step, "checkpoint": True}, extra_files=extra)
+            commit_dir(tmp, final)
+            prune_checkpoints(run_dir, keep)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"{final}: cannot write the checkpoint ({e.strerror or e}); the earlier checkpoints "
+                              f"are intact: free space, then continue with --resume") from None
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_model_files(tmp, unwrapped.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction,
-                          vocab.size, {"step": step, "checkpoint": True})
-        train_state = {
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "world_size": accelerator.num_processes,
-        }
-        (tmp / "train_state.pt").write_bytes(torch_save_bytes(train_state))
-        commit_dir(tmp, final)
-        prune_checkpoints(run_dir, keep)
-    accelerator.wait_for_everyone()
+
+
+def verified_checkpoint(run_dir: Path, resume_from: str | None) -> Path | None:
+    """The checkpoint to resume: ``resume_from`` (a checkpoint directory or a step number), else the newest;
+    its files are checked against the manifest's sha256 first.
+
+    Raises:
+        CheckpointError: the checkpoint is damaged (naming the file, and the newest intact one to pass as
+            ``--resume-from``), or ``resume_from`` is not a checkpoint of this run.
+    """
+    checkpoints = list_checkpoints(run_dir)
+    if resume_from:
+        ck = Path(resume_from)
+        if resume_from.isdigit():
+            ck = run_dir / "checkpoints" / f"step-{int(resume_from):08d}"
+        if ck.resolve() not in [c.resolve() for c in checkpoints]:
+            names = ", ".join(c.name for c in checkpoints) or "none"
+            raise CheckpointError(f"--resume-from {resume_from}: not a checkpoint of {run_dir} (it has: {names})")
+    elif not checkpoints:
+        return None
+    else:
+        ck = checkpoints[-1]
+    try:
+        read_manifest(ck, verify=True, todo="")
+    except CheckpointError as e:
+        intact = [c for c in checkpoints[::-1] if c != ck and _intact(c)]
+        what = (f"continue from the newest intact one with --resume-from {intact[0]}" if intact
+                else "no intact checkpoint is left: start over with --overwrite")
+        raise CheckpointError(f"{e}; {what}") from None
+    return ck
+
+
+def _intact(ck: Path) -> bool:
+    try:
+        read_manifest(ck, verify=True, todo="")
+        return True
+    except CheckpointError:
+        return False
 
 
 def _metrics_writer(path: Path, resume_step: int):
-    """Append-only JSONL; on resume, drop lines after the checkpoint's step (they will be written again)."""
+    """Append-only JSONL; on resume, drop lines after the checkpoint's step (they will be written again) and a
+    line torn by a kill."""
     if resume_step >= 0 and path.exists():
-        kept = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and json.loads(ln)["step"] <= resume_step]
-        path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+        kept = [rec for rec in read_jsonl(path) if rec["step"] <= resume_step]
+        write_json_lines(path, kept)
     elif resume_step < 0 and path.exists():
         path.unlink()
     f = open(path, "a", encoding="utf-8")
 
     def write(rec: dict) -> None:
-        f.write(json.dumps(rec) + "\n")
-        f.flush()
+        try:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+        except OSError as e:
+            raise CheckpointError(f"{path}: cannot write ({e.strerror or e}); free space, then continue from the "
+                                  f"last checkpoint with --resume") from None
 
     return write, f
+
+
+def write_json_lines(path: Path, records: list[dict]) -> None:
+    """Replace a JSONL file atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _remove_torn_dirs(run_dir: Path) -> None:
+    """Temporary directories left by a kill inside a checkpoint or model write (never renamed, so never used)."""
+    for parent in (run_dir, run_dir / "checkpoints"):
+        if parent.is_dir():
+            for p in parent.iterdir():
+                if p.is_dir() and p.name.startswith(".") and ".tmp-" in p.name:
+                    shutil.rmtree(p, ignore_errors=True)
 
 
 def pretrain(
@@ -193,8 +298,14 @@ def pretrain(
     resume: bool = False,
     init_from: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    resume_from: str | None = None,
 ) -> Path:
-    """Train one direction; returns the model directory ``OUT/model``. See the module docstring."""
+    """Train one direction; returns the model directory ``OUT/model``. See the module docstring.
+
+    ``resume`` continues from the newest checkpoint (``resume_from``: a chosen one, a directory or a step), after
+    checking its files against their sha256 and the config, vocabulary and data against the run's fingerprint.
+    A run directory with checkpoints or a finished model is refused without ``resume`` or ``overwrite``."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -219,11 +330,18 @@ def pretrain(
         raise ConfigError("train.precision=bf16 is for GPUs (bf16 matmul is far slower than fp32 on CPUs); use no")
     main = accelerator.is_main_process
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
-    checkpoints = list_checkpoints(run_dir)
-    if checkpoints and not resume:  # every process sees the same directory, so every process stops here
-        raise ConfigError(f"{run_dir}: has checkpoints already; pass --resume to continue, or another --out")
+    check_launch(world)
+    resume = resume or bool(resume_from)
+    # every process sees the same directory, so every process stops here
+    check_fresh_out(run_dir, (run_dir / "model" / "manifest.json").exists(), bool(list_checkpoints(run_dir)),
+                    resume, overwrite)
     if main:
+        if overwrite and not resume:
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         run_dir.mkdir(parents=True, exist_ok=True)
+        _remove_torn_dirs(run_dir)
+    accelerator.wait_for_everyone()
+    checkpoint = verified_checkpoint(run_dir, resume_from) if resume else None
 
     # --- data --------------------------------------------------------------------------------------------------
     vocab = load_vocab(cfg.data.vocab)
@@ -240,12 +358,18 @@ def pretrain(
     micro = batcher.local_batch // t.grad_accum
     total_steps = t.max_steps or t.epochs * batcher.steps_per_epoch
     valid_words = count_words(cfg.data.valid, cfg.data.max_line_chars) if cfg.data.valid and not t.eval_max_tokens else 0
+    run_print = fingerprint(to_dict(cfg), RESUMABLE_KEYS, {
+        "direction": direction, "world_size": world, "vocab_sha256": vocab.sha256,
+        "train_tokens_sha256": _array_sha256(train_tokens),
+        "valid_tokens_sha256": _array_sha256(valid_tokens) if valid_tokens is not None else "",
+        "schedule_steps": schedule_length(t, total_steps),
+    })
 
     # --- model, optimizer, schedule ------------------------------------------------------------------------------
     set_seed(t.seed)  # same initial weights on every process
     model = LanguageModel(cfg.model, vocab.size, seed=t.seed)
     model.head.set_counts(torch.from_numpy(unigram_counts(train_tokens, vocab.size)))
-    if init_from and not checkpoints:
+    if init_from and checkpoint is None:
         src, _, _, manifest = load_model(init_from)
         check_vocab_fits(manifest, vocab.sha256, cfg.data.vocab, init_from)
         try:
@@ -262,17 +386,24 @@ def pretrain(
     # --- resume ----------------------------------------------------------------------------------------------------
     step = 0
     states: list = [None] * t.grad_accum
-    if checkpoints:
-        ck = checkpoints[-1]
+    window: tuple[float, int] = (0.0, 0)  # train-loss sum and steps since the last record
+    if checkpoint is not None:
+        ck = checkpoint
         train_state = safe_load(ck / "train_state.pt", "training state")
         if train_state["world_size"] != world:
             raise ConfigError(f"{ck}: was written by {train_state['world_size']} processes; resume it with the "
                               f"same number (got {world}), so every stream continues where it stopped")
+        if (ck / "fingerprint.json").is_file():  # checkpoints of elmokit 0.1 have none
+            check_same_run(json.loads((ck / "fingerprint.json").read_text(encoding="utf-8")), run_print, ck,
+                           "or start a new run with --overwrite or another --out (train.max_steps and train.epochs "
+                           "may change when train.schedule_steps fixes the LR schedule's length)")
         unwrapped.load_state_dict(safe_load(ck / "weights.pt", "weights"))
         optimizer.load_state_dict(train_state["optimizer"])
         scheduler.load_state_dict(train_state["scheduler"])
         step = int(train_state["step"])
-        states = _set_rng_state(unwrapped, safe_load(ck / f"rank-{rank}.pt", "RNG state"), device)
+        rank_state = safe_load(ck / f"rank-{rank}.pt", "RNG state")
+        states = _set_rng_state(unwrapped, rank_state, device)
+        window = tuple(rank_state.get("window", (0.0, 0)))
         if main:
             print(f"resuming from {ck} (step {step})", flush=True)
     elif resume and main:
@@ -282,7 +413,8 @@ def pretrain(
         write_json(run_dir / "run.json", {"direction": direction, "config": to_dict(cfg), "world_size": world,
                                           "total_steps": total_steps, "parameters": count_parameters(unwrapped),
                                           "steps_per_epoch": batcher.steps_per_epoch})
-    log, log_file = _metrics_writer(run_dir / "metrics.jsonl", step if checkpoints else -1) if main else (None, None)
+    log, log_file = (_metrics_writer(run_dir / "metrics.jsonl", step if checkpoint is not None else -1) if main
+                     else (None, None))
     if t.trackers:
         accelerator.init_trackers(f"elmokit-pretrain-{direction}", config=json.loads(json.dumps(to_dict(cfg))))
 
@@ -311,7 +443,10 @@ def pretrain(
     bar = tqdm(total=total_steps, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True,
                desc=f"pretrain {direction}")
     start = time.time()
-    window_start, window_loss, window_steps = time.time(), torch.zeros((), device=device), 0
+    # the window of the next train-loss record: its loss sum and steps (carried over a resume, so the first record
+    # after one averages the same steps as an uninterrupted run), and the steps timed in this process
+    window_start, window_loss, window_steps = time.time(), torch.tensor(window[0], device=device), window[1]
+    timed_steps = 0
     stop_reason = "done"
     first_step, budget_checked = step, t.max_minutes <= 0 or t.schedule == "constant"
     model.train()
@@ -335,11 +470,12 @@ def pretrain(
         optimizer.zero_grad(set_to_none=True)
         step += 1
         window_steps += 1
+        timed_steps += 1
 
         if step % t.log_every == 0 or step == total_steps:
             loss_avg = accelerator.reduce(window_loss, "mean").item() / window_steps
             elapsed = time.time() - window_start
-            tps = tokens_per_step * window_steps / max(elapsed, 1e-9)
+            tps = tokens_per_step * timed_steps / max(elapsed, 1e-9)
             if main:
                 lr = scheduler.get_last_lr()[0]
                 rec = {"step": step, "split": "train", "epoch": epoch, "loss": loss_avg,
@@ -347,7 +483,7 @@ def pretrain(
                 log(rec)
                 accelerator.log({"train/loss": loss_avg, "train/tokens_per_s": tps, "lr": lr}, step=step)
                 bar.set_postfix(loss=f"{loss_avg:.3f}", ppl=f"{rec['ppl']:.1f}", tok_s=f"{tps:,.0f}")
-            window_start, window_loss, window_steps = time.time(), torch.zeros((), device=device), 0
+            window_start, window_loss, window_steps, timed_steps = time.time(), torch.zeros((), device=device), 0, 0
         bar.update(1)
         if not budget_checked and (step - first_step >= 100 or time.time() - start > 120):
             budget_checked = True
@@ -366,7 +502,7 @@ def pretrain(
             stop_reason = "time budget" if bool(out_of_time) else f"stop_at_step={t.stop_at_step}"
         if (t.checkpoint_every and step % t.checkpoint_every == 0) or stop_reason != "done":
             save_checkpoint(accelerator, run_dir, step, model, optimizer, scheduler, states, cfg, vocab, direction,
-                            t.keep_checkpoints)
+                            t.keep_checkpoints, run_print, (window_loss.item(), window_steps))
         if stop_reason != "done":
             break
     bar.close()
@@ -390,8 +526,13 @@ def pretrain(
         if vals:
             summary["final_valid"] = vals[-1]
         tmp = atomic_dir(model_dir)
-        write_model_files(tmp, unwrapped.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction,
-                          vocab.size, summary)
+        try:
+            write_model_files(tmp, unwrapped.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction,
+                              vocab.size, summary)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(f"{model_dir}: cannot write the model ({e.strerror or e}); the checkpoints are "
+                                  f"intact: free space, then run again with --resume") from None
         commit_dir(tmp, model_dir)
         from elmokit.plots import plot_curves
 

@@ -1,0 +1,108 @@
+"""What makes a run, and the checks that keep one: ``--resume`` continues the same run only, a finished run is not
+replaced without ``--overwrite``, and the run's ``metrics.jsonl`` survives a kill in the middle of a line.
+
+A run's *fingerprint* is its resolved config flattened to dotted keys (``model.hidden_size``), less the keys that may
+change on resume (budget, logging, paths whose content is pinned by a hash instead), plus the hashes of what it
+reads (vocabulary, token arrays). It is stored in every checkpoint; a resume whose fingerprint differs is refused
+with the first differing key named.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from elmokit.errors import ConfigError
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists are values)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def fingerprint(config: dict, may_change: frozenset[str], extra: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``config`` that make the run (all but ``may_change``), and ``extra`` (hashes, derived sizes)."""
+    flat = {k: v for k, v in flatten(config).items() if k not in may_change}
+    return json.loads(json.dumps({**flat, **extra}))  # as it reads back from JSON (tuples → lists)
+
+
+def check_same_run(before: dict[str, Any], now: dict[str, Any], where: Path, hint: str) -> None:
+    """Refuse a resume whose fingerprint differs from the checkpoint's, naming the first differing key.
+
+    Args:
+        before: the checkpoint's fingerprint.
+        now: this invocation's.
+        where: the checkpoint (named in the message).
+        hint: what to do instead (e.g. "or start a new run with another --out").
+    """
+    for key in sorted(set(before) | set(now)):
+        if before.get(key) != now.get(key):
+            raise ConfigError(f"{where}: was made with {key}={_short(before.get(key))}, now {_short(now.get(key))}; "
+                              f"--resume continues the same run only: use the same value, {hint}")
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v, ensure_ascii=False)
+    return s if len(s) <= 40 else s[:16] + "…" + s[-8:]
+
+
+def check_fresh_out(out: Path, finished: bool, resumable: bool, resume: bool, overwrite: bool) -> None:
+    """Refuse to start over a run directory that holds a finished model or checkpoints, unless asked.
+
+    Args:
+        out: the run directory.
+        finished: it holds a finished model.
+        resumable: it holds a checkpoint to resume.
+        resume: ``--resume`` was given.
+        overwrite: ``--overwrite`` was given.
+    """
+    if overwrite:
+        return
+    if resumable and not resume:
+        raise ConfigError(f"{out}: has checkpoints already; pass --resume to continue, --overwrite to start over, "
+                          f"or another --out")
+    if finished and not resumable:
+        raise ConfigError(f"{out}: holds a finished run (its model/ and metrics.jsonl); pass --overwrite to train "
+                          f"it again, or another --out")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSONL log; a torn last line (a kill while it was written) is dropped.
+
+    Raises:
+        ConfigError: a bad line before the last (the file was edited or damaged), naming the line.
+    """
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    out = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if all(not rest.strip() for rest in lines[n:]):  # the last line: torn by a kill
+                break
+            raise ConfigError(f"{path}:{n}: not a JSON record; the log was damaged: repair or delete the line, "
+                              f"then resume again") from None
+    return out
+
+
+def check_launch(num_processes: int) -> None:
+    """Refuse ``accelerate launch --num_processes N`` without ``--multi_gpu``: accelerate's simple launcher then
+    starts one process (setting ``MASTER_ADDR`` but no ``WORLD_SIZE``), which would train alone, silently."""
+    import os
+
+    launched = "ACCELERATE_MIXED_PRECISION" in os.environ and "MASTER_ADDR" in os.environ
+    if launched and num_processes == 1 and "WORLD_SIZE" not in os.environ:
+        raise ConfigError("accelerate launch started one process although --num_processes asked for more: add "
+                          "--multi_gpu (without GPUs the processes train over gloo on the CPU), e.g. `accelerate "
+                          "launch --multi_gpu --num_processes 2 -m elmokit.cli pretrain ...`")
