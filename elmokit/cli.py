@@ -244,13 +244,13 @@ def embed(model, input_file, output, layers, dtype, layout, batch_tokens, poolin
     click.echo(f"wrote {path}")
 
 
-def _train(task: str, config, out, resume, quiet, overrides) -> None:
+def _train(task: str, config, out, resume, overwrite, quiet, overrides) -> None:
     from elmokit.tasks.train import load_task_config, train_task
 
     cfg = load_task_config(config, list(overrides), task=task, out=out)
     if quiet:
         cfg.train.progress = False
-    summary = train_task(cfg, resume=resume)
+    summary = train_task(cfg, resume=resume, overwrite=overwrite)
     click.echo(json.dumps({k: v for k, v in summary.items() if k in ("dev", "test", "mix_weights", "best_step")}))
     click.echo(f"model: {cfg.out}/model")
 
@@ -259,7 +259,9 @@ _TRAIN_OPTIONS = [
     click.argument("config", type=click.Path()),
     click.argument("overrides", nargs=-1),
     click.option("--out", type=click.Path(), default=None, help="Run directory (overrides `out:` in the config)."),
-    click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint (saved after every evaluation)."),
+    click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint (saved after every evaluation); the "
+                                                "config, data and biLM must be those it was made with."),
+    click.option("--overwrite", is_flag=True, help="Start over in an OUT that holds a finished run or a checkpoint."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
 
@@ -273,7 +275,7 @@ def _train_options(fn):
 @main.command("train-tagger")
 @_train_options
 @friendly_errors
-def train_tagger(config, overrides, out, resume, quiet):
+def train_tagger(config, overrides, out, resume, overwrite, quiet):
     """Train a BiLSTM(-CRF) tagger (POS, NER) on the biLM's scalar mix. OVERRIDES are key=value pairs.
 
     \b
@@ -285,13 +287,13 @@ def train_tagger(config, overrides, out, resume, quiet):
     (train.features=on_the_fly). The best model on dev goes to OUT/model; OUT/results.json has the dev and test
     scores and the learned layer weights; OUT/curves.png and OUT/mix_weights.png plot them.
     """
-    _train("tagger", config, out, resume, quiet, overrides)
+    _train("tagger", config, out, resume, overwrite, quiet, overrides)
 
 
 @main.command("train-classifier")
 @_train_options
 @friendly_errors
-def train_classifier(config, overrides, out, resume, quiet):
+def train_classifier(config, overrides, out, resume, overwrite, quiet):
     """Train a BiLSTM sentence classifier (max/mean/attention/max+mean pooling) on the biLM's scalar mix.
 
     \b
@@ -300,7 +302,7 @@ def train_classifier(config, overrides, out, resume, quiet):
 
     Input is TSV: NSMC's `id<TAB>document<TAB>label` with a header, or `text<TAB>label`. Outputs as train-tagger.
     """
-    _train("classifier", config, out, resume, quiet, overrides)
+    _train("classifier", config, out, resume, overwrite, quiet, overrides)
 
 
 @main.command()
@@ -314,7 +316,9 @@ def train_classifier(config, overrides, out, resume, quiet):
 @friendly_errors
 def predict(model, input_file, output, fmt, bilm):
     """Tag or classify INPUT with a trained MODEL; write CoNLL (word<TAB>tag, blank line between sentences) for a
-    tagger, TSV (text<TAB>label) for a classifier. Gold tags or labels in INPUT are ignored.
+    tagger, TSV (text<TAB>label) for a classifier. Gold tags or labels in INPUT are ignored. A tagger given
+    --format text writes one line of space-separated tags per input line (an empty line stays an empty line), so
+    `paste INPUT OUTPUT` lines them up.
 
     \b
     elmokit predict ~/elmokit-runs/ewt-upos-elmo en_ewt-ud-test.conllu tagged.conll

@@ -115,7 +115,7 @@ def demo_tagger(out: Path, bundle: Path) -> dict:
         f"train.cache_dir={out / 'cache'}", "train.progress=false",
     ], task="tagger")
     click.echo(f"[7/7] training a tiny UPOS tagger on the biLM's scalar mix ({files['train']}, 300 sentences)")
-    summary = train_task(cfg)
+    summary = train_task(cfg, overwrite=True)  # the demo trains its tagger anew each time
     weights = ", ".join(f"{w:.2f}" for w in summary["mix_weights"])
     click.echo(f"      test accuracy {summary['test']['accuracy']:.1f}% (dev {summary['dev']['accuracy']:.1f}%), "
                f"layer weights [{weights}]; model in {cfg.out}/model")

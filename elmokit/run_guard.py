@@ -65,12 +65,13 @@ def check_fresh_out(out: Path, finished: bool, resumable: bool, resume: bool, ov
     """
     if overwrite:
         return
+    if finished and not (resume and resumable):
+        more = " (or --resume to continue it from its checkpoint)" if resumable else ""
+        raise ConfigError(f"{out}: holds a finished run (its model and metrics); pass --overwrite to train it "
+                          f"again{more}, or another --out")
     if resumable and not resume:
         raise ConfigError(f"{out}: has checkpoints already; pass --resume to continue, --overwrite to start over, "
                           f"or another --out")
-    if finished and not resumable:
-        raise ConfigError(f"{out}: holds a finished run (its model/ and metrics.jsonl); pass --overwrite to train "
-                          f"it again, or another --out")
 
 
 def read_jsonl(path: Path) -> list[dict]:

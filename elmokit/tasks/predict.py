@@ -70,13 +70,20 @@ def read_input(path: str | Path, task: str, fmt: str) -> list[Item]:
     return read_items(path, fmt, task)
 
 
-def write_predictions(items: list[Item], preds: list, path: str | Path) -> Path:
-    """Write CoNLL (tagger) or TSV (classifier) atomically."""
+def write_predictions(items: list[Item], preds: list, path: str | Path, line_per_sentence: bool = False) -> Path:
+    """Write CoNLL (tagger) or TSV (classifier) atomically.
+
+    ``line_per_sentence`` (a tagger's ``text`` input): one line of space-separated tags per input line, so the
+    output lines up with the input line by line, an empty line included (CoNLL has no empty sentence: a blank
+    line there is a separator, and reading it back would lose the sentence and shift the rest).
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for it, p in zip(items, preds):
-            if isinstance(p, list):
+            if isinstance(p, list) and line_per_sentence:
+                f.write(" ".join(p[: len(it.words)]) + "\n")
+            elif isinstance(p, list):
                 f.writelines(f"{w}\t{t}\n" for w, t in zip(it.words, p))
                 f.write("\n")
             else:
@@ -101,7 +108,7 @@ def run_predict(tm, input_path: str | Path, output: str | Path, fmt: str = "auto
     fmt = guess_format(input_path, tm.cfg.data.format) if fmt == "auto" else fmt
     items = read_input(input_path, tm.cfg.task, fmt)
     preds = predict_items(tm.model, items, tm.lexicon, _live(tm), 2 * tm.cfg.train.batch_size)
-    write_predictions(items, preds, output)
+    write_predictions(items, preds, output, line_per_sentence=fmt == "text")
     return len(items)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from elmokit.checkpoint import atomic_dir, commit_dir, safe_load, torch_save_bytes, write_json
+from elmokit.checkpoint import atomic_dir, commit_dir, read_manifest, safe_load, torch_save_bytes, write_json
 from elmokit.config import build_config, expand_path, load_raw, to_dict
 from elmokit.errors import ConfigError
 from elmokit.malloc import keep_freed_memory
@@ -31,6 +31,16 @@ from elmokit.tasks.lexicon import Lexicon
 from elmokit.tasks.model_dir import build_model, save_task_model
 from elmokit.tasks.predict import main_metric, predict_items, score_predictions
 from elmokit.tasks.readers import read_items
+from elmokit.run_guard import check_fresh_out, check_launch, check_same_run, fingerprint
+from elmokit.textfile import sha256_file
+
+CHECKPOINT_FORMAT = "elmokit-task-checkpoint/1"
+# what may change when a task run is resumed: its budget, logging and paths whose content is pinned by hash
+RESUMABLE_KEYS = frozenset({
+    "out", "train.max_epochs", "train.max_minutes", "train.threads", "train.log_every", "train.trackers",
+    "train.progress", "train.cache_dir", "data.train", "data.dev", "data.test", "data.train_hdf5", "data.dev_hdf5",
+    "data.test_hdf5", "model.bilm",
+})
 
 
 def load_task_config(config: str | None, overrides: list[str] | tuple[str, ...] = (), task: str = "",
@@ -83,17 +93,38 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
     return out
 
 
-def _save_state(run: Path, model, optimizer, plateau, average, loop: dict) -> None:
+def _save_state(run: Path, model, optimizer, plateau, average, loop: dict, run_print: dict) -> None:
     """The resumable state after an evaluation: weights (and their average), optimizer, annealing, loop counters,
-    RNG states."""
+    RNG states, the run's fingerprint, and a manifest with every file's sha256 (verified on resume)."""
+    import shutil
+
+    from elmokit.errors import CheckpointError
+
     tmp = atomic_dir(run / "checkpoint")
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),
              "torch_rng": torch.get_rng_state()}
     if average is not None:
         state["average"] = average.state_dict()
-    (tmp / "state.pt").write_bytes(torch_save_bytes(state))
-    write_json(tmp / "loop.json", loop)
+    try:
+        (tmp / "state.pt").write_bytes(torch_save_bytes(state))
+        write_json(tmp / "loop.json", loop)
+        write_json(tmp / "fingerprint.json", run_print)
+        files = {n: sha256_file(tmp / n) for n in ("state.pt", "loop.json", "fingerprint.json")}
+        write_json(tmp / "manifest.json", {"format": CHECKPOINT_FORMAT, "files": files})
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"{run / 'checkpoint'}: cannot write ({e.strerror or e}); the previous checkpoint is "
+                              f"intact: free space, then continue with --resume") from None
     commit_dir(tmp, run / "checkpoint")
+
+
+def _fingerprint(cfg: TaskConfig, bilm) -> dict:
+    """What makes a task run (:func:`elmokit.run_guard.fingerprint`): the config less :data:`RESUMABLE_KEYS`,
+    the data files' and the biLM's sha256."""
+    d = cfg.data
+    files = {f"{k}_sha256": sha256_file(getattr(d, k)) if getattr(d, k) else ""
+             for k in ("train", "dev", "test", "train_hdf5", "dev_hdf5", "test_hdf5")}
+    return fingerprint(to_dict(cfg), RESUMABLE_KEYS, {**files, "bilm_sha256": bilm.sha256 if bilm else ""})
 
 
 def mix_summary(encoder) -> dict:
@@ -107,8 +138,12 @@ def mix_summary(encoder) -> dict:
     return out
 
 
-def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
-    """Train, select on dev, score on test. Returns the summary also written to ``OUT/results.json``."""
+def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train, select on dev, score on test. Returns the summary also written to ``OUT/results.json``.
+
+    ``resume`` continues ``OUT/checkpoint`` after checking its files against its manifest and the config, data and
+    biLM against its fingerprint; a finished run (``results.json``) or a checkpoint is not started over without
+    ``overwrite``."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -121,10 +156,10 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     if not torch.cuda.is_available():
         keep_freed_memory()  # reuse each step's buffers instead of re-faulting them (see elmokit/malloc.py)
     run = Path(cfg.out)
-    if not resume and (run / "checkpoint").exists():
-        raise ConfigError(f"{run}: has a training checkpoint already; pass --resume to continue, or another --out")
+    check_fresh_out(run, (run / "results.json").exists(), (run / "checkpoint").exists(), resume, overwrite)
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=t.mixed_precision,
                               log_with=t.trackers or None, project_dir=str(run))
+    check_launch(accelerator.num_processes)
     set_seed(t.seed)
     main = accelerator.is_main_process
     say = accelerator.print if t.progress else (lambda *a, **k: None)
@@ -180,7 +215,14 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
     # --- state, resume --------------------------------------------------------------------------------------------
     loop = {"epoch": 0, "batch_pos": 0, "step": 0, "best": None, "best_step": 0, "bad_evals": 0, "stopped": False,
             "train_seconds": 0.0, "epoch_seconds": []}
+    run_print = _fingerprint(cfg, bilm)
     if resume and (run / "checkpoint" / "state.pt").is_file():
+        ck = run / "checkpoint"
+        if (ck / "manifest.json").is_file():  # checkpoints of elmokit 0.1 have none
+            read_manifest(ck, fmt=CHECKPOINT_FORMAT, what="a task checkpoint",
+                          todo="; start over with --overwrite")
+            check_same_run(json.loads((ck / "fingerprint.json").read_text(encoding="utf-8")), run_print, ck,
+                           "or start over with --overwrite or another --out")
         st = safe_load(run / "checkpoint" / "state.pt", "training state")
         raw_model.load_state_dict(st["model"])
         optimizer.load_state_dict(st["optimizer"])
@@ -247,7 +289,7 @@ def train_task(cfg: TaskConfig, resume: bool = False) -> dict:
         loop["stop_reason"] = "patience" if patience_out else ("time" if timed_out else "")
         loop["train_seconds"] = time.time() - start
         if main:
-            _save_state(run, raw_model, optimizer, plateau, average, loop)
+            _save_state(run, raw_model, optimizer, plateau, average, loop, run_print)
         return stop
 
     lengths = [len(it.words) for it in splits["train"]]

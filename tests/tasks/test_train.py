@@ -63,6 +63,12 @@ def test_tagger_learns_and_predict_round_trips(tmp_path, data, tiny_pair):
     # constrained CRF: never I-NP right after O
     for s in pred:
         assert all(not (a == "O" and b == "I-NP") for a, b in zip(["O", *s.tags], s.tags))
+    # raw text in, one line of tags per input line out: an empty line stays a line, the rest stay aligned
+    text = tmp_path / "in.txt"
+    text.write_text(" ".join(gold[0].words) + "\n\n" + " ".join(gold[1].words) + "\n", encoding="utf-8")
+    assert run_predict(tm, text, tmp_path / "pred.txt", "text") == 3
+    lines = (tmp_path / "pred.txt").read_text(encoding="utf-8").split("\n")
+    assert lines[1] == "" and lines[2].split() == pred[1].tags and lines[0].split() == pred[0].tags
 
 
 def test_classifier_and_cli(tmp_path, data, tiny_pair):
@@ -127,7 +133,7 @@ def test_resume_continues_exactly(tmp_path, data, tiny_pair, ema):
     resumed = train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra),
                          resume=True)
     assert resumed["steps"] == full["steps"] and resumed["dev"] == pytest.approx(full["dev"])
-    with pytest.raises(ConfigError, match="has a training checkpoint already; pass --resume"):
+    with pytest.raises(ConfigError, match="holds a finished run .*--overwrite .*--resume to continue it"):
         train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"]))
     wa, wb = weights(tmp_path / "full" / "run"), weights(tmp_path / "cut" / "run")
     for k in wa:
@@ -150,11 +156,32 @@ def test_moving_average_is_what_is_selected_saved_and_scored(tmp_path, data, tin
     saved, raw = weights(run), state["model"]
     assert any(not torch.equal(saved[k], raw[k]) for k in saved)
     train_task(config(tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1"))
-    with pytest.raises(ConfigError, match="trained without averaged weights; resume it with the same"):
+    with pytest.raises(ConfigError, match="was made with train.ema_decay=0.0, now 0.9; --resume continues the same run only"):
         train_task(config(tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=2",
                           "train.ema_decay=0.9"), resume=True)
-    with pytest.raises(ConfigError, match="trained with averaged weights; resume it with the same"):
+    with pytest.raises(ConfigError, match="was made with train.ema_decay=0.9, now 0.0"):
         train_task(config(tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=4"), resume=True)
+
+
+def test_task_resume_refuses_another_run_and_a_finished_run_needs_overwrite(tmp_path, data, tiny_pair):
+    """--resume refuses a changed model or data (naming the key); a damaged checkpoint file is refused against its
+    manifest; a finished run is not trained over without --overwrite."""
+    args = (tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=1")
+    first = train_task(config(*args))
+    with pytest.raises(ConfigError, match="holds a finished run .*--overwrite"):
+        train_task(config(*args))
+    with pytest.raises(ConfigError, match="was made with model.hidden=16, now 24"):
+        train_task(config(*args, "model.hidden=24"), resume=True)
+    with pytest.raises(ConfigError, match="was made with train_sha256="):
+        train_task(config(*args, f"data.train={data['conllu']['dev']}"), resume=True)
+    state = tmp_path / "run" / "checkpoint" / "state.pt"
+    state.write_bytes(state.read_bytes()[:-10])
+    from elmokit.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="state.pt: sha256 differs from the manifest.*--overwrite"):
+        train_task(config(*args, "train.max_epochs=2"), resume=True)
+    again = train_task(config(*args), overwrite=True)
+    assert again["dev"] == pytest.approx(first["dev"])
 
 
 def test_without_elmo_needs_no_bilm(tmp_path, data):
