@@ -1,0 +1,240 @@
+"""Kill `elmokit embed` and `elmokit pretrain` with SIGKILL at random moments, resume them, and compare with
+uninterrupted runs.
+
+    python scripts/torture.py                                   # 50 embed and 20 pretrain trials (~12 minutes)
+    python scripts/torture.py --embed-runs 4 --pretrain-runs 2  # the CI version (tests/test_torture.py)
+
+Everything runs on `tiny` models this script trains first (a demo-grammar corpus, a 340-piece vocabulary, 40 steps
+per direction) in --work (a temporary directory by default). Embed trials cycle over both layouts and two inputs:
+one shorter than a chunk and one of several chunks (--chunk-lines 300 on 1,500 lines); pretrain trials over
+`checkpoint_every` 1 and 4 (a kill is then often inside a checkpoint write). A trial: start the command, SIGKILL it
+after a random fraction of the uninterrupted run's time, and in a third of the trials kill the first resume too;
+then resume until it exits. It counts as equal when the result matches the uninterrupted run exactly (every
+sentence's vectors and `sentence_to_index`; the model's weights and every loss in metrics.jsonl).
+`complete_but_corrupt` counts files under a final name that are not whole and right: an output that opens as
+complete but differs or does not read, after any kill or resume.
+
+Prints a table and one JSON line: embed_resumes_equal, embed_runs, pretrain_resumes_equal, pretrain_runs,
+complete_but_corrupt (and the kills that landed before the command finished).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "elmokit.cli"]
+
+
+def run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=timeout)
+
+
+def killed_run(args: list[str], after_s: float) -> bool:
+    """Start the command and SIGKILL it after ``after_s`` seconds; True when the kill landed (it was running)."""
+    p = subprocess.Popen(CLI + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        p.wait(timeout=after_s)
+        return False  # finished first
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        return True
+
+
+def timed(args: list[str]) -> float:
+    t = time.perf_counter()
+    r = run(args)
+    if r.returncode != 0:
+        raise SystemExit(f"reference run failed: {' '.join(args)}\n{r.stderr[-2000:]}")
+    return time.perf_counter() - t
+
+
+# --- setup ---------------------------------------------------------------------------------------------------------
+def setup(work: Path) -> dict:
+    from elmokit.demo import write_corpus
+    from elmokit.vocab import train_vocab
+
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    train = write_corpus(data / "train.txt", 2000, seed=1)
+    valid = write_corpus(data / "valid.txt", 200, seed=2)
+    train_vocab([str(train)], str(work / "vocab"), size=340, num_threads=1, command="torture")
+    ov = [f"data.vocab={work / 'vocab.model'}", f"data.train={train}", f"data.valid={valid}",
+          f"data.cache_dir={work / 'cache'}", "data.num_proc=1", "model.size=tiny", "train.batch_size=16",
+          "train.bptt=20", "train.warmup_steps=5", "train.lr=0.005", "train.threads=1", "train.log_every=2",
+          "train.eval_every=10", "train.eval_max_tokens=2000"]
+    for d in ("forward", "backward"):
+        r = run(["pretrain", "--direction", d, "--out", str(work / d), "--quiet", *ov, "train.max_steps=40",
+                 "train.checkpoint_every=0"])
+        if r.returncode:
+            raise SystemExit(r.stderr[-2000:])
+    r = run(["bundle", str(work / "forward"), str(work / "backward"), "--out", str(work / "bilm")])
+    if r.returncode:
+        raise SystemExit(r.stderr[-2000:])
+    inputs = {"under_one_chunk": write_corpus(data / "short.txt", 400, seed=3),
+              "several_chunks": write_corpus(data / "long.txt", 1500, seed=4)}
+    return {"bilm": work / "bilm", "inputs": inputs, "overrides": ov}
+
+
+# --- embed ---------------------------------------------------------------------------------------------------------
+def embed_args(env: dict, inp: Path, out: Path, layout: str, chunks: str) -> list[str]:
+    args = ["embed", str(env["bilm"]), str(inp), str(out), "--layout", layout, "--quiet", "--batch-tokens", "400"]
+    return args + (["--chunk-lines", "300"] if chunks == "several_chunks" else [])
+
+
+def same_embeddings(a: Path, b: Path) -> tuple[bool, bool]:
+    """``(equal, complete)``: whether ``b`` equals the reference ``a`` in full, and whether it claims to be whole."""
+    import numpy as np
+
+    from elmokit.embed import EmbeddingsFile
+    from elmokit.errors import ElmokitError
+
+    try:
+        fb = EmbeddingsFile(b)
+    except ElmokitError:
+        return False, False
+    try:
+        complete = bool(fb.attrs.get("complete"))
+        with EmbeddingsFile(a) as fa:
+            if len(fa) != len(fb) or fa.sentence_to_index() != fb.sentence_to_index():
+                return False, complete
+            return all(np.array_equal(fa[i], fb[i]) for i in range(len(fa))), complete
+    except Exception:  # noqa: BLE001 - any read failure of a file that claims to be whole is a finding
+        return False, True
+    finally:
+        fb.close()
+
+
+def embed_trial(env: dict, ref: Path, ref_s: float, work: Path, layout: str, chunks: str, rng: random.Random) -> dict:
+    out = work / "o.hdf5"
+    shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
+    out.unlink(missing_ok=True)
+    args = embed_args(env, env["inputs"][chunks], out, layout, chunks)
+    corrupt = 0
+    kills = int(killed_run(args, rng.uniform(0.05, 1.0) * ref_s))
+    if kills and out.exists():  # a final name after a kill must be whole and right
+        corrupt += not same_embeddings(ref, out)[0]
+    if kills and rng.random() < 1 / 3 and not out.exists():
+        kills += killed_run(args + ["--resume"], rng.uniform(0.05, 1.0) * ref_s)
+        if out.exists():
+            corrupt += not same_embeddings(ref, out)[0]
+    if not out.exists():
+        r = run(args + ["--resume"])
+        if r.returncode:
+            return {"equal": False, "corrupt": corrupt, "kills": kills, "error": r.stderr.strip()[-300:]}
+    equal, complete = same_embeddings(ref, out)
+    corrupt += complete and not equal
+    return {"equal": equal, "corrupt": corrupt, "kills": kills}
+
+
+# --- pretrain ------------------------------------------------------------------------------------------------------
+def pretrain_args(env: dict, out: Path, every: int) -> list[str]:
+    return ["pretrain", "--direction", "forward", "--out", str(out), "--quiet", *env["overrides"],
+            "train.max_steps=30", f"train.checkpoint_every={every}", "train.keep_checkpoints=2"]
+
+
+def same_run(a: Path, b: Path) -> bool:
+    import torch
+
+    if not (b / "model" / "manifest.json").exists():
+        return False
+    wa = torch.load(a / "model" / "weights.pt", weights_only=True)
+    wb = torch.load(b / "model" / "weights.pt", weights_only=True)
+    if wa.keys() != wb.keys() or not all(torch.equal(wa[k], wb[k]) for k in wa):
+        return False
+
+    def losses(run: Path) -> list:
+        recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(r["step"], r["split"], r["loss"]) for r in recs]
+
+    return losses(a) == losses(b)
+
+
+def pretrain_trial(env: dict, refs: dict, work: Path, every: int, rng: random.Random) -> dict:
+    out = work / "p"
+    shutil.rmtree(out, ignore_errors=True)
+    ref, ref_s = refs[every]
+    args = pretrain_args(env, out, every)
+    kills = int(killed_run(args, rng.uniform(0.2, 1.0) * ref_s))
+    if kills and rng.random() < 1 / 3 and not (out / "model").exists():
+        kills += killed_run(args + ["--resume"], rng.uniform(0.2, 1.0) * ref_s)
+    corrupt = 0
+    if (out / "model").exists() and not (out / "checkpoints").exists():
+        corrupt += not same_run(ref, out)
+    if not (out / "model" / "manifest.json").exists() or kills:
+        r = run(args + ["--resume"])
+        if r.returncode and "holds a finished run" not in r.stderr:
+            return {"equal": False, "corrupt": corrupt, "kills": kills, "error": r.stderr.strip()[-300:]}
+    return {"equal": same_run(ref, out), "corrupt": corrupt, "kills": kills}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--embed-runs", type=int, default=50)
+    ap.add_argument("--pretrain-runs", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=None, help="working directory (default: a temporary one)")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    rng = random.Random(args.seed)
+    work = args.work or Path(tempfile.mkdtemp(prefix="elmokit-torture-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    env = setup(work)
+    rows = []
+    embed_cases = [(layout, chunks) for layout in ("allennlp", "packed") for chunks in env["inputs"]]
+    refs = {}
+    for layout, chunks in embed_cases:
+        ref = work / f"ref-{layout}-{chunks}.hdf5"
+        ref.unlink(missing_ok=True)
+        refs[layout, chunks] = (ref, timed(embed_args(env, env["inputs"][chunks], ref, layout, chunks)))
+    results = {"embed": [], "pretrain": []}
+    for i in range(args.embed_runs):
+        layout, chunks = embed_cases[i % len(embed_cases)]
+        r = embed_trial(env, *refs[layout, chunks], work, layout, chunks, rng)
+        results["embed"].append({"case": f"embed {layout}, {chunks}", **r})
+    prefs = {}
+    for every in (1, 4):
+        ref = work / f"pref-{every}"
+        shutil.rmtree(ref, ignore_errors=True)
+        prefs[every] = (ref, timed(pretrain_args(env, ref, every)))
+    for i in range(args.pretrain_runs):
+        every = (1, 4)[i % 2]
+        r = pretrain_trial(env, prefs, work, every, rng)
+        results["pretrain"].append({"case": f"pretrain, checkpoint_every={every}", **r})
+
+    cases: dict[str, list] = {}
+    for r in results["embed"] + results["pretrain"]:
+        cases.setdefault(r["case"], []).append(r)
+    print(f"{'case':<42} {'trials':>6} {'kills':>6} {'equal':>6} {'corrupt':>8}")
+    for case, rs in cases.items():
+        print(f"{case:<42} {len(rs):>6} {sum(r['kills'] for r in rs):>6} {sum(r['equal'] for r in rs):>6} "
+              f"{sum(r['corrupt'] for r in rs):>8}")
+    for r in results["embed"] + results["pretrain"]:
+        if "error" in r:
+            print(f"  {r['case']}: resume failed: {r['error']}")
+    summary = {
+        "embed_resumes_equal": sum(r["equal"] for r in results["embed"]), "embed_runs": len(results["embed"]),
+        "pretrain_resumes_equal": sum(r["equal"] for r in results["pretrain"]),
+        "pretrain_runs": len(results["pretrain"]),
+        "complete_but_corrupt": sum(r["corrupt"] for r in results["embed"] + results["pretrain"]),
+        "kills_landed": sum(r["kills"] > 0 for r in results["embed"] + results["pretrain"]),
+        "seed": args.seed, "minutes": round((time.time() - t0) / 60, 1),
+    }
+    print(json.dumps(summary))
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
