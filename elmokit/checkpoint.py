@@ -205,3 +205,41 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
     for p in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(p, ignore_errors=True)
+
+
+def verified_checkpoint(run_dir: Path, resume_from: str | None) -> Path | None:
+    """The checkpoint to resume: ``resume_from`` (a checkpoint directory or a step number), else the newest;
+    its files are checked against the manifest's sha256 first.
+
+    Raises:
+        CheckpointError: the checkpoint is damaged (naming the file, and the newest intact one to pass as
+            ``--resume-from``), or ``resume_from`` is not a checkpoint of this run.
+    """
+    checkpoints = list_checkpoints(run_dir)
+    if resume_from:
+        ck = Path(resume_from)
+        if resume_from.isdigit():
+            ck = run_dir / "checkpoints" / f"step-{int(resume_from):08d}"
+        if ck.resolve() not in [c.resolve() for c in checkpoints]:
+            names = ", ".join(c.name for c in checkpoints) or "none"
+            raise CheckpointError(f"--resume-from {resume_from}: not a checkpoint of {run_dir} (it has: {names})")
+    elif not checkpoints:
+        return None
+    else:
+        ck = checkpoints[-1]
+    try:
+        read_manifest(ck, verify=True, todo="")
+    except CheckpointError as e:
+        intact = [c for c in checkpoints[::-1] if c != ck and _intact(c)]
+        what = (f"continue from the newest intact one with --resume-from {intact[0]}" if intact
+                else "no intact checkpoint is left: start over with --overwrite")
+        raise CheckpointError(f"{e}; {what}") from None
+    return ck
+
+
+def _intact(ck: Path) -> bool:
+    try:
+        read_manifest(ck, verify=True, todo="")
+        return True
+    except CheckpointError:
+        return False

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import random
 import shutil
 import time
@@ -25,8 +24,8 @@ from pathlib import Path
 import torch
 
 from elmokit.checkpoint import (
-    atomic_dir, commit_dir, list_checkpoints, load_model, prune_checkpoints, read_manifest, safe_load,
-    torch_save_bytes, write_json, write_model_files, check_vocab_fits,
+    atomic_dir, commit_dir, list_checkpoints, load_model, prune_checkpoints, safe_load, torch_save_bytes,
+    verified_checkpoint, write_json, write_model_files, check_vocab_fits,
 )
 from elmokit.config import PretrainConfig, build_config, load_raw, to_dict
 from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
@@ -35,8 +34,9 @@ from elmokit.evaluate import Perplexity, count_words, runaway_streams, runaway_w
 from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
 from elmokit.malloc import keep_freed_memory
 from elmokit.modules.recurrent import detach_state
-from elmokit.run_guard import check_fresh_out, check_launch, check_same_run, fingerprint, read_jsonl
-from elmokit.textfile import sha256_file
+from elmokit.run_guard import (
+    check_fresh_out, check_launch, check_same_run, fingerprint, read_jsonl, remove_torn_dirs, write_json_lines,
+)
 from elmokit.vocab import load_vocab
 
 # what may change when a run is resumed: its budget, its logging, and paths whose content the fingerprint pins by
@@ -215,44 +215,6 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
     accelerator.wait_for_everyone()
 
 
-def verified_checkpoint(run_dir: Path, resume_from: str | None) -> Path | None:
-    """The checkpoint to resume: ``resume_from`` (a checkpoint directory or a step number), else the newest;
-    its files are checked against the manifest's sha256 first.
-
-    Raises:
-        CheckpointError: the checkpoint is damaged (naming the file, and the newest intact one to pass as
-            ``--resume-from``), or ``resume_from`` is not a checkpoint of this run.
-    """
-    checkpoints = list_checkpoints(run_dir)
-    if resume_from:
-        ck = Path(resume_from)
-        if resume_from.isdigit():
-            ck = run_dir / "checkpoints" / f"step-{int(resume_from):08d}"
-        if ck.resolve() not in [c.resolve() for c in checkpoints]:
-            names = ", ".join(c.name for c in checkpoints) or "none"
-            raise CheckpointError(f"--resume-from {resume_from}: not a checkpoint of {run_dir} (it has: {names})")
-    elif not checkpoints:
-        return None
-    else:
-        ck = checkpoints[-1]
-    try:
-        read_manifest(ck, verify=True, todo="")
-    except CheckpointError as e:
-        intact = [c for c in checkpoints[::-1] if c != ck and _intact(c)]
-        what = (f"continue from the newest intact one with --resume-from {intact[0]}" if intact
-                else "no intact checkpoint is left: start over with --overwrite")
-        raise CheckpointError(f"{e}; {what}") from None
-    return ck
-
-
-def _intact(ck: Path) -> bool:
-    try:
-        read_manifest(ck, verify=True, todo="")
-        return True
-    except CheckpointError:
-        return False
-
-
 def _metrics_writer(path: Path, resume_step: int):
     """Append-only JSONL; on resume, drop lines after the checkpoint's step (they will be written again) and a
     line torn by a kill."""
@@ -272,22 +234,6 @@ def _metrics_writer(path: Path, resume_step: int):
                                   f"last checkpoint with --resume") from None
 
     return write, f
-
-
-def write_json_lines(path: Path, records: list[dict]) -> None:
-    """Replace a JSONL file atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _remove_torn_dirs(run_dir: Path) -> None:
-    """Temporary directories left by a kill inside a checkpoint or model write (never renamed, so never used)."""
-    for parent in (run_dir, run_dir / "checkpoints"):
-        if parent.is_dir():
-            for p in parent.iterdir():
-                if p.is_dir() and p.name.startswith(".") and ".tmp-" in p.name:
-                    shutil.rmtree(p, ignore_errors=True)
 
 
 def pretrain(
@@ -339,7 +285,7 @@ def pretrain(
         if overwrite and not resume:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        _remove_torn_dirs(run_dir)
+        remove_torn_dirs(run_dir)
     accelerator.wait_for_everyone()
     checkpoint = verified_checkpoint(run_dir, resume_from) if resume else None
 

@@ -10,6 +10,8 @@ with the first differing key named.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +109,19 @@ def check_launch(num_processes: int) -> None:
         raise ConfigError("accelerate launch started one process although --num_processes asked for more: add "
                           "--multi_gpu (without GPUs the processes train over gloo on the CPU), e.g. `accelerate "
                           "launch --multi_gpu --num_processes 2 -m elmokit.cli pretrain ...`")
+
+
+def write_json_lines(path: Path, records: list[dict]) -> None:
+    """Replace a JSONL file atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def remove_torn_dirs(run_dir: Path) -> None:
+    """Temporary directories left by a kill inside a checkpoint or model write (never renamed, so never used)."""
+    for parent in (run_dir, run_dir / "checkpoints"):
+        if parent.is_dir():
+            for p in parent.iterdir():
+                if p.is_dir() and p.name.startswith(".") and ".tmp-" in p.name:
+                    shutil.rmtree(p, ignore_errors=True)

@@ -359,12 +359,7 @@ class Partial:
         try:
             f = open_hdf5(safe, create=True)
             yield f
-            f.close()
-            f = None
-            safe.sync()
-            if safe.error is not None:
-                raise disk_error(tmp, safe.error, self.dir)
-            safe.close()
+            f = _close_synced(f, safe, self.dir)
             import h5py
 
             with h5py.File(tmp, "r") as g:  # verify: the part holds its lines
@@ -384,15 +379,7 @@ class Partial:
                 raise disk_error(self.journal, e, self.dir) from None
             self.parts.append(rec)
         except BaseException:
-            if f is not None:
-                try:
-                    f.close()
-                except Exception:  # noqa: BLE001 - the file is deleted anyway
-                    pass
-            safe.close()
-            tmp.unlink(missing_ok=True)
-            if safe.error is not None:  # what the HDF5 library raised came from the failed write
-                raise disk_error(tmp, safe.error, self.dir) from None
+            _abandon(f, safe, tmp, self.dir)
             raise
 
     def finish(self, packed: bool, total: int, verify) -> Path:
@@ -431,30 +418,41 @@ class Partial:
                     break
             f.attrs["lines_done"] = total
             f.attrs["complete"] = True
-            f.close()
-            f = None
-            safe.sync()
-            if safe.error is not None:
-                raise disk_error(target, safe.error, self.dir)
-            safe.close()
+            f = _close_synced(f, safe, self.dir)
             with h5py.File(target, "r") as g:
                 verify(g)
         except BaseException:
-            if f is not None:
-                try:
-                    f.close()
-                except Exception:  # noqa: BLE001
-                    pass
-            safe.close()
-            if target == final:
-                final.unlink(missing_ok=True)
-            if safe.error is not None:
-                raise disk_error(target, safe.error, self.dir) from None
+            _abandon(f, safe, final if target == final else None, self.dir)
             raise
         os.replace(target, self.out)
         _fsync_dir(self.out.parent)
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.out
+
+
+def _close_synced(f, safe: SafeFile, partial: Path) -> None:
+    """Close the HDF5 file and its :class:`SafeFile`, fsynced; a write that failed on the way raises
+    :class:`DiskError`. Returns None (the caller's handle is then gone)."""
+    f.close()
+    safe.sync()
+    if safe.error is not None:
+        raise disk_error(safe.path, safe.error, partial)
+    safe.close()
+
+
+def _abandon(f, safe: SafeFile, delete: Path | None, partial: Path) -> None:
+    """After an error: close what is open, delete ``delete`` (a temporary file), and raise :class:`DiskError`
+    when a write had failed (whatever the HDF5 library raised then came from that)."""
+    if f is not None:
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001 - the file is abandoned anyway
+            pass
+    safe.close()
+    if delete is not None:
+        delete.unlink(missing_ok=True)
+    if safe.error is not None:
+        raise disk_error(safe.path, safe.error, partial) from None
 
 
 def _append_packed(f, src, block: int = 65536) -> None:

@@ -191,7 +191,6 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     env = setup(work)
-    rows = []
     embed_cases = [(layout, chunks) for layout in ("allennlp", "packed") for chunks in env["inputs"]]
     refs = {}
     for layout, chunks in embed_cases:
