@@ -35,7 +35,7 @@ from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
 from elmokit.malloc import keep_freed_memory
 from elmokit.modules.recurrent import detach_state
 from elmokit.run_guard import (
-    check_fresh_out, check_launch, check_same_run, fingerprint, read_jsonl, remove_torn_dirs, write_json_lines,
+    MetricsLog, check_fresh_out, check_launch, check_same_run, fingerprint, remove_torn_dirs,
 )
 from elmokit.vocab import load_vocab
 
@@ -174,7 +174,7 @@ def _set_rng_state(model: LanguageModel, st: dict, device) -> list:
 
 
 def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, scheduler, states, cfg, vocab,
-                    direction: str, keep: int, run_print: dict, window: tuple[float, int]) -> None:
+                    direction: str, keep: int, run_print: dict, window: tuple[float, int], metrics_lines: int) -> None:
     """Write ``run_dir/checkpoints/step-N`` atomically, every process contributing its RNG and carried state.
 
     Every file (the model files, ``train_state.pt``, each ``rank-K.pt``, ``fingerprint.json``) is listed with its
@@ -200,6 +200,7 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "world_size": accelerator.num_processes,
+                "metrics_lines": metrics_lines,  # metrics.jsonl's records so far: what a resume keeps
             }
             (tmp / "train_state.pt").write_bytes(torch_save_bytes(train_state))
             write_json(tmp / "fingerprint.json", run_print)
@@ -213,27 +214,6 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
         raise CheckpointError(f"{final}: cannot write the checkpoint ({e.strerror or e}); the earlier checkpoints "
                               f"are intact: free space, then continue with --resume") from None
     accelerator.wait_for_everyone()
-
-
-def _metrics_writer(path: Path, resume_step: int):
-    """Append-only JSONL; on resume, drop lines after the checkpoint's step (they will be written again) and a
-    line torn by a kill."""
-    if resume_step >= 0 and path.exists():
-        kept = [rec for rec in read_jsonl(path) if rec["step"] <= resume_step]
-        write_json_lines(path, kept)
-    elif resume_step < 0 and path.exists():
-        path.unlink()
-    f = open(path, "a", encoding="utf-8")
-
-    def write(rec: dict) -> None:
-        try:
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-        except OSError as e:
-            raise CheckpointError(f"{path}: cannot write ({e.strerror or e}); free space, then continue from the "
-                                  f"last checkpoint with --resume") from None
-
-    return write, f
 
 
 def pretrain(
@@ -359,8 +339,10 @@ def pretrain(
         write_json(run_dir / "run.json", {"direction": direction, "config": to_dict(cfg), "world_size": world,
                                           "total_steps": total_steps, "parameters": count_parameters(unwrapped),
                                           "steps_per_epoch": batcher.steps_per_epoch})
-    log, log_file = (_metrics_writer(run_dir / "metrics.jsonl", step if checkpoint is not None else -1) if main
-                     else (None, None))
+    log = None
+    if main:
+        keep = train_state.get("metrics_lines") if checkpoint is not None else None
+        log = MetricsLog(run_dir / "metrics.jsonl", keep, step if checkpoint is not None and keep is None else None)
     if t.trackers:
         accelerator.init_trackers(f"elmokit-pretrain-{direction}", config=json.loads(json.dumps(to_dict(cfg))))
 
@@ -379,7 +361,7 @@ def pretrain(
             warning = runaway_warning(per_nll, per_n, runaway, f"validation at step {at_step}")
             if warning:
                 tqdm.write(warning)
-            log(rec)
+            log.write(rec)
             accelerator.log({"valid/loss": rec["loss"], "valid/ppl": rec["ppl"]}, step=at_step)
         accelerator.wait_for_everyone()
         return None
@@ -426,7 +408,7 @@ def pretrain(
                 lr = scheduler.get_last_lr()[0]
                 rec = {"step": step, "split": "train", "epoch": epoch, "loss": loss_avg,
                        "ppl": math.exp(min(loss_avg, 50)), "tokens_per_s": tps, "lr": lr}
-                log(rec)
+                log.write(rec)
                 accelerator.log({"train/loss": loss_avg, "train/tokens_per_s": tps, "lr": lr}, step=step)
                 bar.set_postfix(loss=f"{loss_avg:.3f}", ppl=f"{rec['ppl']:.1f}", tok_s=f"{tps:,.0f}")
             window_start, window_loss, window_steps, timed_steps = time.time(), torch.zeros((), device=device), 0, 0
@@ -448,14 +430,14 @@ def pretrain(
             stop_reason = "time budget" if bool(out_of_time) else f"stop_at_step={t.stop_at_step}"
         if (t.checkpoint_every and step % t.checkpoint_every == 0) or stop_reason != "done":
             save_checkpoint(accelerator, run_dir, step, model, optimizer, scheduler, states, cfg, vocab, direction,
-                            t.keep_checkpoints, run_print, (window_loss.item(), window_steps))
+                            t.keep_checkpoints, run_print, (window_loss.item(), window_steps), log.lines if main else 0)
         if stop_reason != "done":
             break
     bar.close()
     if stop_reason.startswith("stop_at_step"):
         if main:
             print(f"stopped after step {step} ({stop_reason}); continue with --resume", flush=True)
-            log_file.close()
+            log.close()
         accelerator.end_training()
         return run_dir / "model"
 
@@ -463,7 +445,7 @@ def pretrain(
     validate(step)
     model_dir = run_dir / "model"
     if main:
-        log_file.close()
+        log.close()
         summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
                    "stopped_by": stop_reason, "schedule_done": step / schedule_length(t, total_steps),
                    "world_size": world, "parameters": count_parameters(unwrapped)}

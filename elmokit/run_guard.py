@@ -125,3 +125,43 @@ def remove_torn_dirs(run_dir: Path) -> None:
             for p in parent.iterdir():
                 if p.is_dir() and p.name.startswith(".") and ".tmp-" in p.name:
                     shutil.rmtree(p, ignore_errors=True)
+
+
+class MetricsLog:
+    """A run's append-only ``metrics.jsonl``, flushed per record.
+
+    On resume it is cut back to what the checkpoint saw: its first ``keep`` records (the count the checkpoint
+    stored, :attr:`lines`), or, for checkpoints that stored none, the records up to step ``keep_step``; a line
+    torn by a kill goes too. Records written after the checkpoint (even at its own step, such as the final
+    validation) are then written again, once.
+
+    Args:
+        path: the file.
+        keep: records to keep (``None``: see ``keep_step``).
+        keep_step: keep the records up to this step (``None`` and ``keep`` ``None``: start a new file).
+    """
+
+    def __init__(self, path: Path, keep: int | None = None, keep_step: int | None = None) -> None:
+        from elmokit.errors import CheckpointError
+
+        self.path = path
+        self._error = CheckpointError
+        records: list[dict] = []
+        if path.exists() and (keep is not None or keep_step is not None):
+            records = read_jsonl(path)
+            records = records[:keep] if keep is not None else [r for r in records if r["step"] <= keep_step]
+        write_json_lines(path, records)
+        self.lines = len(records)
+        self.f = open(path, "a", encoding="utf-8")
+
+    def write(self, rec: dict) -> None:
+        try:
+            self.f.write(json.dumps(rec) + "\n")
+            self.f.flush()
+        except OSError as e:
+            raise self._error(f"{self.path}: cannot write ({e.strerror or e}); free space, then continue from the "
+                              f"last checkpoint with --resume") from None
+        self.lines += 1
+
+    def close(self) -> None:
+        self.f.close()
