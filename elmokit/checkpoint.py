@@ -21,6 +21,8 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,17 @@ def commit_dir(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def removed_on_disk_error(tmp: Path, final: Path, what: str, todo: str) -> Iterator[Path]:
+    """The writes into the temporary directory ``tmp`` (of ``final``): a failed one (a full disk) removes ``tmp``
+    and raises one :class:`CheckpointError` (``FINAL: cannot write WHAT (reason); TODO``) instead of a traceback."""
+    try:
+        yield tmp
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"{final}: cannot write{what} ({e.strerror or e}); {todo}") from None
 
 
 def write_json(path: Path, obj: Any) -> None:

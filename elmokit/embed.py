@@ -1,8 +1,8 @@
 """Contextual vectors: the :class:`Embedder` API, the streaming HDF5 writer (two layouts) and the reader.
 
 HDF5 layouts (both carry provenance attributes: ``elmokit_version``, ``model_sha256``, ``vocab_sha256``,
-``layers`` (all|top|average), ``pooling``, ``dtype``, ``layout``, ``input``, ``input_sha256``, ``sentences``,
-``complete``):
+``layers`` (all|top|average), ``pooling``, ``dtype``, ``layout``, ``input``, ``input_sha256``, ``tokenized``,
+``chunk_lines``, ``max_words``, ``num_layers``, ``dim``, ``sentences``, ``lines_done``, ``complete``):
 
 - ``allennlp`` (default; what AllenNLP's removed ``elmo`` command wrote): one dataset per input line, keyed by the
   line's 0-based index as a string (``"0"``, ``"1"``, ...), of shape ``(layers, words, 2D)`` with ``--layers all``
@@ -415,12 +415,8 @@ def write_hdf5(
     else:
         s2i, total = _sentence_to_index(inp, tokenized)
     s2i_sha = hashlib.sha256(s2i).hexdigest() if s2i is not None else ""
-    attrs = {
-        "elmokit_version": __version__, "model_sha256": options["model_sha256"],
-        "vocab_sha256": options["vocab_sha256"], "layers": layers, "pooling": embedder.pooling, "dtype": dtype,
-        "layout": layout, "input": str(input_path), "input_sha256": options["input_sha256"], "tokenized": tokenized,
-        "num_layers": embedder.num_layers, "dim": embedder.dim, "sentences": total,
-    }
+    attrs = {"elmokit_version": __version__, **options, "input": str(input_path), "num_layers": embedder.num_layers,
+             "dim": embedder.dim, "sentences": total}
     partial = Partial(out, options, resume)
     done = partial.lines_done
     np_dtype = np.float16 if dtype == "float16" else np.float32

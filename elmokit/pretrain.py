@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 
 from elmokit.checkpoint import (
-    atomic_dir, commit_dir, list_checkpoints, load_model, prune_checkpoints, safe_load, torch_save_bytes,
-    verified_checkpoint, write_json, write_model_files, check_vocab_fits,
+    atomic_dir, commit_dir, list_checkpoints, load_model, prune_checkpoints, removed_on_disk_error, safe_load,
+    torch_save_bytes, verified_checkpoint, write_json, write_model_files, check_vocab_fits,
 )
 from elmokit.config import PretrainConfig, build_config, load_raw, to_dict
 from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
-from elmokit.errors import CheckpointError, ConfigError
+from elmokit.errors import ConfigError
 from elmokit.evaluate import Perplexity, count_words, runaway_streams, runaway_warning, stream_nll_by_stream
 from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
 from elmokit.malloc import keep_freed_memory
@@ -190,7 +190,8 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
         broadcast_object_list(tmp_holder)
     tmp = Path(tmp_holder[0])
     unwrapped = accelerator.unwrap_model(model)
-    try:
+    with removed_on_disk_error(tmp, final, " the checkpoint", "the earlier checkpoints are intact: free space, then "
+                               "continue with --resume"):
         rank_file = tmp / f"rank-{accelerator.process_index}.pt"
         rank_file.write_bytes(torch_save_bytes(_rng_state(unwrapped, states, window)))
         accelerator.wait_for_everyone()
@@ -209,10 +210,6 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
                               vocab.size, {"step": step, "checkpoint": True}, extra_files=extra)
             commit_dir(tmp, final)
             prune_checkpoints(run_dir, keep)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"{final}: cannot write the checkpoint ({e.strerror or e}); the earlier checkpoints "
-                              f"are intact: free space, then continue with --resume") from None
     accelerator.wait_for_everyone()
 
 
@@ -454,13 +451,10 @@ def pretrain(
         if vals:
             summary["final_valid"] = vals[-1]
         tmp = atomic_dir(model_dir)
-        try:
+        with removed_on_disk_error(tmp, model_dir, " the model", "the checkpoints are intact: free space, then run "
+                                   "again with --resume"):
             write_model_files(tmp, unwrapped.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction,
                               vocab.size, summary)
-        except OSError as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise CheckpointError(f"{model_dir}: cannot write the model ({e.strerror or e}); the checkpoints are "
-                                  f"intact: free space, then run again with --resume") from None
         commit_dir(tmp, model_dir)
         from elmokit.plots import plot_curves
 

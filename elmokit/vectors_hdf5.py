@@ -92,7 +92,7 @@ class SafeFile(io.RawIOBase):
                     view = view[self.f.write(view) :]
             except OSError as e:
                 self.error = e
-                self.f.seek(n - len(view), os.SEEK_CUR)  # where the library believes the write ended
+                self.f.seek(len(view), os.SEEK_CUR)  # past what was not written: where the library believes it ends
         else:
             self.f.seek(n, os.SEEK_CUR)
         return n
@@ -273,15 +273,11 @@ class Partial:
             tmp = self.dir.with_name(f".{self.dir.name}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            header = json.dumps({"format": PARTIAL_FORMAT, "options": options}, ensure_ascii=False) + "\n"
             try:
-                with open(tmp / "journal.jsonl", "w", encoding="utf-8") as j:
-                    j.write(header)
-                    j.flush()
-                    os.fsync(j.fileno())
-            except OSError as e:
+                self._write_journal(tmp / "journal.jsonl")
+            except DiskError:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise disk_error(tmp / "journal.jsonl", e, self.dir) from None
+                raise
             os.replace(tmp, self.dir)
             _fsync_dir(self.dir.parent)
         for p in self.dir.iterdir():  # a part killed while being written
@@ -325,18 +321,23 @@ class Partial:
         for p in self.dir.glob("part-*.h5"):
             if p.name not in keep:
                 p.unlink()
-        self._rewrite_journal()
+        # the journal with exactly the trusted parts (a torn or bad line dropped), replaced atomically
+        self._write_journal(self.dir / ".journal.tmp")
+        os.replace(self.dir / ".journal.tmp", self.journal)
 
-    def _rewrite_journal(self) -> None:
-        """The journal with exactly the trusted parts (a torn or bad line dropped), replaced atomically."""
-        tmp = self.dir / ".journal.tmp"
-        with open(tmp, "w", encoding="utf-8") as j:
-            j.write(json.dumps({"format": PARTIAL_FORMAT, "options": self.options}, ensure_ascii=False) + "\n")
-            for rec in self.parts:
-                j.write(json.dumps(rec) + "\n")
-            j.flush()
-            os.fsync(j.fileno())
-        os.replace(tmp, self.journal)
+    def _write_journal(self, path: Path, mode: str = "w", records: list[dict] | None = None) -> None:
+        """Write (``mode="w"``: the header and the trusted parts) or append (``"a"``: ``records``) journal lines,
+        fsynced before returning; a failed write is a :class:`DiskError`."""
+        lines = [] if mode == "a" else [json.dumps({"format": PARTIAL_FORMAT, "options": self.options},
+                                                   ensure_ascii=False)]
+        lines += [json.dumps(rec) for rec in (self.parts if records is None else records)]
+        try:
+            with open(path, mode, encoding="utf-8") as j:
+                j.write("".join(line + "\n" for line in lines))
+                j.flush()
+                os.fsync(j.fileno())
+        except OSError as e:
+            raise disk_error(path, e, self.dir) from None
 
     def failed(self) -> bool:
         """Whether a write of the part being written failed (stop embedding it: it cannot be kept)."""
@@ -370,13 +371,7 @@ class Partial:
                    "sha256": sha256_file(tmp)}
             os.replace(tmp, self.dir / name)
             _fsync_dir(self.dir)
-            try:
-                with open(self.journal, "a", encoding="utf-8") as j:
-                    j.write(json.dumps(rec) + "\n")
-                    j.flush()
-                    os.fsync(j.fileno())
-            except OSError as e:
-                raise disk_error(self.journal, e, self.dir) from None
+            self._write_journal(self.journal, "a", [rec])
             self.parts.append(rec)
         except BaseException:
             _abandon(f, safe, tmp, self.dir)

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import torch
 
-from elmokit.checkpoint import atomic_dir, commit_dir, read_manifest, safe_load, torch_save_bytes, write_json
+from elmokit.checkpoint import (
+    atomic_dir, commit_dir, read_manifest, removed_on_disk_error, safe_load, torch_save_bytes, write_json,
+)
 from elmokit.config import build_config, expand_path, load_raw, to_dict
 from elmokit.errors import ConfigError
 from elmokit.malloc import keep_freed_memory
@@ -96,25 +98,18 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
 def _save_state(run: Path, model, optimizer, plateau, average, loop: dict, run_print: dict) -> None:
     """The resumable state after an evaluation: weights (and their average), optimizer, annealing, loop counters,
     RNG states, the run's fingerprint, and a manifest with every file's sha256 (verified on resume)."""
-    import shutil
-
-    from elmokit.errors import CheckpointError
-
     tmp = atomic_dir(run / "checkpoint")
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),
              "torch_rng": torch.get_rng_state()}
     if average is not None:
         state["average"] = average.state_dict()
-    try:
+    with removed_on_disk_error(tmp, run / "checkpoint", "", "the previous checkpoint is intact: free space, then "
+                               "continue with --resume"):
         (tmp / "state.pt").write_bytes(torch_save_bytes(state))
         write_json(tmp / "loop.json", loop)
         write_json(tmp / "fingerprint.json", run_print)
         files = {n: sha256_file(tmp / n) for n in ("state.pt", "loop.json", "fingerprint.json")}
         write_json(tmp / "manifest.json", {"format": CHECKPOINT_FORMAT, "files": files})
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"{run / 'checkpoint'}: cannot write ({e.strerror or e}); the previous checkpoint is "
-                              f"intact: free space, then continue with --resume") from None
     commit_dir(tmp, run / "checkpoint")
 
 
