@@ -33,7 +33,7 @@ from elmokit.tasks.lexicon import Lexicon
 from elmokit.tasks.model_dir import build_model, save_task_model
 from elmokit.tasks.predict import main_metric, predict_items, score_predictions
 from elmokit.tasks.readers import read_items
-from elmokit.run_guard import check_fresh_out, check_launch, check_same_run, fingerprint
+from elmokit.run_guard import MetricsLog, check_fresh_out, check_launch, check_same_run, fingerprint
 from elmokit.textfile import sha256_file
 
 CHECKPOINT_FORMAT = "elmokit-task-checkpoint/1"
@@ -230,20 +230,22 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
             average.load_state_dict(st["average"])
         loop = json.loads((run / "checkpoint" / "loop.json").read_text(encoding="utf-8"))
         say(f"resumed at epoch {loop['epoch']}, step {loop['step']} (best dev {loop['best']})")
-    elif main:
-        if (run / "metrics.jsonl").exists():
-            (run / "metrics.jsonl").unlink()
+        resumed = True
+    else:
+        resumed = False
+    log = None
     if main:
         run.mkdir(parents=True, exist_ok=True)
         write_json(run / "run.json", {"config": to_dict(cfg), "bilm_sha256": bilm.sha256 if bilm else ""})
-    log = open(run / "metrics.jsonl", "a", encoding="utf-8") if main else None
+        # a resume keeps the records its checkpoint saw (older checkpoints: those up to its step), a new run none
+        keep = loop.get("metrics_lines") if resumed else None
+        log = MetricsLog(run / "metrics.jsonl", keep, loop["step"] if resumed and keep is None else None)
     if t.trackers:
         accelerator.init_trackers(f"elmokit-{cfg.task}", config=json.loads(json.dumps(to_dict(cfg))))
 
     def record(rec: dict) -> None:
         if log:
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
+            log.write(rec)
         accelerator.log({f"{rec['split']}/{k}": v for k, v in rec.items() if isinstance(v, (int, float))},
                         step=rec["step"])
 
@@ -283,12 +285,15 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         loop["stopped"] = stop
         loop["stop_reason"] = "patience" if patience_out else ("time" if timed_out else "")
         loop["train_seconds"] = time.time() - start
+        loop["window"] = [window_loss, window_steps]  # the next train record's, continued on resume
         if main:
+            loop["metrics_lines"] = log.lines  # what a resume keeps of metrics.jsonl
             _save_state(run, raw_model, optimizer, plateau, average, loop, run_print)
         return stop
 
     lengths = [len(it.words) for it in splits["train"]]
-    seen, window_t, window_loss, window_steps = 0, time.time(), 0.0, 0
+    seen, window_t = 0, time.time()
+    window_loss, window_steps = loop.get("window", [0.0, 0])  # the train-loss sum and steps since the last record
     # a resumed run that early stopping ended stays ended; one that its time budget ended goes on when the budget
     # is now larger (`--resume train.max_minutes=...`; runs saved before stop_reason existed: patience not run out)
     reason = loop.get("stop_reason", "patience" if loop["bad_evals"] >= t.patience else "time")

@@ -140,6 +140,24 @@ def test_resume_continues_exactly(tmp_path, data, tiny_pair, ema):
         torch.testing.assert_close(wa[k], wb[k], atol=0, rtol=0)
 
 
+def test_resume_keeps_the_metrics_its_checkpoint_saw(tmp_path, data, tiny_pair):
+    """Records written after the last checkpoint (a kill before the next one) and a torn last line are dropped on
+    resume, so metrics.jsonl reads as the uninterrupted run's."""
+    extra = ("train.patience=10", "train.log_every=2")
+    train_task(config(tmp_path / "full", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra))
+    train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1", *extra))
+    with open(tmp_path / "cut" / "run" / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"step": 999, "split": "train", "loss": 1.0}\n{"step": 1000, "spl')  # after the checkpoint; torn
+    train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra),
+               resume=True)
+
+    def records(run):
+        recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+        return [(r["step"], r["split"], r.get("loss"), r.get("accuracy")) for r in recs]
+
+    assert records(tmp_path / "cut" / "run") == records(tmp_path / "full" / "run")
+
+
 def test_moving_average_is_what_is_selected_saved_and_scored(tmp_path, data, tiny_pair):
     """With train.ema_decay the saved model is the averaged one: `score` reproduces the run's dev and test figures,
     and its weights differ from the raw weights in the checkpoint."""
