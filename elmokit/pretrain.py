@@ -316,10 +316,8 @@ def pretrain(
         if train_state["world_size"] != world:
             raise ConfigError(f"{ck}: was written by {train_state['world_size']} processes; resume it with the "
                               f"same number (got {world}), so every stream continues where it stopped")
-        if (ck / "fingerprint.json").is_file():  # checkpoints of elmokit 0.1 have none
-            check_same_run(json.loads((ck / "fingerprint.json").read_text(encoding="utf-8")), run_print, ck,
-                           "or start a new run with --overwrite or another --out (train.max_steps and train.epochs "
-                           "may change when train.schedule_steps fixes the LR schedule's length)")
+        check_same_run(ck, run_print, "or start a new run with --overwrite or another --out (train.max_steps and "
+                       "train.epochs may change when train.schedule_steps fixes the LR schedule's length)")
         unwrapped.load_state_dict(safe_load(ck / "weights.pt", "weights"))
         optimizer.load_state_dict(train_state["optimizer"])
         scheduler.load_state_dict(train_state["scheduler"])

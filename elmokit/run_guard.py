@@ -35,19 +35,24 @@ def fingerprint(config: dict, may_change: frozenset[str], extra: dict[str, Any])
     return json.loads(json.dumps({**flat, **extra}))  # as it reads back from JSON (tuples → lists)
 
 
-def check_same_run(before: dict[str, Any], now: dict[str, Any], where: Path, hint: str) -> None:
-    """Refuse a resume whose fingerprint differs from the checkpoint's, naming the first differing key.
+def check_same_run(checkpoint: Path, now: dict[str, Any], hint: str) -> None:
+    """Refuse a resume whose fingerprint differs from the one stored in ``checkpoint/fingerprint.json``, naming the
+    first differing key (checkpoints older than fingerprints have none: nothing to check).
 
     Args:
-        before: the checkpoint's fingerprint.
-        now: this invocation's.
-        where: the checkpoint (named in the message).
+        checkpoint: the checkpoint directory (named in the message).
+        now: this invocation's fingerprint.
         hint: what to do instead (e.g. "or start a new run with another --out").
     """
+    stored = checkpoint / "fingerprint.json"
+    if not stored.is_file():
+        return
+    before = json.loads(stored.read_text(encoding="utf-8"))
     for key in sorted(set(before) | set(now)):
         if before.get(key) != now.get(key):
-            raise ConfigError(f"{where}: was made with {key}={_short(before.get(key))}, now {_short(now.get(key))}; "
-                              f"--resume continues the same run only: use the same value, {hint}")
+            raise ConfigError(f"{checkpoint}: was made with {key}={_short(before.get(key))}, now "
+                              f"{_short(now.get(key))}; --resume continues the same run only: use the same value, "
+                              f"{hint}")
 
 
 def _short(v: Any) -> str:

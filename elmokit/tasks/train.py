@@ -216,8 +216,7 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         if (ck / "manifest.json").is_file():  # checkpoints of elmokit 0.1 have none
             read_manifest(ck, fmt=CHECKPOINT_FORMAT, what="a task checkpoint",
                           todo="; start over with --overwrite")
-            check_same_run(json.loads((ck / "fingerprint.json").read_text(encoding="utf-8")), run_print, ck,
-                           "or start over with --overwrite or another --out")
+            check_same_run(ck, run_print, "or start over with --overwrite or another --out")
         st = safe_load(run / "checkpoint" / "state.pt", "training state")
         raw_model.load_state_dict(st["model"])
         optimizer.load_state_dict(st["optimizer"])
