@@ -184,8 +184,10 @@ class Embedder:
         """
         long = [k for k, s in enumerate(sentences) if len(s) > self.max_words]
         for k in long:  # windows of max_words words (rare): embedded on their own, so each batch holds whole sentences
-            buf, offsets = self.embed_packed([sentences[k]], "sentences", dtype)
-            yield k, sentence_blocks(buf, offsets, self.num_layers)[0]
+            block = np.empty((self.num_layers, len(sentences[k]), self.dim), dtype=dtype)  # (layers, words, 2D)
+            for start, part in self.iter_windows(sentences[k], dtype):
+                block[:, start : start + part.shape[1]] = part
+            yield k, block
         keep = [k for k, s in enumerate(sentences) if len(s) <= self.max_words] if long else range(len(sentences))
         windows = [sentences[k] for k in keep]
         L, D2 = self.num_layers, self.dim
@@ -201,6 +203,23 @@ class Embedder:
             del words
             for j, i in enumerate(idx):  # sentence j of the batch: rows L * a[j] .. L * a[j + 1]
                 yield keep[i], rows[L * a[j] : L * a[j + 1]].reshape(L, int(counts[j]), D2)  # (layers, words, 2D)
+
+    def iter_windows(self, words: list[str], dtype: np.dtype | type | str = np.float32
+                     ) -> Iterator[tuple[int, np.ndarray]]:
+        """A sentence's vectors window by window (``max_words`` words each, each from a fresh state), so a
+        line of any length is written without holding all of its vectors.
+
+        Yields:
+            ``(start, array)``: the window's first word and its ``(layers, window words, 2D)`` array in ``dtype``,
+            every window once, not in order.
+        """
+        windows = [words[j : j + self.max_words] for j in range(0, len(words), self.max_words)]
+        for idx, vecs in self._window_batches(windows, cut=True):  # vecs: (layers, batch words, 2D)
+            arr = vecs.cpu().numpy().astype(dtype, copy=False)
+            del vecs
+            a = np.concatenate([[0], np.cumsum([len(windows[i]) for i in idx])])  # first word of each window
+            for j, i in enumerate(idx):
+                yield i * self.max_words, arr[:, a[j] : a[j + 1]]  # (layers, window words, 2D)
 
     def _windows(self, sentences: list[list[str]]) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
         """Sentences longer than ``max_words`` cut into windows of that many words (each from a fresh state).
@@ -434,10 +453,22 @@ def write_hdf5(
         bar.update(len(words))
 
     def write_sentences(f, words: list[list[str]], index: int) -> None:
-        """A chunk's lines ``index ..``, one dataset each, written as each batch is done."""
+        """A chunk's lines ``index ..``, one dataset each, written as each batch is done (a line longer than
+        ``max_words``: window by window into its dataset)."""
+        short = [j for j, w in enumerate(words) if len(w) <= embedder.max_words]
+        for j in sorted(set(range(len(words))) - set(short)):
+            shape = (len(words[j]), embedder.dim)  # (words, 2D) for top and average
+            if layers == "all":
+                shape = (embedder.num_layers, *shape)  # (layers, words, 2D)
+            dset = f.create_dataset(str(index + j), shape=shape, dtype=np_dtype)
+            for start, part in embedder.iter_windows(words[j], buf_dtype):  # (layers, window words, 2D)
+                dset[..., start : start + part.shape[1], :] = _select_layers(part, layers).astype(np_dtype, copy=False)
+            bar.update(1)
+            if partial.failed():
+                return
         pending = 0
-        for j, block in embedder.iter_sentences(words, buf_dtype):  # (layers, words, 2D)
-            new_dataset(f, str(index + j), _select_layers(block, layers).astype(np_dtype, copy=False))
+        for j, block in embedder.iter_sentences([words[j] for j in short], buf_dtype):  # (layers, words, 2D)
+            new_dataset(f, str(index + short[j]), _select_layers(block, layers).astype(np_dtype, copy=False))
             pending += 1
             if pending == 256:
                 bar.update(pending)

@@ -160,16 +160,36 @@ def open_hdf5(safe: SafeFile, create: bool):
     """
     import h5py
 
-    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File's own: closing the file closes its objects
+    fapl = _file_access()
     fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, safe)
-    evict_on_close = _evict_on_close()
-    if evict_on_close is not None:
-        evict_on_close(fapl.id, True)
     name = os.fsencode(safe.path)
     fid = (h5py.h5f.create(name, h5py.h5f.ACC_TRUNC, fapl=fapl) if create
            else h5py.h5f.open(name, h5py.h5f.ACC_RDWR, fapl=fapl))
-    f = h5py.File(fid)
+    return _capped(h5py.File(fid))
+
+
+def _open_part(path: Path):
+    """A finished part, read-only, with the writer's memory settings (:func:`open_hdf5`): without them the merge
+    kept every part's dataset headers cached (the merged 100k-sentence file's peak RSS rose from 313 to 407 MiB)."""
+    import h5py
+
+    return _capped(h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, fapl=_file_access())))
+
+
+def _file_access():
+    """The file access property list: objects closed with the file, datasets evicted from the cache on close."""
+    import h5py
+
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File's own: closing the file closes its objects
+    evict_on_close = _evict_on_close()
+    if evict_on_close is not None:
+        evict_on_close(fapl.id, True)
+    return fapl
+
+
+def _capped(f):
+    """``f`` with its metadata cache capped at 4 MiB."""
     config = f.id.get_mdc_config()
     config.set_initial_size = True
     config.max_size = config.initial_size = 4 * 2**20
@@ -402,13 +422,13 @@ class Partial:
         try:
             f = open_hdf5(safe, create=False)
             for rec in self.parts[1:]:
-                with h5py.File(self.dir / rec["file"], "r") as src:
+                with _open_part(self.dir / rec["file"]) as src:
                     if packed:
                         _append_packed(f, src)
-                    else:
+                    else:  # by value, not H5Ocopy: that held ~1 KiB per dataset copied until the file closed
                         for key in src.keys():
                             if key.isdigit():
-                                h5py.h5o.copy(src.id, key.encode(), f.id, key.encode())
+                                new_dataset(f, key, src[key][()])
                 if safe.error is not None:
                     break
             f.attrs["lines_done"] = total
