@@ -213,13 +213,17 @@ class Embedder:
             ``(start, array)``: the window's first word and its ``(layers, window words, 2D)`` array in ``dtype``,
             every window once, not in order.
         """
-        windows = [words[j : j + self.max_words] for j in range(0, len(words), self.max_words)]
+        windows = self._cut(words)
         for idx, vecs in self._window_batches(windows, cut=True):  # vecs: (layers, batch words, 2D)
             arr = vecs.cpu().numpy().astype(dtype, copy=False)
             del vecs
             a = np.concatenate([[0], np.cumsum([len(windows[i]) for i in idx])])  # first word of each window
             for j, i in enumerate(idx):
                 yield i * self.max_words, arr[:, a[j] : a[j + 1]]  # (layers, window words, 2D)
+
+    def _cut(self, words: list[str]) -> list[list[str]]:
+        """``words`` in windows of ``max_words`` (the last one shorter)."""
+        return [words[j : j + self.max_words] for j in range(0, len(words), self.max_words)]
 
     def _windows(self, sentences: list[list[str]]) -> tuple[list[list[str]], np.ndarray, np.ndarray, np.ndarray]:
         """Sentences longer than ``max_words`` cut into windows of that many words (each from a fresh state).
@@ -236,7 +240,7 @@ class Embedder:
             if len(s) <= self.max_words:
                 windows.append(s)
             else:
-                windows.extend(s[j : j + self.max_words] for j in range(0, len(s), self.max_words))
+                windows.extend(self._cut(s))
             owner.extend([k] * (len(windows) - len(owner)))
         starts = np.concatenate([[0], np.cumsum([len(w) for w in windows], dtype=np.int64)])  # per window
         offsets = np.concatenate([starts[first], starts[-1:]]).astype(np.int64)  # per sentence
@@ -456,7 +460,7 @@ def write_hdf5(
         """A chunk's lines ``index ..``, one dataset each, written as each batch is done (a line longer than
         ``max_words``: window by window into its dataset)."""
         short = [j for j, w in enumerate(words) if len(w) <= embedder.max_words]
-        for j in sorted(set(range(len(words))) - set(short)):
+        for j in (j for j, w in enumerate(words) if len(w) > embedder.max_words):
             shape = (len(words[j]), embedder.dim)  # (words, 2D) for top and average
             if layers == "all":
                 shape = (embedder.num_layers, *shape)  # (layers, words, 2D)

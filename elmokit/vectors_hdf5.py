@@ -170,7 +170,7 @@ def open_hdf5(safe: SafeFile, create: bool):
 
 def _open_part(path: Path):
     """A finished part, read-only, with the writer's memory settings (:func:`open_hdf5`): without them the merge
-    kept every part's dataset headers cached (the merged 100k-sentence file's peak RSS rose from 313 to 407 MiB)."""
+    keeps every part's dataset headers cached (merging 90k datasets by value: 89 MiB peak RSS, 65 with them)."""
     import h5py
 
     return _capped(h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, fapl=_file_access())))
