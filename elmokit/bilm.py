@@ -27,16 +27,14 @@ from torch import Tensor, nn
 
 from elmokit.checkpoint import atomic_dir, commit_dir, load_model, resolve_model_dir, versions, write_json
 from elmokit.errors import CheckpointError
-from elmokit.modules.lockstep import LockstepLSTMP, lockstep_key, supports_lockstep
 from elmokit.textfile import sha256_file
 from elmokit.vocab import EOS_ID, PAD_ID, Vocab
+from elmokit.wordvectors import POOLINGS, FrozenBiLM
 
 BUNDLE_FORMAT = "elmokit-bilm/1"
-POOLINGS = ("edges", "first", "last", "mean")
-LOCKSTEP_MAX_BATCH = 8  # rows up to which the two LMs run in lockstep (see BiLM._run_lms)
 
 
-class BiLM(nn.Module):
+class BiLM(FrozenBiLM):
     """A frozen, eval-mode pair of LMs that share one vocabulary.
 
     Args:
@@ -53,12 +51,8 @@ class BiLM(nn.Module):
         self.sha256 = sha256
         self.dim = forward_lm.output_dim  # D; every output layer is 2D wide
         self.num_layers = forward_lm.cfg.num_layers + 1
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> BiLM:  # the biLM stays in eval mode (no dropout) whatever its parent does
-        return super().train(False)
+        self._start_cache: dict[str, list] = {}  # per direction: the state after reading </s> from zero
+        self.freeze()
 
     # --- words → pieces -----------------------------------------------------------------------------------------
     def pieces(self, sentences: list[list[str]]) -> list[list[list[int]]]:
@@ -76,44 +70,27 @@ class BiLM(nn.Module):
             out.append(words)
         return out
 
-    @torch.no_grad()
-    def encode_rows(self, rows: list[list[list[str]]], pooling: str = "edges",
-                    pieces: list[list[list[list[int]]]] | None = None) -> list[list[Tensor]]:
-        """Run both LMs over rows of sentences and pool per word.
-
-        A row is one sequence ``</s> s1 </s> s2 </s> ... </s>``: with one sentence per row every sentence starts
-        from a zero state; a row holding a whole document carries the context across its sentences (the forward
-        LM from the left, the backward LM from the right).
-
-        Args:
-            rows: ``batch`` rows, each a list of sentences, each a list of words.
-            pooling: ``edges`` | ``first`` | ``last`` | ``mean``.
-            pieces: the rows already encoded by :meth:`pieces` (per row, per sentence, per word), if at hand.
-
-        Returns:
-            Per row, per sentence, a tensor ``(layers, words, 2D)``.
-        """
-        words = self.encode_words(rows, pooling, pieces)  # (layers, N, 2D)
-        out, k = [], 0
-        for row in rows:
-            row_out = []
-            for sent in row:
-                row_out.append(words[:, k : k + len(sent)])  # (layers, words, 2D)
-                k += len(sent)
-            out.append(row_out)
-        return out
+    def sequence_lengths(self, pieces: list[list[list[int]]]) -> list[int]:
+        """Positions each sentence of :meth:`pieces` takes in a row: its pieces and the two ``</s>``."""
+        return [sum(len(w) for w in p) + 2 for p in pieces]
 
     @torch.no_grad()
     def encode_words(self, rows: list[list[list[str]]], pooling: str = "edges",
                      pieces: list[list[list[list[int]]]] | None = None) -> Tensor:
-        """:meth:`encode_rows` with every word of every row back to back, in order (rows, sentences, words).
+        """Both LMs over rows of sentences (see :meth:`FrozenBiLM.encode_rows`), pooled per word, every word of
+        every row back to back, in order (rows, sentences, words).
+
+        Args:
+            rows: ``batch`` rows, each a list of sentences, each a list of words.
+            pooling: ``edges`` | ``first`` | ``last`` | ``mean`` (see the module docstring).
+            pieces: the rows already encoded by :meth:`pieces` (per row, per sentence, per word), if at hand.
 
         Returns:
             ``(layers, N, 2D)`` for the ``N`` words of all rows.
         """
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        device = self.forward_lm.embedding.weight.device
+        device = self.device
         if not any(len(sent) for row in rows for sent in row):
             return torch.zeros(self.num_layers, 0, 2 * self.dim, device=device)
         seqs, spans = [], []  # spans[r][s] = [(first, last) piece positions of each word]
@@ -173,25 +150,12 @@ class BiLM(nn.Module):
             Per direction, per layer (the embedding first) ``(L, batch, D)``.
         """
         f_state, b_state = self._start_state("forward", batch), self._start_state("backward", batch)
-        # On a CPU with 2+ threads, a small batch runs both LSTMP stacks as one (modules/lockstep.py): one
-        # sentence takes ~0.75x as long. From ~10 rows on, each LM's own products split well over the threads and
-        # one LM after the other is ~10% faster (scripts/bench_embed.py measures both).
-        small = batch <= LOCKSTEP_MAX_BATCH and torch.get_num_threads() >= 2
-        if not small or fwd_ids.device.type != "cpu" or not supports_lockstep(self.forward_lm, self.backward_lm):
-            return self.forward_lm.encode(fwd_ids, f_state)[0], self.backward_lm.encode(bwd_ids, b_state)[0]
-        key = lockstep_key(self.forward_lm, self.backward_lm)
-        if getattr(self, "_lockstep", None) is None or self._lockstep.key != key:
-            self._lockstep = LockstepLSTMP(self.forward_lm, self.backward_lm)
-        emb = torch.stack([self.forward_lm.embedding(fwd_ids.t()), self.backward_lm.embedding(bwd_ids.t())])  # (2, L, B, D)
-        state = [(torch.stack([fs[0], bs[0]]), torch.stack([fs[1], bs[1]])) for fs, bs in zip(f_state, b_state)]
-        outs = self._lockstep.run(emb, state)  # per layer (2, L, B, D)
-        layers = [emb, *outs]
-        return [t[0] for t in layers], [t[1] for t in layers]
+        f_emb, b_emb = self.forward_lm.embedding(fwd_ids.t()), self.backward_lm.embedding(bwd_ids.t())  # (L, B, D)
+        f_out, b_out = self.run_stacks(self.forward_lm.rnn, self.backward_lm.rnn, f_emb, b_emb, f_state, b_state)
+        return [f_emb, *f_out], [b_emb, *b_out]
 
     def _start_state(self, direction: str, batch: int) -> list:
         """The state each LM is in after reading ``</s>`` from zero, for ``batch`` rows (computed once)."""
-        if not hasattr(self, "_start_cache"):
-            self._start_cache = {}
         if direction not in self._start_cache:
             lm = self.forward_lm if direction == "forward" else self.backward_lm
             eos = torch.tensor([[EOS_ID]], device=lm.embedding.weight.device)
@@ -209,34 +173,6 @@ class BiLM(nn.Module):
                     fv.append(f_all[first - 1 : last, :, b].mean(0))  # (layers, D)
                     rv.append(r_all[n - 2 - last : n - 1 - first, :, b].mean(0))
         return torch.stack(fv), torch.stack(rv)
-
-    def forward(self, sentences: list[list[str]], pooling: str = "edges") -> tuple[Tensor, Tensor]:
-        """Layer-wise word vectors for a batch of tokenized sentences, each from a zero state.
-
-        Args:
-            sentences: ``batch`` lists of words (empty lists allowed).
-            pooling: ``edges`` | ``first`` | ``last`` | ``mean`` (see the module docstring).
-
-        Returns:
-            ``(vectors, mask)``: ``vectors`` of shape ``(batch, layers, words, 2D)`` (zeros past each sentence's
-            end), ``mask`` bool ``(batch, words)``.
-        """
-        device = self.forward_lm.embedding.weight.device
-        W = max((len(s) for s in sentences), default=0)
-        out = torch.zeros(len(sentences), self.num_layers, W, 2 * self.dim, device=device)
-        mask = torch.zeros(len(sentences), W, dtype=torch.bool, device=device)
-        for b, (v,) in enumerate(self.encode_rows([[s] for s in sentences], pooling)):
-            out[b, :, : v.shape[1]] = v
-            mask[b, : v.shape[1]] = True
-        return out, mask
-
-    def document(self, sentences: list[list[str]], pooling: str = "edges") -> list[Tensor]:
-        """Document mode: the sentences of one document in one pass, context carried across them.
-
-        Returns:
-            One ``(layers, words, 2D)`` tensor per sentence.
-        """
-        return self.encode_rows([sentences], pooling)[0]
 
 
 def _check_pair(fwd_manifest: dict, bwd_manifest: dict, fwd_cfg, bwd_cfg, fwd_path: str, bwd_path: str) -> None:

@@ -255,7 +255,7 @@ class Embedder:
         whatever ``batch_tokens`` says; a window of 1,000 words is longer than the default budget, and one window
         per batch ran ~10x slower than sixteen (one LSTM step per piece either way)."""
         pieces = self.bilm.pieces(windows)  # one sentencepiece call for all of them
-        lengths = [sum(len(w) for w in p) + 2 for p in pieces]
+        lengths = self.bilm.sequence_lengths(pieces)
         budget = max(self.batch_tokens, ROW_MULTIPLE * max(lengths, default=0)) if cut else self.batch_tokens
         for idx in self._batches(lengths, budget):
             yield idx, self.bilm.encode_words([[windows[i]] for i in idx], self.pooling, [[pieces[i]] for i in idx])

@@ -179,9 +179,9 @@ def main() -> None:
         one = "The old farmer sees many cats near the quiet river today ."
         emb.embed_sentences([one])
         single_ms = median_ms(lambda: emb.embed_sentences([one]), reps)
-        import elmokit.bilm
+        import elmokit.wordvectors
 
-        elmokit.bilm.LOCKSTEP_MAX_BATCH = 0  # the same sentence with the two LMs one after the other
+        elmokit.wordvectors.LOCKSTEP_MAX_BATCH = 0  # the same sentence with the two LMs one after the other
         single_seq_ms = median_ms(lambda: emb.embed_sentences([one]), reps)
 
         small_text = write_sentences(tmp / "s10k.txt", n_small, 1)

@@ -25,7 +25,7 @@ def lm_schedule(request, monkeypatch):
     if request.param == "lockstep":
         torch.set_num_threads(2)
     else:
-        monkeypatch.setattr("elmokit.bilm.LOCKSTEP_MAX_BATCH", 0)
+        monkeypatch.setattr("elmokit.wordvectors.LOCKSTEP_MAX_BATCH", 0)
     yield request.param
     torch.set_num_threads(threads)
 

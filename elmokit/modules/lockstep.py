@@ -15,33 +15,33 @@ copied once, stacked and transposed into the layout the products want.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from elmokit.modules.lstmp import frozen_weights_key
+from elmokit.modules.recurrent import RecurrentStack
 
 
-def supports_lockstep(forward_lm: nn.Module, backward_lm: nn.Module) -> bool:
-    """Whether both LMs are LSTMP stacks that :class:`LockstepLSTMP` can run (the biLM has checked the shapes): the
-    same clipping too, which the lockstep loop applies to both."""
-    clips = {(lm.rnn.cell_clip, lm.rnn.proj_clip) for lm in (forward_lm, backward_lm)}
-    return len(clips) == 1 and all(
-        lm.rnn.cell == "lstm" and lm.rnn.proj_size and lm.rnn.impl != "torch" for lm in (forward_lm, backward_lm))
+def supports_lockstep(forward: RecurrentStack, backward: RecurrentStack) -> bool:
+    """Whether both recurrent stacks are LSTMP stacks that :class:`LockstepLSTMP` can run (the biLM has checked the
+    shapes): the same clipping and residual connections too, which the lockstep loop applies to both."""
+    kinds = {(s.cell_clip, s.proj_clip, s.residual) for s in (forward, backward)}
+    return len(kinds) == 1 and all(s.cell == "lstm" and s.proj_size and s.impl != "torch" for s in (forward, backward))
 
 
 class LockstepLSTMP:
-    """Stacked, transposed copies of two LMs' LSTMP weights, and the loop that runs both.
+    """Stacked, transposed copies of two LSTMP stacks' weights, and the loop that runs both.
 
     Args:
-        forward_lm, backward_lm: :class:`~elmokit.lm.LanguageModel` of the same shape, in eval mode.
+        forward, backward: the two directions' :class:`~elmokit.modules.recurrent.RecurrentStack` (same shape).
     """
 
-    def __init__(self, forward_lm: nn.Module, backward_lm: nn.Module) -> None:
-        self.residual = forward_lm.rnn.residual
-        self.cell_clip, self.proj_clip = forward_lm.rnn.cell_clip, forward_lm.rnn.proj_clip
-        self.key = lockstep_key(forward_lm, backward_lm)
+    def __init__(self, forward: RecurrentStack, backward: RecurrentStack) -> None:
+        self.residual = forward.residual
+        self.cell_clip, self.proj_clip = forward.cell_clip, forward.proj_clip
+        self.key = lockstep_key(forward, backward)
         self.layers: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
         with torch.no_grad():
-            for lf, lb in zip(forward_lm.rnn.layers, backward_lm.rnn.layers):
+            for lf, lb in zip(forward.layers, backward.layers):
                 pair = (lf, lb)
                 self.layers.append((
                     torch.stack([m.weight_ih_l0.t() for m in pair]).contiguous(),  # (2, I, 4H)
@@ -94,6 +94,6 @@ class LockstepLSTMP:
         return outputs
 
 
-def lockstep_key(forward_lm: nn.Module, backward_lm: nn.Module) -> tuple:
+def lockstep_key(forward: RecurrentStack, backward: RecurrentStack) -> tuple:
     """Identifies the two stacks' current weights (see :func:`~elmokit.modules.lstmp.frozen_weights_key`)."""
-    return frozen_weights_key([p for lm in (forward_lm, backward_lm) for p in lm.rnn.parameters()])
+    return frozen_weights_key([p for s in (forward, backward) for p in s.parameters()])

@@ -17,7 +17,7 @@ def _pair(seed: int = 0, **clips):
 @pytest.mark.parametrize("clips", [{}, {"cell_clip": 0.3, "proj_clip": 0.05}])  # small bounds: many entries clip
 def test_lockstep_equals_each_lm_alone(clips):
     fwd, bwd = _pair(**clips)
-    assert supports_lockstep(fwd, bwd)
+    assert supports_lockstep(fwd.rnn, bwd.rnn)
     T, B = 7, 3
     ids_f, ids_b = torch.randint(0, 50, (B, T)), torch.randint(0, 50, (B, T))
     st_f = [(torch.randn(B, 32), torch.randn(B, 64)) for _ in range(2)]
@@ -27,7 +27,7 @@ def test_lockstep_equals_each_lm_alone(clips):
         want_b, _ = bwd.encode(ids_b, st_b)
         x = torch.stack([fwd.embedding(ids_f.t()), bwd.embedding(ids_b.t())])  # (2, T, B, D)
         state = [(torch.stack([f[0], b[0]]), torch.stack([f[1], b[1]])) for f, b in zip(st_f, st_b)]
-        got = LockstepLSTMP(fwd, bwd).run(x, state)
+        got = LockstepLSTMP(fwd.rnn, bwd.rnn).run(x, state)
     assert len(got) == 2
     for k, out in enumerate(got):
         assert out.shape == (2, T, B, 32)
@@ -38,14 +38,14 @@ def test_lockstep_equals_each_lm_alone(clips):
 def test_lockstep_only_for_the_same_clipping():
     fwd, _ = _pair(cell_clip=3.0)
     _, bwd = _pair()
-    assert not supports_lockstep(fwd, bwd)
+    assert not supports_lockstep(fwd.rnn, bwd.rnn)
 
 
 @pytest.mark.parametrize("cell, proj", [("gru", 0), ("lstm", 0)])
 def test_lockstep_only_for_lstmp(cell, proj):
     fwd, bwd = _pair()
     fwd.rnn = RecurrentStack(cell, 32, 64, 2, proj)
-    assert not supports_lockstep(fwd, bwd)
+    assert not supports_lockstep(fwd.rnn, bwd.rnn)
 
 
 @pytest.mark.parametrize("frozen", [False, True])

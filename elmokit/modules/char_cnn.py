@@ -1,0 +1,76 @@
+"""The original ELMo's token encoder: a word's characters through a CNN, highways and a projection.
+
+As in bilm-tf and AllenNLP's ``_ElmoCharacterEncoder`` (and ELMoForManyLangs' ``ConvTokenEmbedder``): each
+character id is embedded; one 1-d convolution per filter width slides over the ``max_chars`` positions; each
+filter keeps its maximum over the positions, then the activation (relu or tanh); the filters' outputs are
+concatenated and pass through highway layers; an optional word embedding is concatenated in front (ELMoForManyLangs);
+a linear projection gives the token vector. The highways are in AllenNLP's form::
+
+    [n; g] = x W + b        (W: (2F, F), n the nonlinear half, g the gate)
+    x <- σ(g) * x + (1 - σ(g)) * relu(n)
+
+(bilm-tf's ``σ(x W_carry + b_carry)`` gates the *transform*; :mod:`elmokit.import_elmo` negates its carry
+weights to fit this form.)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+ACTIVATIONS = ("relu", "tanh")
+
+
+class CharCNN(nn.Module):
+    """Character ids of words → token vectors.
+
+    Args:
+        num_chars: rows of the character embedding (ids ``0 .. num_chars - 1``).
+        char_dim: width of a character embedding.
+        filters: ``(width, count)`` per convolution; their counts add up to ``F``.
+        num_highway: highway layers over the ``F`` filter outputs.
+        output_dim: width of the token vector (the projection's output).
+        activation: of the convolutions, ``relu`` or ``tanh`` (the highways always use relu).
+        word_vocab: rows of an optional word embedding concatenated before the projection (0 = none).
+        word_dim: its width.
+    """
+
+    def __init__(self, num_chars: int, char_dim: int, filters: list[tuple[int, int]], num_highway: int,
+                 output_dim: int, activation: str = "relu", word_vocab: int = 0, word_dim: int = 0) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
+        self.char_embedding = nn.Embedding(num_chars, char_dim)
+        self.convolutions = nn.ModuleList(nn.Conv1d(char_dim, count, width) for width, count in filters)
+        self.num_filters = sum(count for _, count in filters)
+        self.highways = nn.ModuleList(nn.Linear(self.num_filters, 2 * self.num_filters) for _ in range(num_highway))
+        self.word_embedding = nn.Embedding(word_vocab, word_dim) if word_vocab else None
+        self.projection = nn.Linear(self.num_filters + (word_dim if word_vocab else 0), output_dim)
+        self.output_dim = output_dim
+        self.max_width = max((width for width, _ in filters), default=1)
+
+    def forward(self, chars: Tensor, words: Tensor | None = None) -> Tensor:
+        """Token vectors.
+
+        Args:
+            chars: ``(N, max_chars)`` character ids of ``N`` words (``max_chars`` ≥ the widest filter).
+            words: ``(N,)`` word ids, when the encoder has a word embedding.
+
+        Returns:
+            ``(N, output_dim)``.
+        """
+        emb = self.char_embedding(chars).transpose(1, 2)  # (N, max_chars, char_dim) -> (N, char_dim, max_chars)
+        act = torch.relu if self.activation == "relu" else torch.tanh
+        # each convolution: (N, count, max_chars - width + 1), its maximum over positions: (N, count)
+        h = torch.cat([act(conv(emb).amax(-1)) for conv in self.convolutions], -1)  # (N, F)
+        for layer in self.highways:
+            nonlinear, gate = layer(h).chunk(2, -1)  # (N, 2F) -> two (N, F)
+            gate = torch.sigmoid(gate)
+            h = gate * h + (1 - gate) * F.relu(nonlinear)
+        if self.word_embedding is not None:
+            if words is None:
+                raise ValueError("this encoder has a word embedding: pass the word ids")
+            h = torch.cat([self.word_embedding(words), h], -1)  # (N, word_dim + F)
+        return self.projection(h)  # (N, output_dim)

@@ -1,0 +1,137 @@
+"""What every frozen biLM gives its users, whatever its token encoder: layer-wise word vectors of rows, batches and
+documents (``FrozenBiLM``), and the one way its two recurrent stacks are run.
+
+A biLM subclass sets ``num_layers``, ``dim`` (``D``; every output layer is ``2D`` wide), ``sha256``, ``vocab`` (with
+a ``sha256``) and implements ``pieces`` (the per-word units it reads, computed once for many sentences),
+``sequence_lengths`` (positions a sentence takes, for batching) and ``encode_words``. The two kinds are
+:class:`elmokit.bilm.BiLM` (sentencepiece pieces pooled to words) and :class:`elmokit.charbilm.CharBiLM` (one
+position per word, from its characters: the original ELMo).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from elmokit.modules.lockstep import LockstepLSTMP, lockstep_key, supports_lockstep
+from elmokit.modules.recurrent import RecurrentStack, State
+
+POOLINGS = ("edges", "first", "last", "mean")
+LOCKSTEP_MAX_BATCH = 8  # rows up to which the two directions run in lockstep (see FrozenBiLM.run_stacks)
+
+
+class FrozenBiLM(nn.Module):
+    """Base of the frozen, eval-mode biLMs (no parameter requires grad; no dropout whatever the parent does)."""
+
+    supports_stateful = False  # whether encode_words can carry the state across calls (a CarriedState)
+    num_layers: int
+    dim: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lockstep: LockstepLSTMP | None = None  # stacked weights of the two directions, made on first use
+
+    def freeze(self) -> None:
+        """Called by a subclass once its modules exist."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FrozenBiLM:  # the biLM stays in eval mode (no dropout)
+        return super().train(False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def pieces(self, sentences: list[list[str]]) -> list:
+        raise NotImplementedError
+
+    def sequence_lengths(self, pieces: list) -> list[int]:
+        raise NotImplementedError
+
+    def encode_words(self, rows: list[list[list[str]]], pooling: str = "edges", pieces: list | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def run_stacks(self, forward: RecurrentStack, backward: RecurrentStack, x_f: Tensor, x_b: Tensor,
+                   f_state: State | None, b_state: State | None) -> tuple[list[Tensor], list[Tensor]]:
+        """The two recurrent stacks over their inputs.
+
+        On a CPU with 2+ threads, a small batch runs both LSTMP stacks as one (:mod:`elmokit.modules.lockstep`): one
+        sentence takes ~0.75x as long. From ~10 rows on, each stack's own products split well over the threads and
+        one after the other is ~10% faster (``scripts/bench_embed.py`` measures both).
+
+        Args:
+            x_f, x_b: ``(L, B, I)`` each direction's inputs, time-major.
+            f_state, b_state: their start states (``None``: zeros).
+
+        Returns:
+            Per direction, per recurrent layer, ``(L, B, D)``.
+        """
+        B = x_f.shape[1]
+        small = B <= LOCKSTEP_MAX_BATCH and torch.get_num_threads() >= 2
+        if not small or x_f.device.type != "cpu" or not supports_lockstep(forward, backward):
+            return forward(x_f, f_state)[0], backward(x_b, b_state)[0]
+        key = lockstep_key(forward, backward)
+        if self._lockstep is None or self._lockstep.key != key:
+            self._lockstep = LockstepLSTMP(forward, backward)
+        f_state = f_state or forward.init_state(B, x_f.device, x_f.dtype)
+        b_state = b_state or backward.init_state(B, x_b.device, x_b.dtype)
+        state = [(torch.stack([fs[0], bs[0]]), torch.stack([fs[1], bs[1]])) for fs, bs in zip(f_state, b_state)]
+        outs = self._lockstep.run(torch.stack([x_f, x_b]), state)  # per layer (2, L, B, D)
+        return [t[0] for t in outs], [t[1] for t in outs]
+
+    @torch.no_grad()
+    def encode_rows(self, rows: list[list[list[str]]], pooling: str = "edges",
+                    pieces: list | None = None) -> list[list[Tensor]]:
+        """Run both directions over rows of sentences, word vectors per sentence.
+
+        A row is one sequence of sentences: with one sentence per row every sentence starts from a fresh state; a
+        row holding a whole document carries the context across its sentences (the forward LM from the left, the
+        backward LM from the right).
+
+        Args:
+            rows: ``batch`` rows, each a list of sentences, each a list of words.
+            pooling: ``edges`` | ``first`` | ``last`` | ``mean`` (how a word's pieces give its vector).
+            pieces: the rows already encoded by :meth:`pieces` (per row, per sentence), if at hand.
+
+        Returns:
+            Per row, per sentence, a tensor ``(layers, words, 2D)``.
+        """
+        words = self.encode_words(rows, pooling, pieces)  # (layers, N, 2D)
+        out, k = [], 0
+        for row in rows:
+            row_out = []
+            for sent in row:
+                row_out.append(words[:, k : k + len(sent)])  # (layers, words, 2D)
+                k += len(sent)
+            out.append(row_out)
+        return out
+
+    def forward(self, sentences: list[list[str]], pooling: str = "edges") -> tuple[Tensor, Tensor]:
+        """Layer-wise word vectors for a batch of tokenized sentences, each from a fresh state.
+
+        Args:
+            sentences: ``batch`` lists of words (empty lists allowed).
+            pooling: ``edges`` | ``first`` | ``last`` | ``mean``.
+
+        Returns:
+            ``(vectors, mask)``: ``vectors`` of shape ``(batch, layers, words, 2D)`` (zeros past each sentence's
+            end), ``mask`` bool ``(batch, words)``.
+        """
+        device = self.device
+        W = max((len(s) for s in sentences), default=0)
+        out = torch.zeros(len(sentences), self.num_layers, W, 2 * self.dim, device=device)
+        mask = torch.zeros(len(sentences), W, dtype=torch.bool, device=device)
+        for b, (v,) in enumerate(self.encode_rows([[s] for s in sentences], pooling)):
+            out[b, :, : v.shape[1]] = v
+            mask[b, : v.shape[1]] = True
+        return out, mask
+
+    def document(self, sentences: list[list[str]], pooling: str = "edges") -> list[Tensor]:
+        """Document mode: the sentences of one document in one pass, context carried across them.
+
+        Returns:
+            One ``(layers, words, 2D)`` tensor per sentence.
+        """
+        return self.encode_rows([sentences], pooling)[0]
