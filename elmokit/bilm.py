@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from elmokit.charbilm import CHAR_BUNDLE_FORMAT, load_char_bilm
 from elmokit.checkpoint import atomic_dir, commit_dir, load_model, resolve_model_dir, versions, write_json
 from elmokit.errors import CheckpointError
 from elmokit.textfile import sha256_file
@@ -200,8 +201,9 @@ def _check_pair(fwd_manifest: dict, bwd_manifest: dict, fwd_cfg, bwd_cfg, fwd_pa
         )
 
 
-def load_bilm(path: str | Path, backward: str | Path | None = None, device: str = "cpu") -> BiLM:
-    """Load a biLM from a bundle directory (``elmokit bundle``), or from a forward and a backward model directory.
+def load_bilm(path: str | Path, backward: str | Path | None = None, device: str = "cpu") -> FrozenBiLM:
+    """Load a biLM from a bundle directory (``elmokit bundle``, or ``elmokit import-elmo``'s character biLM), or
+    from a forward and a backward model directory.
 
     Raises:
         CheckpointError: a pair whose directions, vocabularies or shapes do not fit; missing or corrupt files.
@@ -216,6 +218,8 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except ValueError as e:
             raise CheckpointError(f"{manifest_path}: unreadable ({e}); the bundle is corrupt") from None
+        if manifest.get("format") == CHAR_BUNDLE_FORMAT:  # an imported ELMo (elmokit import-elmo)
+            return load_char_bilm(p, manifest, device)
         if manifest.get("format") != BUNDLE_FORMAT:
             raise CheckpointError(f"{path}: format {manifest.get('format')!r} is not a biLM bundle ({BUNDLE_FORMAT}); "
                                   f"pass a bundle, or a forward and a backward model")

@@ -24,7 +24,7 @@ from elmokit.errors import CheckpointError
 
 BOS_CHAR, EOS_CHAR, BOW_CHAR, EOW_CHAR, PAD_CHAR = 256, 257, 258, 259, 260
 LEXICON_SPECIALS = ("<oov>", "<pad>", "<bow>", "<eow>", "<bos>", "<eos>")
-WORD_SPECIALS = ("<oov>", "<pad>", "<bos>", "<eos>")
+WORD_SPECIALS = ("<oov>", "<pad>")
 
 
 class ElmoBytes:

@@ -52,6 +52,7 @@ def main() -> None:
       elmokit evaluate runs/fwd --corpus test.txt              full-softmax perplexity, per subword and per word
       elmokit generate runs/fwd --prompt "The"                 sample text, a sanity check
       elmokit bundle runs/fwd runs/bwd --out runs/bilm          pair them into a frozen biLM
+      elmokit import-elmo options.json weights.hdf5 --out elmo  or bring the original ELMo (bilm-tf, ELMoForManyLangs)
       elmokit embed runs/bilm sentences.txt vectors.hdf5       layer-wise word vectors to HDF5
       elmokit train-tagger recipes/tasks/ewt-upos.yaml          BiLSTM-CRF tagger on the scalar mix
       elmokit train-classifier recipes/tasks/nsmc.yaml          BiLSTM sentence classifier on the scalar mix
@@ -220,15 +221,19 @@ def bundle(forward, backward, out):
               help="Lines per resumable part (0: 10,000 for allennlp, 1,000 for packed); a kill loses at most one.")
 @click.option("--backward", type=click.Path(), default=None,
               help="Backward model directory, when MODEL is a forward model rather than a bundle.")
+@click.option("--stateful", is_flag=True,
+              help="Imported ELMo only: carry the LSTM state from batch to batch, row by row, as bilm-tf and "
+                   "AllenNLP do (their exact numbers; vectors then depend on order and --batch-size).")
+@click.option("--batch-size", default=64, show_default=True, help="Sentences per batch with --stateful (AllenNLP's).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def embed(model, input_file, output, layers, dtype, layout, batch_tokens, pooling, tokenized, resume, overwrite,
-          chunk_lines, backward, quiet):
+          chunk_lines, backward, stateful, batch_size, quiet):
     """Write contextual vectors of every sentence of INPUT into OUTPUT (HDF5).
 
-    MODEL is a biLM bundle (`elmokit bundle`). Each line of INPUT is a sentence of whitespace-separated words; an
-    empty line gives a sentence of zero words. Each sentence is embedded from a fresh state, so its vectors do not
-    depend on its neighbours or its batch. The file is written in parts under OUTPUT.partial/ and becomes OUTPUT
+    MODEL is a biLM bundle (`elmokit bundle`, or `elmokit import-elmo` for the original ELMo). Each line of INPUT is
+    a sentence of whitespace-separated words; an empty line gives a sentence of zero words. Each sentence is
+    embedded from a fresh state, so its vectors do not depend on its neighbours or its batch (unless --stateful). The file is written in parts under OUTPUT.partial/ and becomes OUTPUT
     only when complete and verified; after a kill or a full disk, --resume continues from the last whole part.
     An existing OUTPUT is kept unless --overwrite.
 
@@ -238,10 +243,55 @@ def embed(model, input_file, output, layers, dtype, layout, batch_tokens, poolin
     from elmokit.malloc import keep_freed_memory
 
     keep_freed_memory()  # each chunk's output buffers come from reused memory, not fresh page faults
-    emb = Embedder(model, backward, pooling=pooling, batch_tokens=batch_tokens)
+    emb = Embedder(model, backward, pooling=pooling, batch_tokens=batch_tokens, stateful=stateful,
+                   batch_size=batch_size)
     path = emb.embed_file(input_file, output, layers=layers, dtype=dtype, layout=layout, tokenized=tokenized,
                           resume=resume, progress=not quiet, overwrite=overwrite, chunk_lines=chunk_lines)
     click.echo(f"wrote {path}")
+
+
+@main.command("import-elmo")
+@click.argument("source", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="The biLM bundle directory to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (once the new one is complete).")
+@friendly_errors
+def import_elmo(source, out, overwrite):
+    """Import a published ELMo as an elmokit biLM bundle, usable by every command that takes a biLM.
+
+    \b
+    SOURCE is either
+      OPTIONS.json WEIGHTS.hdf5   bilm-tf / AllenNLP files (e.g. the English ELMo of Peters et al.), or
+      MODEL_DIR                   an ELMoForManyLangs model directory (config.json, char.dic, word.dic,
+                                  token_embedder.pkl, encoder.pkl)
+
+    The bundle records the source files' sha256. Options the format does not allow and weights that do not fit
+    them are refused. Then, for instance:
+
+    \b
+      elmokit embed BILM sentences.txt vectors.hdf5              each sentence from a fresh state
+      elmokit embed BILM sentences.txt vectors.hdf5 --stateful   bilm-tf's / AllenNLP's numbers
+    """
+    from pathlib import Path
+
+    from elmokit.errors import ElmokitError
+
+    if Path(out).exists() and not overwrite:
+        raise ElmokitError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
+    if len(source) == 2:
+        from elmokit.import_elmo import import_bilm_tf
+
+        path = import_bilm_tf(source[0], source[1], out)
+    elif len(source) == 1:
+        from elmokit.import_elmo import import_manylangs
+
+        path = import_manylangs(source[0], out)
+    else:
+        raise ElmokitError(f"expected OPTIONS.json WEIGHTS.hdf5 or one ELMoForManyLangs directory, got {len(source)} "
+                           f"paths")
+    from elmokit.bilm import load_bilm
+
+    bilm = load_bilm(path)
+    click.echo(f"wrote {path}: {bilm.num_layers} layers of {2 * bilm.dim}")
 
 
 def _train(task: str, config, out, resume, overwrite, quiet, overrides) -> None:

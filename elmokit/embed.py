@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,23 +59,46 @@ class Embedder:
         batch_tokens: pieces per batch (padded size) when embedding many sentences; sentences are sorted by their
             number of pieces first, so little is padding.
         max_words: longer sentences are embedded in windows of this many words (memory stays bounded).
+        stateful: bilm-tf's and AllenNLP's way, for their exact numbers (character biLMs imported by
+            ``elmokit import-elmo`` only): sentences go in input order, ``batch_size`` per batch, and row ``r`` of a
+            batch starts from the state row ``r`` of the previous batch left (no windows: ``max_words`` is
+            ignored). Vectors then depend on the order and the batch size; :meth:`reset_state` starts over.
+        batch_size: sentences per batch in stateful mode (AllenNLP's ``elmo`` command uses 64).
     """
 
     def __init__(self, model: str | Path, backward: str | Path | None = None, device: str = "cpu",
-                 pooling: str = "edges", batch_tokens: int = 1000, max_words: int = 1000) -> None:
+                 pooling: str = "edges", batch_tokens: int = 1000, max_words: int = 1000, stateful: bool = False,
+                 batch_size: int = 64) -> None:
         from elmokit.bilm import load_bilm
 
-        self.bilm = load_bilm(model, backward, device)
-        self.pooling = pooling
-        self.batch_tokens = batch_tokens
-        self.max_words = max_words
+        self._setup(load_bilm(model, backward, device), pooling, batch_tokens, max_words, stateful, batch_size)
 
     @classmethod
-    def from_bilm(cls, bilm, pooling: str = "edges", batch_tokens: int = 1000, max_words: int = 1000) -> Embedder:
-        """An embedder around an already loaded :class:`~elmokit.bilm.BiLM`."""
+    def from_bilm(cls, bilm, pooling: str = "edges", batch_tokens: int = 1000, max_words: int = 1000,
+                  stateful: bool = False, batch_size: int = 64) -> Embedder:
+        """An embedder around an already loaded biLM (:func:`elmokit.bilm.load_bilm`)."""
         self = cls.__new__(cls)
-        self.bilm, self.pooling, self.batch_tokens, self.max_words = bilm, pooling, batch_tokens, max_words
+        self._setup(bilm, pooling, batch_tokens, max_words, stateful, batch_size)
         return self
+
+    def _setup(self, bilm, pooling: str, batch_tokens: int, max_words: int, stateful: bool, batch_size: int) -> None:
+        if stateful and not bilm.supports_stateful:
+            raise ElmokitError("stateful mode is for character biLMs imported by `elmokit import-elmo` (bilm-tf's "
+                               "and AllenNLP's way); elmokit's own biLMs embed each sentence from a fresh state")
+        if batch_size < 1:
+            raise ElmokitError(f"batch size must be >= 1, got {batch_size}")
+        self.bilm, self.pooling, self.batch_tokens = bilm, pooling, batch_tokens
+        self.max_words = sys.maxsize if stateful else max_words
+        self.stateful, self.batch_size = stateful, batch_size
+        self.carry = None
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Stateful mode: forget the carried state (the next batch starts from zeros, as a fresh AllenNLP model)."""
+        if self.stateful:
+            from elmokit.charbilm import CarriedState
+
+            self.carry = CarriedState()
 
     @property
     def num_layers(self) -> int:
@@ -254,6 +278,11 @@ class Embedder:
         ``cut`` (windows of sentences longer than ``max_words``): a batch holds up to ``ROW_MULTIPLE`` windows
         whatever ``batch_tokens`` says; a window of 1,000 words is longer than the default budget, and one window
         per batch ran ~10x slower than sixteen (one LSTM step per piece either way)."""
+        if self.carry is not None:  # stateful: in input order, batch_size at a time, the state carried
+            for a in range(0, len(windows), self.batch_size):
+                idx = list(range(a, min(a + self.batch_size, len(windows))))
+                yield idx, self.bilm.encode_words([[windows[i]] for i in idx], self.pooling, carry=self.carry)
+            return
         pieces = self.bilm.pieces(windows)  # one sentencepiece call for all of them
         lengths = self.bilm.sequence_lengths(pieces)
         budget = max(self.batch_tokens, ROW_MULTIPLE * max(lengths, default=0)) if cut else self.batch_tokens
@@ -423,12 +452,15 @@ def write_hdf5(
     # batch, so its chunks can be larger: they are the window sentences are sorted in, and larger means less padding
     if chunk_lines <= 0:
         chunk_lines = 1000 if layout == "packed" else 10_000
+    if embedder.stateful:  # a chunk is whole batches, so the batches are the same however the file is cut
+        chunk_lines = -(-chunk_lines // embedder.batch_size) * embedder.batch_size
     packed = layout == "packed"
     options = {
         "input_sha256": sha256_file(inp), "model_sha256": embedder.bilm.sha256,
         "vocab_sha256": embedder.bilm.vocab.sha256, "layers": layers, "layout": layout, "dtype": dtype,
         "pooling": embedder.pooling, "tokenized": tokenized, "chunk_lines": chunk_lines,
-        "max_words": embedder.max_words,
+        "max_words": embedder.max_words, "stateful": embedder.stateful,
+        "batch_size": embedder.batch_size if embedder.stateful else 0,
     }
     if overwrite and not resume:
         shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
@@ -496,10 +528,12 @@ def write_hdf5(
     chunks_written = 0
     index = 0
     for chunk in _chunks(read_sentences(inp, tokenized), chunk_lines):
+        words = [w for _, w, _ in chunk]
         if index + len(chunk) <= done:  # already written before the kill
+            if embedder.stateful:  # replayed (not written) to rebuild the state the next chunk starts from
+                embedder.embed_packed(words)
             index += len(chunk)
             continue
-        words = [w for _, w, _ in chunk]
         first = index == 0
         estimate = (sum(len(w) for w in words) * row_bytes + 1024 * len(words)
                     + (len(s2i) if first and s2i is not None else 0))

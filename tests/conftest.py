@@ -48,3 +48,22 @@ def tiny_pair(corpus, vocab_path, tmp_path_factory) -> dict[str, Path]:
     fwd = pretrain(None, "forward", d / "fwd", ov, progress=False)
     bwd = pretrain(None, "backward", d / "bwd", ov, progress=False)
     return {"forward": fwd, "backward": bwd, "bundle": write_bundle(fwd, bwd, d / "bilm"), "dir": d}
+
+
+ELMO_FIXTURE = Path(__file__).parent / "fixtures" / "elmo-bilm-tf"
+
+
+@pytest.fixture(scope="session")
+def elmo_bundles(tmp_path_factory) -> dict[str, Path]:
+    """bilm-tf's test model imported as is ("tf"), and with skip connections switched on ("skip": the same weights,
+    each upper layer adding its input, as the published English model does)."""
+    import json
+
+    from elmokit.import_elmo import import_bilm_tf
+
+    d = tmp_path_factory.mktemp("elmo")
+    options = json.loads((ELMO_FIXTURE / "options.json").read_text())
+    options["lstm"]["use_skip_connections"] = True
+    (d / "skip-options.json").write_text(json.dumps(options))
+    return {"tf": import_bilm_tf(ELMO_FIXTURE / "options.json", ELMO_FIXTURE / "lm_weights.hdf5", d / "tf"),
+            "skip": import_bilm_tf(d / "skip-options.json", ELMO_FIXTURE / "lm_weights.hdf5", d / "skip")}

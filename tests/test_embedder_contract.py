@@ -1,4 +1,5 @@
-"""The contract every embedder passes: frozen and in eval mode, batch-order and padding invariance, and the
+"""The contract every embedder passes, over every kind of biLM (elmokit's own, and the original ELMo imported from
+bilm-tf with and without skip connections): frozen and in eval mode, batch-order and padding invariance, and the
 same output after the bundle is copied elsewhere and loaded again."""
 
 import shutil
@@ -55,15 +56,20 @@ def make(request):
     return request.param
 
 
-def test_frozen_and_eval(make, tiny_pair):
-    emb = make(tiny_pair["bundle"])
+@pytest.fixture(params=["elmokit", "elmo-tf", "elmo-skip"])
+def bundle(request, tiny_pair, elmo_bundles):
+    return {"elmokit": tiny_pair["bundle"], "elmo-tf": elmo_bundles["tf"], "elmo-skip": elmo_bundles["skip"]}[request.param]
+
+
+def test_frozen_and_eval(make, bundle):
+    emb = make(bundle)
     for m in emb.modules():
-        assert not m.training and not m.forward_lm.training and not m.backward_lm.training
+        assert not any(x.training for x in m.modules())
         assert all(not p.requires_grad for p in m.parameters())
 
 
-def test_batch_order_and_padding_invariance(make, tiny_pair):
-    emb = make(tiny_pair["bundle"])
+def test_batch_order_and_padding_invariance(make, bundle):
+    emb = make(bundle)
     together = emb.run(SENTENCES)
     alone = [emb.run([s])[0] for s in SENTENCES]
     shuffled = emb.run(SENTENCES[::-1])[::-1]
@@ -73,9 +79,9 @@ def test_batch_order_and_padding_invariance(make, tiny_pair):
         np.testing.assert_allclose(a, c, atol=1e-5, rtol=0)
 
 
-def test_same_output_after_save_and_load(make, tiny_pair, tmp_path):
+def test_same_output_after_save_and_load(make, bundle, tmp_path):
     copy = tmp_path / "copied-bilm"
-    shutil.copytree(tiny_pair["bundle"], copy)
-    a, b = make(tiny_pair["bundle"]).run(SENTENCES), make(copy).run(SENTENCES)
+    shutil.copytree(bundle, copy)
+    a, b = make(bundle).run(SENTENCES), make(copy).run(SENTENCES)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)

@@ -13,7 +13,7 @@ from elmokit.demo import write_tagged
 from elmokit.errors import ConfigError, CorpusError
 from elmokit.tasks.model_dir import load_task_model
 from elmokit.tasks.predict import run_predict, run_score
-from elmokit.tasks.readers import read_conll, read_tsv
+from elmokit.tasks.readers import read_conll, read_conllu, read_tsv
 from elmokit.tasks.train import load_task_config, train_task
 
 
@@ -286,3 +286,16 @@ def test_features_from_elmokit_embed_files_equal_the_cache(tmp_path, data, tiny_
     # a dump of other text is refused, naming the file
     with pytest.raises(Exception, match="sentences, the split has|words, the split's example"):
         train_task(config(tmp_path / "c", data, "conllu", tiny_pair["bundle"], f"data.train_hdf5={dumps['dev']}"))
+
+
+def test_imported_elmo_trains_a_tagger_and_a_classifier_and_predicts(tmp_path, data, elmo_bundles):
+    """The original ELMo (imported from bilm-tf's files) feeds the same taggers and classifiers, unchanged."""
+    bundle = elmo_bundles["skip"]
+    cfg = config(tmp_path, data, "conllu", bundle, "train.max_epochs=2")
+    summary = train_task(cfg)
+    assert len(summary["mix_weights"]) == 3 and summary["dev"]["accuracy"] > 0
+    r = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(data["conllu"]["test"]), str(tmp_path / "p.conllu")])
+    assert r.exit_code == 0, r.output
+    assert [s.words for s in read_conll(tmp_path / "p.conllu")] == [s.words for s in read_conllu(data["conllu"]["test"])]
+    cls = config(tmp_path / "c", data, "tsv", bundle, "train.max_epochs=2", task="classifier")
+    assert len(train_task(cls)["mix_weights"]) == 3
