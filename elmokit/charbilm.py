@@ -84,6 +84,9 @@ class CharBiLM(FrozenBiLM):
     """
 
     supports_stateful = True
+    # the published English shape's LSTM products at 128 rows ran at ~185 GFLOP/s against ~105 at 32 (2 threads,
+    # scripts/bench_elmo.py); 3,000 positions hold 128 sentences of 20 words
+    batch_tokens = 3000
 
     def __init__(self, cfg: CharBiLMConfig, mapper: ElmoBytes | Lexicon, sha256: str = "") -> None:
         super().__init__()
@@ -101,6 +104,7 @@ class CharBiLM(FrozenBiLM):
         self.sha256 = sha256
         self.dim = P
         self.num_layers = cfg.num_layers + 1
+        self._start_cache: dict[str, State] = {}  # per direction: the state after its first token, from zero
         self.freeze()
 
     def pieces(self, sentences: list[list[str]]) -> list[list[str]]:
@@ -152,8 +156,13 @@ class CharBiLM(FrozenBiLM):
         if not where:
             return torch.zeros(self.num_layers, 0, 2 * D, device=device)
         tok = torch.cat([self.token_vectors(list(table)), torch.zeros(1, D, device=device)])  # (U + 1, D); U = padding
+        # A row starts with <S> and ends with </S>, and no word is read at either: without a carried state, each
+        # direction starts from the state its first token leaves (the same for every row, computed once) and skips
+        # the last (the same numbers, two steps fewer). A carried state needs every step, for the state after </S>.
+        trim = 1 if carry is None else 0
+        seqs = [q[trim : len(q) - trim] for q in seqs]
         B, L, pad = len(seqs), max(len(q) for q in seqs), len(table)
-        n = np.array([len(q) for q in seqs], dtype=np.int64)  # (B,) positions per row
+        n = np.array([len(q) for q in seqs], dtype=np.int64)  # (B,) positions read per row
         real = np.arange(L) < n[:, None]  # (B, L)
         fwd = np.full((B, L), pad, dtype=np.int64)
         fwd[real] = np.fromiter((i for q in seqs for i in q), dtype=np.int64, count=int(n.sum()))
@@ -162,11 +171,12 @@ class CharBiLM(FrozenBiLM):
         x_f = tok[torch.from_numpy(fwd.T).to(device)]  # (L, B, D)
         x_b = tok[torch.from_numpy(bwd.T).to(device)]
         if carry is None:
-            f_out, b_out = self.run_stacks(self.forward_rnn, self.backward_rnn, x_f, x_b, None, None)
+            f_state, b_state = self._start_state("forward", tok[0], B), self._start_state("backward", tok[1], B)
+            f_out, b_out = self.run_stacks(self.forward_rnn, self.backward_rnn, x_f, x_b, f_state, b_state)
         else:
             f_out, b_out = self._run_carried(x_f, x_b, n, carry)
         rows_i = torch.tensor([r for r, _ in where], device=device)
-        pos_f = torch.tensor([p for _, p in where], device=device)
+        pos_f = torch.tensor([p - trim for _, p in where], device=device)  # (N,) forward step of each word
         pos_b = torch.from_numpy(n).to(device)[rows_i] - 1 - pos_f  # the same position in the reversed row
         fi, bi = pos_f * B + rows_i, pos_b * B + rows_i  # flat indices into (L * B) rows
         out = torch.empty(self.num_layers, len(where), 2 * D, device=device)  # (layers, N, 2D)
@@ -176,6 +186,14 @@ class CharBiLM(FrozenBiLM):
             out[k, :, :D] = fl.reshape(L * B, D).index_select(0, fi)
             out[k, :, D:] = bl.reshape(L * B, D).index_select(0, bi)
         return out
+
+    def _start_state(self, direction: str, first: Tensor, batch: int) -> State:
+        """The state a direction is in after reading its first token (``<S>`` forward, ``</S>`` backward, vector
+        ``first`` ``(D,)``) from zero, for ``batch`` rows (computed once)."""
+        if direction not in self._start_cache:
+            rnn = self.forward_rnn if direction == "forward" else self.backward_rnn
+            self._start_cache[direction] = rnn(first.view(1, 1, -1))[1]  # per layer (h, c), each (1, dim)
+        return [tuple(t.expand(batch, -1).contiguous() for t in layer) for layer in self._start_cache[direction]]
 
     def _run_carried(self, x_f: Tensor, x_b: Tensor, n: np.ndarray, carry: CarriedState
                      ) -> tuple[list[Tensor], list[Tensor]]:
@@ -230,7 +248,8 @@ def write_char_bundle(out: Path, cfg: CharBiLMConfig, state: dict[str, Tensor], 
         CheckpointError: weights that do not fit the shape (the message names the tensor).
     """
     mapper = ElmoBytes(cfg.max_chars) if cfg.characters == "elmo-bytes" else Lexicon(chars, words, cfg.max_chars)
-    model = CharBiLM(cfg, mapper)
+    with torch.device("meta"):  # shapes only: no second copy of the weights in memory
+        model = CharBiLM(cfg, mapper)
     check_state(model, state, where)
     tmp = atomic_dir(out)
     with removed_on_disk_error(tmp, out, "", "free some space and run the import again"):
@@ -285,9 +304,10 @@ def load_char_bilm(path: Path, manifest: dict, device: str = "cpu") -> CharBiLM:
     else:
         words = read_dic(path / "word.dic", WORD_SPECIALS) if cfg.word_vocab else None
         mapper = Lexicon(read_dic(path / "char.dic", LEXICON_SPECIALS), words, cfg.max_chars)
-    model = CharBiLM(cfg, mapper, manifest["sha256"])
+    with torch.device("meta"):  # built without weights; the loaded tensors become its parameters
+        model = CharBiLM(cfg, mapper, manifest["sha256"])
     state = safe_load(path / "weights.pt", "weights")
     check_state(model, state, str(path / "weights.pt"))
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=True)
     model.freeze()
     return model.to(device)

@@ -208,8 +208,9 @@ def bundle(forward, backward, out):
 @click.option("--layout", type=click.Choice(["allennlp", "packed"]), default="allennlp", show_default=True,
               help="allennlp: one dataset per line (keys '0', '1', ...) + sentence_to_index; packed: one chunked "
                    "word-major array + offsets, for large corpora.")
-@click.option("--batch-tokens", default=1000, show_default=True,
-              help="Padded pieces per batch (larger batches page-fault their big buffers on CPU; 1000 was fastest here).")
+@click.option("--batch-tokens", default=0, show_default=True,
+              help="Padded positions per batch; 0: the biLM's own (1,000 pieces for elmokit's biLMs, 3,000 words "
+                   "for an imported ELMo, the fastest here; larger batches page-fault their big buffers on CPU).")
 @click.option("--pooling", type=click.Choice(["edges", "first", "last", "mean"]), default="edges", show_default=True,
               help="edges: forward state at a word's last piece, backward state at its first.")
 @click.option("--tokenized", is_flag=True, help="INPUT is one token per line, blank lines between sentences.")

@@ -56,8 +56,9 @@ class Embedder:
         backward: the backward model directory (optional).
         device: torch device.
         pooling: ``edges`` (default) | ``first`` | ``last`` | ``mean``.
-        batch_tokens: pieces per batch (padded size) when embedding many sentences; sentences are sorted by their
-            number of pieces first, so little is padding.
+        batch_tokens: positions (pieces, or words for an imported ELMo) per batch, padded, when embedding many
+            sentences; sentences are sorted by their length first, so little is padding. 0: the biLM's own
+            ``batch_tokens`` (1,000 for elmokit's biLMs, 3,000 for an imported ELMo: what ran fastest here).
         max_words: longer sentences are embedded in windows of this many words (memory stays bounded).
         stateful: bilm-tf's and AllenNLP's way, for their exact numbers (character biLMs imported by
             ``elmokit import-elmo`` only): sentences go in input order, ``batch_size`` per batch, and row ``r`` of a
@@ -67,14 +68,14 @@ class Embedder:
     """
 
     def __init__(self, model: str | Path, backward: str | Path | None = None, device: str = "cpu",
-                 pooling: str = "edges", batch_tokens: int = 1000, max_words: int = 1000, stateful: bool = False,
+                 pooling: str = "edges", batch_tokens: int = 0, max_words: int = 1000, stateful: bool = False,
                  batch_size: int = 64) -> None:
         from elmokit.bilm import load_bilm
 
         self._setup(load_bilm(model, backward, device), pooling, batch_tokens, max_words, stateful, batch_size)
 
     @classmethod
-    def from_bilm(cls, bilm, pooling: str = "edges", batch_tokens: int = 1000, max_words: int = 1000,
+    def from_bilm(cls, bilm, pooling: str = "edges", batch_tokens: int = 0, max_words: int = 1000,
                   stateful: bool = False, batch_size: int = 64) -> Embedder:
         """An embedder around an already loaded biLM (:func:`elmokit.bilm.load_bilm`)."""
         self = cls.__new__(cls)
@@ -87,7 +88,7 @@ class Embedder:
                                "and AllenNLP's way); elmokit's own biLMs embed each sentence from a fresh state")
         if batch_size < 1:
             raise ElmokitError(f"batch size must be >= 1, got {batch_size}")
-        self.bilm, self.pooling, self.batch_tokens = bilm, pooling, batch_tokens
+        self.bilm, self.pooling, self.batch_tokens = bilm, pooling, batch_tokens or bilm.batch_tokens
         self.max_words = sys.maxsize if stateful else max_words
         self.stateful, self.batch_size = stateful, batch_size
         self.carry = None

@@ -108,15 +108,12 @@ def options_config(path: Path) -> CharBiLMConfig:
     )
 
 
-def _tf_gates(m: np.ndarray) -> np.ndarray:
-    """Columns (or entries) in TensorFlow's gate order ``i, j, f, o`` → PyTorch's ``i, f, g (= j), o``."""
-    i, j, f, o = np.split(m, 4, axis=-1)
-    return np.concatenate([i, f, j, o], axis=-1)
+TF_GATE_OF = (0, 2, 1, 3)  # PyTorch's gates i, f, g, o are TensorFlow's blocks i (0), f (2), j (1), o (3)
 
 
 def bilm_tf_state(weights: Path, cfg: CharBiLMConfig) -> dict[str, torch.Tensor]:
     """Read a bilm-tf ``weights.hdf5`` into a :class:`~elmokit.charbilm.CharBiLM` state dict, one dataset at a
-    time (peak memory: the weights plus the largest dataset twice).
+    time (peak memory: the weights plus one dataset; W_0 is read one gate at a time).
 
     Raises:
         CheckpointError: a file that is not HDF5, or a dataset that is missing or has the wrong shape.
@@ -130,12 +127,15 @@ def bilm_tf_state(weights: Path, cfg: CharBiLMConfig) -> dict[str, torch.Tensor]
     F = sum(n for _, n in cfg.filters)
     P, H, d = cfg.projection_dim, cfg.cells, cfg.char_dim
 
-    def get(name: str, shape: tuple) -> np.ndarray:
+    def get_shape(name: str, shape: tuple) -> None:
         if name not in f:
             raise CheckpointError(f"{weights}: no dataset {name}; is this the weights file of these options?")
         if f[name].shape != shape:
             raise CheckpointError(f"{weights}: {name} has shape {f[name].shape}, the options make it {shape}; are "
                                   f"the options and weights from the same model?")
+
+    def get(name: str, shape: tuple) -> np.ndarray:
+        get_shape(name, shape)
         return np.asarray(f[name], dtype=np.float32)
 
     t = torch.from_numpy
@@ -161,15 +161,19 @@ def bilm_tf_state(weights: Path, cfg: CharBiLMConfig) -> dict[str, torch.Tensor]
         for direction, name in ((0, "forward_rnn"), (1, "backward_rnn")):
             for layer in range(cfg.num_layers):
                 g = f"RNN_{direction}/RNN/MultiRNNCell/Cell{layer}/LSTMCell"
-                w0 = _tf_gates(get(f"{g}/W_0", (2 * P, 4 * H)))  # rows [input; h_prev], (2P, 4H)
-                bias = _tf_gates(get(f"{g}/B", (4 * H,)))
+                w0 = f"{g}/W_0"  # (2P, 4H): rows [input; h_prev], columns TensorFlow's gates i, j, f, o
+                get_shape(w0, (2 * P, 4 * H))
+                w_ih, w_hh = torch.empty(4 * H, P), torch.empty(4 * H, P)
+                for dst, src in enumerate(TF_GATE_OF):  # one gate's columns at a time: no copy of all of W_0
+                    block = np.asarray(f[w0][:, src * H : (src + 1) * H], dtype=np.float32)  # (2P, H)
+                    w_ih[dst * H : (dst + 1) * H] = t(block[:P].T)
+                    w_hh[dst * H : (dst + 1) * H] = t(block[P:].T)
+                b = get(f"{g}/B", (4 * H,))
+                bias = np.concatenate([b[src * H : (src + 1) * H] for src in TF_GATE_OF])
                 bias[H : 2 * H] += 1.0  # TensorFlow's LSTMCell adds forget_bias=1 inside the cell
                 pre = f"{name}.layers.{layer}."
-                state[pre + "weight_ih_l0"] = t(np.ascontiguousarray(w0[:P].T))  # (4H, P)
-                state[pre + "weight_hh_l0"] = t(np.ascontiguousarray(w0[P:].T))
-                del w0
-                state[pre + "bias_ih_l0"] = t(bias)
-                state[pre + "bias_hh_l0"] = torch.zeros(4 * H)
+                state[pre + "weight_ih_l0"], state[pre + "weight_hh_l0"] = w_ih, w_hh  # (4H, P) each
+                state[pre + "bias_ih_l0"], state[pre + "bias_hh_l0"] = t(bias), torch.zeros(4 * H)
                 state[pre + "weight_hr_l0"] = t(np.ascontiguousarray(get(f"{g}/W_P_0", (H, P)).T))  # (P, H)
     return state
 

@@ -18,12 +18,23 @@ from elmokit.modules.recurrent import RecurrentStack, State
 
 POOLINGS = ("edges", "first", "last", "mean")
 LOCKSTEP_MAX_BATCH = 8  # rows up to which the two directions run in lockstep (see FrozenBiLM.run_stacks)
+# Lockstep pays where a step's small products are overhead-bound; where the step reads large weights from memory
+# (the published ELMo's (512, 16384) recurrent weight: 32 MiB per direction), both directions' products in one
+# batched call ran at ~22 GB/s against ~28 for one direction's through MKL at a time: a 20-word sentence took 206 ms
+# in lockstep (scripts/bench_elmo.py). Stacks whose recurrent weights are larger than this run one after the other.
+LOCKSTEP_MAX_BYTES = 8 << 20
+
+
+def _recurrent_bytes(stack: RecurrentStack) -> int:
+    """Bytes of a stack's largest recurrent weight (what each time step reads)."""
+    return max(layer.weight_hh_l0.numel() * layer.weight_hh_l0.element_size() for layer in stack.layers)
 
 
 class FrozenBiLM(nn.Module):
     """Base of the frozen, eval-mode biLMs (no parameter requires grad; no dropout whatever the parent does)."""
 
     supports_stateful = False  # whether encode_words can carry the state across calls (a CarriedState)
+    batch_tokens = 1000  # padded positions per batch that embed fastest (scripts/bench_embed.py, the small biLM)
     num_layers: int
     dim: int
 
@@ -58,7 +69,7 @@ class FrozenBiLM(nn.Module):
         """The two recurrent stacks over their inputs.
 
         On a CPU with 2+ threads, a small batch runs both LSTMP stacks as one (:mod:`elmokit.modules.lockstep`): one
-        sentence takes ~0.75x as long. From ~10 rows on, each stack's own products split well over the threads and
+        sentence takes ~0.75x as long (stacks with small weights only: see ``LOCKSTEP_MAX_BYTES``). From ~10 rows on, each stack's own products split well over the threads and
         one after the other is ~10% faster (``scripts/bench_embed.py`` measures both).
 
         Args:
@@ -69,7 +80,7 @@ class FrozenBiLM(nn.Module):
             Per direction, per recurrent layer, ``(L, B, D)``.
         """
         B = x_f.shape[1]
-        small = B <= LOCKSTEP_MAX_BATCH and torch.get_num_threads() >= 2
+        small = B <= LOCKSTEP_MAX_BATCH and torch.get_num_threads() >= 2 and _recurrent_bytes(forward) <= LOCKSTEP_MAX_BYTES
         if not small or x_f.device.type != "cpu" or not supports_lockstep(forward, backward):
             return forward(x_f, f_state)[0], backward(x_b, b_state)[0]
         key = lockstep_key(forward, backward)

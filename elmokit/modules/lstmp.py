@@ -51,9 +51,12 @@ class LSTMPFunction(torch.autograd.Function):
         P = w_hr.shape[0]
         # input pre-activations for all steps in one GEMM; each step then overwrites its slice with its gates
         gates = linear(x.reshape(T * B, I), w_ih, w_ih_t, bias, pad_rows=True).view(T, B, 4 * H)  # (T, B, 4H)
-        cells = x.new_empty(T, B, H)  # c_t
-        tanh_c = x.new_empty(T, B, H)
-        hfull = x.new_empty(T, B, H)  # o_t * tanh(c_t)
+        # what backward needs of every step; without gradients (the frozen biLM) one step's worth, reused
+        keep = any(ctx.needs_input_grad)
+        steps = T if keep else 1
+        cells = x.new_empty(steps, B, H)  # c_t
+        tanh_c = x.new_empty(steps, B, H)
+        hfull = x.new_empty(steps, B, H)  # o_t * tanh(c_t)
         out = x.new_empty(T, B, P)
         h, c = h0, c0
         for t in range(T):
@@ -63,15 +66,17 @@ class LSTMPFunction(torch.autograd.Function):
             pre[:, 2 * H : 3 * H].mul_(2.0)
             torch.sigmoid(pre, out=g)
             g[:, 2 * H : 3 * H].mul_(2.0).sub_(1.0)  # g's block to tanh: g now holds the activated i, f, g, o
-            c = torch.mul(g[:, H : 2 * H], c, out=cells[t]).addcmul_(g[:, :H], g[:, 2 * H : 3 * H])  # f c + i g
+            k = t if keep else 0
+            c = torch.mul(g[:, H : 2 * H], c, out=cells[k]).addcmul_(g[:, :H], g[:, 2 * H : 3 * H])  # f c + i g
             if cell_clip:
                 c.clamp_(-cell_clip, cell_clip)
-            torch.mul(c, 2.0, out=tanh_c[t]).sigmoid_().mul_(2.0).sub_(1.0)  # tanh(c)
-            torch.mul(g[:, 3 * H :], tanh_c[t], out=hfull[t])  # o tanh(c)
-            h = out[t].copy_(linear(hfull[t], w_hr, w_hr_t))  # (B, P)
+            torch.mul(c, 2.0, out=tanh_c[k]).sigmoid_().mul_(2.0).sub_(1.0)  # tanh(c)
+            torch.mul(g[:, 3 * H :], tanh_c[k], out=hfull[k])  # o tanh(c)
+            h = out[t].copy_(linear(hfull[k], w_hr, w_hr_t))  # (B, P)
             if proj_clip:
                 h.clamp_(-proj_clip, proj_clip)
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, w_hr, w_ih_t, w_hh_t, w_hr_t, gates, cells, tanh_c, hfull, out)
+        if keep:
+            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, w_hr, w_ih_t, w_hh_t, w_hr_t, gates, cells, tanh_c, hfull, out)
         ctx.clips = (cell_clip, proj_clip)
         return out, h.clone(), c.clone()
 

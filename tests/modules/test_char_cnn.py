@@ -20,3 +20,16 @@ def test_shapes_word_embedding_and_max_over_positions():
 def test_refuses_an_unknown_activation():
     with pytest.raises(ValueError, match="activation"):
         CharCNN(5, 2, [(1, 2)], 0, 2, activation="gelu")
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_filters_equal_pytorch_conv1d(activation, monkeypatch):
+    """The products over character windows are the convolutions (chunked: a chunk boundary inside the batch)."""
+    monkeypatch.setattr("elmokit.modules.char_cnn.WORDS_PER_CHUNK", 3)
+    torch.manual_seed(1)
+    enc = CharCNN(30, 4, [(1, 3), (2, 5), (4, 6)], num_highway=0, output_dim=5, activation=activation)
+    chars = torch.randint(0, 30, (7, 12))
+    emb = enc.char_embedding(chars).transpose(1, 2)  # (7, 4, 12)
+    act = torch.relu if activation == "relu" else torch.tanh
+    want = torch.cat([act(conv(emb).amax(-1)) for conv in enc.convolutions], -1)
+    torch.testing.assert_close(enc(chars), enc.projection(want), atol=1e-5, rtol=1e-5)
