@@ -2,7 +2,8 @@
 
 HDF5 layouts (both carry provenance attributes: ``elmokit_version``, ``model_sha256``, ``vocab_sha256``,
 ``layers`` (all|top|average), ``pooling``, ``dtype``, ``layout``, ``input``, ``input_sha256``, ``tokenized``,
-``chunk_lines``, ``max_words``, ``num_layers``, ``dim``, ``sentences``, ``lines_done``, ``complete``):
+``chunk_lines``, ``max_words``, ``stateful``, ``batch_size``, ``num_layers``, ``dim``, ``sentences``, ``lines_done``,
+``complete``):
 
 - ``allennlp`` (default; what AllenNLP's removed ``elmo`` command wrote): one dataset per input line, keyed by the
   line's 0-based index as a string (``"0"``, ``"1"``, ...), of shape ``(layers, words, 2D)`` with ``--layers all``
