@@ -1,5 +1,6 @@
 """The learnable scalar mix of biLM layers (Peters et al. 2018, eq. 1), as AllenNLP's ``ScalarMix``:
-``gamma * sum_k softmax(w)_k * h_k``, optionally with a masked layer norm of each layer first."""
+``gamma * sum_k softmax(w)_k * h_k``, optionally with a masked layer norm of each layer first (its statistics over
+the batch's unmasked words, so with it a word's mixed vector depends on its batch, as in AllenNLP)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ class ScalarMix(nn.Module):
 
     Args:
         num_layers: how many layers are mixed.
-        layer_norm: normalise each layer (over the unmasked words and the feature axis) before mixing.
+        layer_norm: normalise each layer (over the batch's unmasked words and the feature axis, as AllenNLP's
+            ``ScalarMix``) before mixing.
         l2: coefficient of :meth:`penalty` (0.001 in the ELMo paper); the trainer adds it to its loss.
         initial_weights: the raw weights ``w`` before the softmax (default zeros: every layer weighs the same).
     """
@@ -51,10 +53,11 @@ class ScalarMix(nn.Module):
         if self.layer_norm:
             if mask is None:
                 mask = torch.ones(layers.shape[0], layers.shape[2], dtype=torch.bool, device=layers.device)
+            # each layer's statistics over every unmasked word of the batch and every feature, as AllenNLP does
             m = mask[:, None, :, None].to(layers.dtype)  # (batch, 1, words, 1)
-            n = m.sum((2, 3), keepdim=True).clamp_min(1) * layers.size(-1)  # values per (batch, layer)
-            mean = (layers * m).sum((2, 3), keepdim=True) / n  # (batch, layers, 1, 1)
-            var = (((layers - mean) * m) ** 2).sum((2, 3), keepdim=True) / n
+            n = m.sum().clamp_min(1) * layers.size(-1)  # values per layer
+            mean = (layers * m).sum((0, 2, 3), keepdim=True) / n  # (1, layers, 1, 1)
+            var = (((layers - mean) * m) ** 2).sum((0, 2, 3), keepdim=True) / n
             layers = (layers - mean) / torch.sqrt(var + 1e-12)
         s = self.normalized_weights().to(layers.dtype)
         return self.gamma * torch.einsum("k,bkwd->bwd", s, layers)  # (batch, words, dim)

@@ -39,7 +39,7 @@ class TaskModelConfig:
     bilm: str = ""  # biLM bundle (`elmokit bundle`); needed when use_elmo
     use_elmo: bool = True  # false: the same model without the biLM (the baseline the ELMo gain is measured against)
     pooling: str = "edges"  # how a word's pieces give its vector: edges | first | last | mean
-    layer_norm: bool = False  # scalar mix: normalise each layer first
+    layer_norm: bool = False  # scalar mix: normalise each layer first (statistics over the batch, as AllenNLP)
     mix_l2: float = 0.001  # scalar mix: L2 on the layer weights (ELMo paper)
     elmo_output: bool = False  # a second scalar mix joined to the BiLSTM's output too (ELMo paper, section 3.3)
     word_dim: int = 100  # trainable word embedding (0 = none)

@@ -45,3 +45,17 @@ def test_gradients_reach_the_mix_not_the_bilm(tiny_pair, tmp_path):
         assert mix.weights.grad is not None and mix.gamma.grad is not None
     assert all(p.grad is None and not p.requires_grad for p in layer.bilm.parameters())
     assert plot_mix_weights(list(layer.mixes), tmp_path / "mix.png").stat().st_size > 1000
+
+
+def test_layer_norm_statistics_are_the_batchs_unmasked_words():
+    """AllenNLP's masked layer norm: per layer, one mean and variance over every unmasked word of the batch."""
+    torch.manual_seed(0)
+    mix = ScalarMix(3, layer_norm=True)
+    layers = torch.randn(2, 3, 4, 5) * 3 + 1
+    mask = torch.tensor([[True, True, True, False], [True, False, False, False]])
+    got = mix(layers, mask)
+    want = 0
+    for k in range(3):
+        kept = layers[:, k][mask]  # (unmasked words, 5)
+        want = want + (layers[:, k] - kept.mean()) / torch.sqrt(kept.var(unbiased=False) + 1e-12) / 3
+    torch.testing.assert_close(got[mask], want[mask])
