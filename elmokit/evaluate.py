@@ -73,19 +73,6 @@ def stream_nll_by_stream(
     return total.numpy(), count.numpy()
 
 
-def stream_nll(
-    model, tokens: np.ndarray, reverse: bool, batch: int = 10, bptt: int = 35, max_tokens: int = 0,
-    device: str | torch.device = "cpu", progress: bool = False,
-) -> tuple[float, int]:
-    """:func:`stream_nll_by_stream` summed over the streams.
-
-    Returns:
-        ``(nll, n_predicted)``.
-    """
-    nll, count = stream_nll_by_stream(model, tokens, reverse, batch, bptt, max_tokens, device, progress)
-    return float(nll.sum()), int(count.sum())
-
-
 def runaway_streams(nll: np.ndarray, count: np.ndarray, factor: float = 2.0, min_pieces: int = 100) -> list[int]:
     """Streams whose NLL per piece is more than ``factor`` times the median stream's.
 

@@ -79,17 +79,6 @@ def iter_lines(path: str | Path, max_line_chars: int = 20000) -> Iterator[tuple[
                 yield lineno, piece
 
 
-def validate_files(paths: list[str] | list[Path], max_line_chars: int = 20000) -> int:
-    """Read every file once, raising on the first bad line. Returns the number of (split) lines."""
-    if not paths:
-        raise CorpusError("no corpus files given; pass at least one text file")
-    n = 0
-    for p in paths:
-        for _ in iter_lines(p, max_line_chars):
-            n += 1
-    return n
-
-
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()

@@ -20,22 +20,6 @@ def iob1_to_bio(tags: list[str]) -> list[str]:
     return out
 
 
-def bio_to_bioes(tags: list[str]) -> list[str]:
-    """BIO → BIOES (S for single-token chunks, E for chunk ends)."""
-    out = []
-    for i, tag in enumerate(tags):
-        p, t = _split(tag)
-        nxt = _split(tags[i + 1]) if i + 1 < len(tags) else ("O", "")
-        continues = nxt == ("I", t)
-        if p == "B":
-            out.append(f"B-{t}" if continues else f"S-{t}")
-        elif p == "I":
-            out.append(f"I-{t}" if continues else f"E-{t}")
-        else:
-            out.append(tag)
-    return out
-
-
 def bioes_to_bio(tags: list[str]) -> list[str]:
     """BIOES → BIO."""
     out = []
