@@ -68,6 +68,8 @@ class RecurrentStack(nn.Module):
             layers.append(cls(d_in, hidden_size, num_layers=1, **kw))
         self.layers = nn.ModuleList(layers)
         self.dropout = nn.Dropout(dropout)
+        # per frozen layer: (weights' key, their transposed copies); see _transposed
+        self._transposed_cache: dict[int, tuple[tuple, tuple[Tensor, Tensor, Tensor]]] = {}
 
     def init_state(self, batch: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> State:
         """Zero state for ``batch`` streams."""
@@ -100,7 +102,7 @@ class RecurrentStack(nn.Module):
         if any(w.requires_grad for w in ws):
             return None
         key = frozen_weights_key(ws)
-        cache = self.__dict__.setdefault("_transposed_cache", {})
+        cache = self._transposed_cache
         if k not in cache or cache[k][0] != key:
             with torch.no_grad():
                 cache[k] = (key, transposed_weights(*ws))
