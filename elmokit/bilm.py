@@ -30,7 +30,8 @@ from elmokit.checkpoint import atomic_dir, commit_dir, load_model, resolve_model
 from elmokit.errors import CheckpointError
 from elmokit.textfile import sha256_file
 from elmokit.vocab import EOS_ID, PAD_ID, Vocab
-from elmokit.wordvectors import POOLINGS, FrozenBiLM
+from elmokit.choices import POOLINGS
+from elmokit.wordvectors import FrozenBiLM
 
 BUNDLE_FORMAT = "elmokit-bilm/1"
 

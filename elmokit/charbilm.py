@@ -32,13 +32,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from elmokit.choices import POOLINGS
 from elmokit.characters import WORD_SPECIALS, LEXICON_SPECIALS, ElmoBytes, Lexicon, read_dic, write_dic
 from elmokit.checkpoint import atomic_dir, commit_dir, removed_on_disk_error, safe_load, versions, write_json
 from elmokit.errors import CheckpointError
 from elmokit.modules.char_cnn import CharCNN
 from elmokit.modules.recurrent import RecurrentStack, State
 from elmokit.textfile import sha256_file
-from elmokit.wordvectors import POOLINGS, FrozenBiLM
+from elmokit.wordvectors import FrozenBiLM
 
 CHAR_BUNDLE_FORMAT = "elmokit-charbilm/1"
 CHARACTERS = ("elmo-bytes", "lexicon")

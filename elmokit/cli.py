@@ -12,6 +12,7 @@ import sys
 import click
 
 from elmokit import __version__
+from elmokit.choices import DIRECTIONS, DTYPES, LAYER_MODES, LAYOUTS, POOLINGS, TASK_FORMATS
 
 
 def friendly_errors(fn):
@@ -99,7 +100,7 @@ def vocab(corpus, out_prefix, size, model_type, character_coverage, input_senten
 @main.command()
 @click.option("--config", "config", type=click.Path(), default=None,
               help="Recipe YAML (see recipes/lm/). Without it: the tiny defaults plus your overrides.")
-@click.option("--direction", type=click.Choice(["forward", "backward"]), required=True,
+@click.option("--direction", type=click.Choice(DIRECTIONS), required=True,
               help="Which LM of the biLM: each direction is its own run and checkpoint.")
 @click.option("--out", required=True, type=click.Path(), help="Run directory: checkpoints/, metrics.jsonl, model/.")
 @click.option("--resume", is_flag=True,
@@ -202,16 +203,16 @@ def bundle(forward, backward, out):
 @click.argument("model", type=click.Path())
 @click.argument("input_file", metavar="INPUT", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option("--layers", type=click.Choice(["all", "top", "average"]), default="all", show_default=True,
+@click.option("--layers", type=click.Choice(LAYER_MODES), default="all", show_default=True,
               help="all: (layers, words, 2D) per sentence; top / average: (words, 2D).")
-@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
-@click.option("--layout", type=click.Choice(["allennlp", "packed"]), default="allennlp", show_default=True,
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@click.option("--layout", type=click.Choice(LAYOUTS), default="allennlp", show_default=True,
               help="allennlp: one dataset per line (keys '0', '1', ...) + sentence_to_index; packed: one chunked "
                    "word-major array + offsets, for large corpora.")
 @click.option("--batch-tokens", default=0, show_default=True,
               help="Padded positions per batch; 0: the biLM's own (1,000 pieces for elmokit's biLMs, 3,000 words "
                    "for an imported ELMo, the fastest here; larger batches page-fault their big buffers on CPU).")
-@click.option("--pooling", type=click.Choice(["edges", "first", "last", "mean"]), default="edges", show_default=True,
+@click.option("--pooling", type=click.Choice(POOLINGS), default="edges", show_default=True,
               help="edges: forward state at a word's last piece, backward state at its first.")
 @click.option("--tokenized", is_flag=True, help="INPUT is one token per line, blank lines between sentences.")
 @click.option("--resume", is_flag=True,
@@ -360,7 +361,7 @@ def train_classifier(config, overrides, out, resume, overwrite, quiet):
 @click.argument("model", type=click.Path())
 @click.argument("input_file", metavar="INPUT", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["auto", "conllu", "conll", "tsv", "text"]), default="auto",
+@click.option("--format", "fmt", type=click.Choice(["auto", *TASK_FORMATS, "text"]), default="auto",
               show_default=True, help="INPUT's format (auto: conllu for *.conllu, else the model's training format); "
               "text = one sentence per line, words split on whitespace.")
 @click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
@@ -386,7 +387,7 @@ def predict(model, input_file, output, fmt, bilm):
 @main.command()
 @click.argument("model", type=click.Path())
 @click.argument("gold", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["auto", "conllu", "conll", "tsv"]), default="auto",
+@click.option("--format", "fmt", type=click.Choice(["auto", *TASK_FORMATS]), default="auto",
               show_default=True, help="GOLD's format (auto: the model's training format).")
 @click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
 @friendly_errors

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from elmokit import __version__
+from elmokit.choices import DTYPES, LAYER_MODES, LAYOUTS
 from elmokit.errors import ElmokitError
 from elmokit.textfile import check_file, sha256_file
 from elmokit.vectors_hdf5 import EmbeddingsFile  # noqa: F401 - the reader, importable from here as before
@@ -39,8 +40,6 @@ from elmokit.vectors_hdf5 import EmbeddingsFile  # noqa: F401 - the reader, impo
 if TYPE_CHECKING:
     import torch
 
-LAYOUTS = ("allennlp", "packed")
-LAYER_MODES = ("all", "top", "average")
 ROW_MULTIPLE = 16  # a batch of 16 sentences or more holds a multiple of this many (Embedder._batches)
 
 
@@ -443,7 +442,7 @@ def write_hdf5(
         raise ElmokitError(f"--layers must be one of {LAYER_MODES}, got {layers!r}")
     if layout not in LAYOUTS:
         raise ElmokitError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
-    if dtype not in ("float32", "float16"):
+    if dtype not in DTYPES:
         raise ElmokitError(f"--dtype must be float32 or float16, got {dtype!r}")
     inp = check_file(input_path)
     out = Path(output_path)

@@ -27,6 +27,7 @@ from elmokit.checkpoint import (
     atomic_dir, commit_dir, list_checkpoints, load_model, prune_checkpoints, removed_on_disk_error, safe_load,
     torch_save_bytes, verified_checkpoint, write_json, write_model_files, check_vocab_fits,
 )
+from elmokit.choices import CELLS, DIRECTIONS, HEADS
 from elmokit.config import PretrainConfig, build_config, load_raw, to_dict
 from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
 from elmokit.errors import ConfigError
@@ -56,8 +57,8 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
     cfg.model = resolve_model_config(cfg.model, set((raw.get("model") or {}).keys()))
     m, t = cfg.model, cfg.train
     checks = [
-        (m.head in ("sampled", "full"), f"model.head must be sampled or full, got {m.head!r}"),
-        (m.cell in ("lstm", "gru", "rnn"), f"model.cell must be lstm, gru or rnn, got {m.cell!r}"),
+        (m.head in HEADS, f"model.head must be sampled or full, got {m.head!r}"),
+        (m.cell in CELLS, f"model.cell must be lstm, gru or rnn, got {m.cell!r}"),
         (t.optimizer in ("adam", "sgd", "adagrad"), f"train.optimizer must be adam, sgd or adagrad, got {t.optimizer!r}"),
         (t.schedule in ("cosine", "linear", "constant"), "train.schedule must be cosine, linear or constant"),
         (t.precision in ("no", "bf16"), f"train.precision must be no or bf16, got {t.precision!r}"),
@@ -233,7 +234,7 @@ def pretrain(
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    if direction not in ("forward", "backward"):
+    if direction not in DIRECTIONS:
         raise ConfigError(f"--direction must be forward or backward, got {direction!r}")
     cfg = load_pretrain_config(config, overrides)
     t = cfg.train

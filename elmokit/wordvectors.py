@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from elmokit.modules.lockstep import LockstepLSTMP, lockstep_key, supports_lockstep
 from elmokit.modules.recurrent import RecurrentStack, State
 
-POOLINGS = ("edges", "first", "last", "mean")
 LOCKSTEP_MAX_BATCH = 8  # rows up to which the two directions run in lockstep (see FrozenBiLM.run_stacks)
 # Lockstep pays where a step's small products are overhead-bound; where the step reads large weights from memory
 # (the published ELMo's (512, 16384) recurrent weight: 32 MiB per direction), both directions' products in one

@@ -8,6 +8,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from elmokit.choices import CELLS, IMPLS
 from elmokit.modules.lstmp import frozen_weights_key, lstmp_forward, transposed_weights
 
 # nn.LSTM with proj_size warns on every CPU call that oneDNN does not support it; elmokit knows (see lstmp.py)
@@ -41,11 +42,11 @@ class RecurrentStack(nn.Module):
         proj_clip: float = 0.0,
     ) -> None:
         super().__init__()
-        if cell not in ("lstm", "gru", "rnn"):
+        if cell not in CELLS:
             raise ValueError(f"model.cell must be lstm, gru or rnn, got {cell!r}")
         if proj_size and cell != "lstm":
             raise ValueError("model.proj_size needs model.cell=lstm")
-        if impl not in ("auto", "fused", "torch"):
+        if impl not in IMPLS:
             raise ValueError(f"model.impl must be auto, fused or torch, got {impl!r}")
         if cell_clip < 0 or proj_clip < 0:
             raise ValueError(f"model.cell_clip and model.proj_clip must be >= 0, got {cell_clip}, {proj_clip}")

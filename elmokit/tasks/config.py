@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from elmokit.choices import POOLINGS, SENTENCE_POOLINGS, TASK_FORMATS
 from elmokit.errors import ConfigError
 
-FORMATS = ("conllu", "conll", "tsv")
 SCHEMES = ("", "bio", "iob1", "bioes")
 METRICS = ("auto", "accuracy", "span_f1")
-SENTENCE_POOLINGS = ("max", "mean", "attention", "max_mean")  # the classifier's pooling over words
 
 
 @dataclass
@@ -106,8 +105,8 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
     if cfg.task not in ("tagger", "classifier"):
         raise bad("task", cfg.task, ("tagger", "classifier"))
     d, m, t = cfg.data, cfg.model, cfg.train
-    if d.format not in FORMATS:
-        raise bad("data.format", d.format, FORMATS)
+    if d.format not in TASK_FORMATS:
+        raise bad("data.format", d.format, TASK_FORMATS)
     if cfg.task == "classifier" and d.format != "tsv":
         raise ConfigError(f"{where}: a classifier reads data.format=tsv, got {d.format!r}")
     if cfg.task == "tagger" and d.format == "tsv":
@@ -125,8 +124,8 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
     if m.use_elmo and not m.bilm:
         raise ConfigError(f"{where}: model.use_elmo is true but model.bilm is empty; pass model.bilm=BUNDLE_DIR "
                           f"(made by `elmokit bundle`) or model.use_elmo=false")
-    if m.pooling not in ("edges", "first", "last", "mean"):
-        raise bad("model.pooling", m.pooling, ("edges", "first", "last", "mean"))
+    if m.pooling not in POOLINGS:
+        raise bad("model.pooling", m.pooling, POOLINGS)
     if m.sentence_pooling not in SENTENCE_POOLINGS:
         raise bad("model.sentence_pooling", m.sentence_pooling, SENTENCE_POOLINGS)
     if not m.use_elmo and not m.word_dim and not m.char_dim:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from elmokit.modules.crf import CRF
 from elmokit.modules.scalar_mix import ScalarMix
-from elmokit.tasks.config import SENTENCE_POOLINGS
+from elmokit.choices import SENTENCE_POOLINGS
 
 
 @dataclass
