@@ -15,7 +15,7 @@ skip connections; speed does not depend on the weights), then measures at ``--th
    run's best square-matmul FLOP/s (``--rounds`` interleaved rounds, the best of each). The ``<S>``/``</S>``
    positions are not counted: their outputs are dropped and the state each leaves from zero is the same for every
    sentence, so elmokit does not compute them;
-3. one 20-word sentence's latency through the API (median of ``--reps``);
+3. one 20-word sentence's latency through the API (median of ``--reps``), and the reference's (below) for it;
 4. a step-by-step reference: the same weights run as AllenNLP runs them (``conv1d`` character CNN at every
    position; ``LstmCellWithProjection``'s time loop: per step the input, state and projection products, each gate
    from its slices, the state cloned), at the batch AllenNLP's ``ElmoEmbedder`` uses (64, ``--reference-batch``),
@@ -229,6 +229,9 @@ def main() -> None:
             emb.embed_sentences([one])
             lat.append(time.perf_counter() - t)
         latency_ms = 1000 * sorted(lat)[len(lat) // 2]
+        n_ref = max(3, args.reps // 3)  # the reference is slower: fewer repetitions
+        ref_lat = sorted(reference_seconds(emb.bilm, [one], 1)[0] for _ in range(n_ref))
+        ref_lat_ms = 1000 * ref_lat[n_ref // 2]
         batch_rows = len(next(emb._batches([22] * len(sents))))  # the Embedder's rows per batch
         diff = max(float(np.abs(v[2] - r).max()) for v, r in zip(vecs, ref_top))
     table = [
@@ -239,7 +242,8 @@ def main() -> None:
                                                    f"{positions / batch_s:.0f} words/s, {batch_rows} per batch"),
         ("model FLOPs / matmul peak", f"{flops_per_position(options) * positions / batch_s / 1e9:.1f} / "
                                       f"{peak / 1e9:.1f} GFLOP/s = {mfu:.1%}"),
-        ("one 20-word sentence", f"{latency_ms:.1f} ms (median of {args.reps})"),
+        ("one 20-word sentence", f"{latency_ms:.1f} ms (median of {args.reps}); the reference: {ref_lat_ms:.1f} ms "
+                                 f"({ref_lat_ms / latency_ms:.2f}x)"),
         (f"step-by-step reference (batch {args.reference_batch})",
          f"{args.sentences / ref_s:.1f} sentences/s; elmokit {ref_s / batch_s:.2f}x faster (top layers agree within "
          f"{diff:.1e})"),
@@ -254,6 +258,7 @@ def main() -> None:
         "import_peak_over_weights": round(imp_mib / weights_mib, 3), "baseline_rss_mib": round(base_mib),
         "sentences_per_s": round(args.sentences / batch_s, 2), "mfu": round(mfu, 3),
         "matmul_peak_gflops": round(peak / 1e9, 1), "latency_20_words_ms": round(latency_ms, 1),
+        "reference_latency_20_words_ms": round(ref_lat_ms, 1),
         "reference_sentences_per_s": round(args.sentences / ref_s, 2), "speedup_vs_reference": round(ref_s / batch_s, 2), "reference_batch": args.reference_batch,
         "batch_rows": batch_rows,
         "max_abs_diff_vs_reference": diff,
