@@ -40,6 +40,8 @@ from elmokit.vectors_hdf5 import EmbeddingsFile  # noqa: F401 - the reader, impo
 if TYPE_CHECKING:
     import torch
 
+    from elmokit.wordvectors import FrozenBiLM
+
 ROW_MULTIPLE = 16  # a batch of 16 sentences or more holds a multiple of this many (Embedder._batches)
 
 
@@ -52,7 +54,8 @@ class Embedder:
         vecs = emb.embed_sentences(["The cat sat .", "Hello"])   # [(layers, 4, 2D), (layers, 1, 2D)]
 
     Args:
-        model: a bundle directory, or the forward model directory when ``backward`` is given.
+        model: a bundle directory, or the forward model directory when ``backward`` is given, or a biLM already
+            loaded (:func:`elmokit.bilm.load_bilm`).
         backward: the backward model directory (optional).
         device: torch device.
         pooling: ``edges`` (default) | ``first`` | ``last`` | ``mean``.
@@ -67,22 +70,13 @@ class Embedder:
         batch_size: sentences per batch in stateful mode (AllenNLP's ``elmo`` command uses 64).
     """
 
-    def __init__(self, model: str | Path, backward: str | Path | None = None, device: str = "cpu",
+    def __init__(self, model: str | Path | FrozenBiLM, backward: str | Path | None = None, device: str = "cpu",
                  pooling: str = "edges", batch_tokens: int = 0, max_words: int = 1000, stateful: bool = False,
                  batch_size: int = 64) -> None:
         from elmokit.bilm import load_bilm
+        from elmokit.wordvectors import FrozenBiLM
 
-        self._setup(load_bilm(model, backward, device), pooling, batch_tokens, max_words, stateful, batch_size)
-
-    @classmethod
-    def from_bilm(cls, bilm, pooling: str = "edges", batch_tokens: int = 0, max_words: int = 1000,
-                  stateful: bool = False, batch_size: int = 64) -> Embedder:
-        """An embedder around an already loaded biLM (:func:`elmokit.bilm.load_bilm`)."""
-        self = cls.__new__(cls)
-        self._setup(bilm, pooling, batch_tokens, max_words, stateful, batch_size)
-        return self
-
-    def _setup(self, bilm, pooling: str, batch_tokens: int, max_words: int, stateful: bool, batch_size: int) -> None:
+        bilm = model if isinstance(model, FrozenBiLM) else load_bilm(model, backward, device)
         if stateful and not bilm.supports_stateful:
             raise ElmokitError("stateful mode is for character biLMs imported by `elmokit import-elmo` (bilm-tf's "
                                "and AllenNLP's way); elmokit's own biLMs embed each sentence from a fresh state")
@@ -310,9 +304,13 @@ class Embedder:
         toks = [s.split() if isinstance(s, str) else list(s) for s in sentences]
         return [v.cpu().numpy() for v in self.bilm.document(toks, self.pooling)]
 
-    def embed_file(self, input_path: str | Path, output_path: str | Path, **kwargs) -> Path:
+    def embed_file(self, input_path: str | Path, output_path: str | Path, layers: str = "all",
+                   dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
+                   chunk_lines: int = 0, progress: bool = True, overwrite: bool = False) -> Path:
         """Embed a text file into HDF5; see :func:`write_hdf5` for the options."""
-        return write_hdf5(self, input_path, output_path, **kwargs)
+        return write_hdf5(self, input_path, output_path, layers=layers, dtype=dtype, layout=layout,
+                          tokenized=tokenized, resume=resume, chunk_lines=chunk_lines, progress=progress,
+                          overwrite=overwrite)
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

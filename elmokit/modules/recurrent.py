@@ -11,8 +11,6 @@ from torch import Tensor, nn
 from elmokit.choices import CELLS, IMPLS
 from elmokit.modules.lstmp import frozen_weights_key, lstmp_forward, transposed_weights
 
-# nn.LSTM with proj_size warns on every CPU call that oneDNN does not support it; elmokit knows (see lstmp.py)
-warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
 State = list[tuple[Tensor, ...]]  # per layer: (h, c) for LSTM, (h,) for GRU/RNN; h: (B, P or H), c: (B, H)
 
@@ -136,7 +134,9 @@ class RecurrentStack(nn.Module):
                 )  # out: (T, B, P)
                 new = (h, c)
             elif self.cell == "lstm":
-                out, (h, c) = layer(inp, (st[0].unsqueeze(0), st[1].unsqueeze(0)))  # out: (T, B, out_dim)
+                with warnings.catch_warnings():  # nn.LSTM(proj_size) on CPU warns that oneDNN lacks it (lstmp.py)
+                    warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+                    out, (h, c) = layer(inp, (st[0].unsqueeze(0), st[1].unsqueeze(0)))  # out: (T, B, out_dim)
                 new = (h.squeeze(0), c.squeeze(0))
             else:
                 out, h = layer(inp, st[0].unsqueeze(0))

@@ -78,7 +78,7 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
 
     if bilm is None:
         return {name: None for name in splits}
-    emb = Embedder.from_bilm(bilm, cfg.model.pooling, batch_tokens=2000)
+    emb = Embedder(bilm, pooling=cfg.model.pooling, batch_tokens=2000)
     out = {}
     for name, items in splits.items():
         dump = getattr(cfg.data, f"{name}_hdf5")
