@@ -496,11 +496,16 @@ class EmbeddingsFile:
         with EmbeddingsFile("vectors.hdf5") as e:
             len(e), e[0].shape          # sentences, (layers, words, 2D) or (words, 2D)
 
+    Args:
+        path: the file.
+        in_memory_bytes: a packed file's ``vectors`` up to this size are read into memory at once (the downstream
+            feature cache, read many times); larger ones, and the default 0, are read sentence by sentence.
+
     Raises:
         ElmokitError: a file that is not complete (``.partial``, killed) or not HDF5.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, in_memory_bytes: int = 0) -> None:
         import h5py
 
         self.path = Path(path)
@@ -521,6 +526,8 @@ class EmbeddingsFile:
         self.all_layers = self.attrs.get("layers", "all") == "all"
         if self.packed:
             self.offsets = self.f["offsets"][:]
+            ds = self.f["vectors"]
+            self.vectors = ds[:] if ds.size * ds.dtype.itemsize <= in_memory_bytes else ds  # (words, [layers,] 2D)
 
     def __len__(self) -> int:
         if self.packed:
@@ -532,7 +539,7 @@ class EmbeddingsFile:
         if self.packed:
             if not 0 <= i < len(self):
                 raise IndexError(i)
-            v = self.f["vectors"][self.offsets[i] : self.offsets[i + 1]]  # (words, [layers,] 2D)
+            v = self.vectors[self.offsets[i] : self.offsets[i + 1]]  # (words, [layers,] 2D)
             return np.ascontiguousarray(np.moveaxis(v, 0, 1)) if v.ndim == 3 else v
         key = str(i)
         if key not in self.f:

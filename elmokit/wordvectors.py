@@ -29,6 +29,23 @@ def _recurrent_bytes(stack: RecurrentStack) -> int:
     return max(layer.weight_hh_l0.numel() * layer.weight_hh_l0.element_size() for layer in stack.layers)
 
 
+def pad_layers(arrays: list, width: int, device: torch.device | str = "cpu") -> Tensor:
+    """Stack per-sentence ``(layers, words, 2D)`` arrays or tensors into ``(batch, layers, width, 2D)`` float32,
+    zero past each sentence's end, on ``device``."""
+    L, D = arrays[0].shape[0], arrays[0].shape[-1]
+    out = torch.zeros(len(arrays), L, width, D, device=device)
+    for b, a in enumerate(arrays):
+        t = torch.as_tensor(a)
+        out[b, :, : t.shape[1]] = t.float()
+    return out
+
+
+def word_mask(sentences: list[list[str]], device: torch.device | str = "cpu") -> Tensor:
+    """``(batch, words)`` bool: True at each sentence's words."""
+    lengths = torch.tensor([len(s) for s in sentences], device=device)
+    return torch.arange(int(lengths.max()) if len(sentences) else 0, device=device) < lengths[:, None]
+
+
 class FrozenBiLM(nn.Module):
     """Base of the frozen, eval-mode biLMs (no parameter requires grad; no dropout whatever the parent does)."""
 
@@ -129,14 +146,14 @@ class FrozenBiLM(nn.Module):
             ``(vectors, mask)``: ``vectors`` of shape ``(batch, layers, words, 2D)`` (zeros past each sentence's
             end), ``mask`` bool ``(batch, words)``.
         """
-        device = self.device
-        W = max((len(s) for s in sentences), default=0)
-        out = torch.zeros(len(sentences), self.num_layers, W, 2 * self.dim, device=device)
-        mask = torch.zeros(len(sentences), W, dtype=torch.bool, device=device)
-        for b, (v,) in enumerate(self.encode_rows([[s] for s in sentences], pooling)):
-            out[b, :, : v.shape[1]] = v
-            mask[b, : v.shape[1]] = True
-        return out, mask
+        return self.padded(sentences, max((len(s) for s in sentences), default=0), pooling), word_mask(
+            sentences, self.device)
+
+    def padded(self, sentences: list[list[str]], width: int, pooling: str = "edges") -> Tensor:
+        """:meth:`forward`'s vectors padded to ``width`` words: ``(batch, layers, width, 2D)``."""
+        if not sentences:
+            return torch.zeros(0, self.num_layers, width, 2 * self.dim, device=self.device)
+        return pad_layers([v for (v,) in self.encode_rows([[s] for s in sentences], pooling)], width, self.device)
 
     def document(self, sentences: list[list[str]], pooling: str = "edges") -> list[Tensor]:
         """Document mode: the sentences of one document in one pass, context carried across them.

@@ -14,22 +14,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from elmokit import __version__
+from elmokit.wordvectors import pad_layers
 
 IN_MEMORY_BYTES = 8 << 30  # caches up to this size are read into memory (else read per batch from disk)
-
-
-def pad_layers(arrays: list[np.ndarray | Tensor], width: int) -> Tensor:
-    """Stack per-sentence ``(layers, words, 2D)`` arrays into ``(batch, layers, width, 2D)`` float32, zero-padded."""
-    L, D = arrays[0].shape[0], arrays[0].shape[-1]
-    out = torch.zeros(len(arrays), L, width, D)
-    for b, a in enumerate(arrays):
-        t = torch.as_tensor(a)
-        out[b, :, : t.shape[1]] = t.float()
-    return out
 
 
 class LiveFeatures:
@@ -41,10 +31,7 @@ class LiveFeatures:
 
     def layers(self, indices: list[int], sentences: list[list[str]], width: int) -> Tensor:
         """``(batch, layers, width, 2D)`` for ``sentences`` (``indices`` are unused here)."""
-        v, _ = self.bilm(sentences, self.pooling)  # (batch, layers, words, 2D)
-        out = torch.zeros(v.shape[0], v.shape[1], width, v.shape[3], device=v.device)
-        out[:, :, : v.shape[2]] = v
-        return out
+        return self.bilm.padded(sentences, width, self.pooling)  # (batch, layers, width, 2D)
 
 
 class _StoredFeatures:
@@ -59,27 +46,24 @@ class _StoredFeatures:
 
 
 class CachedFeatures(_StoredFeatures):
-    """Vectors of one split read from its HDF5 cache (see :func:`build_cache`)."""
+    """Vectors of one split read from its HDF5 cache (see :func:`build_cache`), through the same reader as every
+    ``elmokit embed`` file (:class:`~elmokit.vectors_hdf5.EmbeddingsFile`), held in memory up to 8 GiB."""
 
     def __init__(self, path: str | Path) -> None:
-        import h5py
+        from elmokit.vectors_hdf5 import EmbeddingsFile
 
         self.path = Path(path)
-        self.f = h5py.File(self.path, "r")
-        self.offsets = self.f["offsets"][:]
-        ds = self.f["vectors"]
-        self.vectors = ds[:] if ds.size * ds.dtype.itemsize <= IN_MEMORY_BYTES else ds  # (total_words, layers, 2D)
+        self.file = EmbeddingsFile(self.path, IN_MEMORY_BYTES)
 
     def __len__(self) -> int:
-        return len(self.offsets) - 1
+        return len(self.file)
 
     def get(self, i: int) -> np.ndarray:
         """Sentence ``i`` as ``(layers, words, 2D)``."""
-        v = self.vectors[self.offsets[i] : self.offsets[i + 1]]  # (words, layers, 2D)
-        return np.moveaxis(v, 0, 1)
+        return self.file[i]
 
     def close(self) -> None:
-        self.f.close()
+        self.file.close()
 
 
 class EmbedFileFeatures(_StoredFeatures):
