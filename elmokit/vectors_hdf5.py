@@ -1,7 +1,23 @@
-"""``elmokit embed``'s HDF5 files: writing them so that a kill or a full disk never leaves a bad file, and reading.
+"""``elmokit embed``'s HDF5 files: the two layouts, writing them so that a kill or a full disk never leaves a bad
+file (:mod:`elmokit.embed_file` fills them, :mod:`elmokit.hdf5_safe` holds the write-error-proof file), and reading.
 
-The two layouts (``allennlp``: one dataset per line plus ``sentence_to_index``; ``packed``: ``vectors`` and
-``offsets``) are described in :mod:`elmokit.embed`; this module holds how they reach the disk.
+HDF5 layouts (both carry provenance attributes: ``elmokit_version``, ``model_sha256``, ``vocab_sha256``,
+``layers`` (all|top|average), ``pooling``, ``dtype``, ``layout``, ``input``, ``input_sha256``, ``tokenized``,
+``chunk_lines``, ``max_words``, ``stateful``, ``batch_size``, ``num_layers``, ``dim``, ``sentences``, ``lines_done``,
+``complete``):
+
+- ``allennlp`` (default; what AllenNLP's removed ``elmo`` command wrote): one dataset per input line, keyed by the
+  line's 0-based index as a string (``"0"``, ``"1"``, ...), of shape ``(layers, words, 2D)`` with ``--layers all``
+  or ``(words, 2D)`` with ``top``/``average``; plus ``sentence_to_index``, a JSON map from sentence text to its key
+  (the first line with that text, so duplicates do not overwrite each other).
+- ``packed`` (for large corpora): ``vectors`` of shape ``(total_words, layers, 2D)`` (or ``(total_words, 2D)``),
+  chunked along words, and ``offsets`` ``(sentences + 1,)``: sentence ``i`` is ``vectors[offsets[i]:offsets[i+1]]``
+  (word-major; transpose to ``(layers, words, 2D)``).
+
+An empty input line is a sentence of zero words: its dataset has shape ``(layers, 0, 2D)`` (or ``(0, 2D)``).
+The file is written in parts under ``OUTPUT.partial/`` and becomes ``OUTPUT`` only when complete and verified, so a
+file with the final name is always whole; after a kill or a full disk, ``--resume`` continues from the last part
+recorded whole (below).
 
 Durability. ``OUTPUT.partial/`` is a directory that only this module writes:
 
@@ -28,9 +44,6 @@ checked before each part and before the merge, with the bytes needed in the mess
 
 from __future__ import annotations
 
-import errno
-import functools
-import io
 import json
 import os
 import shutil
@@ -41,217 +54,11 @@ from pathlib import Path
 import numpy as np
 
 from elmokit.errors import ElmokitError
+from elmokit.hdf5_safe import (DiskError, SafeFile, abandon, check_space, close_synced, disk_error, fsync_dir,
+                               new_dataset, open_hdf5, open_part)
 from elmokit.textfile import sha256_file
 
 PARTIAL_FORMAT = "elmokit-embed-partial/1"
-MARGIN_BYTES = 8 * 2**20  # free space kept beyond a part's estimated size (HDF5 metadata, the journal)
-
-
-class DiskError(ElmokitError):
-    """The output's disk is full (or failed); the finished parts are kept for ``--resume``."""
-
-
-class SafeFile(io.RawIOBase):
-    """A binary file for h5py's ``fileobj`` driver that never lets the HDF5 library see a failed write.
-
-    The first ``OSError`` of a write, truncate or flush is kept in :attr:`error` and every later write is dropped
-    (reported as done), so the library finishes its bookkeeping without crashing; the file is then garbage and the
-    caller deletes it (:func:`part_file` and :func:`finish` do).
-    """
-
-    def __init__(self, path: Path, mode: str) -> None:
-        super().__init__()
-        self.path = path
-        self.f = open(path, mode, buffering=0)  # unbuffered: a seek never flushes (and so never fails)
-        self.error: OSError | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.f.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.f.tell()
-
-    def readinto(self, b) -> int:
-        return self.f.readinto(b)
-
-    def write(self, b) -> int:
-        view = memoryview(b).cast("B")
-        n = len(view)
-        if self.error is None:
-            try:
-                while view:  # a raw write may write less than asked (the disk filling up)
-                    view = view[self.f.write(view) :]
-            except OSError as e:
-                self.error = e
-                self.f.seek(len(view), os.SEEK_CUR)  # past what was not written: where the library believes it ends
-        else:
-            self.f.seek(n, os.SEEK_CUR)
-        return n
-
-    def truncate(self, size: int | None = None) -> int:
-        if self.error is None:
-            try:
-                return self.f.truncate(size)
-            except OSError as e:
-                self.error = e
-        return size if size is not None else self.tell()
-
-    def flush(self) -> None:
-        if self.error is None and not self.f.closed:
-            try:
-                self.f.flush()
-            except OSError as e:
-                self.error = e
-
-    def sync(self) -> None:
-        """Flush Python's buffer and the kernel's (``fsync``) unless a write already failed."""
-        self.flush()
-        if self.error is None:
-            try:
-                os.fsync(self.f.fileno())
-            except OSError as e:
-                self.error = e
-
-    def close(self) -> None:
-        if not self.f.closed:
-            try:
-                self.f.close()
-            except OSError as e:
-                self.error = self.error or e
-        super().close()
-
-
-def disk_error(path: Path, e: OSError, partial: Path) -> DiskError:
-    """The one-line error for a failed write of ``path``."""
-    what = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else f"it failed ({e.strerror or e})"
-    return DiskError(f"{path}: cannot write: {what}. The chunks already done are kept in {partial}: free space (or "
-                     f"pick another output directory and move {partial.name} there), then run again with --resume")
-
-
-def check_space(directory: Path, needed: int, what: str, partial: Path) -> None:
-    """Refuse, before writing, when ``directory``'s disk has less than ``needed`` (+ a margin) bytes free."""
-    free = shutil.disk_usage(directory).free
-    if free < needed + MARGIN_BYTES:
-        mib = 2**20
-        raise DiskError(f"{directory}: {free / mib:,.1f} MiB free, but {what} needs about "
-                        f"{(needed + MARGIN_BYTES) / mib:,.1f} MiB. The chunks already done are kept in {partial}: "
-                        f"free space, then run again with --resume")
-
-
-def open_hdf5(safe: SafeFile, create: bool):
-    """An ``h5py.File`` over ``safe`` set up to keep memory flat on a file of many datasets.
-
-    - Each dataset's metadata (its object header) leaves the HDF5 library's metadata cache when the dataset is
-      closed (``H5Pset_evict_on_close``), so the cache holds the root group's index only (~1 MiB per 100k
-      sentences). Otherwise it fills with the headers of every dataset written.
-    - The cache is capped at 4 MiB (by default it may grow to 32 MiB).
-
-    Where h5py's HDF5 does not export ``H5Pset_evict_on_close`` (not reachable through ctypes, e.g. on Windows),
-    only the cap applies.
-    """
-    import h5py
-
-    fapl = _file_access()
-    fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, safe)
-    name = os.fsencode(safe.path)
-    fid = (h5py.h5f.create(name, h5py.h5f.ACC_TRUNC, fapl=fapl) if create
-           else h5py.h5f.open(name, h5py.h5f.ACC_RDWR, fapl=fapl))
-    return _capped(h5py.File(fid))
-
-
-def _open_part(path: Path):
-    """A finished part, read-only, with the writer's memory settings (:func:`open_hdf5`): without them the merge
-    keeps every part's dataset headers cached (merging 90k datasets by value: 89 MiB peak RSS, 65 with them)."""
-    import h5py
-
-    return _capped(h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, fapl=_file_access())))
-
-
-def _file_access():
-    """The file access property list: objects closed with the file, datasets evicted from the cache on close."""
-    import h5py
-
-    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File's own: closing the file closes its objects
-    evict_on_close = _evict_on_close()
-    if evict_on_close is not None:
-        evict_on_close(fapl.id, True)
-    return fapl
-
-
-def _capped(f):
-    """``f`` with its metadata cache capped at 4 MiB."""
-    config = f.id.get_mdc_config()
-    config.set_initial_size = True
-    config.max_size = config.initial_size = 4 * 2**20
-    config.min_size = min(config.min_size, config.max_size)
-    f.id.set_mdc_config(config)
-    return f
-
-
-@functools.lru_cache(maxsize=1)
-def _evict_on_close():
-    """HDF5's ``H5Pset_evict_on_close(fapl, flag)`` through ctypes (h5py does not wrap it), or None.
-
-    Looked up through h5py's own extension module, so the symbol resolves in the HDF5 library that h5py loaded
-    (``dlsym`` searches a library's dependencies)."""
-    import ctypes
-
-    import h5py
-
-    try:
-        fn = ctypes.CDLL(h5py.h5p.__file__).H5Pset_evict_on_close
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int64, ctypes.c_bool]  # hid_t (64-bit since HDF5 1.10), hbool_t
-    fn.restype = ctypes.c_int  # herr_t: negative on failure (e.g. parallel HDF5), when the cap alone applies
-    return fn
-
-
-def new_dataset(f, name: str, data: np.ndarray) -> None:
-    """``f.create_dataset(name, data=data)`` for a C-contiguous array, through h5py's low-level API: the same
-    contiguous dataset (no creation times, as h5py's default), at under half the cost per dataset (the creation
-    property list and the HDF5 type are made once per dtype, :func:`_dataset_props`), which matters for the
-    one-dataset-per-sentence layout."""
-    import h5py
-
-    data = np.ascontiguousarray(data)
-    dcpl, h5type = _dataset_props(data.dtype)
-    dset = h5py.h5d.create(f.id, name.encode(), h5type, h5py.h5s.create_simple(data.shape), dcpl=dcpl)
-    if data.size:
-        dset.write(h5py.h5s.ALL, h5py.h5s.ALL, data, mtype=h5type)
-
-
-@functools.lru_cache(maxsize=None)
-def _dataset_props(dtype: np.dtype) -> tuple:
-    """The dataset creation property list (creation times not tracked) and the HDF5 type for ``dtype``."""
-    import h5py
-
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_obj_track_times(False)
-    return dcpl, h5py.h5t.py_create(dtype)
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:  # not every platform opens directories
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def count_lines(f, packed: bool) -> int:
     """Lines held by an open file of either layout (raises ``ElmokitError`` when its two arrays disagree)."""
     if packed:
@@ -299,7 +106,7 @@ class Partial:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             os.replace(tmp, self.dir)
-            _fsync_dir(self.dir.parent)
+            fsync_dir(self.dir.parent)
         for p in self.dir.iterdir():  # a part killed while being written
             if p.name.startswith(".part-") or p.name.startswith(".final"):
                 p.unlink()
@@ -380,7 +187,7 @@ class Partial:
         try:
             f = open_hdf5(safe, create=True)
             yield f
-            f = _close_synced(f, safe, self.dir)
+            f = close_synced(f, safe, self.dir)
             import h5py
 
             with h5py.File(tmp, "r") as g:  # verify: the part holds its lines
@@ -390,11 +197,11 @@ class Partial:
             rec = {"part": k, "file": name, "start": start, "lines": lines, "bytes": tmp.stat().st_size,
                    "sha256": sha256_file(tmp)}
             os.replace(tmp, self.dir / name)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
             self._write_journal(self.journal, "a", [rec])
             self.parts.append(rec)
         except BaseException:
-            _abandon(f, safe, tmp, self.dir)
+            abandon(f, safe, tmp, self.dir)
             raise
 
     def finish(self, packed: bool, total: int, verify) -> Path:
@@ -422,7 +229,7 @@ class Partial:
         try:
             f = open_hdf5(safe, create=False)
             for rec in self.parts[1:]:
-                with _open_part(self.dir / rec["file"]) as src:
+                with open_part(self.dir / rec["file"]) as src:
                     if packed:
                         _append_packed(f, src)
                     else:  # by value, not H5Ocopy: that held ~1 KiB per dataset copied until the file closed
@@ -433,41 +240,16 @@ class Partial:
                     break
             f.attrs["lines_done"] = total
             f.attrs["complete"] = True
-            f = _close_synced(f, safe, self.dir)
+            f = close_synced(f, safe, self.dir)
             with h5py.File(target, "r") as g:
                 verify(g)
         except BaseException:
-            _abandon(f, safe, final if target == final else None, self.dir)
+            abandon(f, safe, final if target == final else None, self.dir)
             raise
         os.replace(target, self.out)
-        _fsync_dir(self.out.parent)
+        fsync_dir(self.out.parent)
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.out
-
-
-def _close_synced(f, safe: SafeFile, partial: Path) -> None:
-    """Close the HDF5 file and its :class:`SafeFile`, fsynced; a write that failed on the way raises
-    :class:`DiskError`. Returns None (the caller's handle is then gone)."""
-    f.close()
-    safe.sync()
-    if safe.error is not None:
-        raise disk_error(safe.path, safe.error, partial)
-    safe.close()
-
-
-def _abandon(f, safe: SafeFile, delete: Path | None, partial: Path) -> None:
-    """After an error: close what is open, delete ``delete`` (a temporary file), and raise :class:`DiskError`
-    when a write had failed (whatever the HDF5 library raised then came from that)."""
-    if f is not None:
-        try:
-            f.close()
-        except Exception:  # noqa: BLE001 - the file is abandoned anyway
-            pass
-    safe.close()
-    if delete is not None:
-        delete.unlink(missing_ok=True)
-    if safe.error is not None:
-        raise disk_error(safe.path, safe.error, partial) from None
 
 
 def _append_packed(f, src, block: int = 65536) -> None:

@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from elmokit.cli import main
-from elmokit.embed import Embedder, EmbeddingsFile, write_hdf5
+from elmokit.embed import Embedder, EmbeddingsFile
+from elmokit.embed_file import write_hdf5
 from elmokit.errors import CorpusError, ElmokitError
 
 LINES = ["The old farmer sees many cats .", "", "Birds sing .", "고양이가 책을 본다 .", "Birds sing .",
@@ -129,7 +130,7 @@ def test_batches_hold_multiples_of_row_multiple_within_the_budget(tiny_pair):
 
 
 def test_sentence_to_index_is_json_of_the_first_occurrences(tmp_path):
-    from elmokit.embed import _sentence_to_index
+    from elmokit.embed_file import _sentence_to_index
 
     lines = ["a b", 'say "hi" \\ now', "", "a b", "영화 좋아요", "", "z"]
     p = tmp_path / "in.txt"
@@ -280,7 +281,7 @@ class _Proxy:
 def test_a_full_disk_is_one_clear_error_and_keeps_the_done_parts(emb, text, tmp_path, monkeypatch, layout):
     """The disk fills up inside the third part: one DiskError naming the file (no HDF5 error storm, no crash), the
     two finished parts stay, the older output is untouched, and --resume on a freed disk finishes equal."""
-    import elmokit.vectors_hdf5 as V
+    import elmokit.hdf5_safe as V
 
     full = write_hdf5(emb, text, tmp_path / "full.hdf5", layout=layout, chunk_lines=4, progress=False)
     out = tmp_path / "o.hdf5"
@@ -313,7 +314,7 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_done_parts(emb, text, tmp_
 def test_too_little_free_space_is_refused_before_writing(emb, text, tmp_path, monkeypatch):
     import shutil as sh
 
-    import elmokit.vectors_hdf5 as V
+    import elmokit.hdf5_safe as V
 
     monkeypatch.setattr(V.shutil, "disk_usage", lambda p: sh._ntuple_diskusage(10**9, 10**9 - 2**20, 2**20))
     with pytest.raises(V.DiskError, match=r"1.0 MiB free, but the next chunk \(4 lines\) needs about"):
@@ -403,7 +404,7 @@ def test_cli_bundle_and_embed(tiny_pair, text, tmp_path):
 
 
 def test_tokenized_reads_the_form_column_of_conllu(tmp_path):
-    from elmokit.embed import read_sentences
+    from elmokit.embed_file import read_sentences
 
     p = tmp_path / "s.conllu"
     p.write_text("# text = Don't go\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\tdo\tAUX\t_\t_\t_\t_\t_\t_\n"
@@ -416,7 +417,7 @@ def test_tokenized_reads_the_form_column_of_conllu(tmp_path):
 def test_output_file_evicts_dataset_metadata_on_close(tmp_path):
     """`embed`'s file drops each dataset's header from HDF5's metadata cache when it is closed (memory flat in
     the number of sentences): with it, the cache stays a fraction of a plain h5py file's after 2,000 datasets."""
-    from elmokit.vectors_hdf5 import SafeFile, _evict_on_close, new_dataset, open_hdf5
+    from elmokit.hdf5_safe import SafeFile, _evict_on_close, new_dataset, open_hdf5
 
     assert _evict_on_close() is not None
     data = np.zeros((3, 2, 4), np.float32)

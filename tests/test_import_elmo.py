@@ -209,7 +209,8 @@ def test_stateful_is_refused_for_elmokits_own_bilm(tmp_path, tiny_pair):
 
 
 def test_stateful_resume_replays_to_the_same_numbers(tmp_path, elmo_bundles):
-    from elmokit.embed import Embedder, write_hdf5
+    from elmokit.embed import Embedder
+    from elmokit.embed_file import write_hdf5
 
     sents = json.loads((ELMO_FIXTURE / "lm_embeddings_sentences.json").read_text())
     text = tmp_path / "s.txt"

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from elmokit.embed import Embedder, write_hdf5, EmbeddingsFile
+from elmokit.embed import Embedder, EmbeddingsFile
+from elmokit.embed_file import write_hdf5
 from elmokit.modules.crf import allowed_transitions
 from elmokit.tasks.models import Batch, CharCNN, Classifier, Encoder, Tagger
 
