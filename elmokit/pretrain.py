@@ -35,6 +35,7 @@ from elmokit.evaluate import Perplexity, count_words, runaway_streams, runaway_w
 from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
 from elmokit.malloc import keep_freed_memory
 from elmokit.modules.recurrent import detach_state
+from elmokit.optim import OPTIMIZERS, SCHEDULES, lr_lambda, make_optimizer, schedule_budget_warning, schedule_length
 from elmokit.run_guard import (
     MetricsLog, check_fresh_out, check_launch, check_same_run, fingerprint, remove_torn_dirs,
 )
@@ -59,8 +60,8 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
     checks = [
         (m.head in HEADS, f"model.head must be sampled or full, got {m.head!r}"),
         (m.cell in CELLS, f"model.cell must be lstm, gru or rnn, got {m.cell!r}"),
-        (t.optimizer in ("adam", "sgd", "adagrad"), f"train.optimizer must be adam, sgd or adagrad, got {t.optimizer!r}"),
-        (t.schedule in ("cosine", "linear", "constant"), "train.schedule must be cosine, linear or constant"),
+        (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}"),
+        (t.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}"),
         (t.precision in ("no", "bf16"), f"train.precision must be no or bf16, got {t.precision!r}"),
         (t.batch_size > 0 and t.bptt > 0, "train.batch_size and train.bptt must be positive"),
         (t.grad_accum > 0, "train.grad_accum must be positive"),
@@ -101,54 +102,6 @@ def _array_sha256(a) -> str:
     for i in range(0, len(flat), 1 << 24):
         h.update(np.ascontiguousarray(flat[i : i + (1 << 24)]).tobytes())
     return h.hexdigest()
-
-
-def schedule_length(t, total_steps: int) -> int:
-    """Steps the LR schedule spans: ``train.schedule_steps`` when set, else the run's ``total_steps``."""
-    return t.schedule_steps or total_steps
-
-
-def lr_lambda(cfg, total_steps: int):
-    """Linear warmup, then cosine or linear decay to ``min_lr_ratio`` (or constant), over
-    :func:`schedule_length` steps."""
-    t = cfg.train
-    total_steps = schedule_length(t, total_steps)
-
-    def f(step: int) -> float:
-        if t.warmup_steps and step < t.warmup_steps:
-            return (step + 1) / t.warmup_steps
-        if t.schedule == "constant":
-            return 1.0
-        frac = min(1.0, (step - t.warmup_steps) / max(1, total_steps - t.warmup_steps))
-        decay = 0.5 * (1 + math.cos(math.pi * frac)) if t.schedule == "cosine" else 1 - frac
-        return t.min_lr_ratio + (1 - t.min_lr_ratio) * decay
-
-    return f
-
-
-def schedule_budget_warning(step: int, first_step: int, total_steps: int, elapsed_s: float, max_minutes: float,
-                            schedule: str) -> str:
-    """A warning when, at the speed measured so far in this run, ``max_minutes`` ends the run before the LR
-    schedule does (a cut schedule leaves the LR high and the model short of what the budget could give); empty
-    when the budget fits."""
-    per_step = elapsed_s / max(step - first_step, 1)
-    reach = step + int((60 * max_minutes - elapsed_s) / per_step)
-    if reach >= total_steps:
-        return ""
-    return (f"warning: at {per_step:.2f} s/step the {max_minutes:g}-minute budget (train.max_minutes) ends near "
-            f"step {reach} of {total_steps}, before the {schedule} LR schedule has decayed; set "
-            f"train.max_steps={int(reach * 0.97)} (or a larger budget) so that it completes")
-
-
-def make_optimizer(t, params) -> torch.optim.Optimizer:
-    """Adam, SGD or Adagrad; the fused kernels (one pass over all parameters: ~8x faster than the per-tensor
-    loop for Adam on CPU here) where this torch has them for the device."""
-    cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad}[t.optimizer]
-    params = list(params)
-    try:
-        return cls(params, lr=t.lr, weight_decay=t.weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return cls(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
 def _rng_state(model: LanguageModel, states: list, window: tuple[float, int]) -> dict:

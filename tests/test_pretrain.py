@@ -10,7 +10,8 @@ import torch
 
 from elmokit.checkpoint import load_model
 from elmokit.errors import CheckpointError, ConfigError
-from elmokit.pretrain import lr_lambda, pretrain, schedule_budget_warning
+from elmokit.optim import lr_lambda, schedule_budget_warning
+from elmokit.pretrain import pretrain
 
 
 def losses(run: Path, split: str = "train") -> list[float]:
