@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from elmokit.embed import Embedder
-from elmokit.modules.elmo import ElmoLayer
+from elmokit.elmo import ElmoLayer
 
 SENTENCES = [["The", "old", "farmer", "sees", "many", "cats", "."], ["Birds", "sing", "."], ["고양이가", "책을", "본다", "."],
              ["A", "quiet", "machine", "waits", "near", "the", "distant", "river", "today", "."], ["Hello"]]

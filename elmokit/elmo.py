@@ -1,4 +1,5 @@
-"""``ElmoLayer``: a frozen biLM plus N learnable scalar mixes, as a torch module for any downstream model."""
+"""``ElmoLayer``: a frozen biLM plus N learnable scalar mixes, as a torch module for any downstream model (it loads
+a biLM, so it lives beside the pipeline stages, not among the building blocks in ``modules/``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ class ElmoLayer(nn.Module):
     """Frozen biLM → ``num_mixes`` scalar mixes (e.g. one for a tagger's input, one for its output layer).
 
     Args:
-        bilm: a :class:`~elmokit.bilm.BiLM`, or a path to a bundle.
+        bilm: a loaded biLM (:func:`elmokit.bilm.load_bilm`: elmokit's own or an imported ELMo), or a path to a
+            bundle.
         num_mixes: how many independent mixes.
         dropout: dropout on each mixed output (0.5 in the ELMo paper).
         layer_norm, l2: see :class:`ScalarMix`.
