@@ -1,6 +1,5 @@
 """ElmoLayer: a frozen biLM and learnable scalar mixes as a torch module."""
 
-
 from elmokit.elmo import ElmoLayer
 from elmokit.plots import plot_mix_weights
 
