@@ -14,8 +14,10 @@ Many processes: each takes every N-th batch of the same epoch order (equal count
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -95,7 +97,31 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
     return out
 
 
-def _save_state(run: Path, model, optimizer, plateau, average, loop: dict, run_print: dict) -> None:
+@dataclass
+class LoopState:
+    """Where a task run is, saved as ``checkpoint/loop.json`` after every evaluation and read back by ``--resume``."""
+
+    epoch: int = 0
+    batch_pos: int = 0  # the next batch of the epoch
+    step: int = 0
+    best: float | None = None  # the best dev score so far
+    best_step: int = 0
+    bad_evals: int = 0  # evaluations since the best one
+    stopped: bool = False
+    stop_reason: str | None = None  # patience | time | "" (not stopped); None: saved before elmokit recorded it
+    train_seconds: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)
+    window: list = field(default_factory=lambda: [0.0, 0])  # train-loss sum and steps since the last train record
+    metrics_lines: int | None = None  # lines of metrics.jsonl this state saw (None: saved before this was kept)
+
+    @classmethod
+    def read(cls, path: Path) -> LoopState:
+        """Read ``loop.json`` (a checkpoint of an older elmokit lacks the newer keys: they keep their defaults)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k in known})
+
+
+def _save_state(run: Path, model, optimizer, plateau, average, loop: LoopState, run_print: dict) -> None:
     """The resumable state after an evaluation: weights (and their average), optimizer, annealing, loop counters,
     RNG states, the run's fingerprint, and a manifest with every file's sha256 (verified on resume)."""
     tmp = atomic_dir(run / "checkpoint")
@@ -106,7 +132,7 @@ def _save_state(run: Path, model, optimizer, plateau, average, loop: dict, run_p
     with removed_on_disk_error(tmp, run / "checkpoint", "", "the previous checkpoint is intact: free space, then "
                                "continue with --resume"):
         (tmp / "state.pt").write_bytes(torch_save_bytes(state))
-        write_json(tmp / "loop.json", loop)
+        write_json(tmp / "loop.json", dataclasses.asdict(loop))
         write_json(tmp / "fingerprint.json", run_print)
         files = {n: sha256_file(tmp / n) for n in ("state.pt", "loop.json", "fingerprint.json")}
         write_json(tmp / "manifest.json", {"format": CHECKPOINT_FORMAT, "files": files})
@@ -208,8 +234,7 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         return score_predictions(splits[name], preds, d.scheme)
 
     # --- state, resume --------------------------------------------------------------------------------------------
-    loop = {"epoch": 0, "batch_pos": 0, "step": 0, "best": None, "best_step": 0, "bad_evals": 0, "stopped": False,
-            "train_seconds": 0.0, "epoch_seconds": []}
+    loop = LoopState()
     run_print = _fingerprint(cfg, bilm)
     if resume and (run / "checkpoint" / "state.pt").is_file():
         ck = run / "checkpoint"
@@ -227,8 +252,8 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
                               f"resume it with the same train.ema_decay")
         if average is not None:
             average.load_state_dict(st["average"])
-        loop = json.loads((run / "checkpoint" / "loop.json").read_text(encoding="utf-8"))
-        say(f"resumed at epoch {loop['epoch']}, step {loop['step']} (best dev {loop['best']})")
+        loop = LoopState.read(run / "checkpoint" / "loop.json")
+        say(f"resumed at epoch {loop.epoch}, step {loop.step} (best dev {loop.best})")
         resumed = True
     else:
         resumed = False
@@ -237,8 +262,8 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         run.mkdir(parents=True, exist_ok=True)
         write_json(run / "run.json", {"config": to_dict(cfg), "bilm_sha256": bilm.sha256 if bilm else ""})
         # a resume keeps the records its checkpoint saw (older checkpoints: those up to its step), a new run none
-        keep = loop.get("metrics_lines") if resumed else None
-        log = MetricsLog(run / "metrics.jsonl", keep, loop["step"] if resumed and keep is None else None)
+        keep = loop.metrics_lines if resumed else None
+        log = MetricsLog(run / "metrics.jsonl", keep, loop.step if resumed and keep is None else None)
     if t.trackers:
         accelerator.init_trackers(f"elmokit-{cfg.task}", config=json.loads(json.dumps(to_dict(cfg))))
 
@@ -252,28 +277,28 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         """Dev evaluation, best-model save, LR annealing, early stopping. Returns True to stop."""
         scores = run_eval("dev")
         score = main_metric(scores, metric)
-        rec = {"step": loop["step"], "split": "dev", "epoch": loop["epoch"], "lr": optimizer.param_groups[0]["lr"],
+        rec = {"step": loop.step, "split": "dev", "epoch": loop.epoch, "lr": optimizer.param_groups[0]["lr"],
                **scores}
         rec.update(mix_summary(enc))
         record(rec)
-        if loop["best"] is None or score > loop["best"]:
-            loop.update(best=score, best_step=loop["step"], bad_evals=0)
+        if loop.best is None or score > loop.best:
+            loop.best, loop.best_step, loop.bad_evals = score, loop.step, 0
             if main:
                 save_task_model(run / "model", eval_model, cfg, lexicon, bilm.sha256 if bilm else "",
-                                {"dev": scores, "step": loop["step"]})
+                                {"dev": scores, "step": loop.step})
         else:
-            loop["bad_evals"] += 1
+            loop.bad_evals += 1
         plateau.step(score)
-        bar.set_postfix(dev=f"{score:.2f}", best=f"{loop['best']:.2f}")
-        return loop["bad_evals"] >= t.patience
+        bar.set_postfix(dev=f"{score:.2f}", best=f"{loop.best:.2f}")
+        return loop.bad_evals >= t.patience
 
     # --- the loop ---------------------------------------------------------------------------------------------------
     world, rank = accelerator.num_processes, accelerator.process_index
     n_train = len(splits["train"])
     steps_per_epoch = (len(make_batches([0] * n_train, t.batch_size, False)) // world)
-    bar = tqdm(total=t.max_epochs * steps_per_epoch, initial=loop["step"], unit="step", desc=cfg.task,
+    bar = tqdm(total=t.max_epochs * steps_per_epoch, initial=loop.step, unit="step", desc=cfg.task,
                disable=not (t.progress and main), dynamic_ncols=True)
-    start = time.time() - loop["train_seconds"]
+    start = time.time() - loop.train_seconds
 
     def out_of_time() -> bool:
         return t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes
@@ -281,30 +306,31 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     def end_evaluation(patience_out: bool, timed_out: bool) -> bool:
         """Record whether training stops and why, and save the resumable state."""
         stop = patience_out or timed_out
-        loop["stopped"] = stop
-        loop["stop_reason"] = "patience" if patience_out else ("time" if timed_out else "")
-        loop["train_seconds"] = time.time() - start
-        loop["window"] = [window_loss, window_steps]  # the next train record's, continued on resume
+        loop.stopped = stop
+        loop.stop_reason = "patience" if patience_out else ("time" if timed_out else "")
+        loop.train_seconds = time.time() - start
+        loop.window = [window_loss, window_steps]  # the next train record's, continued on resume
         if main:
-            loop["metrics_lines"] = log.lines  # what a resume keeps of metrics.jsonl
+            loop.metrics_lines = log.lines  # what a resume keeps of metrics.jsonl
             _save_state(run, raw_model, optimizer, plateau, average, loop, run_print)
         return stop
 
     lengths = [len(it.words) for it in splits["train"]]
     seen, window_t = 0, time.time()
-    window_loss, window_steps = loop.get("window", [0.0, 0])  # the train-loss sum and steps since the last record
+    window_loss, window_steps = loop.window  # the train-loss sum and steps since the last record
     # a resumed run that early stopping ended stays ended; one that its time budget ended goes on when the budget
     # is now larger (`--resume train.max_minutes=...`; runs saved before stop_reason existed: patience not run out)
-    reason = loop.get("stop_reason", "patience" if loop["bad_evals"] >= t.patience else "time")
-    stop = loop["stopped"] and not (reason == "time" and not out_of_time())
-    if loop["stopped"] and not stop:
-        say(f"the time budget is now {t.max_minutes:g} minutes ({loop['train_seconds'] / 60:.1f} used): training goes on")
-    while not stop and loop["epoch"] < t.max_epochs:
-        batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + loop["epoch"])
+    reason = loop.stop_reason if loop.stop_reason is not None else (
+        "patience" if loop.bad_evals >= t.patience else "time")
+    stop = loop.stopped and not (reason == "time" and not out_of_time())
+    if loop.stopped and not stop:
+        say(f"the time budget is now {t.max_minutes:g} minutes ({loop.train_seconds / 60:.1f} used): training goes on")
+    while not stop and loop.epoch < t.max_epochs:
+        batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + loop.epoch)
         batches = batches[rank::world][:steps_per_epoch]
         epoch_t = time.time()
         model.train()
-        for pos in range(loop["batch_pos"], len(batches)):
+        for pos in range(loop.batch_pos, len(batches)):
             batch = collate(batches[pos], splits["train"], lexicon, features["train"], use_words, use_chars,
                             path=d.train).to(accelerator.device)
             with accelerator.autocast():
@@ -316,30 +342,30 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
             optimizer.zero_grad(set_to_none=True)
             if average is not None:
                 average.update(raw_model)
-            loop["step"] += 1
-            loop["batch_pos"] = pos + 1
+            loop.step += 1
+            loop.batch_pos = pos + 1
             seen += len(batches[pos])
             window_loss += float(loss.detach())
             window_steps += 1
             bar.update(1)
-            if loop["step"] % t.log_every == 0:  # the mean loss of the steps since the last record
+            if loop.step % t.log_every == 0:  # the mean loss of the steps since the last record
                 now = time.time()
-                record({"step": loop["step"], "split": "train", "epoch": loop["epoch"],
+                record({"step": loop.step, "split": "train", "epoch": loop.epoch,
                         "loss": window_loss / window_steps, "lr": optimizer.param_groups[0]["lr"],
                         "examples_per_s": seen * world / (now - window_t)})
                 bar.set_postfix(loss=f"{window_loss / window_steps:.3f}")
                 seen, window_t, window_loss, window_steps = 0, now, 0.0, 0
             timed_out = out_of_time()
-            if (t.eval_every and loop["step"] % t.eval_every == 0) or timed_out:
+            if (t.eval_every and loop.step % t.eval_every == 0) or timed_out:
                 if end_evaluation(evaluate_and_select(), timed_out):
                     stop = True
                     break
         if stop:
             break
-        loop["epoch_seconds"].append(time.time() - epoch_t)
-        loop["epoch"] += 1
-        loop["batch_pos"] = 0
-        evaluated_stop = evaluate_and_select() if not t.eval_every or loop["step"] % t.eval_every else False
+        loop.epoch_seconds.append(time.time() - epoch_t)
+        loop.epoch += 1
+        loop.batch_pos = 0
+        evaluated_stop = evaluate_and_select() if not t.eval_every or loop.step % t.eval_every else False
         stop = end_evaluation(evaluated_stop, out_of_time())
     bar.close()
 
@@ -347,17 +373,16 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     eval_model.load_state_dict(safe_load(run / "model" / "weights.pt", "weights"), strict=True)
     final = {name: run_eval(name) for name in splits if name != "train"}
     summary = {
-        "task": cfg.task, "metric": metric, "use_elmo": m.use_elmo, "best_step": loop["best_step"],
-        "steps": loop["step"], "epochs": loop["epoch"], "train_minutes": loop["train_seconds"] / 60,
+        "task": cfg.task, "metric": metric, "use_elmo": m.use_elmo, "best_step": loop.best_step,
+        "steps": loop.step, "epochs": loop.epoch, "train_minutes": loop.train_seconds / 60,
         "cache_seconds": cache_s if t.features == "cache" and bilm is not None else 0.0,
-        "seconds_per_epoch": (sum(loop["epoch_seconds"]) / len(loop["epoch_seconds"]) if loop["epoch_seconds"]
-                              else None),
+        "seconds_per_epoch": sum(loop.epoch_seconds) / len(loop.epoch_seconds) if loop.epoch_seconds else None,
         "features": t.features if bilm is not None else "none", **final,
     }
     summary.update(mix_summary(enc))
     if main:
         save_task_model(run / "model", eval_model, cfg, lexicon, bilm.sha256 if bilm else "",
-                        {**final, "step": loop["best_step"]})
+                        {**final, "step": loop.best_step})
         write_json(run / "results.json", summary)
         log.close()
         records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
