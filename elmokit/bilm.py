@@ -232,10 +232,9 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
     else:
         fwd_dir, bwd_dir = resolve_model_dir(path), resolve_model_dir(backward)
         sha = _pair_sha(fwd_dir, bwd_dir)
-    fwd, fcfg, vocab, fman = load_model(fwd_dir, device)
-    bwd, bcfg, _, bman = load_model(bwd_dir, device)
-    _check_pair(fman, bman, fcfg, bcfg, str(path), str(backward or bwd_dir))
-    return BiLM(fwd, bwd, vocab, sha)
+    f, b = load_model(fwd_dir, device), load_model(bwd_dir, device)
+    _check_pair(f.manifest, b.manifest, f.cfg, b.cfg, str(path), str(backward or bwd_dir))
+    return BiLM(f.model, b.model, f.vocab, sha)
 
 
 def _pair_sha(fwd_dir: Path, bwd_dir: Path) -> str:

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,28 +106,35 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_model_dir(d: Path, fmt: str, weights: dict[str, torch.Tensor], config: dict, fields: dict,
+                    files: tuple[str, ...] = ()) -> dict:
+    """The files every elmokit model directory has (an LM's, a task model's), written into ``d`` (which the caller
+    commits): ``weights.pt`` (tensors only), ``config.yaml``, and ``manifest.json`` with the format, ``fields``, the
+    sha256 of ``weights.pt``, ``config.yaml`` and ``files`` (already written into ``d``), and the versions.
+
+    Returns:
+        The manifest.
+    """
+    import yaml
+
+    (d / "weights.pt").write_bytes(torch_save_bytes({k: v.detach().cpu() for k, v in weights.items()}))
+    (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    manifest = {"format": fmt, **fields,
+                "files": {n: sha256_file(d / n) for n in ("weights.pt", "config.yaml", *files)}, "versions": versions()}
+    write_json(d / "manifest.json", manifest)
+    return manifest
+
+
 def write_model_files(
     d: Path, state_dict: dict[str, torch.Tensor], config: dict, vocab_path: Path, vocab_sha: str, direction: str,
     vocab_size: int, summary: dict | None = None, extra_files: list[str] = (),
 ) -> None:
-    """Write the model-directory files into ``d`` (which the caller commits); ``extra_files`` (already in ``d``,
-    e.g. a checkpoint's training state) are listed in the manifest with their sha256 too."""
-    import yaml
-
-    (d / "weights.pt").write_bytes(torch_save_bytes({k: v.detach().cpu() for k, v in state_dict.items()}))
-    (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    """Write an LM's model directory into ``d`` (:func:`write_model_dir` plus a copy of its vocabulary);
+    ``extra_files`` (already in ``d``, e.g. a checkpoint's training state) are listed in the manifest too."""
     shutil.copyfile(vocab_path, d / "vocab.model")
-    files = {n: sha256_file(d / n) for n in ("weights.pt", "config.yaml", "vocab.model", *extra_files)}
-    manifest = {
-        "format": MODEL_FORMAT,
-        "direction": direction,
-        "vocab_size": vocab_size,
-        "vocab_sha256": vocab_sha,
-        "files": files,
-        "versions": versions(),
-        "summary": summary or {},
-    }
-    write_json(d / "manifest.json", manifest)
+    write_model_dir(d, MODEL_FORMAT, state_dict, config, {
+        "direction": direction, "vocab_size": vocab_size, "vocab_sha256": vocab_sha, "summary": summary or {},
+    }, ("vocab.model", *extra_files))
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -166,12 +174,19 @@ def read_manifest(d: Path, verify: bool = True, fmt: str = MODEL_FORMAT, what: s
     return manifest
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """Load a model directory.
+@dataclass
+class LoadedLM:
+    """A loaded LM model directory (a task model's is :class:`elmokit.tasks.model_dir.TaskModel`)."""
 
-    Returns:
-        ``(model, cfg, vocab, manifest)``: an eval-mode :class:`~elmokit.lm.LanguageModel`, the
-        :class:`~elmokit.config.PretrainConfig`, the :class:`~elmokit.vocab.Vocab`, the manifest dict.
+    model: Any  # an eval-mode elmokit.lm.LanguageModel
+    cfg: Any  # its elmokit.config.PretrainConfig
+    vocab: Any  # its elmokit.vocab.Vocab
+    manifest: dict
+    path: Path  # the model directory
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedLM:
+    """Load an LM model directory (or the run directory holding it).
 
     Raises:
         CheckpointError: missing/corrupt/truncated files, vocab/weights mismatch.
@@ -195,7 +210,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     except RuntimeError as e:
         raise CheckpointError(f"{d / 'weights.pt'}: weights do not fit config.yaml ({str(e)[:200]})") from None
     model.to(device).eval()
-    return model, cfg, vocab, manifest
+    return LoadedLM(model, cfg, vocab, manifest, d)
 
 
 def check_vocab_fits(manifest: dict, vocab_sha: str, vocab_path: str, model_path: str) -> None:

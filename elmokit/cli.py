@@ -178,7 +178,8 @@ def generate(model, prompt, n_tokens, temperature, top_k, seed):
     from elmokit.checkpoint import load_model
     from elmokit.generate import sample
 
-    lm, _, vocab, manifest = load_model(model)
+    loaded = load_model(model)
+    lm, vocab, manifest = loaded.model, loaded.vocab, loaded.manifest
     click.echo(sample(lm, vocab, prompt, n_tokens, temperature, top_k, seed, manifest["direction"] == "backward"))
 
 

@@ -160,7 +160,8 @@ def run_demo(out: str | Path, steps: int = 1000) -> dict:
     from elmokit.checkpoint import load_model
     from elmokit.generate import sample
 
-    lm, _, vocab, _ = load_model(out / "runs" / "forward")
+    loaded = load_model(out / "runs" / "forward")
+    lm, vocab = loaded.model, loaded.vocab
     text = sample(lm, vocab, "The old", 40, 0.8, 20, seed=0)
     click.echo("[4/7] forward LM continues 'The old':\n      " + text.replace("\n", "\n      "))
     from elmokit.bilm import write_bundle

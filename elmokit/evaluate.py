@@ -155,7 +155,8 @@ def evaluate_model(
     from elmokit.checkpoint import load_model
     from elmokit.corpus import encode_corpus
 
-    model, cfg, vocab, manifest = load_model(model_path)
+    loaded = load_model(model_path)
+    model, cfg, vocab, manifest = loaded.model, loaded.cfg, loaded.vocab, loaded.manifest
     reverse = manifest["direction"] == "backward"
     if mode == "stream":
         tokens = encode_corpus(corpus, vocab, cache_dir, num_proc=1, max_line_chars=cfg.data.max_line_chars,

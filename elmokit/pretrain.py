@@ -247,7 +247,8 @@ def pretrain(
     model = LanguageModel(cfg.model, vocab.size, seed=t.seed)
     model.head.set_counts(torch.from_numpy(unigram_counts(train_tokens, vocab.size)))
     if init_from and checkpoint is None:
-        src, _, _, manifest = load_model(init_from)
+        loaded = load_model(init_from)
+        src, manifest = loaded.model, loaded.manifest
         check_vocab_fits(manifest, vocab.sha256, cfg.data.vocab, init_from)
         try:
             model.load_state_dict(src.state_dict())

@@ -20,7 +20,8 @@ def model_dir(tmp_path_factory, corpus, vocab_path):
 def test_model_dir_is_self_contained(model_dir, tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(model_dir, moved)
-    model, cfg, vocab, manifest = load_model(moved)
+    loaded = load_model(moved)
+    model, cfg, vocab, manifest = loaded.model, loaded.cfg, loaded.vocab, loaded.manifest
     assert manifest["direction"] == "forward" and manifest["vocab_sha256"] == vocab.sha256
     assert set(manifest["versions"]) >= {"elmokit", "torch"} and cfg.model.size == "tiny"
     assert not model.training

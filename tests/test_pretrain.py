@@ -33,7 +33,7 @@ def test_run_writes_model_metrics_curves(tiny_overrides, tmp_path):
     assert {"loss", "ppl", "tokens_per_s", "lr"} <= set(train[0])
     valid = [r for r in recs if r["split"] == "valid"]
     assert [r["step"] for r in valid] == [4, 8] and all(r["runaway_streams"] == 0 for r in valid)
-    _, cfg, _, manifest = load_model(model_dir)
+    manifest = load_model(model_dir).manifest
     assert manifest["direction"] == "backward" and manifest["summary"]["steps"] == 8
     assert manifest["summary"]["schedule_done"] == 1.0
     assert train[-1]["loss"] < train[0]["loss"]

@@ -18,14 +18,11 @@ from pathlib import Path
 
 from torch import nn
 
-from elmokit.checkpoint import (
-    atomic_dir, commit_dir, read_manifest, safe_load, torch_save_bytes, versions, write_json,
-)
+from elmokit.checkpoint import atomic_dir, commit_dir, read_manifest, safe_load, write_json, write_model_dir
 from elmokit.config import build_config, to_dict
 from elmokit.errors import CheckpointError
 from elmokit.tasks.config import TaskConfig
 from elmokit.tasks.lexicon import Lexicon
-from elmokit.textfile import sha256_file
 
 TASK_FORMAT = "elmokit-task/1"
 
@@ -52,23 +49,15 @@ def build_model(cfg: TaskConfig, lexicon: Lexicon, num_layers: int = 0, elmo_dim
 def save_task_model(out: Path, model: nn.Module, cfg: TaskConfig, lexicon: Lexicon, bilm_sha: str,
                     scores: dict | None = None) -> Path:
     """Write the model directory atomically (temp directory, then rename)."""
-    import yaml
-
     tmp = atomic_dir(out)
-    (tmp / "weights.pt").write_bytes(torch_save_bytes({k: v.detach().cpu() for k, v in model.state_dict().items()}))
-    (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True),
-                                     encoding="utf-8")
     write_json(tmp / "lexicon.json", lexicon.to_dict())
-    write_json(tmp / "manifest.json", {
-        "format": TASK_FORMAT,
+    write_model_dir(tmp, TASK_FORMAT, model.state_dict(), to_dict(cfg), {
         "task": cfg.task,
         "use_elmo": cfg.model.use_elmo,
         "bilm": str(Path(cfg.model.bilm).expanduser().resolve()) if cfg.model.use_elmo else "",
         "bilm_sha256": bilm_sha,
-        "files": {n: sha256_file(tmp / n) for n in ("weights.pt", "config.yaml", "lexicon.json")},
-        "versions": versions(),
         "scores": scores or {},
-    })
+    }, ("lexicon.json",))
     commit_dir(tmp, out)
     return out
 
