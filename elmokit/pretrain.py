@@ -33,12 +33,10 @@ from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
 from elmokit.errors import ConfigError
 from elmokit.evaluate import Perplexity, count_words, runaway_streams, runaway_warning, stream_nll_by_stream
 from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
-from elmokit.malloc import keep_freed_memory
 from elmokit.modules.recurrent import detach_state
 from elmokit.optim import OPTIMIZERS, SCHEDULES, lr_lambda, make_optimizer, schedule_budget_warning, schedule_length
-from elmokit.run_guard import (
-    MetricsLog, check_fresh_out, check_launch, check_same_run, fingerprint, remove_torn_dirs,
-)
+from elmokit.run_guard import check_fresh_out, check_same_run, fingerprint, remove_torn_dirs
+from elmokit.runtime import RunLog, start_accelerator
 from elmokit.vocab import load_vocab
 
 # what may change when a run is resumed: its budget, its logging, and paths whose content the fingerprint pins by
@@ -183,7 +181,6 @@ def pretrain(
     ``resume`` continues from the newest checkpoint (``resume_from``: a chosen one, a directory or a step), after
     checking its files against their sha256 and the config, vocabulary and data against the run's fingerprint.
     A run directory with checkpoints or a finished model is refused without ``resume`` or ``overwrite``."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
@@ -192,22 +189,11 @@ def pretrain(
     cfg = load_pretrain_config(config, overrides)
     t = cfg.train
     run_dir = Path(out).expanduser()
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    if not torch.cuda.is_available():
-        keep_freed_memory()  # reuse each step's large buffers instead of re-faulting them (see elmokit/malloc.py)
-    accelerator = Accelerator(
-        # without a GPU, processes started by `accelerate launch --multi_gpu` / torchrun train over gloo on the CPU
-        cpu=not torch.cuda.is_available(),
-        mixed_precision=t.precision,
-        log_with=t.trackers or None,
-        project_dir=str(run_dir),
-    )
+    accelerator = start_accelerator(run_dir, t.threads, t.precision, t.trackers)
     if t.precision == "bf16" and accelerator.device.type == "cpu":
         raise ConfigError("train.precision=bf16 is for GPUs (bf16 matmul is far slower than fp32 on CPUs); use no")
     main = accelerator.is_main_process
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
-    check_launch(world)
     resume = resume or bool(resume_from)
     # every process sees the same directory, so every process stops here
     check_fresh_out(run_dir, (run_dir / "model" / "manifest.json").exists(), bool(list_checkpoints(run_dir)),
@@ -289,12 +275,9 @@ def pretrain(
         write_json(run_dir / "run.json", {"direction": direction, "config": to_dict(cfg), "world_size": world,
                                           "total_steps": total_steps, "parameters": count_parameters(unwrapped),
                                           "steps_per_epoch": batcher.steps_per_epoch})
-    log = None
-    if main:
-        keep = train_state.get("metrics_lines") if checkpoint is not None else None
-        log = MetricsLog(run_dir / "metrics.jsonl", keep, step if checkpoint is not None and keep is None else None)
-    if t.trackers:
-        accelerator.init_trackers(f"elmokit-pretrain-{direction}", config=json.loads(json.dumps(to_dict(cfg))))
+    keep = train_state.get("metrics_lines") if checkpoint is not None else None
+    log = RunLog(accelerator, run_dir / "metrics.jsonl", keep, step if checkpoint is not None and keep is None else None,
+                 f"elmokit-pretrain-{direction}", to_dict(cfg), bool(t.trackers))
 
     def validate(at_step: int) -> dict | None:
         if valid_tokens is None:
@@ -311,8 +294,7 @@ def pretrain(
             warning = runaway_warning(per_nll, per_n, runaway, f"validation at step {at_step}")
             if warning:
                 tqdm.write(warning)
-            log.write(rec)
-            accelerator.log({"valid/loss": rec["loss"], "valid/ppl": rec["ppl"]}, step=at_step)
+            log.write(rec, {"valid/loss": rec["loss"], "valid/ppl": rec["ppl"]})
         accelerator.wait_for_everyone()
         return None
 
@@ -358,8 +340,7 @@ def pretrain(
                 lr = scheduler.get_last_lr()[0]
                 rec = {"step": step, "split": "train", "epoch": epoch, "loss": loss_avg,
                        "ppl": math.exp(min(loss_avg, 50)), "tokens_per_s": tps, "lr": lr}
-                log.write(rec)
-                accelerator.log({"train/loss": loss_avg, "train/tokens_per_s": tps, "lr": lr}, step=step)
+                log.write(rec, {"train/loss": loss_avg, "train/tokens_per_s": tps, "lr": lr})
                 bar.set_postfix(loss=f"{loss_avg:.3f}", ppl=f"{rec['ppl']:.1f}", tok_s=f"{tps:,.0f}")
             window_start, window_loss, window_steps, timed_steps = time.time(), torch.zeros((), device=device), 0, 0
         bar.update(1)
@@ -380,22 +361,22 @@ def pretrain(
             stop_reason = "time budget" if bool(out_of_time) else f"stop_at_step={t.stop_at_step}"
         if (t.checkpoint_every and step % t.checkpoint_every == 0) or stop_reason != "done":
             save_checkpoint(accelerator, run_dir, step, model, optimizer, scheduler, states, cfg, vocab, direction,
-                            t.keep_checkpoints, run_print, (window_loss.item(), window_steps), log.lines if main else 0)
+                            t.keep_checkpoints, run_print, (window_loss.item(), window_steps), log.lines)
         if stop_reason != "done":
             break
     bar.close()
     if stop_reason.startswith("stop_at_step"):
+        log.close()
         if main:
             print(f"stopped after step {step} ({stop_reason}); continue with --resume", flush=True)
-            log.close()
         accelerator.end_training()
         return run_dir / "model"
 
     # --- the end: validation, the model directory, the curves ---------------------------------------------------
     validate(step)
     model_dir = run_dir / "model"
+    log.close()
     if main:
-        log.close()
         summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
                    "stopped_by": stop_reason, "schedule_done": step / schedule_length(t, total_steps),
                    "world_size": world, "parameters": count_parameters(unwrapped)}

@@ -27,7 +27,6 @@ from elmokit.checkpoint import (
 )
 from elmokit.config import build_config, expand_path, load_raw, to_dict
 from elmokit.errors import ConfigError
-from elmokit.malloc import keep_freed_memory
 from elmokit.tasks.averaging import WeightAverage
 from elmokit.tasks.batching import collate, make_batches
 from elmokit.tasks.config import TaskConfig, check_task_config
@@ -35,7 +34,8 @@ from elmokit.tasks.lexicon import Lexicon
 from elmokit.tasks.model_dir import build_model, save_task_model
 from elmokit.tasks.predict import main_metric, predict_items, score_predictions
 from elmokit.tasks.readers import read_items
-from elmokit.run_guard import MetricsLog, check_fresh_out, check_launch, check_same_run, fingerprint
+from elmokit.run_guard import check_fresh_out, check_same_run, fingerprint
+from elmokit.runtime import RunLog, start_accelerator
 from elmokit.textfile import sha256_file
 
 CHECKPOINT_FORMAT = "elmokit-task-checkpoint/1"
@@ -165,22 +165,15 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     ``resume`` continues ``OUT/checkpoint`` after checking its files against its manifest and the config, data and
     biLM against its fingerprint; a finished run (``results.json``) or a checkpoint is not started over without
     ``overwrite``."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
     from elmokit.plots import plot_mix_weights, plot_task_curves
 
     t, m, d = cfg.train, cfg.model, cfg.data
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    if not torch.cuda.is_available():
-        keep_freed_memory()  # reuse each step's buffers instead of re-faulting them (see elmokit/malloc.py)
     run = Path(cfg.out)
     check_fresh_out(run, (run / "results.json").exists(), (run / "checkpoint").exists(), resume, overwrite)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=t.mixed_precision,
-                              log_with=t.trackers or None, project_dir=str(run))
-    check_launch(accelerator.num_processes)
+    accelerator = start_accelerator(run, t.threads, t.mixed_precision, t.trackers)
     set_seed(t.seed)
     main = accelerator.is_main_process
     say = accelerator.print if t.progress else (lambda *a, **k: None)
@@ -257,21 +250,16 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         resumed = True
     else:
         resumed = False
-    log = None
     if main:
         run.mkdir(parents=True, exist_ok=True)
         write_json(run / "run.json", {"config": to_dict(cfg), "bilm_sha256": bilm.sha256 if bilm else ""})
-        # a resume keeps the records its checkpoint saw (older checkpoints: those up to its step), a new run none
-        keep = loop.metrics_lines if resumed else None
-        log = MetricsLog(run / "metrics.jsonl", keep, loop.step if resumed and keep is None else None)
-    if t.trackers:
-        accelerator.init_trackers(f"elmokit-{cfg.task}", config=json.loads(json.dumps(to_dict(cfg))))
+    # a resume keeps the records its checkpoint saw (older checkpoints: those up to its step), a new run none
+    keep = loop.metrics_lines if resumed else None
+    log = RunLog(accelerator, run / "metrics.jsonl", keep, loop.step if resumed and keep is None else None,
+                 f"elmokit-{cfg.task}", to_dict(cfg), bool(t.trackers))
 
     def record(rec: dict) -> None:
-        if log:
-            log.write(rec)
-        accelerator.log({f"{rec['split']}/{k}": v for k, v in rec.items() if isinstance(v, (int, float))},
-                        step=rec["step"])
+        log.write(rec, {f"{rec['split']}/{k}": v for k, v in rec.items() if isinstance(v, (int, float))})
 
     def evaluate_and_select() -> bool:
         """Dev evaluation, best-model save, LR annealing, early stopping. Returns True to stop."""
@@ -380,11 +368,11 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         "features": t.features if bilm is not None else "none", **final,
     }
     summary.update(mix_summary(enc))
+    log.close()
     if main:
         save_task_model(run / "model", eval_model, cfg, lexicon, bilm.sha256 if bilm else "",
                         {**final, "step": loop.best_step})
         write_json(run / "results.json", summary)
-        log.close()
         records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
         plot_task_curves(records, run / "curves.png", metric, title=f"{cfg.task} ({Path(d.train).name})")
         if enc.mixes():
