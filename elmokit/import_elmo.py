@@ -194,6 +194,9 @@ def manylangs_config(model_dir: Path) -> tuple[CharBiLMConfig, Path]:
     top = _read_json(model_dir / "config.json", "an ELMoForManyLangs model directory")
     rel = _need(top, "config_path", str(model_dir / "config.json"), str)
     path = model_dir / rel if (model_dir / rel).is_file() else model_dir / Path(rel).name
+    if not path.is_file():  # the published models name ELMoForManyLangs' own configs/ folder
+        raise CheckpointError(f"{model_dir / 'config.json'}: config_path {rel!r} is not found beside it; copy "
+                              f"{Path(rel).name} (ELMoForManyLangs' configs/ folder) into {model_dir}")
     c = _read_json(path, f"the model JSON that {model_dir / 'config.json'} names")
     tok = _need(c, "token_embedder", str(path), dict)
     enc = _need(c, "encoder", str(path), dict)

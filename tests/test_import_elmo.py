@@ -160,6 +160,10 @@ def test_refuses_what_the_format_does_not_allow(tmp_path, edit, message):
 
 
 def test_manylangs_refusals(tmp_path):
+    d, tok, _ = write_manylangs(tmp_path / "m0")
+    (d / "config.json").write_text(json.dumps({"config_path": "../configs/cnn_50_100_512_4096_sample.json"}))
+    with pytest.raises(CheckpointError, match="copy cnn_50_100_512_4096_sample.json"):
+        import_manylangs(d, tmp_path / "out")
     d, tok, _ = write_manylangs(tmp_path / "m")
     (d / "char.dic").write_text("a\t0\n", encoding="utf-8")
     with pytest.raises(CheckpointError, match="has no <oov>"):
