@@ -146,8 +146,8 @@ class FrozenBiLM(nn.Module):
             ``(vectors, mask)``: ``vectors`` of shape ``(batch, layers, words, 2D)`` (zeros past each sentence's
             end), ``mask`` bool ``(batch, words)``.
         """
-        return self.padded(sentences, max((len(s) for s in sentences), default=0), pooling), word_mask(
-            sentences, self.device)
+        vectors = self.padded(sentences, max((len(s) for s in sentences), default=0), pooling)
+        return vectors, word_mask(sentences, self.device)
 
     def padded(self, sentences: list[list[str]], width: int, pooling: str = "edges") -> Tensor:
         """:meth:`forward`'s vectors padded to ``width`` words: ``(batch, layers, width, 2D)``."""
