@@ -34,7 +34,7 @@ def read_sentences(path: str | Path, tokenized: bool = False) -> Iterator[tuple[
     Raises:
         CorpusError: missing/empty file, invalid UTF-8, NUL byte (with file and line).
     """
-    from elmokit.textfile import iter_lines
+    from elmokit.textfile import conllu_form, iter_lines
 
     if not tokenized:
         for lineno, text in iter_lines(path, max_line_chars=1 << 62):
@@ -50,8 +50,9 @@ def read_sentences(path: str | Path, tokenized: bool = False) -> Iterator[tuple[
         elif not (text.startswith("#") and not words):
             cols = text.split("\t")
             if len(cols) == 10 and cols[0].replace("-", "").replace(".", "").isdigit():  # CoNLL-U
-                if cols[0].isdigit():
-                    words.append(cols[1])
+                form = conllu_form(cols)
+                if form is not None:
+                    words.append(form)
                 continue
             words.append(cols[0].strip())
     if words:

@@ -79,6 +79,12 @@ def iter_lines(path: str | Path, max_line_chars: int = 20000) -> Iterator[tuple[
                 yield lineno, piece
 
 
+def conllu_form(cols: list[str]) -> str | None:
+    """The word of a CoNLL-U line split on tabs: its FORM (column 2), or ``None`` for a multiword-token range
+    (``1-2``) or an empty node (``1.1``), which are not words of the sentence."""
+    return None if "-" in cols[0] or "." in cols[0] else cols[1]
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()

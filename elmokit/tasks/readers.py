@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elmokit.errors import CorpusError
-from elmokit.textfile import iter_lines
+from elmokit.textfile import conllu_form, iter_lines
 
 
 @dataclass
@@ -96,14 +96,14 @@ def read_conllu(path: str | Path, tag: str = "upos") -> list[TaggedSentence]:
         if len(cols) != 10:
             raise CorpusError(f"{path}:{lineno}: {len(cols)} tab-separated columns, CoNLL-U has 10; is this a "
                               f"CoNLL-U file (fields separated by tabs)?")
-        wid = cols[0]
-        if "-" in wid or "." in wid:  # multiword-token range or empty node
+        form = conllu_form(cols)
+        if form is None:  # multiword-token range or empty node
             continue
-        if not wid.isdigit():
-            raise CorpusError(f"{path}:{lineno}: ID {wid!r} is not a word index")
+        if not cols[0].isdigit():
+            raise CorpusError(f"{path}:{lineno}: ID {cols[0]!r} is not a word index")
         if not words:
             start = lineno
-        words.append(cols[1])
+        words.append(form)
         tags.append(cols[col])
     if words:
         out.append(TaggedSentence(words, tags, start))
