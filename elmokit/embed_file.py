@@ -132,7 +132,7 @@ def write_hdf5(
     from tqdm.auto import tqdm
 
     from elmokit.hdf5_safe import new_dataset
-    from elmokit.vectors_hdf5 import Partial, count_lines
+    from elmokit.vectors_hdf5 import Partial, count_lines, new_packed
 
     if layers not in LAYER_MODES:
         raise ElmokitError(f"--layers must be one of {LAYER_MODES}, got {layers!r}")
@@ -180,9 +180,8 @@ def write_hdf5(
         """A chunk's lines: its vectors in the packed layout's word-major order (:meth:`Embedder.embed_packed`),
         already in the output dtype, and its offsets from 0."""
         vecs, offsets = embedder.embed_packed(words, "words", buf_dtype)  # (words, layers, 2D)
-        f.create_dataset("vectors", data=_select_layers(vecs, layers, axis=1).astype(np_dtype, copy=False),
-                         maxshape=(None, *width), chunks=(256, *width))  # (words, [layers,] 2D)
-        f.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64), maxshape=(None,))
+        new_packed(f, _select_layers(vecs, layers, axis=1).astype(np_dtype, copy=False), offsets, width,
+                   np_dtype)  # (words, [layers,] 2D)
         bar.update(len(words))
 
     def write_sentences(f, words: list[list[str]], index: int) -> None:

@@ -59,6 +59,26 @@ from elmokit.hdf5_safe import (DiskError, SafeFile, abandon, check_space, close_
 from elmokit.textfile import sha256_file
 
 PARTIAL_FORMAT = "elmokit-embed-partial/1"
+PACKED_CHUNK_WORDS = 256  # rows of a chunk of the packed layout's vectors
+
+
+def new_packed(f, vectors: np.ndarray | None, offsets: np.ndarray, width: tuple[int, ...], dtype,
+               total_words: int = 0):
+    """The packed layout's datasets in the open file ``f``: ``vectors`` ``(words, *width)``, resizable (the merge
+    appends parts) and chunked along words, given whole or (``vectors=None``) made for ``total_words`` rows that the
+    caller fills; and ``offsets`` ``(sentences + 1,)``. ``elmokit embed``'s parts and the downstream feature cache
+    both write the layout through here.
+
+    Returns:
+        The ``vectors`` dataset.
+    """
+    rows = len(vectors) if vectors is not None else total_words
+    ds = f.create_dataset("vectors", shape=(rows, *width), dtype=dtype, data=vectors, maxshape=(None, *width),
+                          chunks=(PACKED_CHUNK_WORDS, *width))
+    f.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64), maxshape=(None,))
+    return ds
+
+
 def count_lines(f, packed: bool) -> int:
     """Lines held by an open file of either layout (raises ``ElmokitError`` when its two arrays disagree)."""
     if packed:

@@ -123,6 +123,8 @@ def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, nam
     import h5py
     from tqdm.auto import tqdm
 
+    from elmokit.vectors_hdf5 import new_packed
+
     key = cache_key(embedder.bilm.sha256, embedder.pooling, dtype, sentences)
     path = Path(os.path.expanduser(str(cache_dir))) / f"{name}-{key[:16]}.hdf5"
     if path.is_file():
@@ -139,9 +141,7 @@ def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, nam
                             "vocab_sha256": embedder.bilm.vocab.sha256, "pooling": embedder.pooling, "dtype": dtype,
                             "layout": "packed", "layers": "all", "num_layers": L, "dim": D,
                             "sentences": len(sentences), "key": key, "complete": False})
-            vec = f.create_dataset("vectors", shape=(int(offsets[-1]), L, D), dtype=np_dtype,
-                                   chunks=(256, L, D) if offsets[-1] >= 256 else None)
-            f.create_dataset("offsets", data=offsets)
+            vec = new_packed(f, None, offsets, (L, D), np_dtype, int(offsets[-1]))  # (total_words, layers, 2D)
             bar = tqdm(total=len(sentences), unit="sent", desc=f"caching {name}", disable=not progress,
                        dynamic_ncols=True)
             for start in range(0, len(sentences), chunk):
