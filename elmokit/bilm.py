@@ -18,10 +18,8 @@ backward layer k]``. Every layer has width ``2 * D``, so the output of a sentenc
 from __future__ import annotations
 
 import json
-from itertools import chain
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -31,7 +29,7 @@ from elmokit.errors import CheckpointError
 from elmokit.textfile import sha256_file
 from elmokit.vocab import EOS_ID, PAD_ID, Vocab
 from elmokit.choices import POOLINGS
-from elmokit.wordvectors import FrozenBiLM
+from elmokit.wordvectors import FrozenBiLM, padded_rows
 
 BUNDLE_FORMAT = "elmokit-bilm/1"
 
@@ -109,14 +107,8 @@ class BiLM(FrozenBiLM):
             spans.append(row_spans)
         # The leading </s> always leaves the same state (read from zero), and no word is pooled at the final </s>:
         # each LM runs over the row without them, from that cached state (the same numbers, two steps fewer).
-        B, L = len(seqs), max(len(q) for q in seqs) - 2
-        n = np.array([len(q) - 2 for q in seqs], dtype=np.int64)  # (B,) pieces per row without the two </s>
-        inner = np.fromiter(chain.from_iterable(q[1:-1] for q in seqs), dtype=np.int64, count=int(n.sum()))
-        real = np.arange(L) < n[:, None]  # (B, L)
-        fwd = np.full((B, L), PAD_ID, dtype=np.int64)
-        fwd[real] = inner  # row after row
-        back = np.clip(n[:, None] - 1 - np.arange(L), 0, None)  # (B, L) position read at each backward step
-        bwd = np.where(real, np.take_along_axis(fwd, back, 1), PAD_ID)  # each row reversed, padding stays at the end
+        B = len(seqs)
+        fwd, bwd, _ = padded_rows([q[1:-1] for q in seqs], PAD_ID)  # (B, L) each, without the two </s>
         fwd_ids, bwd_ids = torch.from_numpy(fwd), torch.from_numpy(bwd)
         fwd_layers, bwd_layers = self._run_lms(fwd_ids.to(device), bwd_ids.to(device), B)  # each (L, B, D) per layer
         if pooling == "mean":

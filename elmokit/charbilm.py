@@ -39,7 +39,7 @@ from elmokit.errors import CheckpointError
 from elmokit.modules.char_cnn import CharCNN
 from elmokit.modules.recurrent import RecurrentStack, State
 from elmokit.textfile import sha256_file
-from elmokit.wordvectors import FrozenBiLM
+from elmokit.wordvectors import FrozenBiLM, padded_rows
 
 CHAR_BUNDLE_FORMAT = "elmokit-charbilm/1"
 CHARACTERS = ("elmo-bytes", "lexicon")
@@ -162,13 +162,8 @@ class CharBiLM(FrozenBiLM):
         # the last (the same numbers, two steps fewer). A carried state needs every step, for the state after </S>.
         trim = 1 if carry is None else 0
         seqs = [q[trim : len(q) - trim] for q in seqs]
-        B, L, pad = len(seqs), max(len(q) for q in seqs), len(table)
-        n = np.array([len(q) for q in seqs], dtype=np.int64)  # (B,) positions read per row
-        real = np.arange(L) < n[:, None]  # (B, L)
-        fwd = np.full((B, L), pad, dtype=np.int64)
-        fwd[real] = np.fromiter((i for q in seqs for i in q), dtype=np.int64, count=int(n.sum()))
-        back = np.clip(n[:, None] - 1 - np.arange(L), 0, None)  # (B, L) position read at each backward step
-        bwd = np.where(real, np.take_along_axis(fwd, back, 1), pad)  # each row reversed, padding at the end
+        fwd, bwd, n = padded_rows(seqs, len(table))  # (B, L), (B, L), (B,) positions read per row
+        B, L = fwd.shape
         x_f = tok[torch.from_numpy(fwd.T).to(device)]  # (L, B, D)
         x_b = tok[torch.from_numpy(bwd.T).to(device)]
         if carry is None:

@@ -10,6 +10,7 @@ position per word, from its characters: the original ELMo).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -27,6 +28,23 @@ LOCKSTEP_MAX_BYTES = 8 << 20
 def _recurrent_bytes(stack: RecurrentStack) -> int:
     """Bytes of a stack's largest recurrent weight (what each time step reads)."""
     return max(layer.weight_hh_l0.numel() * layer.weight_hh_l0.element_size() for layer in stack.layers)
+
+
+def padded_rows(seqs: list[list[int]], pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ids padded to one length, as each direction reads them.
+
+    Returns:
+        ``(fwd, bwd, n)``: ``fwd`` ``(B, L)`` each row left to right, ``bwd`` ``(B, L)`` each row reversed (the
+        padding stays at the end of both), ``n`` ``(B,)`` each row's length.
+    """
+    n = np.array([len(q) for q in seqs], dtype=np.int64)
+    B, L = len(seqs), int(n.max()) if len(seqs) else 0
+    real = np.arange(L) < n[:, None]  # (B, L)
+    fwd = np.full((B, L), pad, dtype=np.int64)
+    fwd[real] = np.fromiter((i for q in seqs for i in q), dtype=np.int64, count=int(n.sum()))  # row after row
+    back = np.clip(n[:, None] - 1 - np.arange(L), 0, None)  # (B, L) position read at each backward step
+    bwd = np.where(real, np.take_along_axis(fwd, back, 1), pad)
+    return fwd, bwd, n
 
 
 def pad_layers(arrays: list, width: int, device: torch.device | str = "cpu") -> Tensor:
