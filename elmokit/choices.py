@@ -2,6 +2,8 @@
 command line reads these for its options and ``--help``."""
 
 DIRECTIONS = ("forward", "backward")  # of an LM
+VOCAB_TYPES = ("unigram", "bpe", "char")  # `vocab --model-type`; char: one piece per character (plus ``▁`` per
+#                                           space), so an LM on it reads and predicts one character at a time
 CELLS = ("lstm", "gru", "rnn")  # model.cell
 IMPLS = ("auto", "fused", "torch")  # model.impl: the recurrent kernel
 HEADS = ("sampled", "full")  # model.head: the softmax
@@ -11,3 +13,4 @@ LAYOUTS = ("allennlp", "packed")  # `embed`'s HDF5 layouts
 DTYPES = ("float32", "float16")  # of `embed`'s vectors
 TASK_FORMATS = ("conllu", "conll", "tsv")  # downstream data files
 SENTENCE_POOLINGS = ("max", "mean", "attention", "max_mean")  # the classifier's pooling over words
+CELL_FEATURES = ("quotes", "brackets", "line_position", "word_position", "digits")  # `cells --feature`

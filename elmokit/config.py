@@ -72,6 +72,8 @@ class TrainConfig:
     schedule_steps: int = 0  # 0 = the run's length; else the LR schedule spans this many steps and the run may end
     #                          before it decays (max_steps < schedule_steps: a deliberately early-stopped decay)
     max_minutes: float = 0.0  # 0 = no wall-clock budget; else checkpoint, finish and stop when exceeded
+    max_cpu_minutes: float = 0.0  # 0 = off; else stop likewise once this process has used this much CPU time (all
+    #                               its threads): an equal budget for runs that share a machine (the cell family)
     stop_at_step: int = 0  # 0 = off; stop after this step as if interrupted (for time-sliced jobs and tests)
     eval_every: int = 500
     eval_batch_size: int = 10

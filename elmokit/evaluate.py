@@ -1,5 +1,8 @@
 """Perplexity with the full softmax: per subword and per whitespace word, stateful (streams) or per sentence.
 
+Bits per character = the same total / (characters + one line end per line) / ln 2, the figure of the character-level
+LM literature; with ``elmokit vocab --model-type char`` each piece is a character, so it is the per-piece figure too.
+
 Per-word perplexity = exp(total negative log-likelihood of all pieces / number of words), where the pieces of a
 word are summed (a word's probability is the product of its pieces'), and each line's ``</s>`` counts as one word,
 as in the word-level LM literature (WikiText-2 test has 245,569 such words). So the figure compares with word-level
@@ -24,6 +27,7 @@ class Perplexity:
     nll: float  # summed negative log-likelihood (nats)
     tokens: int  # predicted pieces
     words: int  # whitespace words + one </s> per line (0 if unknown)
+    chars: int = 0  # characters read + one line end per line (0 if unknown); see count_text
 
     @property
     def subword_ppl(self) -> float:
@@ -34,16 +38,29 @@ class Perplexity:
         """None when the words are not known (``--max-tokens`` cuts the text mid-line)."""
         return math.exp(self.nll / self.words) if self.words else None
 
+    @property
+    def bits_per_char(self) -> float | None:
+        """Bits per character (the character-level LM literature's figure); None when the characters are unknown."""
+        return self.nll / self.chars / math.log(2) if self.chars else None
+
     def as_dict(self) -> dict:
         return {  # strict JSON: an unknown per-word figure is null, not NaN
-            "nll": self.nll, "tokens": self.tokens, "words": self.words,
-            "subword_ppl": self.subword_ppl, "word_ppl": self.word_ppl,
+            "nll": self.nll, "tokens": self.tokens, "words": self.words, "chars": self.chars,
+            "subword_ppl": self.subword_ppl, "word_ppl": self.word_ppl, "bits_per_char": self.bits_per_char,
         }
 
 
-def count_words(files: list[str], max_line_chars: int = 20000) -> int:
-    """Whitespace words plus one ``</s>`` per line, over files (split long lines count once each piece)."""
-    return sum(len(line.split()) + 1 for f in files for _, line in iter_lines(f, max_line_chars))
+def count_text(files: list[str], max_line_chars: int = 20000) -> tuple[int, int]:
+    """``(words, chars)`` over files: whitespace words plus one ``</s>`` per line, and characters plus one line end
+    per line, where a line's characters are counted as the vocabulary reads them (runs of whitespace are one space,
+    none at the ends). Split long lines count once each piece."""
+    words = chars = 0
+    for f in files:
+        for _, line in iter_lines(f, max_line_chars):
+            ws = line.split()
+            words += len(ws) + 1
+            chars += sum(len(w) for w in ws) + max(len(ws) - 1, 0) + 1
+    return words, chars
 
 
 @torch.no_grad()
@@ -163,16 +180,17 @@ def evaluate_model(
                                progress=progress)
         per_nll, per_n = stream_nll_by_stream(model, tokens, reverse, batch, bptt, max_tokens, progress=progress)
         nll, n = float(per_nll.sum()), int(per_n.sum())
-        words = count_words(corpus, cfg.data.max_line_chars) if not max_tokens else 0
+        words, chars = count_text(corpus, cfg.data.max_line_chars) if not max_tokens else (0, 0)
         runaway = runaway_streams(per_nll, per_n)
         warning = runaway_warning(per_nll, per_n, runaway, str(model_path))
     elif mode == "sentence":
         runaway, warning = [], ""
         nll, n, words = sentence_nll(model, vocab, corpus, reverse, batch=max(batch, 32),
                                      max_line_chars=cfg.data.max_line_chars, progress=progress)
+        chars = count_text(corpus, cfg.data.max_line_chars)[1]
     else:
         raise ValueError(f"mode must be stream or sentence, got {mode!r}")
-    result = Perplexity(nll, n, words).as_dict()
+    result = Perplexity(nll, n, words, chars).as_dict()
     result.update({"model": str(model_path), "direction": manifest["direction"], "mode": mode,
                    "corpus": [str(c) for c in corpus], "runaway_streams": runaway})
     if warning:

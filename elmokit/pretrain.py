@@ -31,7 +31,7 @@ from elmokit.choices import CELLS, DIRECTIONS, HEADS
 from elmokit.config import PretrainConfig, build_config, load_raw, to_dict
 from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
 from elmokit.errors import ConfigError
-from elmokit.evaluate import Perplexity, count_words, runaway_streams, runaway_warning, stream_nll_by_stream
+from elmokit.evaluate import Perplexity, count_text, runaway_streams, runaway_warning, stream_nll_by_stream
 from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
 from elmokit.modules.recurrent import detach_state
 from elmokit.optim import OPTIMIZERS, SCHEDULES, lr_lambda, make_optimizer, schedule_budget_warning, schedule_length
@@ -42,7 +42,7 @@ from elmokit.vocab import load_vocab
 # what may change when a run is resumed: its budget, its logging, and paths whose content the fingerprint pins by
 # hash (the vocabulary, the token arrays); every other key of the config makes the run (run_guard.fingerprint)
 RESUMABLE_KEYS = frozenset({
-    "train.max_minutes", "train.stop_at_step", "train.max_steps", "train.epochs", "train.eval_every",
+    "train.max_minutes", "train.max_cpu_minutes", "train.stop_at_step", "train.max_steps", "train.epochs", "train.eval_every",
     "train.eval_batch_size", "train.eval_max_tokens", "train.checkpoint_every", "train.keep_checkpoints",
     "train.log_every", "train.threads", "train.trackers", "data.cache_dir", "data.num_proc", "data.vocab",
     "data.train", "data.valid",
@@ -68,7 +68,8 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
         (t.max_steps > 0 or t.epochs > 0, f"train.epochs must be positive when train.max_steps=0, got {t.epochs}"),
         (min(t.eval_every, t.checkpoint_every, t.keep_checkpoints, t.stop_at_step, t.eval_max_tokens) >= 0,
          "train.eval_every, checkpoint_every, keep_checkpoints, stop_at_step and eval_max_tokens must be >= 0"),
-        (t.max_minutes >= 0 and t.warmup_steps >= 0, "train.max_minutes and train.warmup_steps must be >= 0"),
+        (min(t.max_minutes, t.max_cpu_minutes, t.warmup_steps) >= 0,
+         "train.max_minutes, train.max_cpu_minutes and train.warmup_steps must be >= 0"),
         (t.schedule_steps >= 0, "train.schedule_steps must be >= 0 (0 = the run's length)"),
         (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
         (m.cell_clip >= 0 and m.proj_clip >= 0, "model.cell_clip and model.proj_clip must be >= 0 (0 = off)"),
@@ -220,7 +221,8 @@ def pretrain(
                           f"divisible by train.grad_accum={t.grad_accum}")
     micro = batcher.local_batch // t.grad_accum
     total_steps = t.max_steps or t.epochs * batcher.steps_per_epoch
-    valid_words = count_words(cfg.data.valid, cfg.data.max_line_chars) if cfg.data.valid and not t.eval_max_tokens else 0
+    valid_words, valid_chars = (count_text(cfg.data.valid, cfg.data.max_line_chars)
+                                if cfg.data.valid and not t.eval_max_tokens else (0, 0))
     run_print = fingerprint(to_dict(cfg), RESUMABLE_KEYS, {
         "direction": direction, "world_size": world, "vocab_sha256": vocab.sha256,
         "train_tokens_sha256": _array_sha256(train_tokens),
@@ -287,10 +289,11 @@ def pretrain(
                                                   t.eval_max_tokens, device)
             nll, n = float(per_nll.sum()), int(per_n.sum())
             runaway = runaway_streams(per_nll, per_n)
-            ppl = Perplexity(nll, n, valid_words)
+            ppl = Perplexity(nll, n, valid_words, valid_chars)
             rec = {"step": at_step, "split": "valid", "loss": nll / n, "ppl": ppl.subword_ppl,
                    "word_ppl": ppl.word_ppl,  # None when the words are not counted (eval_max_tokens)
-                   "runaway_streams": len(runaway)}
+                   "bits_per_char": ppl.bits_per_char,
+                   "runaway_streams": len(runaway), **clock()}
             warning = runaway_warning(per_nll, per_n, runaway, f"validation at step {at_step}")
             if warning:
                 tqdm.write(warning)
@@ -302,7 +305,12 @@ def pretrain(
     tokens_per_step = t.batch_size * t.bptt
     bar = tqdm(total=total_steps, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True,
                desc=f"pretrain {direction}")
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
+
+    def clock() -> dict[str, float]:
+        """Seconds since this process started training: wall clock and its CPU time (for curves over time)."""
+        return {"wall_s": round(time.time() - start, 2), "cpu_s": round(time.process_time() - cpu_start, 2)}
+
     # the window of the next train-loss record: its loss sum and steps (carried over a resume, so the first record
     # after one averages the same steps as an uninterrupted run), and the steps timed in this process
     window_start, window_loss, window_steps = time.time(), torch.tensor(window[0], device=device), window[1]
@@ -339,7 +347,7 @@ def pretrain(
             if main:
                 lr = scheduler.get_last_lr()[0]
                 rec = {"step": step, "split": "train", "epoch": epoch, "loss": loss_avg,
-                       "ppl": math.exp(min(loss_avg, 50)), "tokens_per_s": tps, "lr": lr}
+                       "ppl": math.exp(min(loss_avg, 50)), "tokens_per_s": tps, "lr": lr, **clock()}
                 log.write(rec, {"train/loss": loss_avg, "train/tokens_per_s": tps, "lr": lr})
                 bar.set_postfix(loss=f"{loss_avg:.3f}", ppl=f"{rec['ppl']:.1f}", tok_s=f"{tps:,.0f}")
             window_start, window_loss, window_steps, timed_steps = time.time(), torch.zeros((), device=device), 0, 0
@@ -353,9 +361,10 @@ def pretrain(
                     tqdm.write(warning)
         if t.eval_every and step % t.eval_every == 0 and step < total_steps:
             validate(step)
-        out_of_time = torch.tensor(float(t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes),
-                                   device=device)
-        if t.max_minutes > 0 and world > 1:
+        over = ((t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes)
+                or (t.max_cpu_minutes > 0 and time.process_time() - cpu_start > 60 * t.max_cpu_minutes))
+        out_of_time = torch.tensor(float(over), device=device)
+        if (t.max_minutes > 0 or t.max_cpu_minutes > 0) and world > 1:
             out_of_time = accelerator.reduce(out_of_time, "max")
         if bool(out_of_time) or (t.stop_at_step and step >= t.stop_at_step):
             stop_reason = "time budget" if bool(out_of_time) else f"stop_at_step={t.stop_at_step}"
@@ -378,6 +387,7 @@ def pretrain(
     log.close()
     if main:
         summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
+                   "cpu_minutes_last_run": (time.process_time() - cpu_start) / 60,
                    "stopped_by": stop_reason, "schedule_done": step / schedule_length(t, total_steps),
                    "world_size": world, "parameters": count_parameters(unwrapped)}
         records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]

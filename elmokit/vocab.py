@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from elmokit.choices import VOCAB_TYPES
 from elmokit.errors import CorpusError, ElmokitError
 from elmokit.textfile import iter_lines, sha256_file
 
@@ -39,6 +40,30 @@ class Vocab:
 
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode(ids)
+
+    def surfaces(self, ids: list[int]) -> list[str]:
+        """The text each piece of one encoded line stands for, so that ``"".join(surfaces(ids))`` is the line as
+        the model reads it (whitespace runs as one space, none at the ends). ``▁`` is a space (the line's first is
+        dropped); a character spelled by byte-fallback pieces belongs to its last byte, the others stand for ``""``.
+        """
+        sp = self.sp
+        out: list[str] = []
+        pending = b""
+        for i in ids:
+            if sp.is_byte(i):
+                pending += bytes([int(sp.id_to_piece(i)[3:5], 16)])
+                try:
+                    out.append(pending.decode("utf-8"))
+                    pending = b""
+                except UnicodeDecodeError:  # an incomplete character (or invalid bytes: shown once complete)
+                    out.append("" if len(pending) < 4 else pending.decode("utf-8", errors="replace"))
+                    pending = b"" if len(pending) >= 4 else pending
+            else:
+                pending = b""
+                out.append(sp.id_to_piece(i).replace("\u2581", " "))
+        if out and out[0].startswith(" "):
+            out[0] = out[0][1:]
+        return out
 
 
 def load_vocab(path: str | Path) -> Vocab:
@@ -134,8 +159,8 @@ def train_vocab(
     """
     import sentencepiece as spm
 
-    if model_type not in ("unigram", "bpe"):
-        raise ElmokitError(f"--model-type must be unigram or bpe, got {model_type!r}")
+    if model_type not in VOCAB_TYPES:
+        raise ElmokitError(f"--model-type must be one of {', '.join(VOCAB_TYPES)}, got {model_type!r}")
     if not files:
         raise CorpusError("no corpus files given; pass at least one text file")
     out = Path(out_prefix)
@@ -158,6 +183,9 @@ def train_vocab(
             model_prefix=tmp_prefix,
             vocab_size=size,
             model_type=model_type,
+            # a character vocabulary holds every character that meets the coverage, whatever --size says; --size
+            # is then only a cap (sentencepiece's soft limit), so one command works for English and Korean alike
+            hard_vocab_limit=model_type != "char",
             character_coverage=character_coverage,
             byte_fallback=True,
             unk_id=UNK_ID,
