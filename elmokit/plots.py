@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 
@@ -96,4 +97,84 @@ def plot_task_curves(records: list[dict], path: str | Path, metric: str, title: 
         lr.plot([r["step"] for r in dev], [r["lr"] for r in dev], "--", color="grey", label="lr")
         lr.set_ylabel("learning rate")
     fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_text_activation(surfaces: list[str], values, path: str | Path, title: str = "", columns: int = 100) -> Path:
+    """Text coloured by one unit's activation, Karpathy-style: a monospace grid, ``columns`` characters a row, a
+    new row at each ``"\\n"``; red positive, blue negative, scaled by the largest magnitude shown. Written
+    atomically.
+
+    Args:
+        surfaces: per step, the text of the piece (``"\\n"`` ends a line; ``""`` shows nothing).
+        values: ``(steps,)`` the unit's value at each step.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cells: list[tuple[int, int, str, float]] = []  # (row, column, character, value)
+    row = col = 0
+    for s, v in zip(surfaces, values):
+        if s == "\n":
+            row, col = row + 1, 0
+            continue
+        for ch in s:
+            if col >= columns:
+                row, col = row + 1, 0
+            cells.append((row, col, ch, float(v)))
+            col += 1
+    rows = max(row + (col > 0), 1)
+    scale = max((abs(c[3]) for c in cells), default=1.0) or 1.0
+    rgb = np.ones((rows, columns, 3))
+    for r, c, _, v in cells:
+        a = min(abs(v) / scale, 1.0)
+        rgb[r, c] = (1.0, 1 - a, 1 - a) if v >= 0 else (1 - a, 1 - 0.6 * a, 1.0)
+    fig, ax = plt.subplots(figsize=(columns * 0.11 + 0.4, rows * 0.22 + 0.8))
+    ax.imshow(rgb, aspect="auto", interpolation="nearest", extent=(0, columns, rows, 0))
+    # a monospace font first, then fonts for other scripts (Korean) where the machine has them
+    fonts = ["DejaVu Sans Mono", "Noto Sans Mono CJK KR", "Noto Sans CJK KR", "monospace"]
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9, loc="left")
+    with warnings.catch_warnings():  # a glyph no installed font has is drawn as a box; the HTML page shows it
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        warnings.filterwarnings("ignore", message="findfont")
+        for r, c, ch, _ in cells:
+            if not ch.isspace():
+                ax.text(c + 0.5, r + 0.55, ch, ha="center", va="center", fontsize=8, family=fonts)
+        fig.tight_layout()
+        return save_figure(fig, path)
+
+
+def plot_gradient_norms(runs: dict[str, dict], path: str | Path, title: str = "", state: str = "h1") -> Path:
+    """``||dloss_t/dstate_(t-k)||`` against ``k`` on a log scale, one line per run (its median, with the quartiles
+    shaded), normalised to lag 0. Written atomically.
+
+    Args:
+        runs: label -> a state summary (``elmokit.gradients.summarize``: ``{state: {"median", "q25", "q75", ...}}``).
+        state: which state to draw (``h1``: the first layer's hidden state).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for label, summary in runs.items():
+        s = summary[state]
+        base = max(s["median"][0], 1e-30)
+        k = np.arange(len(s["median"]))
+        ax.plot(k, np.asarray(s["median"]) / base, lw=1.5, label=label)
+        ax.fill_between(k, np.asarray(s["q25"]) / base, np.asarray(s["q75"]) / base, alpha=0.15)
+    ax.set_yscale("log")
+    ax.set_xlabel("k (steps back)")
+    ax.set_ylabel(f"||dloss_t / d{state}_(t-k)||, relative to k = 0")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     return save_figure(fig, path)

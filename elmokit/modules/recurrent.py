@@ -149,6 +149,66 @@ class RecurrentStack(nn.Module):
         return outputs, new_state
 
 
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One time step, differentiable, in plain tensor operations (no fused kernel): for looking inside the
+        model. Each layer's new ``h`` is the very tensor the next layer reads and the next step reads, so its
+        gradient is the whole gradient reaching that state (``elmokit gradients``).
+
+        Args:
+            x: ``(batch, input_dim)`` one step's inputs; state: as in :meth:`forward` (not ``None``).
+
+        Returns:
+            ``(output, new_state)``: the top layer's output ``(batch, out_dim)`` after the residual connection,
+            and the new state (per layer ``(h, c)`` or ``(h,)``; ``h`` before the residual connection).
+        """
+        new_state: State = []
+        inp = x
+        for k, layer in enumerate(self.layers):
+            if self.cell == "lstm":
+                h, c = state[k]
+                gates = torch.nn.functional.linear(inp, layer.weight_ih_l0, layer.bias_ih_l0 + layer.bias_hh_l0)
+                i, f, g, o = (gates + h @ layer.weight_hh_l0.t()).chunk(4, 1)  # (batch, hidden) each
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                if self.cell_clip:
+                    c = c.clamp(-self.cell_clip, self.cell_clip)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                if self.proj_size:
+                    h = h @ layer.weight_hr_l0.t()  # (batch, proj)
+                    if self.proj_clip:
+                        h = h.clamp(-self.proj_clip, self.proj_clip)
+                new_state.append((h, c))
+            else:
+                out, _ = layer(inp.unsqueeze(0), state[k][0].unsqueeze(0))  # out: (1, batch, hidden)
+                h = out[0]
+                new_state.append((h,))
+            inp = h + inp if self.residual and k > 0 else h  # eval mode: no dropout between layers
+        return inp, new_state
+
+    @torch.no_grad()
+    def trace(self, x: Tensor, state: State | None = None) -> tuple[list[dict[str, Tensor]], State]:
+        """Every unit's value at every step, for looking inside the model (``elmokit cells``): what :meth:`forward`
+        computes, with the LSTM's cell state kept per step too (the kernels return only the last one).
+
+        Args:
+            x: ``(time, batch, input_dim)`` inputs; state: as in :meth:`forward`.
+
+        Returns:
+            ``(per_layer, new_state)``: ``per_layer[k]["h"]`` is layer ``k``'s hidden state (its output before the
+            residual connection) ``(time, batch, out_dim)``; for an LSTM ``per_layer[k]["c"]`` is its cell state
+            ``(time, batch, hidden)``.
+        """
+        if state is None:
+            state = self.init_state(x.shape[1], x.device, x.dtype)
+        steps: list[State] = []
+        for t in range(x.shape[0]):
+            _, state = self.step(x[t], state)
+            steps.append(state)
+        kinds = ("h", "c") if self.cell == "lstm" else ("h",)
+        per_layer = [{kind: torch.stack([st[k][j] for st in steps]) for j, kind in enumerate(kinds)}
+                     for k in range(self.num_layers)]  # each (time, batch, width)
+        return per_layer, state
+
+
 def detach_state(state: State) -> State:
     """Cut the graph between truncated-BPTT windows."""
     return [tuple(t.detach() for t in layer) for layer in state]
