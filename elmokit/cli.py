@@ -488,8 +488,8 @@ def score(model, gold, fmt, bilm):
 @friendly_errors
 def demo(out, steps):
     """Run the whole pipeline on a small built-in corpus: vocab → pretrain forward and backward tiny models →
-    evaluate → generate → biLM bundle → embed to HDF5 → read back → train a tiny UPOS tagger on the scalar mix.
-    Takes about two minutes on two CPU cores."""
+    evaluate → generate → a look inside the forward LM (`elmokit cells`: a coloured page) → biLM bundle → embed to
+    HDF5 → read back → train a tiny UPOS tagger on the scalar mix. Takes about two minutes on two CPU cores."""
     from elmokit.demo import run_demo
 
     run_demo(out, steps)

@@ -90,3 +90,5 @@ def test_demo(tmp_path):
     assert results["forward"]["subword_ppl"] < 60 and results["backward"]["subword_ppl"] < 60
     assert results["embed"]["read_back_equal"] and results["embed"]["shape0"][0] == 3
     assert results["tagger"]["test_accuracy"] > 50 and "test accuracy" in res.output
+    assert set(results["cells"]) == {"word_position", "line_position"}
+    assert "<span" in (tmp_path / "demo" / "cells" / "cells.html").read_text(encoding="utf-8")
