@@ -155,3 +155,27 @@ def test_evaluate_reports_bits_per_character(char_pair):
     # spelled in bytes), so per piece ≈ per character
     assert r["bits_per_char"] == pytest.approx(r["nll"] / r["chars"] / math.log(2))
     assert 0 <= r["tokens"] - (r["chars"] + len(lines)) < 0.01 * r["chars"]
+
+
+def screenshot_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "scripts" / "screenshot_page.py"
+    spec = importlib.util.spec_from_file_location("screenshot_page", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_page_renders_coloured_in_chromium(char_pair, tmp_path):
+    shot = screenshot_script()
+    if shot.find_browser() is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium); scripts/screenshot_page.py needs one")
+    out = tmp_path / "cells"
+    res = CliRunner().invoke(main, ["cells", str(char_pair["forward"]), str(char_pair["valid"]), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert shot.main([str(out / "cells.html"), "--out", str(tmp_path / "page.png")]) == 0
+    blank = tmp_path / "blank.html"
+    blank.write_text("<html><body><p>nothing coloured</p></body></html>")
+    assert shot.main([str(blank), "--out", str(tmp_path / "blank.png")]) == 1
