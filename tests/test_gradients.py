@@ -47,7 +47,9 @@ def test_summary_finds_where_the_gradient_falls():
     a = np.tile(10.0 ** -np.arange(6.0), (3, 1))  # falls tenfold per lag
     s = summarize({"h1": a})["h1"]
     assert s["lag_to_1/10"] == 1 and s["lag_to_1/100"] == 2 and s["lag_to_1/1000"] == 3
-    assert summarize({"h1": np.ones((3, 4))})["h1"]["lag_to_1/10"] is None
+    assert s["tail_decades_per_100_steps"] == pytest.approx(100.0)  # one decade a step, still falling far back
+    flat = summarize({"h1": np.ones((3, 4))})["h1"]
+    assert flat["lag_to_1/10"] is None and flat["tail_decades_per_100_steps"] == 0
 
 
 def test_gradients_command(tiny_pair, corpus, tmp_path):
