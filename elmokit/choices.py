@@ -11,6 +11,6 @@ POOLINGS = ("edges", "first", "last", "mean")  # how a word's pieces give its ve
 LAYER_MODES = ("all", "top", "average")  # what `embed` writes per word
 LAYOUTS = ("allennlp", "packed")  # `embed`'s HDF5 layouts
 DTYPES = ("float32", "float16")  # of `embed`'s vectors
-TASK_FORMATS = ("conllu", "conll", "tsv")  # downstream data files
+TASK_FORMATS = ("conllu", "conll", "tsv", "csv", "jsonl", "label_text")  # downstream data files (and hf: paths)
 SENTENCE_POOLINGS = ("max", "mean", "attention", "max_mean")  # the classifier's pooling over words
 CELL_FEATURES = ("quotes", "brackets", "line_position", "word_position", "digits")  # `cells --feature`

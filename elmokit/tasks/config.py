@@ -17,7 +17,10 @@ METRICS = ("auto", "accuracy", "span_f1")
 class TaskDataConfig:
     """Where the examples are and how to read them."""
 
-    format: str = "conllu"  # conllu | conll (token ... tag columns) | tsv (NSMC id/document/label, or text<TAB>label)
+    format: str = "conllu"  # conllu | conll (token ... tag columns) | tsv | csv | jsonl | label_text (LABEL text
+    #                         lines); a path hf:DIR[:SPLIT], hf:json:FILE, hf:csv:FILE or hf:NAME is a dataset
+    text_column: str = ""  # tables: the text (classifier) or tokens (tagger) column, a name or a number from 0
+    label_column: str = ""  # tables: the label (classifier) or tags (tagger) column; "" = the usual names
     train: str = ""
     dev: str = ""  # early stopping and LR annealing watch this split
     dev_size: int = 0  # with no dev file: hold out the last N training examples as dev (NSMC has no dev split)
@@ -107,10 +110,12 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
     d, m, t = cfg.data, cfg.model, cfg.train
     if d.format not in TASK_FORMATS:
         raise bad("data.format", d.format, TASK_FORMATS)
-    if cfg.task == "classifier" and d.format != "tsv":
-        raise ConfigError(f"{where}: a classifier reads data.format=tsv, got {d.format!r}")
-    if cfg.task == "tagger" and d.format == "tsv":
-        raise ConfigError(f"{where}: a tagger reads data.format=conllu or conll, got 'tsv'")
+    if cfg.task == "classifier" and d.format in ("conllu", "conll"):
+        raise ConfigError(f"{where}: a classifier reads a table (data.format=tsv, csv, jsonl or label_text), got "
+                          f"{d.format!r}")
+    if cfg.task == "tagger" and d.format == "label_text":
+        raise ConfigError(f"{where}: a tagger reads conllu, conll or a table with tokens and tags (tsv, csv, jsonl), "
+                          f"not label_text")
     if d.scheme not in SCHEMES:
         raise bad("data.scheme", d.scheme, SCHEMES)
     if d.tag not in ("upos", "xpos"):

@@ -57,9 +57,9 @@ def main_metric(scores: dict[str, float], metric: str) -> float:
     return scores["f1"] if metric == "span_f1" else scores["accuracy"]
 
 
-def read_input(path: str | Path, task: str, fmt: str) -> list[Item]:
-    """Items to predict: the training formats (gold targets ignored), or ``text``: one sentence per line,
-    words separated by whitespace (a classifier's line is its text)."""
+def read_input(path: str | Path, task: str, fmt: str, text_column: str = "", label_column: str = "") -> list[Item]:
+    """Items to predict: the training formats (gold targets ignored; a table's label column may be missing), or
+    ``text``: one sentence per line, words separated by whitespace (a classifier's line is its text)."""
     if fmt == "text":
         from elmokit.textfile import iter_lines
 
@@ -67,7 +67,7 @@ def read_input(path: str | Path, task: str, fmt: str) -> list[Item]:
         if not items:
             raise CorpusError(f"{path}: empty file")
         return items
-    return read_items(path, fmt, task)
+    return read_items(path, fmt, task, text_column=text_column, label_column=label_column, need_target=False)
 
 
 def write_predictions(items: list[Item], preds: list, path: str | Path, line_per_sentence: bool = False) -> Path:
@@ -106,7 +106,7 @@ def _live(tm):
 def run_predict(tm, input_path: str | Path, output: str | Path, fmt: str = "auto") -> int:
     """``elmokit predict``: returns the number of examples written."""
     fmt = guess_format(input_path, tm.cfg.data.format) if fmt == "auto" else fmt
-    items = read_input(input_path, tm.cfg.task, fmt)
+    items = read_input(input_path, tm.cfg.task, fmt, tm.cfg.data.text_column, tm.cfg.data.label_column)
     preds = predict_items(tm.model, items, tm.lexicon, _live(tm), 2 * tm.cfg.train.batch_size)
     write_predictions(items, preds, output, line_per_sentence=fmt == "text")
     return len(items)
@@ -116,7 +116,7 @@ def run_score(tm, gold_path: str | Path, fmt: str = "auto") -> dict[str, float]:
     """``elmokit score``: the model's scores on a gold file (unknown labels are errors naming file and line)."""
     d = tm.cfg.data
     fmt = d.format if fmt == "auto" else fmt
-    items = read_items(gold_path, fmt, tm.cfg.task, d.tag, d.tag_column, d.scheme)
+    items = read_items(gold_path, fmt, tm.cfg.task, d.tag, d.tag_column, d.scheme, d.text_column, d.label_column)
     for it in items:
         tm.lexicon.label_ids(it, gold_path)
     preds = predict_items(tm.model, items, tm.lexicon, _live(tm), 2 * tm.cfg.train.batch_size)

@@ -3,12 +3,12 @@
 - CoNLL column files (``-DOCSTART-`` lines skipped, blank lines between sentences, the token in column 0 and the
   tag in a chosen column);
 - CoNLL-U (UPOS or XPOS; multiword-token ranges ``1-2`` and empty nodes ``1.1`` skipped, comments ignored);
-- TSV sentence classification: NSMC's ``id<TAB>document<TAB>label`` with a header, or plain ``text<TAB>label``.
+- tables (CSV, TSV, JSONL, ``LABEL text`` lines, HF datasets): :mod:`elmokit.tasks.tables`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from elmokit.errors import CorpusError
@@ -20,14 +20,6 @@ class TaggedSentence:
     words: list[str]
     tags: list[str]
     line: int = 0  # where the sentence starts in its file
-
-
-@dataclass
-class Example:
-    text: str
-    label: str
-    line: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def read_conll(path: str | Path, tag_column: int = -1, min_columns: int = 2) -> list[TaggedSentence]:
@@ -112,48 +104,6 @@ def read_conllu(path: str | Path, tag: str = "upos") -> list[TaggedSentence]:
     return out
 
 
-def read_tsv(path: str | Path, text_column: str | int | None = None, label_column: str | int | None = None) -> list[Example]:
-    """Classification examples from a TSV file.
-
-    With a header (NSMC: ``id document label``) columns are found by name (``document``/``text`` and ``label`` by
-    default); without one, the file is ``text<TAB>label``.
-
-    Raises:
-        CorpusError: wrong column count, missing columns, an empty file.
-    """
-    rows = list(iter_lines(path, max_line_chars=1 << 62))
-    if not rows:
-        raise CorpusError(f"{path}: empty file")
-    header = rows[0][1].split("\t")
-    lower = [h.strip().lower() for h in header]
-    has_header = "label" in lower
-    if has_header:
-        ti = (lower.index(str(text_column).lower()) if isinstance(text_column, str) else text_column) \
-            if text_column is not None else next((lower.index(n) for n in ("document", "text", "sentence") if n in lower), None)
-        li = (lower.index(str(label_column).lower()) if isinstance(label_column, str) else label_column) \
-            if label_column is not None else lower.index("label")
-        if ti is None:
-            raise CorpusError(f"{path}:1: no text column in header {header} (expected document, text or sentence)")
-        body, ncols = rows[1:], len(header)
-    else:
-        ti, li, body, ncols = 0, 1, rows, 2
-    out = []
-    for lineno, line in body:
-        if not line.strip():
-            continue
-        cols = line.split("\t")
-        if len(cols) != ncols:
-            raise CorpusError(f"{path}:{lineno}: {len(cols)} tab-separated columns, expected {ncols}"
-                              + (f" as in the header {header}" if has_header else " (text<TAB>label)"))
-        label = cols[li].strip()
-        if not label:
-            raise CorpusError(f"{path}:{lineno}: empty label")
-        out.append(Example(cols[ti], label, lineno))
-    if not out:
-        raise CorpusError(f"{path}: no examples")
-    return out
-
-
 @dataclass
 class Item:
     """One downstream example: its words and its target (a tag per word, or one label), and where it came from."""
@@ -163,22 +113,28 @@ class Item:
     line: int = 0
 
 
-def read_items(path: str | Path, fmt: str, task: str, tag: str = "upos", tag_column: int = -1,
-               scheme: str = "") -> list[Item]:
+def read_items(path: str | Path, fmt: str, task: str, tag: str = "upos", tag_column: int = -1, scheme: str = "",
+               text_column: str = "", label_column: str = "", need_target: bool = True) -> list[Item]:
     """Read a split as :class:`Item` s.
 
     Args:
-        fmt: ``conllu`` | ``conll`` | ``tsv``; task: ``tagger`` | ``classifier``.
-        scheme: chunk tags as written in a CoNLL file (``iob1`` is converted to BIO; ``bio``/``bioes`` kept).
+        fmt: ``conllu`` | ``conll`` | a table format (``tsv``, ``csv``, ``jsonl``, ``label_text``); an ``hf:``
+            path is read as a dataset whatever ``fmt`` says. task: ``tagger`` | ``classifier``.
+        scheme: chunk tags as written (``iob1`` is converted to BIO; ``bio``/``bioes`` kept).
+        text_column, label_column: a table's columns (see :mod:`elmokit.tasks.tables`).
+        need_target: False for input to predict (a table may lack its label column).
 
     Raises:
         CorpusError: as the readers.
     """
+    from elmokit.tasks.tables import read_table
     from elmokit.tasks.tags import iob1_to_bio
 
-    if fmt == "tsv":
-        return [Item(e.text.split(), e.label, e.line) for e in read_tsv(path)]
-    sents = read_conllu(path, tag) if fmt == "conllu" else read_conll(path, tag_column)
+    if str(path).startswith("hf:") or fmt not in ("conllu", "conll"):
+        items = read_table(path, fmt, task, text_column, label_column, need_target)
+    else:
+        sents = read_conllu(path, tag) if fmt == "conllu" else read_conll(path, tag_column)
+        items = [Item(s.words, s.tags, s.line) for s in sents]
     if scheme == "iob1":
-        return [Item(s.words, iob1_to_bio(s.tags), s.line) for s in sents]
-    return [Item(s.words, s.tags, s.line) for s in sents]
+        return [Item(it.words, iob1_to_bio(it.target), it.line) for it in items]
+    return items

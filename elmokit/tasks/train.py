@@ -34,6 +34,7 @@ from elmokit.tasks.lexicon import Lexicon
 from elmokit.tasks.model_dir import build_model, save_task_model
 from elmokit.tasks.predict import main_metric, predict_items, score_predictions
 from elmokit.tasks.readers import read_items
+from elmokit.tasks.tables import source_sha256
 from elmokit.run_guard import check_fresh_out, check_same_run, fingerprint
 from elmokit.runtime import RunLog, start_accelerator
 from elmokit.textfile import sha256_file
@@ -143,7 +144,7 @@ def _fingerprint(cfg: TaskConfig, bilm) -> dict:
     """What makes a task run (:func:`elmokit.run_guard.fingerprint`): the config less :data:`RESUMABLE_KEYS`,
     the data files' and the biLM's sha256."""
     d = cfg.data
-    files = {f"{k}_sha256": sha256_file(getattr(d, k)) if getattr(d, k) else ""
+    files = {f"{k}_sha256": source_sha256(getattr(d, k)) if getattr(d, k) else ""
              for k in ("train", "dev", "test", "train_hdf5", "dev_hdf5", "test_hdf5")}
     return fingerprint(to_dict(cfg), RESUMABLE_KEYS, {**files, "bilm_sha256": bilm.sha256 if bilm else ""})
 
@@ -179,15 +180,18 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     say = accelerator.print if t.progress else (lambda *a, **k: None)
 
     # --- data ---------------------------------------------------------------------------------------------------
-    splits = {"train": read_items(d.train, d.format, cfg.task, d.tag, d.tag_column, d.scheme)}
+    def read(path: str) -> list:
+        return read_items(path, d.format, cfg.task, d.tag, d.tag_column, d.scheme, d.text_column, d.label_column)
+
+    splits = {"train": read(d.train)}
     if d.dev:
-        splits["dev"] = read_items(d.dev, d.format, cfg.task, d.tag, d.tag_column, d.scheme)
+        splits["dev"] = read(d.dev)
     else:  # the last dev_size training examples
         if d.dev_size >= len(splits["train"]):
             raise ConfigError(f"{d.train}: data.dev_size={d.dev_size} but only {len(splits['train'])} examples")
         splits["train"], splits["dev"] = splits["train"][: -d.dev_size], splits["train"][-d.dev_size :]
     if d.test:
-        splits["test"] = read_items(d.test, d.format, cfg.task, d.tag, d.tag_column, d.scheme)
+        splits["test"] = read(d.test)
     if d.max_train:
         splits["train"] = splits["train"][: d.max_train]
     lexicon = Lexicon.build(splits["train"], m.word_min_count, m.lowercase)

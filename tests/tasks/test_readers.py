@@ -1,7 +1,8 @@
 import pytest
 
 from elmokit.errors import CorpusError
-from elmokit.tasks.readers import read_conll, read_conllu, read_tsv
+from elmokit.tasks.readers import read_conll, read_conllu
+from elmokit.tasks.tables import read_table
 
 
 def test_conll(tmp_path):
@@ -45,12 +46,12 @@ def test_conllu_skips_ranges_and_empty_nodes(tmp_path):
 
 def test_tsv_nsmc_and_plain(tmp_path):
     p = tmp_path / "nsmc.txt"
-    p.write_text("id\tdocument\tlabel\n1\t재밌다\t1\n2\t별로\t0\n", encoding="utf-8")
-    ex = read_tsv(p)
-    assert [(e.text, e.label, e.line) for e in ex] == [("재밌다", "1", 2), ("별로", "0", 3)]
+    p.write_text('id\tdocument\tlabel\n1\t재밌다 "진짜"\t1\n2\t별로\t0\n', encoding="utf-8")
+    ex = read_table(p, "tsv", "classifier")
+    assert [(e.words, e.target, e.line) for e in ex] == [(["재밌다", '"진짜"'], "1", 2), (["별로"], "0", 3)]
     q = tmp_path / "plain.tsv"
     q.write_text("good movie\tpos\nbad\tneg\n", encoding="utf-8")
-    assert [e.label for e in read_tsv(q)] == ["pos", "neg"]
+    assert [e.target for e in read_table(q, "tsv", "classifier")] == ["pos", "neg"]
     q.write_text("good movie\tpos\nno label here\n", encoding="utf-8")
-    with pytest.raises(CorpusError, match=r"plain.tsv:2: 1 tab-separated columns, expected 2"):
-        read_tsv(q)
+    with pytest.raises(CorpusError, match=r"plain.tsv:2: no column 1 in this row"):
+        read_table(q, "tsv", "classifier")

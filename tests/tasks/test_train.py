@@ -13,7 +13,8 @@ from elmokit.demo import write_tagged
 from elmokit.errors import ConfigError, CorpusError
 from elmokit.tasks.model_dir import load_task_model
 from elmokit.tasks.predict import run_predict, run_score
-from elmokit.tasks.readers import read_conll, read_conllu, read_tsv
+from elmokit.tasks.readers import read_conll, read_conllu
+from elmokit.tasks.tables import read_table
 from elmokit.tasks.train import load_task_config, train_task
 
 
@@ -85,9 +86,9 @@ def test_classifier_and_cli(tmp_path, data, tiny_pair):
     assert len(results["mix_weights"]) == len(results["mix_weights_output"]) == 3 and "gamma_output" in results
     r = CliRunner().invoke(main, ["predict", str(tmp_path / "cls"), str(files["test"]), str(tmp_path / "p.tsv")])
     assert r.exit_code == 0, r.output
-    back = read_tsv(tmp_path / "p.tsv")
-    assert [e.text for e in back] == [e.text for e in read_tsv(files["test"])]
-    assert {e.label for e in back} <= {"sg", "pl", "ko"}
+    back = read_table(tmp_path / "p.tsv", "tsv", "classifier")
+    assert [e.words for e in back] == [e.words for e in read_table(files["test"], "tsv", "classifier")]
+    assert {e.target for e in back} <= {"sg", "pl", "ko"}
     r = CliRunner().invoke(main, ["score", str(tmp_path / "cls"), str(files["test"])])
     assert r.exit_code == 0 and set(json.loads(r.output)) == {"accuracy", "macro_f1"}
 
@@ -221,7 +222,7 @@ def test_unknown_label_in_dev_names_file_and_line(tmp_path, data, tiny_pair):
 def test_config_errors(tmp_path, data):
     with pytest.raises(ConfigError, match="model.bilm is empty"):
         config(tmp_path, data, "conllu", "")
-    with pytest.raises(ConfigError, match="classifier reads data.format=tsv"):
+    with pytest.raises(ConfigError, match="classifier reads a table"):
         config(tmp_path, data, "conllu", "x", task="classifier")
     with pytest.raises(ConfigError, match="unknown key model.hiden"):
         config(tmp_path, data, "conllu", "x", "model.hiden=3")
@@ -299,3 +300,33 @@ def test_imported_elmo_trains_a_tagger_and_a_classifier_and_predicts(tmp_path, d
     assert [s.words for s in read_conll(tmp_path / "p.conllu")] == [s.words for s in read_conllu(data["conllu"]["test"])]
     cls = config(tmp_path / "c", data, "tsv", bundle, "train.max_epochs=2", task="classifier")
     assert len(train_task(cls)["mix_weights"]) == 3
+
+
+def test_classifier_reads_a_csv_with_its_own_column_names(tmp_path, data, tiny_pair):
+    """The shapes users have: a CSV whose text and label columns are named comments and hate; predict reads the
+    same file without its label column."""
+    import csv
+
+    out = {}
+    for split, path in data["tsv"].items():
+        out[split] = tmp_path / f"{split}.csv"
+        with open(out[split], "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "comments", "hate"])
+            for i, e in enumerate(read_table(path, "tsv", "classifier")):
+                w.writerow([i, " ".join(e.words), e.target])
+    common = [f"model.bilm={tiny_pair['bundle']}", "model.hidden=16", "model.word_dim=8", "train.batch_size=8",
+              "train.max_epochs=2", "train.lr=0.01", "train.progress=false", f"train.cache_dir={tmp_path / 'cache'}",
+              "train.threads=1"]
+    csv_run = train_task(load_task_config(None, [
+        f"out={tmp_path / 'run'}", "data.format=csv", f"data.train={out['train']}", f"data.dev={out['dev']}",
+        "data.text_column=comments", "data.label_column=hate", *common], task="classifier"))
+    tsv_run = train_task(load_task_config(None, [
+        f"out={tmp_path / 'tsv'}", "data.format=tsv", f"data.train={data['tsv']['train']}",
+        f"data.dev={data['tsv']['dev']}", *common], task="classifier"))
+    assert csv_run["dev"] == tsv_run["dev"]  # the same examples, read from another shape
+    unlabelled = tmp_path / "new.csv"
+    unlabelled.write_text("id,comments\n1,the dogs run .\n", encoding="utf-8")
+    r = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(unlabelled), str(tmp_path / "p.tsv")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "p.tsv").read_text(encoding="utf-8").split("\t")[0] == "the dogs run ."

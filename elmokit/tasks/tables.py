@@ -1,0 +1,259 @@
+"""Downstream data in the shapes users have it: CSV, TSV and JSONL tables with named or numbered columns, ``LABEL
+text`` lines (fastText's ``__label__X text`` too), and HF datasets (``hf:NAME[:SPLIT]``: a directory written by
+``save_to_disk``, ``hf:json:FILE`` / ``hf:csv:FILE`` through those builders, or a hub name), with errors that name
+the file and the line (the row, for a dataset).
+
+A classifier reads a text column and a label column; a tagger reads a tokens column and a tags column (a JSON or
+dataset list, or a whitespace-separated string in a CSV/TSV cell). Columns are named by ``data.text_column`` and
+``data.label_column`` (a header name, or a number counted from 0); when unset the first of the usual names found is
+taken (:data:`TEXT_NAMES`, :data:`LABEL_NAMES`, :data:`TOKEN_NAMES`, :data:`TAG_NAMES`). A CSV/TSV file has a
+header when its first row names a column the reader is looking for; without one the columns are text (tokens)
+first, label (tags) second, or the numbers given.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from elmokit.errors import CorpusError
+from elmokit.textfile import iter_lines
+
+TEXT_NAMES = ("text", "document", "sentence", "review", "comment", "comments", "content", "tweet")
+LABEL_NAMES = ("label", "labels", "sentiment", "class", "target", "category")
+TOKEN_NAMES = ("tokens", "words", "token", "form")
+TAG_NAMES = ("tags", "ner_tags", "pos_tags", "upos", "labels", "label")
+TABLE_FORMATS = ("tsv", "csv", "jsonl", "label_text")
+
+
+def _column(wanted: str, names: list[str] | None, defaults: tuple[str, ...], position: int, what: str,
+            where: str) -> str | int:
+    """The key (a name, or an index into a row) of one column."""
+    key = f"data.{what}_column"
+    if wanted.strip().lstrip("-").isdigit():
+        return int(wanted)
+    if names is None:  # rows without names: the default position
+        if wanted:
+            raise CorpusError(f"{where}: {key}={wanted!r} names a column, but the file has no header; give its number "
+                              f"(from 0) or add a header row")
+        return position
+    lower = [str(n).strip().lower() for n in names]
+    if wanted:
+        if wanted.strip().lower() in lower:
+            return names[lower.index(wanted.strip().lower())]
+        raise CorpusError(f"{where}: no column {wanted!r} among {list(names)}; set {key} to one of them (or a "
+                          f"column number, from 0)")
+    for d in defaults:
+        if d in lower:
+            return names[lower.index(d)]
+    raise CorpusError(f"{where}: none of the columns {list(names)} is a {what} column ({', '.join(defaults)}); set "
+                      f"{key} to its name (or number, from 0)")
+
+
+def _delimited_rows(path: str | Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line, cells)`` of a CSV (quoted fields may span lines) or TSV (no quoting: NSMC's text holds quotes)."""
+    lines = (line + "\n" for _, line in iter_lines(path, max_line_chars=1 << 62))
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
+    start = 1
+    try:
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise CorpusError(f"{path}:{reader.line_num}: not valid CSV ({e}); check the quotes on this line") from None
+
+
+def _jsonl_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
+    for lineno, line in iter_lines(path, max_line_chars=1 << 62):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CorpusError(f"{path}:{lineno}: not JSON ({e.msg}, column {e.colno}); a JSONL file holds one JSON "
+                              f"object per line") from None
+        if not isinstance(row, dict):
+            raise CorpusError(f"{path}:{lineno}: a JSON {type(row).__name__}, not an object with named fields")
+        yield lineno, row
+
+
+def open_hf(spec: str):
+    """The dataset ``hf:...`` names: ``hf:DIR[:SPLIT]`` (``save_to_disk``), ``hf:json:FILE`` / ``hf:csv:FILE``
+    (the ``json``/``csv`` builders, offline), or ``hf:NAME[:SPLIT]`` from the hub (needs network access)."""
+    import datasets
+
+    body = spec[3:]
+    kind, _, rest = body.partition(":")
+    try:
+        if kind in ("json", "csv") and rest:
+            return datasets.load_dataset(kind, data_files=rest, split="train")
+        name, _, split = body.rpartition(":") if ":" in body and not Path(body).exists() else (body, "", "")
+        if Path(name).is_dir():
+            ds = datasets.load_from_disk(name)
+            if isinstance(ds, datasets.DatasetDict):
+                split = split or "train"
+                if split not in ds:
+                    raise CorpusError(f"{spec}: no split {split!r}; the dataset has {list(ds)}")
+                ds = ds[split]
+            return ds
+        return datasets.load_dataset(name, split=split or "train")
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise CorpusError(f"{spec}: cannot load the dataset ({str(e).splitlines()[0][:200]}); give a directory "
+                          f"written by save_to_disk, hf:json:FILE, hf:csv:FILE or a hub name") from None
+
+
+def source_sha256(spec: str) -> str:
+    """What pins a split's content: a file's sha256, or for an ``hf:`` dataset the sha256 of its fingerprint."""
+    import hashlib
+
+    from elmokit.textfile import sha256_file
+
+    if str(spec).startswith("hf:"):
+        return hashlib.sha256(f"{spec}\n{open_hf(str(spec))._fingerprint}".encode()).hexdigest()
+    return sha256_file(spec)
+
+
+def _hf_rows(ds) -> Iterator[tuple[int, dict]]:
+    """Rows with class-label ids turned into their names (``ClassLabel``, also inside sequences)."""
+    import datasets
+
+    def namer(feature):
+        if isinstance(feature, datasets.ClassLabel):
+            return feature.int2str
+        inner = getattr(feature, "feature", None)
+        if isinstance(feature, datasets.Sequence) and isinstance(inner, datasets.ClassLabel):
+            return lambda v: [inner.int2str(x) for x in v]
+        if isinstance(feature, list) and feature and isinstance(feature[0], datasets.ClassLabel):
+            return lambda v: [feature[0].int2str(x) for x in v]
+        return None
+
+    names = {k: f for k, f in ((k, namer(v)) for k, v in ds.features.items()) if f}
+    for i, row in enumerate(ds):
+        yield i + 1, {k: (names[k](v) if k in names else v) for k, v in row.items()}
+
+
+def _as_words(value: Any, where: str, what: str) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, str):
+        return value.split()
+    raise CorpusError(f"{where}: the {what} column holds {type(value).__name__} {value!r}, not a list or a string")
+
+
+def read_table(path: str | Path, fmt: str, task: str, text_column: str = "", label_column: str = "",
+               need_target: bool = True) -> list:
+    """Read a split as :class:`elmokit.tasks.readers.Item` s.
+
+    Args:
+        fmt: ``tsv`` | ``csv`` | ``jsonl`` | ``label_text`` (ignored for an ``hf:`` path).
+        task: ``classifier`` (text and label) or ``tagger`` (tokens and tags).
+        text_column, label_column: the columns (names, or numbers from 0); "" = the usual names.
+        need_target: False for input to predict: a missing label column gives empty targets.
+
+    Raises:
+        CorpusError: naming the file and the line: a missing column, a bad row, an empty label, tokens and tags of
+            different lengths, an empty file.
+    """
+    from elmokit.tasks.readers import Item
+
+    tagger = task == "tagger"
+    text_names, label_names = (TOKEN_NAMES, TAG_NAMES) if tagger else (TEXT_NAMES, LABEL_NAMES)
+    what_text, what_label = ("tokens", "tags") if tagger else ("text", "label")
+    spec = str(path)
+    names: list[str] | None
+    if spec.startswith("hf:"):
+        ds = open_hf(spec)
+        names, rows, where_of = list(ds.column_names), _hf_rows(ds), (lambda n: f"{spec}: row {n}")
+    elif fmt == "jsonl":
+        rows_list = list(_jsonl_rows(path))
+        if not rows_list:
+            raise CorpusError(f"{path}: no JSON lines")
+        names = list(rows_list[0][1])
+        rows, where_of = iter(rows_list), (lambda n: f"{path}:{n}")
+    elif fmt == "label_text":
+        return _label_text(path, tagger)
+    elif fmt in ("tsv", "csv"):
+        rows_list = list(_delimited_rows(path, "\t" if fmt == "tsv" else ","))
+        rows_list = [(n, r) for n, r in rows_list if any(c.strip() for c in r)]
+        if not rows_list:
+            raise CorpusError(f"{path}: empty file")
+        first = [c.strip().lower() for c in rows_list[0][1]]
+        looked_for = {*text_names, *label_names, *(c.strip().lower() for c in (text_column, label_column) if c)}
+        has_header = any(c in looked_for for c in first)
+        names = rows_list[0][1] if has_header else None
+        rows = iter(rows_list[1:] if has_header else rows_list)
+        where_of = (lambda n: f"{path}:{n}")
+    else:
+        raise CorpusError(f"{path}: data.format={fmt!r} is not a table format ({', '.join(TABLE_FORMATS)})")
+    where0 = where_of(1) if not spec.startswith("hf:") else spec
+    tk = _column(text_column, names, text_names, 0, "text", where0)
+    try:
+        lk = _column(label_column, names, label_names, 1, "label", where0)
+    except CorpusError:
+        if need_target:
+            raise
+        lk = None
+    if names is not None:  # numbers name header columns too
+        tk, lk = (names[k] if isinstance(k, int) and -len(names) <= k < len(names) else k for k in (tk, lk))
+        for k, key in ((tk, "text"), (lk, "label")):
+            if isinstance(k, int):
+                raise CorpusError(f"{where0}: no column {k} in the header's {len(names)} ({names}); set "
+                                  f"data.{key}_column")
+    width = len(names) if names is not None else None
+    out = []
+    for n, row in rows:
+        where = where_of(n)
+        if isinstance(row, list):
+            if width is not None and len(row) != width:
+                raise CorpusError(f"{where}: {len(row)} columns, the header has {width} ({names}); a {fmt.upper()} "
+                                  f"row per line" + (" (a tab inside the text?)" if fmt == "tsv" else ""))
+            cells = dict(zip(names, row)) if names is not None else dict(enumerate(row))
+        else:
+            cells = row
+        if tk not in cells:
+            raise CorpusError(f"{where}: no column {tk!r} in this row; set data.text_column")
+        if lk is not None and lk not in cells and need_target:
+            raise CorpusError(f"{where}: no column {lk!r} in this row ({len(cells)} columns); set data.label_column")
+        text, label = cells[tk], cells.get(lk) if lk is not None else None
+        if tagger:
+            words = _as_words(text, where, what_text)
+            tags = _as_words(label, where, what_label) if label is not None else []
+            if need_target and len(tags) != len(words):
+                raise CorpusError(f"{where}: {len(words)} tokens but {len(tags)} tags")
+            if not words:
+                raise CorpusError(f"{where}: no tokens")
+            out.append(Item(words, tags, n))
+        else:
+            label = "" if label is None else str(label).strip()
+            if need_target and not label:
+                raise CorpusError(f"{where}: empty {what_label} (column {lk!r})")
+            if not isinstance(text, str):
+                text = " ".join(map(str, text)) if isinstance(text, list) else str(text)
+            out.append(Item(text.split(), label, n))
+    if not out:
+        raise CorpusError(f"{spec}: no examples")
+    return out
+
+
+def _label_text(path: str | Path, tagger: bool) -> list:
+    """``LABEL text`` lines (a fastText ``__label__`` prefix is dropped)."""
+    from elmokit.tasks.readers import Item
+
+    if tagger:
+        raise CorpusError(f"{path}: data.format=label_text holds one label per line: a classifier's format")
+    out = []
+    for n, line in iter_lines(path, max_line_chars=1 << 62):
+        if not line.strip():
+            continue
+        label, _, text = line.strip().partition(" ")
+        label = label.removeprefix("__label__")
+        if not text.strip():
+            raise CorpusError(f"{path}:{n}: a label ({label!r}) and no text; each line is LABEL then the text")
+        out.append(Item(text.split(), label, n))
+    if not out:
+        raise CorpusError(f"{path}: no examples")
+    return out
