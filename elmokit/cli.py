@@ -260,6 +260,36 @@ def gradients(model, corpus, out, max_lag, sequences, warmup, seed, cache_dir, q
 
 
 @main.command()
+@click.argument("bilm", type=click.Path())
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", *TASK_FORMATS]), default="text", show_default=True,
+              help="text: one sentence per line; or task data, read as `data.format` reads it.")
+@click.option("--text-column", default="", help="A table's text (or tokens) column, as data.text_column.")
+@click.option("--lines", "max_lines", default=2000, show_default=True, help="Lines sampled from the text.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
+@friendly_errors
+def fit(bilm, files, fmt, text_column, max_lines, as_json):
+    """Does BILM fit this text? Each direction's perplexity per piece on a sample of FILE against its own
+    validation perplexity (from its manifest), the text's casing and the characters the vocabulary lacks.
+
+    A ratio above 2 means the biLM reads the text as foreign (lower-cased or re-tokenized text, another domain or
+    language): its vectors may then hurt a downstream model. The fix is one command, `elmokit adapt`, which the
+    warning spells out. Every downstream run makes this check on its training text and records it in results.json.
+
+    Example: elmokit fit runs/wt2-bilm reviews.txt
+    """
+    from elmokit.fit import measure_fit, read_text, summary_lines
+
+    r = measure_fit(bilm, read_text(list(files), fmt, text_column=text_column), max_lines, what=", ".join(files))
+    if as_json:
+        click.echo(json.dumps(r))
+    else:
+        click.echo("\n".join(summary_lines(r)))
+    if r["warning"]:
+        click.echo(r["warning"], err=True)
+
+
+@main.command()
 @click.argument("forward", type=click.Path())
 @click.argument("backward", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="The biLM directory to write.")

@@ -77,6 +77,7 @@ class TaskTrainConfig:
     features: str = "cache"  # cache: embed each split once into HDF5, then read it; on_the_fly: run the biLM per batch
     cache_dir: str = "~/elmokit-runs/features"
     cache_dtype: str = "float16"  # float16 halves the cache; float32 makes it equal to on-the-fly
+    fit_lines: int = 2000  # lines of training text on which the biLM's fit is measured (elmokit fit; 0 = skip)
     max_minutes: float = 0.0  # wall-clock budget for training (0 = none); the best model so far is kept
     threads: int = 0  # torch threads (0 = torch's default)
     log_every: int = 50

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ CHECKPOINT_FORMAT = "elmokit-task-checkpoint/1"
 RESUMABLE_KEYS = frozenset({
     "out", "train.max_epochs", "train.max_minutes", "train.threads", "train.log_every", "train.trackers",
     "train.progress", "train.cache_dir", "data.train", "data.dev", "data.test", "data.train_hdf5", "data.dev_hdf5",
-    "data.test_hdf5", "model.bilm",
+    "data.test_hdf5", "model.bilm", "train.fit_lines",
 })
 
 
@@ -160,6 +161,24 @@ def mix_summary(encoder) -> dict:
     return out
 
 
+def check_domain_fit(cfg: TaskConfig, bilm, train_items: list) -> dict | None:
+    """Does the biLM fit the training text (:mod:`elmokit.fit`)? Prints the warning, with the command that adapts
+    it, when it does not; the result goes into results.json. None when there is nothing to check."""
+    from elmokit.bilm import BiLM
+
+    if bilm is None or cfg.train.fit_lines <= 0:
+        return None
+    if not isinstance(bilm, BiLM):
+        return {"skipped": "an imported ELMo keeps no softmax to measure its perplexity with"}
+    from elmokit.fit import measure_fit
+
+    r = measure_fit(cfg.model.bilm, [" ".join(it.words) for it in train_items], cfg.train.fit_lines,
+                    what=f"the training text ({cfg.data.train})")
+    if r["warning"]:
+        print(r["warning"], file=sys.stderr, flush=True)
+    return r
+
+
 def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -> dict:
     """Train, select on dev, score on test. Returns the summary also written to ``OUT/results.json``.
 
@@ -209,6 +228,7 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         from elmokit.bilm import load_bilm
 
         bilm = load_bilm(m.bilm, device=str(accelerator.device))
+    domain_fit = check_domain_fit(cfg, bilm, splits["train"]) if main else None
     t0 = time.time()
     with accelerator.main_process_first():  # the main process writes the caches, the others then read them
         features = _features(cfg, bilm, splits, t.progress and main)
@@ -372,6 +392,8 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         "features": t.features if bilm is not None else "none", **final,
     }
     summary.update(mix_summary(enc))
+    if domain_fit is not None:
+        summary["domain_fit"] = domain_fit
     log.close()
     if main:
         save_task_model(run / "model", eval_model, cfg, lexicon, bilm.sha256 if bilm else "",
