@@ -290,6 +290,43 @@ def fit(bilm, files, fmt, text_column, max_lines, as_json):
 
 
 @main.command()
+@click.argument("bilm", type=click.Path())
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="The adapted biLM bundle to write (runs go to OUT.work/).")
+@click.option("--minutes", default=10.0, show_default=True, help="Budget per direction (both run side by side on 2+ cores).")
+@click.option("--epochs", default=4, show_default=True, help="At most this many passes over the text.")
+@click.option("--dev", "dev", default=None, type=click.Path(),
+              help="Held-out text to measure on (default: every 20th line of FILE, at most 2,000).")
+@click.option("--format", "fmt", type=click.Choice(["text", *TASK_FORMATS]), default="text", show_default=True,
+              help="text: one sentence per line; or task data (its words are the text; labels are ignored).")
+@click.option("--text-column", default="", help="A table's text (or tokens) column, as data.text_column.")
+@click.option("--cache-dir", default="~/.cache/elmokit", show_default=True, envvar="ELMOKIT_CACHE",
+              help="Where encoded text is cached (env ELMOKIT_CACHE).")
+@click.option("--overwrite", is_flag=True, help="Replace an adapted biLM already at --out.")
+@friendly_errors
+def adapt(bilm, files, out, minutes, epochs, dev, fmt, text_column, cache_dir, overwrite):
+    """Adapt BILM to unlabelled text: both LMs continue training from their weights on FILE (a third of their
+    learning rate, a cosine schedule sized to --minutes), are measured before and after on held-out lines, and
+    are bundled at --out. Point a task config's model.bilm at the result.
+
+    Works from a few thousand sentences (a treebank's training text) to millions (the budget then caps it).
+    Interrupted, the same command resumes.
+
+    Example: elmokit adapt runs/wt2-bilm ewt-train.conllu --format conllu --out runs/ewt-bilm --minutes 12
+    """
+    from elmokit.adapt import adapt as run_adapt
+    from elmokit.fit import read_text
+
+    lines = read_text(list(files), fmt, text_column=text_column)
+    dev_lines = read_text([dev], fmt, text_column=text_column) if dev else None
+    r = run_adapt(bilm, lines, out, minutes, dev_lines, epochs, cache_dir, overwrite)
+    for d in ("forward", "backward"):
+        click.echo(f"{d}: held-out perplexity per piece {r['dev_ppl_before'][d]:.1f} -> {r['dev_ppl_after'][d]:.1f}")
+    click.echo(f"adapted biLM written to {out} ({r['steps']} steps per direction on {r['train_lines']:,} lines; "
+               f"figures in {out}.work/adapt.json)")
+
+
+@main.command()
 @click.argument("forward", type=click.Path())
 @click.argument("backward", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="The biLM directory to write.")

@@ -73,3 +73,20 @@ def test_every_downstream_run_records_the_fit_and_warns(validated_pair, tmp_path
         saved = json.loads((tmp_path / f"run-{fits}" / "results.json").read_text())["domain_fit"]
         assert r["domain_fit"]["fits"] is fits and saved["ratio"] == r["domain_fit"]["ratio"]
         assert ("elmokit adapt" in capsys.readouterr().err) is not fits
+
+
+def test_adapt_fits_the_biLM_to_new_text(validated_pair, tmp_path):
+    """Adapting to upper-cased text: held-out perplexity falls in both directions, the bundle fits it after."""
+    rng = random.Random(3)
+    text = tmp_path / "upper.txt"
+    text.write_text("".join(sentence(rng).upper() + "\n" for _ in range(600)), encoding="utf-8")
+    res = CliRunner().invoke(main, ["adapt", str(validated_pair), str(text), "--out", str(tmp_path / "adapted"),
+                                    "--minutes", "1", "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "adapted.work" / "adapt.json").read_text())
+    for d in ("forward", "backward"):
+        assert r["dev_ppl_after"][d] < 0.7 * r["dev_ppl_before"][d]
+    assert measure_fit(tmp_path / "adapted", text.read_text().splitlines())["ratio"] < \
+        measure_fit(validated_pair, text.read_text().splitlines())["ratio"]
+    res = CliRunner().invoke(main, ["adapt", str(validated_pair), str(text), "--out", str(tmp_path / "adapted")])
+    assert res.exit_code == 2 and "--overwrite" in res.output

@@ -1,0 +1,127 @@
+"""``elmokit adapt``: fit a biLM to unlabelled text in one command (the ELMo paper's domain adaptation, section 5).
+
+Both LMs continue training from their weights on the text (``pretrain --init-from``), side by side in two
+processes of one thread each when the machine has two cores, each with a third of its pretraining learning rate
+and a cosine schedule over at most ``epochs`` passes, sized to fit ``minutes`` by the rate the LM trained at
+(from its manifest). Every twentieth line (at most 2,000) is held out, or ``dev`` is used, and both directions'
+perplexity per piece there is measured before and after. The adapted pair is bundled at ``out``; the runs and
+``adapt.json`` (the figures) stay in ``out.work/``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from elmokit.errors import ElmokitError
+
+
+def split_text(lines: list[str], dev: list[str] | None) -> tuple[list[str], list[str]]:
+    """``(train, dev)``: ``dev`` as given, or every twentieth non-empty line (at most 2,000), held out."""
+    lines = [x for x in lines if x.strip()]
+    if dev is not None:
+        return lines, [x for x in dev if x.strip()]
+    step = max(20, math.ceil(len(lines) / 2000))
+    held = [x for i, x in enumerate(lines) if i % step == step - 1]
+    return [x for i, x in enumerate(lines) if i % step != step - 1], held
+
+
+def plan_steps(manifest: dict, train_pieces: int, batch: int, bptt: int, minutes: float, epochs: int) -> int:
+    """Steps that fit ``minutes`` at the rate the LM trained at (its manifest's summary), at most ``epochs``
+    passes over ``train_pieces``, at least 20."""
+    per_epoch = max(train_pieces // (batch * bptt), 1)
+    s = manifest.get("summary") or {}
+    steps = epochs * per_epoch
+    if s.get("steps") and s.get("wall_minutes_last_run"):
+        # the rate it trained at, scaled to this run's tokens per step
+        old = (s.get("tokens") or 0) / max(s["steps"], 1)
+        rate = s["steps"] / s["wall_minutes_last_run"] * (old / (batch * bptt) if old else 1.0)
+        steps = min(steps, int(0.85 * rate * minutes))  # 15% for start-up and validation
+    return max(steps, 20)
+
+
+def adapt(bilm: str, lines: list[str], out: str, minutes: float = 10.0, dev: list[str] | None = None,
+          epochs: int = 4, cache_dir: str = "~/.cache/elmokit", overwrite: bool = False, progress: bool = True) -> dict:
+    """Adapt both LMs of the bundle ``bilm`` to ``lines`` and bundle them at ``out``; returns the figures."""
+    from elmokit.bilm import write_bundle
+    from elmokit.checkpoint import load_model, write_json
+    from elmokit.corpus import encode_corpus
+    from elmokit.evaluate import evaluate_model
+
+    src = Path(bilm)
+    if not (src / "forward").is_dir() or not (src / "backward").is_dir():
+        raise ElmokitError(f"{bilm}: not a biLM bundle (no forward/ and backward/); make one with `elmokit bundle`")
+    dst = Path(out)
+    if (dst / "manifest.json").exists() and not overwrite:
+        raise ElmokitError(f"{out}: a biLM is already there; pass --overwrite to adapt again, or another --out")
+    work = Path(f"{out}.work")
+    work.mkdir(parents=True, exist_ok=True)
+    train_lines, dev_lines = split_text(lines, dev)
+    if len(train_lines) < 10 or not dev_lines:
+        raise ElmokitError(f"{len(train_lines)} lines of text to adapt on (and {len(dev_lines)} held out): give at "
+                           f"least a few hundred sentences")
+    for name, part in (("train", train_lines), ("dev", dev_lines)):
+        tmp = work / f".{name}.txt.tmp"
+        tmp.write_text("\n".join(part) + "\n", encoding="utf-8")
+        tmp.replace(work / f"{name}.txt")
+    fwd = load_model(src / "forward")
+    cfg = yaml.safe_load((fwd.path / "config.yaml").read_text(encoding="utf-8"))
+    t = cfg["train"]
+    tokens = encode_corpus([str(work / "train.txt")], fwd.vocab, cache_dir, 1, cfg["data"]["max_line_chars"],
+                           progress=progress)  # encoded once here; both runs read the cache
+    encode_corpus([str(work / "dev.txt")], fwd.vocab, cache_dir, 1, cfg["data"]["max_line_chars"], progress=False)
+    batch, bptt = min(t["batch_size"], 64), t["bptt"]
+    while batch > 8 and len(tokens) // batch < bptt * 4:  # a small text: fewer streams, so each is long enough
+        batch //= 2
+    steps = plan_steps(fwd.manifest, len(tokens), batch, bptt, minutes, epochs)
+    cfg["data"].update({"vocab": str(fwd.path / "vocab.model"), "train": [str(work / "train.txt")],
+                        "valid": [str(work / "dev.txt")], "cache_dir": cache_dir, "num_proc": 1})
+    t.update({"batch_size": batch, "lr": t["lr"] / 3, "warmup_steps": min(50, steps // 10), "schedule": "cosine",
+              "max_steps": steps, "schedule_steps": 0, "max_minutes": minutes * 1.1, "max_cpu_minutes": 0.0,
+              "eval_every": 0, "eval_max_tokens": 0, "checkpoint_every": max(steps // 4, 50), "threads": 1,
+              "grad_accum": 1, "stop_at_step": 0, "trackers": []})
+    config = work / "adapt.yaml"
+    config.write_text("# written by elmokit adapt\n" + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    before = {d: evaluate_model(str(src / d), [str(work / "dev.txt")], cache_dir=cache_dir, progress=False)
+              for d in ("forward", "backward")}
+    side_by_side = (os.cpu_count() or 1) >= 2
+    procs = []
+    for d in ("forward", "backward"):
+        run = work / d
+        if (run / "model" / "manifest.json").is_file() and not overwrite:
+            continue
+        cmd = [sys.executable, "-m", "elmokit.cli", "pretrain", "--config", str(config), "--direction", d,
+               "--out", str(run), "--init-from", str(src / d), "--quiet",
+               *(["--overwrite"] if overwrite else ["--resume"])]
+        log = open(work / f"{d}.log", "w", encoding="utf-8")
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        procs.append((d, p, log))
+        if not side_by_side:
+            p.wait()
+    for d, p, log in procs:
+        p.wait()
+        log.close()
+        if p.returncode:
+            tail = (work / f"{d}.log").read_text(encoding="utf-8").strip().splitlines()[-1:]
+            raise ElmokitError(f"adapting the {d} LM failed ({tail[0] if tail else 'no output'}); see "
+                               f"{work / (d + '.log')}, then run the same command again (it resumes)")
+    after = {d: evaluate_model(str(work / d), [str(work / "dev.txt")], cache_dir=cache_dir, progress=False)
+             for d in ("forward", "backward")}
+    if dst.exists():  # only with overwrite (checked above)
+        shutil.rmtree(dst)
+    write_bundle(work / "forward", work / "backward", dst)
+    result = {
+        "bilm": str(bilm), "out": str(out), "train_lines": len(train_lines), "dev_lines": len(dev_lines),
+        "train_pieces": int(len(tokens)), "steps": steps, "batch_size": batch, "bptt": bptt,
+        "lr": t["lr"], "minutes_budget": minutes, "side_by_side": side_by_side,
+        "dev_ppl_before": {d: r["subword_ppl"] for d, r in before.items()},
+        "dev_ppl_after": {d: r["subword_ppl"] for d, r in after.items()},
+    }
+    write_json(work / "adapt.json", result)
+    return result
