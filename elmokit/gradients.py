@@ -13,6 +13,7 @@ median over sequences (the spread is in the JSON), and the ratio to lag 0 says h
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -43,27 +44,24 @@ def gradient_norms(model, tokens: np.ndarray, reverse: bool, max_lag: int = 300,
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, len(stream) - need + 1, size=sequences)
     seqs = torch.from_numpy(np.stack([stream[s : s + need] for s in starts]).astype(np.int64))  # (B, need)
-    model.eval()
+    # a float64 copy: a vanishing gradient is measured, not underflowed (and the caller's model is left as it was)
+    model = copy.deepcopy(model).double().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    try:
-        with torch.no_grad():
-            _, state = model.encode(seqs[:, :warmup])
-        state = [tuple(x.detach().requires_grad_(True) for x in layer) for layer in state]
-        after: list = []  # per measured step: the state after it (per layer (h, c) or (h,))
-        for t in range(warmup, warmup + max_lag + 1):
-            top, state = model.rnn.step(model.embedding(seqs[:, t]), state)  # top: (B, out_dim)
-            for layer in state:
-                for x in layer:
-                    x.retain_grad()
-            after.append(state)
-        # the loss of predicting the piece after the last step, per sequence, summed: each sequence's gradient is
-        # its own loss's
-        loss = model.head.full_loss(top, seqs[:, warmup + max_lag + 1], reduction="sum")
-        loss.backward()
-    finally:
-        for p in model.parameters():
-            p.requires_grad_(True)
+    with torch.no_grad():
+        _, state = model.encode(seqs[:, :warmup])
+    state = [tuple(x.detach().requires_grad_(True) for x in layer) for layer in state]
+    after: list = []  # per measured step: the state after it (per layer (h, c) or (h,))
+    for t in range(warmup, warmup + max_lag + 1):
+        top, state = model.rnn.step(model.embedding(seqs[:, t]), state)  # top: (B, out_dim)
+        for layer in state:
+            for x in layer:
+                x.retain_grad()
+        after.append(state)
+    # the loss of predicting the piece after the last step, per sequence, summed: each sequence's gradient is its
+    # own loss's
+    loss = model.head.full_loss(top, seqs[:, warmup + max_lag + 1], reduction="sum")
+    loss.backward()
     names = ("h", "c") if model.cfg.cell == "lstm" else ("h",)
     out: dict[str, np.ndarray] = {}
     for k in range(len(after[0])):
