@@ -343,7 +343,7 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
     Returns:
         What ``cells.json`` holds.
     """
-    from elmokit.checkpoint import load_model
+    from elmokit.checkpoint import load_model, made_by
     from elmokit.lm import LanguageModel
     from elmokit.plots import plot_text_activation
 
@@ -358,9 +358,8 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
     feats = {k: v for k, v in feats.items() if not features or k in features or k == "regex"}
     ranking = rank_units(trace, feats, top)
     result: dict = {
-        "model": str(model_path), "model_manifest": loaded.manifest.get("weights_sha256", ""),
-        "direction": direction, "cell": loaded.cfg.model.cell, "files": [str(f) for f in files],
-        "pieces": trace.steps, "lines": len(lines), "regex": regex,
+        "model": str(model_path), "made_by": made_by(loaded), "direction": direction, "cell": loaded.cfg.model.cell, "files": [str(f) for f in files],
+        "pieces": trace.steps, "lines": len(lines), "regex": regex, "max_pieces": max_pieces,
         "units": {k: v.shape[1] for k, v in trace.units.items()}, "ranking": ranking,
         "features": {k: FEATURES.get(k, ("binary", f"inside a match of {regex!r}"))[1] for k in feats},
     }

@@ -185,6 +185,13 @@ class LoadedLM:
     path: Path  # the model directory
 
 
+def made_by(loaded: LoadedLM) -> dict:
+    """What an output made from an LM records about it: its directory, weights and vocabulary hashes, and the
+    versions that read it."""
+    return {"model": str(loaded.path), "weights_sha256": loaded.manifest["files"]["weights.pt"],
+            "vocab_sha256": loaded.manifest["vocab_sha256"], "versions": versions()}
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedLM:
     """Load an LM model directory (or the run directory holding it).
 

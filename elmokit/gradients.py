@@ -97,7 +97,7 @@ def measure_gradients(model_path: str, corpus: list[str], out: str, max_lag: int
                       warmup: int = 100, seed: int = 0, cache_dir: str = "~/.cache/elmokit",
                       progress: bool = True) -> dict:
     """The ``elmokit gradients`` command: writes ``OUT.json`` and ``OUT.png`` and returns the JSON's content."""
-    from elmokit.checkpoint import load_model, write_json
+    from elmokit.checkpoint import load_model, made_by, write_json
     from elmokit.corpus import encode_corpus
     from elmokit.plots import plot_gradient_norms
 
@@ -109,7 +109,8 @@ def measure_gradients(model_path: str, corpus: list[str], out: str, max_lag: int
     summary = summarize(norms)
     c = loaded.cfg
     result = {
-        "model": str(model_path), "direction": loaded.manifest["direction"], "cell": c.model.cell,
+        "model": str(model_path), "made_by": made_by(loaded), "direction": loaded.manifest["direction"],
+        "cell": c.model.cell,
         "hidden_size": c.model.hidden_size, "proj_size": c.model.proj_size, "num_layers": c.model.num_layers,
         "trained_with": {"bptt": c.train.bptt, "clip_norm": c.train.clip_norm},
         "corpus": [str(f) for f in corpus], "max_lag": max_lag, "sequences": sequences, "warmup": warmup,
