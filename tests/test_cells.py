@@ -127,6 +127,7 @@ def test_cells_command_writes_the_ranking_page_and_png(char_pair, direction, tmp
     assert res.exit_code == 0, res.output
     r = json.loads((out / "cells.json").read_text())
     assert r["direction"] == direction and set(r["units"]) == {"h1", "c1", "h2", "c2"}
+    assert len(r["made_by"]["weights_sha256"]) == 64 and "torch" in r["made_by"]["versions"]
     assert set(r["ranking"]) == {"quotes", "brackets", "line_position", "word_position", "digits", "regex"}
     assert all(len(rec["units"]) == 3 for f, rec in r["ranking"].items() if f != "digits")  # no digits in it
     assert "control" in r and "quotes" in res.output
