@@ -334,7 +334,8 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
         out: the directory to write.
         features: the built-in features to rank units by (default: all of :data:`FEATURES`).
         regex: a regular expression: one more feature (inside a match).
-        units: the units to show (default: the best unit of each feature).
+        units: the units to show (default: the best unit of each feature, the better of quotes' and brackets'
+            first); the PNG shows the first.
         max_pieces: read at most this many pieces of the text.
         top: units listed per feature.
         control: also rank the units of an untrained model of the same shape (``seed``): the chance level.
@@ -372,10 +373,15 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
     chosen = list(units or [])
     for u in chosen:
         trace.unit(u)  # an unknown name fails before anything is written
-    if not chosen:
-        chosen = [rec["units"][0]["unit"] for rec in ranking.values() if rec["units"]]
-        chosen = list(dict.fromkeys(chosen))
-    best_of = {rec["units"][0]["unit"]: (f, rec) for f, rec in ranking.items() if rec["units"]}
+    if not chosen:  # the best unit of each feature; first (and on the PNG) the better of quotes and brackets
+        order = sorted(ranking, key=lambda f: (f not in ("quotes", "brackets"),
+                                               -ranking[f]["units"][0]["heldout"] if f in ("quotes", "brackets")
+                                               and ranking[f]["units"] else 0))
+        chosen = list(dict.fromkeys(ranking[f]["units"][0]["unit"] for f in order if ranking[f]["units"]))
+    best_of = {}
+    for f, rec in ranking.items():
+        if rec["units"]:
+            best_of.setdefault(rec["units"][0]["unit"], (f, rec))
     sections = []
     for u in chosen:
         title = f"unit {u}"
