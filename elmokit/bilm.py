@@ -154,7 +154,7 @@ class BiLM(FrozenBiLM):
             lm = self.forward_lm if direction == "forward" else self.backward_lm
             eos = torch.tensor([[EOS_ID]], device=lm.embedding.weight.device)
             self._start_cache[direction] = lm.encode(eos)[1]  # per layer (h, c), each (1, dim)
-        return [tuple(t.expand(batch, -1).contiguous() for t in layer) for layer in self._start_cache[direction]]
+        return self.rows_of(self._start_cache[direction], batch)
 
     @staticmethod
     def _mean_pool(f_all: Tensor, r_all: Tensor, seqs, spans) -> tuple[Tensor, Tensor]:

@@ -189,7 +189,7 @@ class CharBiLM(FrozenBiLM):
         if direction not in self._start_cache:
             rnn = self.forward_rnn if direction == "forward" else self.backward_rnn
             self._start_cache[direction] = rnn(first.view(1, 1, -1))[1]  # per layer (h, c), each (1, dim)
-        return [tuple(t.expand(batch, -1).contiguous() for t in layer) for layer in self._start_cache[direction]]
+        return self.rows_of(self._start_cache[direction], batch)
 
     def _run_carried(self, x_f: Tensor, x_b: Tensor, n: np.ndarray, carry: CarriedState
                      ) -> tuple[list[Tensor], list[Tensor]]:

@@ -98,6 +98,11 @@ class FrozenBiLM(nn.Module):
     def encode_words(self, rows: list[list[list[str]]], pooling: str = "edges", pieces: list | None = None) -> Tensor:
         raise NotImplementedError
 
+    @staticmethod
+    def rows_of(state: list, batch: int) -> list:
+        """A one-row start state (per layer ``(h, c)``, each ``(1, dim)``) repeated for ``batch`` rows."""
+        return [tuple(t.expand(batch, -1).contiguous() for t in layer) for layer in state]
+
     def run_stacks(self, forward: RecurrentStack, backward: RecurrentStack, x_f: Tensor, x_b: Tensor,
                    f_state: State | None, b_state: State | None) -> tuple[list[Tensor], list[Tensor]]:
         """The two recurrent stacks over their inputs.
