@@ -378,18 +378,14 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
                                                -ranking[f]["units"][0]["heldout"] if f in ("quotes", "brackets")
                                                and ranking[f]["units"] else 0))
         chosen = list(dict.fromkeys(ranking[f]["units"][0]["unit"] for f in order if ranking[f]["units"]))
-    best_of = {}
+    best_for: dict[str, list[str]] = {}  # unit -> "quotes (held-out AUC 0.883)", ...
     for f, rec in ranking.items():
         if rec["units"]:
-            best_of.setdefault(rec["units"][0]["unit"], (f, rec))
-    sections = []
-    for u in chosen:
-        title = f"unit {u}"
-        if u in best_of:
-            f, rec = best_of[u]
             metric = "AUC" if rec["kind"] == "binary" else "r"
-            title += f": best for {f} (held-out {metric} {rec['units'][0]['heldout']:.3f})"
-        sections.append({"unit": u, "title": title})
+            best_for.setdefault(rec["units"][0]["unit"], []).append(
+                f"{f} (held-out {metric} {rec['units'][0]['heldout']:.3f})")
+    sections = [{"unit": u, "title": f"unit {u}" + (f": best for {', '.join(best_for[u])}" if u in best_for else "")}
+                for u in chosen]
     result["shown_units"] = chosen
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     screenshot(args.page, args.out)
     shares = colour_shares(args.out)
-    ok = shares["red"] > 0.005 and shares["blue"] > 0.005
+    ok = shares["not_white"] > 0.02 and shares["red"] + shares["blue"] > 0.01  # text, and it is coloured
     print(json.dumps({"page": str(args.page), "screenshot": str(args.out), **shares, "coloured_text": ok}))
     return 0 if ok else 1
 

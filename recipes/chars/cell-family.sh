@@ -26,7 +26,7 @@ for name in "${names[@]}"; do
     elmokit pretrain --config "$cfg" --direction forward --out "$out" --resume --quiet ${overrides[$name]} \
       > "$out.log" 2>&1
   fi
-  [ -f "$out.valid.json" ] || { elmokit evaluate "$out" --corpus "$valid" --bptt 150 --json > "$out.valid.json.tmp" \
+  [ -f "$out.valid.json" ] || { elmokit evaluate "$out" --corpus "$valid" --bptt 150 --batch 32 --json > "$out.valid.json.tmp" \
     && mv "$out.valid.json.tmp" "$out.valid.json"; }
   [ -f "$out/gradients.json" ] || elmokit gradients "$out" "$valid" --out "$out/gradients" --quiet
 done

@@ -17,6 +17,8 @@ done
 out="$runs/nsmc-char-lstm"
 [ -f "$out/model/manifest.json" ] || elmokit pretrain --config recipes/chars/nsmc-char.yaml --direction forward \
   --out "$out" --resume --quiet > "$out.log" 2>&1
-elmokit evaluate "$out" --corpus "$runs/data/nsmc-test.txt" --bptt 100 --json | tee "$out.test.json"
+elmokit evaluate "$out" --corpus "$runs/data/nsmc-test.txt" --bptt 100 --batch 32 --json > "$out.test.json.tmp"
+mv "$out.test.json.tmp" "$out.test.json"
+python -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"NSMC test: {r['bits_per_char']:.3f} bits per character\")" "$out.test.json"
 elmokit generate "$out" --prompt "이 영화" --tokens 200 --seed 1 | tee "$out.sample.txt"
 elmokit cells "$out" "$runs/data/nsmc-test.txt" --out "$out/cells" --control --max-pieces 40000
