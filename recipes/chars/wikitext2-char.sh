@@ -14,8 +14,8 @@ out="$runs/wt2-char-lstm"
 [ -f "$out/model/manifest.json" ] || elmokit pretrain --config recipes/chars/wikitext2-char-lstm.yaml \
   --direction forward --out "$out" --resume --quiet > "$out.log" 2>&1
 for split in valid test; do
-  [ -f "$out.$split.json" ] || elmokit evaluate "$out" --corpus "$wt/wiki.$split.tokens" --bptt 150 --json \
-    > "$out.$split.json"
+  [ -f "$out.$split.json" ] || { elmokit evaluate "$out" --corpus "$wt/wiki.$split.tokens" --bptt 150 --batch 32 \
+    --json > "$out.$split.json.tmp" && mv "$out.$split.json.tmp" "$out.$split.json"; }
   python -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], f\"{r['bits_per_char']:.3f} bits per character\")" \
     "$out.$split.json" "$split"
 done
