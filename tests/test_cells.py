@@ -180,3 +180,10 @@ def test_page_renders_coloured_in_chromium(char_pair, tmp_path):
     blank = tmp_path / "blank.html"
     blank.write_text("<html><body><p>nothing coloured</p></body></html>")
     assert shot.main([str(blank), "--out", str(tmp_path / "blank.png")]) == 1
+
+
+def test_generate_samples_characters(char_pair):
+    res = CliRunner().invoke(main, ["generate", str(char_pair["forward"]), "--prompt", "the", "--tokens", "30"])
+    assert res.exit_code == 0, res.output
+    text = res.output.rstrip("\n")
+    assert text.startswith("the") and 20 <= len(text.replace("\n", "")) <= 3 + 30 + 4  # ~one piece a character
