@@ -42,8 +42,8 @@ from elmokit.vocab import load_vocab
 # what may change when a run is resumed: its budget, its logging, and paths whose content the fingerprint pins by
 # hash (the vocabulary, the token arrays); every other key of the config makes the run (run_guard.fingerprint)
 RESUMABLE_KEYS = frozenset({
-    "train.max_minutes", "train.max_cpu_minutes", "train.stop_at_step", "train.max_steps", "train.epochs", "train.eval_every",
-    "train.eval_batch_size", "train.eval_max_tokens", "train.checkpoint_every", "train.keep_checkpoints",
+    "train.max_minutes", "train.max_cpu_minutes", "train.stop_at_step", "train.max_steps", "train.epochs",
+    "train.eval_every", "train.eval_batch_size", "train.eval_max_tokens", "train.checkpoint_every", "train.keep_checkpoints",
     "train.log_every", "train.threads", "train.trackers", "data.cache_dir", "data.num_proc", "data.vocab",
     "data.train", "data.valid",
 })

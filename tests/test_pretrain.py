@@ -162,3 +162,16 @@ def test_schedule_steps_stops_the_run_early_on_the_longer_schedule():
     f_long, f_cut = lr_lambda(long, 100), lr_lambda(cut, 60)  # a 60-step run on the 100-step schedule
     assert [f_cut(s) for s in range(60)] == [f_long(s) for s in range(60)]
     assert f_cut(59) > 0.3 and lr_lambda(long, 60)(59) == pytest.approx(0.05, abs=1e-3)  # it ends undecayed
+
+
+def test_a_cpu_budget_ends_the_run_and_records_are_timed(tiny_overrides, tmp_path):
+    ov = [*tiny_overrides, "train.max_steps=400", "train.schedule=constant", "train.max_cpu_minutes=0.002"]
+    model_dir = pretrain(None, "forward", tmp_path / "run", ov, progress=False)
+    summary = load_model(model_dir).manifest["summary"]
+    assert summary["stopped_by"] == "time budget" and summary["steps"] < 400
+    assert summary["cpu_minutes_last_run"] >= 0.002
+    recs = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    cpu = [r["cpu_s"] for r in recs if r["split"] == "train"]
+    assert cpu == sorted(cpu) and all("wall_s" in r for r in recs)
+    with pytest.raises(ConfigError, match="max_cpu_minutes"):
+        pretrain(None, "forward", tmp_path / "bad", [*tiny_overrides, "train.max_cpu_minutes=-1"], progress=False)

@@ -148,7 +148,6 @@ class RecurrentStack(nn.Module):
             inp = self.dropout(out)
         return outputs, new_state
 
-
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """One time step, differentiable, in plain tensor operations (no fused kernel): for looking inside the
         model. Each layer's new ``h`` is the very tensor the next layer reads and the next step reads, so its
