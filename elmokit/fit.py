@@ -10,11 +10,14 @@ The check also reports the text's casing and how many of its characters the voca
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
 
 import numpy as np
+
+from elmokit.errors import ElmokitError
 
 MISFIT_RATIO = 2.0  # sample perplexity per piece / the LM's own validation perplexity per piece
 
@@ -58,11 +61,16 @@ def measure_fit(bilm_path: str | Path, lines: list[str], max_lines: int = 2000, 
         "threshold", "sample_lines", "sample_pieces", "casing", "character_coverage", "warning"}``;
         ``fits`` is None when no direction has an own validation figure to compare with.
     """
+    from elmokit.charbilm import CHAR_BUNDLE_FORMAT
     from elmokit.checkpoint import load_model
     from elmokit.evaluate import stream_nll_by_stream
     from elmokit.vocab import EOS_ID, measure
 
     p = Path(bilm_path)
+    manifest = json.loads((p / "manifest.json").read_text(encoding="utf-8")) if (p / "manifest.json").is_file() else {}
+    if manifest.get("format") == CHAR_BUNDLE_FORMAT:
+        raise ElmokitError(f"{bilm_path}: an imported ELMo keeps no softmax, so its perplexity cannot be measured; "
+                           f"elmokit fit needs a biLM trained with elmokit (`elmokit bundle`)")
     dirs = [p / "forward", p / "backward"] if (p / "forward").is_dir() else [p]
     sample = sample_lines(lines, max_lines, seed)
     result: dict = {"bilm": str(bilm_path), "threshold": MISFIT_RATIO, "sample_lines": len(sample), "directions": {}}

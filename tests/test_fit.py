@@ -90,3 +90,9 @@ def test_adapt_fits_the_biLM_to_new_text(validated_pair, tmp_path):
         measure_fit(validated_pair, text.read_text().splitlines())["ratio"]
     res = CliRunner().invoke(main, ["adapt", str(validated_pair), str(text), "--out", str(tmp_path / "adapted")])
     assert res.exit_code == 2 and "--overwrite" in res.output
+
+
+def test_fit_refuses_an_imported_elmo_in_one_line(elmo_bundles, tmp_path):
+    text = write_corpus(tmp_path / "t.txt", 10, seed=5)
+    res = CliRunner().invoke(main, ["fit", str(elmo_bundles["tf"]), str(text)])
+    assert res.exit_code == 2 and "keeps no softmax" in res.output and "Traceback" not in res.output
