@@ -334,8 +334,8 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
         out: the directory to write.
         features: the built-in features to rank units by (default: all of :data:`FEATURES`).
         regex: a regular expression: one more feature (inside a match).
-        units: the units to show (default: the best unit of each feature, the better of quotes' and brackets'
-            first); the PNG shows the first.
+        units: the units to show (default: the best unit of each feature, first the quote or bracket unit whose
+            held-out score is further above the control's, or above 0.5); the PNG shows the first.
         max_pieces: read at most this many pieces of the text.
         top: units listed per feature.
         control: also rank the units of an untrained model of the same shape (``seed``): the chance level.
@@ -373,10 +373,16 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
     chosen = list(units or [])
     for u in chosen:
         trace.unit(u)  # an unknown name fails before anything is written
-    if not chosen:  # the best unit of each feature; first (and on the PNG) the better of quotes and brackets
+    def margin(f: str) -> float:  # held out, over the control's when there is one: how far above chance
+        rec, ctrl = ranking[f], (result.get("control") or {}).get("ranking", {}).get(f)
+        if not rec["units"]:
+            return 0.0
+        return rec["units"][0]["heldout"] - (ctrl["units"][0]["heldout"] if ctrl and ctrl["units"] else 0.5)
+
+    if not chosen:  # the best unit of each feature; first (and on the PNG) the quote or bracket unit further above
+        #             chance
         order = sorted(ranking, key=lambda f: (f not in ("quotes", "brackets"),
-                                               -ranking[f]["units"][0]["heldout"] if f in ("quotes", "brackets")
-                                               and ranking[f]["units"] else 0))
+                                               -margin(f) if f in ("quotes", "brackets") else 0))
         chosen = list(dict.fromkeys(ranking[f]["units"][0]["unit"] for f in order if ranking[f]["units"]))
     best_for: dict[str, list[str]] = {}  # unit -> "quotes (held-out AUC 0.883)", ...
     for f, rec in ranking.items():
