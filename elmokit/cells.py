@@ -51,6 +51,12 @@ class Trace:
     def steps(self) -> int:
         return len(self.surfaces)
 
+    def selection(self) -> np.ndarray:
+        """``(steps,)`` True on the first half of the lines, where units are chosen; False on the held-out rest (a
+        one-line text is split at its middle step)."""
+        last = int(self.line[-1])
+        return self.line < last // 2 + 1 if last > 0 else np.arange(self.steps) < self.steps // 2
+
     def unit(self, name: str) -> np.ndarray:
         """``(steps,)`` values of a unit named ``h2:17`` (layer 2's hidden state, unit 17) or ``c1:5``."""
         m = re.fullmatch(r"([hc])(\d+):(\d+)", name)
@@ -214,8 +220,7 @@ def rank_units(trace: Trace, feats: dict[str, np.ndarray], top: int = 10) -> dic
         names += [f"{k}:{i}" for i in range(v.shape[1])]
         blocks.append(v)
     allx = np.concatenate(blocks, 1)  # (steps, all units)
-    half = trace.line[-1] // 2 + 1 if trace.line[-1] > 0 else 0
-    first = trace.line < half if half else np.arange(trace.steps) < trace.steps // 2
+    first = trace.selection()
     out: dict[str, dict] = {}
     for name, f in feats.items():
         kind = FEATURES.get(name, ("binary", ""))[0]
@@ -267,8 +272,8 @@ def spread(v: np.ndarray) -> np.ndarray:
 def shown_range(trace: Trace, max_chars: int) -> tuple[int, int]:
     """The steps shown on the page and the PNG: from the start of the held-out half, about ``max_chars`` characters
     in whole lines (at least one)."""
-    half = trace.line[-1] // 2 + 1 if trace.line[-1] > 0 else 0
-    start = int(np.searchsorted(trace.line, half)) if half else 0
+    first = trace.selection()
+    start = int(np.argmin(first)) if not first.all() else 0
     n, end = 0, start
     while end < trace.steps and (n < max_chars or end == start):
         n += len(trace.surfaces[end])

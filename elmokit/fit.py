@@ -74,19 +74,20 @@ def measure_fit(bilm_path: str | Path, lines: list[str], max_lines: int = 2000, 
     dirs = [p / "forward", p / "backward"] if (p / "forward").is_dir() else [p]
     sample = sample_lines(lines, max_lines, seed)
     result: dict = {"bilm": str(bilm_path), "threshold": MISFIT_RATIO, "sample_lines": len(sample), "directions": {}}
-    vocab = None
+    vocab = tokens = None
     for d in dirs:
         loaded = load_model(d)
-        vocab = loaded.vocab
-        ids = [t for x in vocab.encode_batch(sample) for t in [*x, EOS_ID]]
-        tokens = np.asarray([EOS_ID, *ids], dtype=np.int32)
+        if tokens is None:  # both directions of a bundle share one vocabulary: encode the sample once
+            vocab = loaded.vocab
+            tokens = np.asarray([EOS_ID, *(t for x in vocab.encode_batch(sample) for t in [*x, EOS_ID])],
+                                dtype=np.int32)
         reverse = loaded.manifest["direction"] == "backward"
         nll, n = stream_nll_by_stream(loaded.model, tokens, reverse, batch=10, bptt=35)
         ppl = math.exp(float(nll.sum()) / max(int(n.sum()), 1))
         own = own_perplexity(loaded.manifest)
         result["directions"][loaded.manifest["direction"]] = {
             "sample_ppl": ppl, "own_valid_ppl": own, "ratio": ppl / own if own else None}
-        result["sample_pieces"] = int(len(ids))
+        result["sample_pieces"] = int(len(tokens) - 1)
     ratios = [r["ratio"] for r in result["directions"].values() if r["ratio"] is not None]
     result["ratio"] = max(ratios) if ratios else None
     result["fits"] = (result["ratio"] <= MISFIT_RATIO) if ratios else None
