@@ -69,14 +69,26 @@ def test_named_size_with_explicit_override():
 def test_recipe_configs_load(monkeypatch):
     from pathlib import Path
 
+    from elmokit.config import load_config
+    from elmokit.tasks.config import TaskConfig, check_task_config
+
     monkeypatch.setenv("ELMOKIT_DATA", "/nowhere")
-    recipes = sorted(Path(__file__).parents[1].glob("recipes/lm/*.yaml"))
-    assert recipes
-    for r in recipes:
-        first = r.read_text(encoding="utf-8").splitlines()[0]
-        assert first.startswith("#"), f"{r} must start with the command that runs it"
-        assert "elmokit" in r.read_text(encoding="utf-8").split("\nmodel:")[0]
+    monkeypatch.setenv("ELMOKIT_RUNS", "/nowhere")
+    root = Path(__file__).parents[1]
+    lm = sorted(root.glob("recipes/lm/*.yaml")) + sorted(root.glob("recipes/chars/*.yaml"))
+    tasks = sorted(root.glob("recipes/tasks/*.yaml"))
+    assert lm and tasks
+    for r in lm + tasks:
+        text = r.read_text(encoding="utf-8")
+        assert text.splitlines()[0].startswith("#"), f"{r} must start with the command that runs it"
+        head = text.split("\nmodel:")[0].split("\ntask:")[0]
+        assert "elmokit " in head or "bash recipes/" in head, f"{r}: its first lines must give the command"
+    for r in lm:
         load_pretrain_config(str(r))
+    for r in tasks:
+        cfg = load_config(TaskConfig, str(r))
+        check_task_config(cfg, str(r))
+        assert cfg.model.char_dim > 0, f"{r}: the baseline must be the strongest: word embedding + character CNN"
 
 
 @pytest.mark.parametrize("overrides, msg", [
