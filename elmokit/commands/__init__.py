@@ -1,0 +1,37 @@
+"""The commands of the ``elmokit`` CLI, by stage (:mod:`elmokit.cli` puts them in one group): ``lm`` (vocabulary,
+pretraining, evaluation, bundling, import, embedding), ``analysis`` (generate, cells, gradients), ``tasks`` (domain
+fit and adaptation, downstream training, prediction, scoring). Each command parses options and calls one function;
+heavy imports (torch, datasets, accelerate) happen inside the commands so ``elmokit --help`` is instant."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import sys
+
+import click
+
+
+def friendly_errors(fn):
+    """Turn :class:`~elmokit.errors.ElmokitError` into ``error: ...`` on stderr and exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from elmokit.errors import ElmokitError
+
+        try:
+            return fn(*args, **kwargs)
+        except ElmokitError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except OSError as e:  # a full disk where no stage caught it: one line, not a traceback
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise
+            click.echo(f"error: {e.filename or 'a file'}: cannot write ({e.strerror}); free space and run again "
+                       f"(with --resume where the command has it)", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted; a run with checkpoints continues with --resume", err=True)
+            sys.exit(130)
+
+    return wrapper
