@@ -9,8 +9,9 @@ import io
 import json
 import shutil
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from elmokit import __version__
 from elmokit.choices import DTYPES, LAYER_MODES, LAYOUTS
 from elmokit.errors import ElmokitError
 from elmokit.textfile import check_file, sha256_file
+from elmokit.vectors_hdf5 import Partial
 
 if TYPE_CHECKING:
     from elmokit.embed import Embedder
@@ -104,6 +106,100 @@ def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
     return out.getvalue(), k + 1
 
 
+@dataclass
+class _Plan:
+    """What every chunk of one :func:`write_hdf5` call is written with."""
+
+    embedder: Embedder
+    layers: str  # all | top | average
+    np_dtype: type  # the output's dtype
+    buf_dtype: type  # what the embedder is asked for: float32 for the average (taken in float32), else np_dtype
+    width: tuple[int, ...]  # a row of the packed layout: (layers, 2D) for all, (2D,) for top and average
+    bar: Any  # the progress bar
+    partial: Partial
+
+
+def _write_packed(plan: _Plan, f, words: list[list[str]]) -> None:
+    """A chunk's lines: its vectors in the packed layout's word-major order (:meth:`Embedder.embed_packed`), already
+    in the output dtype, and its offsets from 0."""
+    from elmokit.vectors_hdf5 import new_packed
+
+    vecs, offsets = plan.embedder.embed_packed(words, "words", plan.buf_dtype)  # (words, layers, 2D)
+    new_packed(f, _select_layers(vecs, plan.layers, axis=1).astype(plan.np_dtype, copy=False), offsets, plan.width,
+               plan.np_dtype)  # (words, [layers,] 2D)
+    plan.bar.update(len(words))
+
+
+def _write_sentences(plan: _Plan, f, words: list[list[str]], index: int) -> None:
+    """A chunk's lines ``index ..``, one dataset each, written as each batch is done (a line longer than
+    ``max_words``: window by window into its dataset). Returns early when the disk is full."""
+    from elmokit.hdf5_safe import new_dataset
+
+    emb, layers, np_dtype = plan.embedder, plan.layers, plan.np_dtype
+    short = [j for j, w in enumerate(words) if len(w) <= emb.max_words]
+    for j in (j for j, w in enumerate(words) if len(w) > emb.max_words):
+        shape = (len(words[j]), emb.dim)  # (words, 2D) for top and average
+        if layers == "all":
+            shape = (emb.num_layers, *shape)  # (layers, words, 2D)
+        dset = f.create_dataset(str(index + j), shape=shape, dtype=np_dtype)
+        for start, part in emb.iter_windows(words[j], plan.buf_dtype):  # (layers, window words, 2D)
+            dset[..., start : start + part.shape[1], :] = _select_layers(part, layers).astype(np_dtype, copy=False)
+        plan.bar.update(1)
+        if plan.partial.failed():
+            return
+    pending = 0
+    for j, block in emb.iter_sentences([words[j] for j in short], plan.buf_dtype):  # (layers, words, 2D)
+        new_dataset(f, str(index + short[j]), _select_layers(block, layers).astype(np_dtype, copy=False))
+        pending += 1
+        if pending == 256:
+            plan.bar.update(pending)
+            pending = 0
+            if plan.partial.failed():  # the disk is full: this part cannot be kept
+                return
+    plan.bar.update(pending)
+
+
+def _start_file(f, attrs: dict, s2i: bytes | None) -> None:
+    """Part 0 holds the file's attributes (``complete`` false until the merge) and ``sentence_to_index``."""
+    import h5py
+
+    for k, v in attrs.items():
+        f.attrs[k] = v
+    f.attrs["complete"] = False
+    f.attrs["lines_done"] = 0
+    if s2i is not None:
+        f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object), dtype=h5py.string_dtype("utf-8"))
+
+
+def _verifier(out: Path, packed: bool, total: int, s2i_sha: str, parts_dir: Path):
+    """The check the merged file must pass before it gets its final name: every line, and (AllenNLP layout) the
+    ``sentence_to_index`` that was made."""
+    import hashlib
+
+    from elmokit.vectors_hdf5 import count_lines
+
+    def verify(f) -> None:
+        held = count_lines(f, packed)
+        ok = held == total and bool(f.attrs["complete"])
+        if not packed:
+            raw = f["sentence_to_index"][0]
+            ok = ok and hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode("utf-8")).hexdigest() == s2i_sha
+        if not ok:
+            raise ElmokitError(f"{out}: the merged file does not verify ({held} of {total} lines); this is a bug, "
+                               f"please report it (the parts are kept in {parts_dir})")
+
+    return verify
+
+
+def _check_choices(layers: str, layout: str, dtype: str) -> None:
+    if layers not in LAYER_MODES:
+        raise ElmokitError(f"--layers must be one of {LAYER_MODES}, got {layers!r}")
+    if layout not in LAYOUTS:
+        raise ElmokitError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
+    if dtype not in DTYPES:
+        raise ElmokitError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
+
+
 def write_hdf5(
     embedder: Embedder, input_path: str | Path, output_path: str | Path, layers: str = "all",
     dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
@@ -128,18 +224,9 @@ def write_hdf5(
     """
     import hashlib
 
-    import h5py
     from tqdm.auto import tqdm
 
-    from elmokit.hdf5_safe import new_dataset
-    from elmokit.vectors_hdf5 import Partial, count_lines, new_packed
-
-    if layers not in LAYER_MODES:
-        raise ElmokitError(f"--layers must be one of {LAYER_MODES}, got {layers!r}")
-    if layout not in LAYOUTS:
-        raise ElmokitError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
-    if dtype not in DTYPES:
-        raise ElmokitError(f"--dtype must be float32 or float16, got {dtype!r}")
+    _check_choices(layers, layout, dtype)
     inp = check_file(input_path)
     out = Path(output_path)
     if out.exists() and not overwrite:
@@ -172,55 +259,11 @@ def write_hdf5(
     partial = Partial(out, options, resume)
     done = partial.lines_done
     np_dtype = np.float16 if dtype == "float16" else np.float32
-    buf_dtype = np.float32 if layers == "average" else np_dtype  # the average is taken in float32
-    width = (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,)
-    row_bytes = int(np.prod(width)) * np.dtype(np_dtype).itemsize
-
-    def write_packed(f, words: list[list[str]]) -> None:
-        """A chunk's lines: its vectors in the packed layout's word-major order (:meth:`Embedder.embed_packed`),
-        already in the output dtype, and its offsets from 0."""
-        vecs, offsets = embedder.embed_packed(words, "words", buf_dtype)  # (words, layers, 2D)
-        new_packed(f, _select_layers(vecs, layers, axis=1).astype(np_dtype, copy=False), offsets, width,
-                   np_dtype)  # (words, [layers,] 2D)
-        bar.update(len(words))
-
-    def write_sentences(f, words: list[list[str]], index: int) -> None:
-        """A chunk's lines ``index ..``, one dataset each, written as each batch is done (a line longer than
-        ``max_words``: window by window into its dataset)."""
-        short = [j for j, w in enumerate(words) if len(w) <= embedder.max_words]
-        for j in (j for j, w in enumerate(words) if len(w) > embedder.max_words):
-            shape = (len(words[j]), embedder.dim)  # (words, 2D) for top and average
-            if layers == "all":
-                shape = (embedder.num_layers, *shape)  # (layers, words, 2D)
-            dset = f.create_dataset(str(index + j), shape=shape, dtype=np_dtype)
-            for start, part in embedder.iter_windows(words[j], buf_dtype):  # (layers, window words, 2D)
-                dset[..., start : start + part.shape[1], :] = _select_layers(part, layers).astype(np_dtype, copy=False)
-            bar.update(1)
-            if partial.failed():
-                return
-        pending = 0
-        for j, block in embedder.iter_sentences([words[j] for j in short], buf_dtype):  # (layers, words, 2D)
-            new_dataset(f, str(index + short[j]), _select_layers(block, layers).astype(np_dtype, copy=False))
-            pending += 1
-            if pending == 256:
-                bar.update(pending)
-                pending = 0
-                if partial.failed():  # the disk is full: this part cannot be kept
-                    return
-        bar.update(pending)
-
-    def verify(f) -> None:
-        """The merged file holds every line, and (AllenNLP layout) the sentence_to_index that was made."""
-        held = count_lines(f, packed)
-        ok = held == total and bool(f.attrs["complete"])
-        if not packed:
-            raw = f["sentence_to_index"][0]
-            ok = ok and hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode("utf-8")).hexdigest() == s2i_sha
-        if not ok:
-            raise ElmokitError(f"{out}: the merged file does not verify ({held} of {total} lines); this is a bug, "
-                               f"please report it (the parts are kept in {partial.dir})")
-
-    bar = tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress, dynamic_ncols=True)
+    plan = _Plan(embedder, layers, np_dtype, np.float32 if layers == "average" else np_dtype,
+                 (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,),
+                 tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress,
+                      dynamic_ncols=True), partial)
+    row_bytes = int(np.prod(plan.width)) * np.dtype(np_dtype).itemsize
     chunks_written = 0
     index = 0
     for chunk in _chunks(read_sentences(inp, tokenized), chunk_lines):
@@ -234,23 +277,17 @@ def write_hdf5(
         estimate = (sum(len(w) for w in words) * row_bytes + 1024 * len(words)
                     + (len(s2i) if first and s2i is not None else 0))
         with partial.part(index, len(words), estimate, packed) as f:
-            if first:  # part 0 holds the file's attributes and sentence_to_index
-                for k, v in attrs.items():
-                    f.attrs[k] = v
-                f.attrs["complete"] = False
-                f.attrs["lines_done"] = 0
-                if s2i is not None:
-                    f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object),
-                                     dtype=h5py.string_dtype("utf-8"))
+            if first:
+                _start_file(f, attrs, s2i)
             if packed:
-                write_packed(f, words)
+                _write_packed(plan, f, words)
             else:
-                write_sentences(f, words, index)
+                _write_sentences(plan, f, words, index)
         index += len(chunk)
         chunks_written += 1
         if stop_after_chunks and chunks_written >= stop_after_chunks and index < total:
-            bar.close()
+            plan.bar.close()
             return partial.dir
-    bar.close()
+    plan.bar.close()
     del s2i
-    return partial.finish(packed, total, verify)
+    return partial.finish(packed, total, _verifier(out, packed, total, s2i_sha, partial.dir))
