@@ -27,13 +27,13 @@ from elmokit.checkpoint import (
     atomic_dir, commit_dir, list_checkpoints, load_model, prune_checkpoints, removed_on_disk_error, safe_load,
     torch_save_bytes, verified_checkpoint, write_json, write_model_files, check_vocab_fits,
 )
-from elmokit.choices import CELLS, DIRECTIONS, HEADS
+from elmokit.choices import DIRECTIONS, HEADS
 from elmokit.config import PretrainConfig, build_config, load_raw, to_dict
 from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
 from elmokit.errors import ConfigError
 from elmokit.evaluate import Perplexity, count_text, runaway_streams, runaway_warning, stream_nll_by_stream
 from elmokit.lm import LanguageModel, count_parameters, resolve_model_config
-from elmokit.modules.recurrent import detach_state
+from elmokit.modules.recurrent import detach_state, stack_problem
 from elmokit.optim import OPTIMIZERS, SCHEDULES, lr_lambda, make_optimizer, schedule_budget_warning, schedule_length
 from elmokit.run_guard import check_fresh_out, check_same_run, fingerprint, remove_torn_dirs
 from elmokit.runtime import RunLog, start_accelerator
@@ -57,7 +57,6 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
     m, t = cfg.model, cfg.train
     checks = [
         (m.head in HEADS, f"model.head must be sampled or full, got {m.head!r}"),
-        (m.cell in CELLS, f"model.cell must be lstm, gru or rnn, got {m.cell!r}"),
         (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}"),
         (t.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}"),
         (t.precision in ("no", "bf16"), f"train.precision must be no or bf16, got {t.precision!r}"),
@@ -72,16 +71,15 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
          "train.max_minutes, train.max_cpu_minutes and train.warmup_steps must be >= 0"),
         (t.schedule_steps >= 0, "train.schedule_steps must be >= 0 (0 = the run's length)"),
         (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
-        (m.cell_clip >= 0 and m.proj_clip >= 0, "model.cell_clip and model.proj_clip must be >= 0 (0 = off)"),
-        (not (m.cell_clip or m.proj_clip) or (m.cell == "lstm" and m.proj_size > 0 and m.impl != "torch"),
-         "model.cell_clip/proj_clip need an LSTMP stack (model.cell=lstm, model.proj_size > 0, model.impl auto or "
-         "fused: nn.LSTM cannot clip)"),
         (bool(cfg.data.vocab), "data.vocab is required (a .model file from `elmokit vocab`)"),
         (bool(cfg.data.train), "data.train is required (one or more text files)"),
     ]
     for ok, msg in checks:
         if not ok:
             raise ConfigError(f"{where}: {msg}")
+    problem = stack_problem(m.cell, m.proj_size, m.impl, m.cell_clip, m.proj_clip)  # the recurrent stack's own rules
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     from elmokit.config import expand_path
 
     cfg.data.vocab = expand_path(cfg.data.vocab, where)

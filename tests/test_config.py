@@ -95,6 +95,9 @@ def test_recipe_configs_load(monkeypatch):
     (["model.cell_clip=-1"], "must be >= 0"),
     (["model.cell=gru", "model.proj_size=0", "model.proj_clip=3"], "need an LSTMP stack"),
     (["model.proj_size=16", "model.impl=torch", "model.cell_clip=3"], "nn.LSTM cannot clip"),
+    (["model.cell=gru", "model.proj_size=16"], "proj_size needs model.cell=lstm"),
+    (["model.impl=cuda"], "model.impl must be one of auto, fused, torch"),
+    (["model.cell=lstmp"], "model.cell must be one of lstm, gru, rnn"),
 ])
 def test_clipping_needs_the_fused_lstmp(overrides, msg):
     with pytest.raises(ConfigError, match=msg):

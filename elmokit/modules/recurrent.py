@@ -15,6 +15,23 @@ from elmokit.modules.lstmp import frozen_weights_key, lstmp_forward, transposed_
 State = list[tuple[Tensor, ...]]  # per layer: (h, c) for LSTM, (h,) for GRU/RNN; h: (B, P or H), c: (B, H)
 
 
+def stack_problem(cell: str, proj_size: int, impl: str, cell_clip: float, proj_clip: float) -> str | None:
+    """What is wrong with these :class:`RecurrentStack` settings (named as the config keys), or None; the one list
+    of these rules, which the pretraining config check reports as a config error."""
+    if cell not in CELLS:
+        return f"model.cell must be one of {', '.join(CELLS)}, got {cell!r}"
+    if proj_size and cell != "lstm":
+        return "model.proj_size needs model.cell=lstm (only an LSTM has a projection)"
+    if impl not in IMPLS:
+        return f"model.impl must be one of {', '.join(IMPLS)}, got {impl!r}"
+    if cell_clip < 0 or proj_clip < 0:
+        return f"model.cell_clip and model.proj_clip must be >= 0 (0 = off), got {cell_clip}, {proj_clip}"
+    if (cell_clip or proj_clip) and not (cell == "lstm" and proj_size and impl != "torch"):
+        return ("model.cell_clip/proj_clip need an LSTMP stack (model.cell=lstm, model.proj_size > 0, model.impl auto "
+                "or fused: nn.LSTM cannot clip)")
+    return None
+
+
 class RecurrentStack(nn.Module):
     """``num_layers`` single-layer recurrent modules, one after the other, time-major.
 
@@ -40,16 +57,9 @@ class RecurrentStack(nn.Module):
         proj_clip: float = 0.0,
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"model.cell must be lstm, gru or rnn, got {cell!r}")
-        if proj_size and cell != "lstm":
-            raise ValueError("model.proj_size needs model.cell=lstm")
-        if impl not in IMPLS:
-            raise ValueError(f"model.impl must be auto, fused or torch, got {impl!r}")
-        if cell_clip < 0 or proj_clip < 0:
-            raise ValueError(f"model.cell_clip and model.proj_clip must be >= 0, got {cell_clip}, {proj_clip}")
-        if (cell_clip or proj_clip) and not (cell == "lstm" and proj_size and impl != "torch"):
-            raise ValueError("model.cell_clip/proj_clip need an LSTMP stack on the fused kernel (nn.LSTM cannot clip)")
+        problem = stack_problem(cell, proj_size, impl, cell_clip, proj_clip)
+        if problem:
+            raise ValueError(problem)
         self.cell = cell
         self.num_layers = num_layers
         self.proj_size = proj_size
