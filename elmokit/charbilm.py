@@ -34,7 +34,7 @@ from torch import Tensor
 
 from elmokit.choices import POOLINGS
 from elmokit.characters import WORD_SPECIALS, LEXICON_SPECIALS, ElmoBytes, Lexicon, read_dic, write_dic
-from elmokit.checkpoint import atomic_dir, commit_dir, removed_on_disk_error, safe_load, versions, write_json
+from elmokit.checkpoint import atomic_dir, commit_dir, removed_on_disk_error, safe_load, verify_files, versions, write_json
 from elmokit.errors import CheckpointError
 from elmokit.modules.char_cnn import CharCNN
 from elmokit.modules.recurrent import RecurrentStack, State
@@ -290,10 +290,7 @@ def load_char_bilm(path: Path, manifest: dict, device: str = "cpu") -> CharBiLM:
     Raises:
         CheckpointError: a missing or changed file, or a manifest this version cannot read.
     """
-    for name, sha in manifest.get("files", {}).items():
-        if not (path / name).is_file() or sha256_file(path / name) != sha:
-            raise CheckpointError(f"{path / name}: missing or does not match the bundle manifest; the bundle is "
-                                  f"corrupt, import it again")
+    verify_files(path, manifest, "; import it again")
     cfg = config_from_dict(manifest.get("model", {}), str(path / "manifest.json"))
     if cfg.characters == "elmo-bytes":
         mapper: ElmoBytes | Lexicon = ElmoBytes(cfg.max_chars)

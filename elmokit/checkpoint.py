@@ -163,15 +163,23 @@ def read_manifest(d: Path, verify: bool = True, fmt: str = MODEL_FORMAT, what: s
     if manifest.get("format") != fmt:
         raise CheckpointError(f"{d}: format {manifest.get('format')!r} is not {fmt}; not {what}")
     if verify:
-        for name, sha in manifest.get("files", {}).items():
-            f = d / name
-            if not f.is_file():
-                raise CheckpointError(f"{f}: missing; the model directory is incomplete")
-            if sha256_file(f) != sha:
-                raise CheckpointError(
-                    f"{f}: sha256 differs from the manifest; the file is corrupt or truncated{todo}"
-                )
+        verify_files(d, manifest, todo)
     return manifest
+
+
+def verify_files(d: Path, manifest: dict, todo: str = " (re-copy it or re-run)") -> None:
+    """Every file the manifest lists (``files``: name → sha256) is in ``d`` with that hash; ``todo`` ends the message
+    of a file that does not match.
+
+    Raises:
+        CheckpointError: naming the missing or changed file.
+    """
+    for name, sha in manifest.get("files", {}).items():
+        f = d / name
+        if not f.is_file():
+            raise CheckpointError(f"{f}: missing; the model directory is incomplete")
+        if sha256_file(f) != sha:
+            raise CheckpointError(f"{f}: sha256 differs from the manifest; the file is corrupt or truncated{todo}")
 
 
 @dataclass
