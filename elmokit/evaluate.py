@@ -54,12 +54,16 @@ def count_text(files: list[str], max_line_chars: int = 20000) -> tuple[int, int]
     """``(words, chars)`` over files: whitespace words plus one ``</s>`` per line, and characters plus one line end
     per line, where a line's characters are counted as the vocabulary reads them (runs of whitespace are one space,
     none at the ends). Split long lines count once each piece."""
+    return count_lines(line for f in files for _, line in iter_lines(f, max_line_chars))
+
+
+def count_lines(lines) -> tuple[int, int]:
+    """``(words, chars)`` of lines already read, as :func:`count_text` counts them."""
     words = chars = 0
-    for f in files:
-        for _, line in iter_lines(f, max_line_chars):
-            ws = line.split()
-            words += len(ws) + 1
-            chars += sum(len(w) for w in ws) + max(len(ws) - 1, 0) + 1
+    for line in lines:
+        ws = line.split()
+        words += len(ws) + 1
+        chars += sum(len(w) for w in ws) + max(len(ws) - 1, 0) + 1
     return words, chars
 
 
@@ -134,23 +138,22 @@ def runaway_warning(nll: np.ndarray, count: np.ndarray, bad: list[int], where: s
 def sentence_nll(
     model, vocab, files: list[str], reverse: bool, batch: int = 32, max_line_chars: int = 20000,
     device: str | torch.device = "cpu", progress: bool = False,
-) -> tuple[float, int, int]:
+) -> tuple[float, int, int, int]:
     """Each line scored alone from a zero state: ``</s> pieces </s>``, predicting the pieces and the final ``</s>``.
 
     Returns:
-        ``(nll, n_predicted, n_words)``.
+        ``(nll, n_predicted, n_words, n_chars)`` (words and characters as :func:`count_text` counts them).
     """
     from tqdm.auto import tqdm
 
     model.eval()
     lines = [line for f in files for _, line in iter_lines(f, max_line_chars)]
-    total, count, words = 0.0, 0, 0
+    total, count = 0.0, 0
     for i in tqdm(range(0, len(lines), batch), desc="evaluating", disable=not progress, leave=False):
         chunk = lines[i : i + batch]
         seqs = [[EOS_ID, *ids, EOS_ID] for ids in vocab.encode_batch(chunk)]
         if reverse:
             seqs = [s[::-1] for s in seqs]
-        words += sum(len(line.split()) + 1 for line in chunk)
         n = max(len(s) for s in seqs)
         arr = torch.full((len(seqs), n), PAD_ID, dtype=torch.long)
         for j, s in enumerate(seqs):
@@ -161,7 +164,7 @@ def sentence_nll(
         nll, _ = model(x.to(device), y.to(device), None, mode="eval")
         total += float(nll[mask.to(device)].double().sum())
         count += int(mask.sum())
-    return total, count, words
+    return (total, count, *count_lines(lines))
 
 
 def evaluate_model(
@@ -185,9 +188,8 @@ def evaluate_model(
         warning = runaway_warning(per_nll, per_n, runaway, str(model_path))
     elif mode == "sentence":
         runaway, warning = [], ""
-        nll, n, words = sentence_nll(model, vocab, corpus, reverse, batch=max(batch, 32),
-                                     max_line_chars=cfg.data.max_line_chars, progress=progress)
-        chars = count_text(corpus, cfg.data.max_line_chars)[1]
+        nll, n, words, chars = sentence_nll(model, vocab, corpus, reverse, batch=max(batch, 32),
+                                            max_line_chars=cfg.data.max_line_chars, progress=progress)
     else:
         raise ValueError(f"mode must be stream or sentence, got {mode!r}")
     result = Perplexity(nll, n, words, chars).as_dict()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from elmokit.evaluate import Perplexity, runaway_streams, runaway_warning, sentence_nll, stream_nll_by_stream
+from elmokit.evaluate import Perplexity, count_text, runaway_streams, runaway_warning, sentence_nll, stream_nll_by_stream
 from elmokit.lm import LanguageModel, tiny
 from elmokit.vocab import EOS_ID, load_vocab
 
@@ -65,14 +65,15 @@ def test_sentence_mode_scores_lines_alone(lm, vocab_path, tmp_path):
     vocab = load_vocab(vocab_path)
     p = tmp_path / "s.txt"
     p.write_text("The cat sees a dog .\nSome birds sing .\n", encoding="utf-8")
-    total, count, words = sentence_nll(lm, vocab, [str(p)], reverse=False, batch=2)
+    total, count, words, chars = sentence_nll(lm, vocab, [str(p)], reverse=False, batch=2)
     by_hand = 0.0
     for line in ["The cat sees a dog .", "Some birds sing ."]:
         seq = torch.tensor([[EOS_ID, *vocab.encode(line), EOS_ID]])
         nll, _ = lm(seq[:, :-1], seq[:, 1:], mode="eval")
         by_hand += float(nll.sum())
     assert total == pytest.approx(by_hand, rel=1e-5)
-    assert words == 6 + 1 + 4 + 1 and count == len(vocab.encode("The cat sees a dog .")) + len(vocab.encode("Some birds sing .")) + 2
+    assert (words, chars) == count_text([str(p)]) == (6 + 1 + 4 + 1, 21 + 18)
+    assert count == len(vocab.encode("The cat sees a dog .")) + len(vocab.encode("Some birds sing .")) + 2
 
 
 def test_per_word_perplexity():
