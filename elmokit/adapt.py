@@ -2,9 +2,10 @@
 
 Both LMs continue training from their weights on the text (``pretrain --init-from``), side by side in two
 processes of one thread each when the machine has two cores, each with a third of its pretraining learning rate
-and a cosine schedule over at most ``epochs`` passes, sized to fit ``minutes`` by the rate the LM trained at
-(from its manifest). Every twentieth line (at most 2,000) is held out, or ``dev`` is used, and both directions'
-perplexity per piece there is measured before and after. The adapted pair is bundled at ``out``; the runs and
+and a cosine schedule over at most ``epochs`` passes, sized to fit ``minutes`` by a training step timed on this
+machine before the runs start (so the schedule ends inside the budget rather than being cut by it). Every twentieth
+line (at most 2,000) is held out, or ``dev`` is used, and both directions' perplexity per piece there is measured
+before and after. The adapted pair is bundled at ``out``; the runs and
 ``adapt.json`` (the figures) stay in ``out.work/``.
 """
 
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from elmokit.errors import ElmokitError
@@ -32,18 +34,45 @@ def split_text(lines: list[str], dev: list[str] | None) -> tuple[list[str], list
     return [x for i, x in enumerate(lines) if i % step != step - 1], held
 
 
-def plan_steps(manifest: dict, train_pieces: int, batch: int, bptt: int, minutes: float, epochs: int) -> int:
-    """Steps that fit ``minutes`` at the rate the LM trained at (its manifest's summary), at most ``epochs``
-    passes over ``train_pieces``, at least 20."""
+def seconds_per_step(model, tokens, batch: int, bptt: int, steps: int = 4) -> float:
+    """Seconds one training step (forward, backward, Adam) takes at ``batch`` x ``bptt`` on one thread, on this
+    machine: the median of ``steps`` timed after one warm-up, on a copy of the LM (the LM itself is untouched)."""
+    import copy
+    import statistics
+    import time
+
+    import torch
+
+    m = copy.deepcopy(model).train()
+    for p in m.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-6)
+    need = batch * (bptt + 1)
+    ids = torch.as_tensor(np.resize(np.asarray(tokens[: need], dtype=np.int64), need)).view(batch, bptt + 1)
+    x, y = ids[:, :-1], ids[:, 1:]  # (batch, bptt) each
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each adapting run trains
+    try:
+        times = []
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            loss, _ = m(x, y, None)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i:
+                times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times)
+
+
+def plan_steps(train_pieces: int, batch: int, bptt: int, minutes: float, epochs: int, step_seconds: float) -> int:
+    """Steps that fit ``minutes`` at ``step_seconds`` each (85%: the rest is start-up, checkpoints and the final
+    validation), at most ``epochs`` passes over ``train_pieces``, at least 20."""
     per_epoch = max(train_pieces // (batch * bptt), 1)
-    s = manifest.get("summary") or {}
-    steps = epochs * per_epoch
-    if s.get("steps") and s.get("wall_minutes_last_run"):
-        # the rate it trained at, scaled to this run's tokens per step
-        old = (s.get("tokens") or 0) / max(s["steps"], 1)
-        rate = s["steps"] / s["wall_minutes_last_run"] * (old / (batch * bptt) if old else 1.0)
-        steps = min(steps, int(0.85 * rate * minutes))  # 15% for start-up and validation
-    return max(steps, 20)
+    fit = int(0.85 * minutes * 60 / max(step_seconds, 1e-6))
+    return max(min(epochs * per_epoch, fit), 20)
 
 
 def adapt(bilm: str, lines: list[str], out: str, minutes: float = 10.0, dev: list[str] | None = None,
@@ -79,7 +108,8 @@ def adapt(bilm: str, lines: list[str], out: str, minutes: float = 10.0, dev: lis
     batch, bptt = min(t["batch_size"], 64), t["bptt"]
     while batch > 8 and len(tokens) // batch < bptt * 4:  # a small text: fewer streams, so each is long enough
         batch //= 2
-    steps = plan_steps(fwd.manifest, len(tokens), batch, bptt, minutes, epochs)
+    step_s = seconds_per_step(fwd.model, tokens, batch, bptt)
+    steps = plan_steps(len(tokens), batch, bptt, minutes, epochs, step_s)
     cfg["data"].update({"vocab": str(fwd.path / "vocab.model"), "train": [str(work / "train.txt")],
                         "valid": [str(work / "dev.txt")], "cache_dir": cache_dir, "num_proc": 1})
     t.update({"batch_size": batch, "lr": t["lr"] / 3, "warmup_steps": min(50, steps // 10), "schedule": "cosine",
@@ -118,7 +148,8 @@ def adapt(bilm: str, lines: list[str], out: str, minutes: float = 10.0, dev: lis
     write_bundle(work / "forward", work / "backward", dst)
     result = {
         "bilm": str(bilm), "out": str(out), "train_lines": len(train_lines), "dev_lines": len(dev_lines),
-        "train_pieces": int(len(tokens)), "steps": steps, "batch_size": batch, "bptt": bptt,
+        "train_pieces": int(len(tokens)), "steps": steps, "seconds_per_step_measured": step_s,
+        "batch_size": batch, "bptt": bptt,
         "lr": t["lr"], "minutes_budget": minutes, "side_by_side": side_by_side,
         "dev_ppl_before": {d: r["subword_ppl"] for d, r in before.items()},
         "dev_ppl_after": {d: r["subword_ppl"] for d, r in after.items()},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
+
 import pytest
 from click.testing import CliRunner
 
@@ -96,3 +98,22 @@ def test_fit_refuses_an_imported_elmo_in_one_line(elmo_bundles, tmp_path):
     text = write_corpus(tmp_path / "t.txt", 10, seed=5)
     res = CliRunner().invoke(main, ["fit", str(elmo_bundles["tf"]), str(text)])
     assert res.exit_code == 2 and "keeps no softmax" in res.output and "Traceback" not in res.output
+
+
+def test_adapt_sizes_its_schedule_by_a_timed_step(validated_pair):
+    """plan_steps: the epochs cap, the budget cap at the measured step time, and the floor; seconds_per_step times
+    real steps on a copy and leaves the LM's weights as they were."""
+    import torch
+
+    from elmokit.adapt import plan_steps, seconds_per_step
+    from elmokit.checkpoint import load_model
+
+    assert plan_steps(100_000, 8, 25, minutes=10, epochs=4, step_seconds=0.01) == 4 * 500  # epochs bind
+    assert plan_steps(100_000, 8, 25, minutes=1, epochs=4, step_seconds=0.1) == 510  # 0.85 x 60 s / 0.1 s
+    assert plan_steps(100, 8, 25, minutes=0.001, epochs=4, step_seconds=1.0) == 20  # at least 20
+    lm = load_model(validated_pair / "forward")
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    s = seconds_per_step(lm.model, np.arange(1, 500) % 50, batch=4, bptt=10, steps=2)
+    assert 0 < s < 5
+    for k, v in lm.model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
