@@ -53,8 +53,9 @@ def own_perplexity(manifest: dict) -> float | None:
 
 
 def measure_fit(bilm_path: str | Path, lines: list[str], max_lines: int = 2000, seed: int = 0,
-                what: str = "the text") -> dict:
-    """Measure how well the biLM at ``bilm_path`` (a bundle, or one LM directory) fits ``lines``.
+                what: str = "the text", adapt_args: str = "TEXT_FILE") -> dict:
+    """Measure how well the biLM at ``bilm_path`` (a bundle, or one LM directory) fits ``lines``; ``adapt_args``
+    are the files (and ``--format`` options) that ``lines`` came from, for the command the warning gives.
 
     Returns:
         ``{"directions": {dir: {"sample_ppl", "own_valid_ppl", "ratio"}}, "ratio" (the larger), "fits",
@@ -93,11 +94,20 @@ def measure_fit(bilm_path: str | Path, lines: list[str], max_lines: int = 2000, 
     result["fits"] = (result["ratio"] <= MISFIT_RATIO) if ratios else None
     result["casing"] = casing(sample)
     result["character_coverage"] = measure(vocab, sample)["character_coverage"]
-    result["warning"] = misfit_warning(result, what) if result["fits"] is False else ""
+    result["warning"] = misfit_warning(result, what, adapt_args) if result["fits"] is False else ""
     return result
 
 
-def misfit_warning(r: dict, what: str) -> str:
+def adapt_arguments(files: list[str], fmt: str = "text", text_column: str = "") -> str:
+    """The FILE... and format options of ``elmokit adapt`` that read the same text as ``files`` in ``fmt``."""
+    import shlex
+
+    args = [*files, *([] if fmt == "text" else ["--format", fmt]), *(["--text-column", text_column] if text_column
+                                                                      else [])]
+    return shlex.join(args)
+
+
+def misfit_warning(r: dict, what: str, adapt_args: str = "TEXT_FILE") -> str:
     """The warning for a biLM that does not fit, with the command that adapts it."""
     per = "; ".join(f"{d} {x['sample_ppl']:.1f} vs {x['own_valid_ppl']:.1f}" for d, x in r["directions"].items()
                     if x["ratio"] is not None)
@@ -109,7 +119,7 @@ def misfit_warning(r: dict, what: str) -> str:
     why = f" ({', '.join(hints)})" if hints else ""
     return (f"warning: the biLM {r['bilm']} does not fit {what}{why}: perplexity per piece {per} on its own "
             f"validation text, {r['ratio']:.1f} times (above {r['threshold']:g}). Its vectors may hurt more than "
-            f"help. Adapt it to the text first: elmokit adapt {r['bilm']} TEXT_FILE --out {r['bilm']}-adapted "
+            f"help. Adapt it to the text first: elmokit adapt {r['bilm']} {adapt_args} --out {r['bilm']}-adapted "
             f"(then model.bilm={r['bilm']}-adapted)")
 
 

@@ -54,7 +54,8 @@ def test_fit_command(validated_pair, tmp_path):
     low = tmp_path / "upper.txt"
     low.write_text(text.read_text(encoding="utf-8").upper(), encoding="utf-8")
     res = CliRunner().invoke(main, ["fit", str(validated_pair), str(low)])
-    assert res.exit_code == 0 and "does NOT fit" in res.output and "elmokit adapt" in res.output
+    assert res.exit_code == 0 and "does NOT fit" in res.output
+    assert f"elmokit adapt {validated_pair} {low} --out" in res.output  # the exact command, with the file
 
 
 def test_every_downstream_run_records_the_fit_and_warns(validated_pair, tmp_path, capsys):
@@ -74,7 +75,10 @@ def test_every_downstream_run_records_the_fit_and_warns(validated_pair, tmp_path
             task="classifier"))
         saved = json.loads((tmp_path / f"run-{fits}" / "results.json").read_text())["domain_fit"]
         assert r["domain_fit"]["fits"] is fits and saved["ratio"] == r["domain_fit"]["ratio"]
-        assert ("elmokit adapt" in capsys.readouterr().err) is not fits
+        err = capsys.readouterr().err
+        assert ("elmokit adapt" in err) is not fits
+        if not fits:  # the command that adapts the biLM to this very file, read as the run reads it
+            assert f"elmokit adapt {validated_pair} {train} --format tsv --out" in err
 
 
 def test_adapt_fits_the_biLM_to_new_text(validated_pair, tmp_path):

@@ -28,9 +28,10 @@ def fit(bilm, files, fmt, text_column, max_lines, as_json):
 
     Example: elmokit fit runs/wt2-bilm reviews.txt
     """
-    from elmokit.fit import measure_fit, read_text, summary_lines
+    from elmokit.fit import adapt_arguments, measure_fit, read_text, summary_lines
 
-    r = measure_fit(bilm, read_text(list(files), fmt, text_column=text_column), max_lines, what=", ".join(files))
+    r = measure_fit(bilm, read_text(list(files), fmt, text_column=text_column), max_lines, what=", ".join(files),
+                    adapt_args=adapt_arguments(list(files), fmt, text_column))
     if as_json:
         click.echo(json.dumps(r))
     else:

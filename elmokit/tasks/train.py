@@ -170,10 +170,11 @@ def check_domain_fit(cfg: TaskConfig, bilm, train_items: list) -> dict | None:
         return None
     if not isinstance(bilm, BiLM):
         return {"skipped": "an imported ELMo keeps no softmax to measure its perplexity with"}
-    from elmokit.fit import measure_fit
+    from elmokit.fit import adapt_arguments, measure_fit
 
+    d = cfg.data
     r = measure_fit(cfg.model.bilm, [" ".join(it.words) for it in train_items], cfg.train.fit_lines,
-                    what=f"the training text ({cfg.data.train})")
+                    what=f"the training text ({d.train})", adapt_args=adapt_arguments([d.train], d.format, d.text_column))
     if r["warning"]:
         print(r["warning"], file=sys.stderr, flush=True)
     return r
