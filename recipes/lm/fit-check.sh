@@ -16,7 +16,8 @@ tr '[:upper:]' '[:lower:]' < "$d/wikitext-2/wiki.valid.tokens" > "$runs/data/wik
   --out "$runs/data/nsmc-test.txt"
 check() {  # NAME FILE [elmokit fit options]
   local name=$1 file=$2; shift 2
-  elmokit fit "$bilm" "$file" --json "$@" 2>/dev/null > "$out/$name.json"
+  elmokit fit "$bilm" "$file" --json "$@" 2>/dev/null > "$out/$name.json.tmp"  # a finished file only by its name
+  mv "$out/$name.json.tmp" "$out/$name.json"
   python -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]:<28} ratio {r['ratio']:6.2f}  \" + ' '.join(f\"{k} {v['sample_ppl']:.1f}/{v['own_valid_ppl']:.1f}\" for k, v in r['directions'].items()) + f\"  upper {r['casing']['upper_share']:.1%}  {'fits' if r['fits'] else 'DOES NOT FIT'}\")" "$out/$name.json" "$name"
 }
 check wikitext2-test "$d/wikitext-2/wiki.test.tokens"
