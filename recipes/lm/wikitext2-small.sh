@@ -19,7 +19,9 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 for dir in fwd bwd; do
   for split in valid test; do
-    elmokit evaluate "$runs/wt2-small-$dir" --corpus "$ELMOKIT_DATA/wikitext-2/wiki.$split.tokens" --json \
-      | tee "$runs/wt2-small-$dir.$split.json"
+    out="$runs/wt2-small-$dir.$split.json"
+    [ -f "$out" ] || { elmokit evaluate "$runs/wt2-small-$dir" --corpus "$ELMOKIT_DATA/wikitext-2/wiki.$split.tokens" \
+      --json > "$out.tmp" && mv "$out.tmp" "$out"; }  # a finished file only by its name; kept when it exists
+    cat "$out"
   done
 done
