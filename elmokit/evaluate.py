@@ -54,10 +54,10 @@ def count_text(files: list[str], max_line_chars: int = 20000) -> tuple[int, int]
     """``(words, chars)`` over files: whitespace words plus one ``</s>`` per line, and characters plus one line end
     per line, where a line's characters are counted as the vocabulary reads them (runs of whitespace are one space,
     none at the ends). Split long lines count once each piece."""
-    return count_lines(line for f in files for _, line in iter_lines(f, max_line_chars))
+    return count_words_chars(line for f in files for _, line in iter_lines(f, max_line_chars))
 
 
-def count_lines(lines) -> tuple[int, int]:
+def count_words_chars(lines) -> tuple[int, int]:
     """``(words, chars)`` of lines already read, as :func:`count_text` counts them."""
     words = chars = 0
     for line in lines:
@@ -164,7 +164,7 @@ def sentence_nll(
         nll, _ = model(x.to(device), y.to(device), None, mode="eval")
         total += float(nll[mask.to(device)].double().sum())
         count += int(mask.sum())
-    return (total, count, *count_lines(lines))
+    return (total, count, *count_words_chars(lines))
 
 
 def evaluate_model(
