@@ -9,6 +9,7 @@ import click
 from elmokit.choices import CELL_FEATURES
 from elmokit.commands import friendly_errors
 
+
 @click.command()
 @click.argument("model", type=click.Path())
 @click.option("--prompt", default="", help="Text to continue (forward LM) or to precede (backward LM).")

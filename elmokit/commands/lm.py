@@ -11,6 +11,7 @@ import click
 from elmokit.choices import DIRECTIONS, DTYPES, LAYER_MODES, LAYOUTS, POOLINGS, VOCAB_TYPES
 from elmokit.commands import friendly_errors
 
+
 @click.command()
 @click.argument("corpus", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out_prefix", required=True, help="Output prefix: writes PREFIX.model, .vocab and .card.json.")

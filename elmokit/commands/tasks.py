@@ -9,6 +9,7 @@ import click
 from elmokit.choices import TASK_FORMATS
 from elmokit.commands import friendly_errors
 
+
 @click.command()
 @click.argument("bilm", type=click.Path())
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path())
