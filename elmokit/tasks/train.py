@@ -180,26 +180,11 @@ def check_domain_fit(cfg: TaskConfig, bilm, train_items: list) -> dict | None:
     return r
 
 
-def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -> dict:
-    """Train, select on dev, score on test. Returns the summary also written to ``OUT/results.json``.
+def _read_splits(cfg: TaskConfig) -> tuple[dict[str, list], Lexicon]:
+    """The train, dev (given, or the last ``data.dev_size`` training examples) and test examples, and the lexicon
+    built from train; an unknown label fails here, naming its file and line, not mid-training."""
+    d, m = cfg.data, cfg.model
 
-    ``resume`` continues ``OUT/checkpoint`` after checking its files against its manifest and the config, data and
-    biLM against its fingerprint; a finished run (``results.json``) or a checkpoint is not started over without
-    ``overwrite``."""
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
-
-    from elmokit.plots import plot_mix_weights, plot_task_curves
-
-    t, m, d = cfg.train, cfg.model, cfg.data
-    run = Path(cfg.out)
-    check_fresh_out(run, (run / "results.json").exists(), (run / "checkpoint").exists(), resume, overwrite)
-    accelerator = start_accelerator(run, t.threads, t.mixed_precision, t.trackers)
-    set_seed(t.seed)
-    main = accelerator.is_main_process
-    say = accelerator.print if t.progress else (lambda *a, **k: None)
-
-    # --- data ---------------------------------------------------------------------------------------------------
     def read(path: str) -> list:
         return read_items(path, d.format, cfg.task, d.tag, d.tag_column, d.scheme, d.text_column, d.label_column)
 
@@ -215,25 +200,93 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     if d.max_train:
         splits["train"] = splits["train"][: d.max_train]
     lexicon = Lexicon.build(splits["train"], m.word_min_count, m.lowercase)
-    for name, items in splits.items():  # an unknown label fails now, naming file and line, not mid-training
+    for name, items in splits.items():
         path = getattr(d, name) or d.train
         for it in items:
             lexicon.label_ids(it, path)
+    return splits, lexicon
+
+
+def _resume(run: Path, run_print: dict, model, optimizer, plateau, average) -> LoopState:
+    """Load ``run/checkpoint`` into the model, optimizer, annealing and weight average, after checking its files
+    against its manifest and the run against its fingerprint; returns the loop's state there."""
+    ck = run / "checkpoint"
+    if (ck / "manifest.json").is_file():  # checkpoints of elmokit 0.1 have none
+        read_manifest(ck, fmt=CHECKPOINT_FORMAT, what="a task checkpoint", todo="; start over with --overwrite")
+        check_same_run(ck, run_print, "or start over with --overwrite or another --out")
+    st = safe_load(ck / "state.pt", "training state")
+    model.load_state_dict(st["model"])
+    optimizer.load_state_dict(st["optimizer"])
+    plateau.load_state_dict(st["plateau"])
+    torch.set_rng_state(st["torch_rng"])
+    if (average is None) != ("average" not in st):  # the best model so far was selected with or without it
+        raise ConfigError(f"{run}: the checkpoint was trained with{'out' if average else ''} averaged weights; "
+                          f"resume it with the same train.ema_decay")
+    if average is not None:
+        average.load_state_dict(st["average"])
+    return LoopState.read(ck / "loop.json")
+
+
+def _still_stopped(loop: LoopState, patience: int, out_of_time: bool) -> bool:
+    """Does a resumed run stay stopped? One that early stopping ended does; one that its time budget ended goes on
+    when the budget is now larger (``--resume train.max_minutes=...``; runs saved before ``stop_reason`` existed:
+    the patience not run out means the time did)."""
+    reason = loop.stop_reason if loop.stop_reason is not None else (
+        "patience" if loop.bad_evals >= patience else "time")
+    return loop.stopped and not (reason == "time" and not out_of_time)
+
+
+def _loop_summary(loop: LoopState) -> dict:
+    """What results.json says of the loop: steps, epochs, the best step, minutes and seconds per epoch."""
+    per_epoch = sum(loop.epoch_seconds) / len(loop.epoch_seconds) if loop.epoch_seconds else None
+    return {"best_step": loop.best_step, "steps": loop.step, "epochs": loop.epoch,
+            "train_minutes": loop.train_seconds / 60, "seconds_per_epoch": per_epoch}
+
+
+def _write_plots(run: Path, cfg: TaskConfig, metric: str, encoder) -> None:
+    """``curves.png`` from ``metrics.jsonl`` and, with ELMo, ``mix_weights.png``."""
+    from elmokit.plots import plot_mix_weights, plot_task_curves
+
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    plot_task_curves(records, run / "curves.png", metric, title=f"{cfg.task} ({Path(cfg.data.train).name})")
+    if encoder.mixes():
+        plot_mix_weights(list(encoder.mixes().values()), run / "mix_weights.png",
+                         [f"scalar mix ({name})" for name in encoder.mixes()])
+
+
+def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train, select on dev, score on test. Returns the summary also written to ``OUT/results.json``.
+
+    ``resume`` continues ``OUT/checkpoint`` after checking its files against its manifest and the config, data and
+    biLM against its fingerprint; a finished run (``results.json``) or a checkpoint is not started over without
+    ``overwrite``."""
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    t, m, d = cfg.train, cfg.model, cfg.data
+    run = Path(cfg.out)
+    check_fresh_out(run, (run / "results.json").exists(), (run / "checkpoint").exists(), resume, overwrite)
+    accelerator = start_accelerator(run, t.threads, t.mixed_precision, t.trackers)
+    set_seed(t.seed)
+    main = accelerator.is_main_process
+    say = accelerator.print if t.progress else (lambda *a, **k: None)
+
+    # --- data, biLM features, model -------------------------------------------------------------------------------
+    splits, lexicon = _read_splits(cfg)
     metric = ("span_f1" if d.scheme else "accuracy") if t.metric == "auto" else t.metric
     say(f"{cfg.task}: {len(splits['train'])} train / {len(splits['dev'])} dev examples, "
         f"{len(lexicon.labels)} labels, {len(lexicon.words)} words, {len(lexicon.chars)} chars; metric {metric}")
-
-    # --- features and model -------------------------------------------------------------------------------------
     bilm = None
     if m.use_elmo:
         from elmokit.bilm import load_bilm
 
         bilm = load_bilm(m.bilm, device=str(accelerator.device))
+    bilm_sha = bilm.sha256 if bilm else ""
     domain_fit = check_domain_fit(cfg, bilm, splits["train"]) if main else None
     t0 = time.time()
     with accelerator.main_process_first():  # the main process writes the caches, the others then read them
         features = _features(cfg, bilm, splits, t.progress and main)
-    cache_s = time.time() - t0
+    cache_s = time.time() - t0 if t.features == "cache" and bilm is not None else 0.0
     model = build_model(cfg, lexicon, bilm.num_layers if bilm else 0, 2 * bilm.dim if bilm else 0)
     trainable = list(model.parameters())  # the biLM is not part of the model: it only makes features
     optimizer = torch.optim.Adam(trainable, lr=t.lr, weight_decay=t.weight_decay)
@@ -245,39 +298,20 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     # the model that is evaluated, selected and saved: the trained one, or the moving average of its weights
     average = WeightAverage(raw_model, t.ema_decay) if t.ema_decay else None
     eval_model = average.model if average is not None else raw_model
-    enc = eval_model.encoder
 
     def run_eval(name: str) -> dict:
         preds = predict_items(eval_model, splits[name], lexicon, features[name], 2 * t.batch_size, accelerator.device)
         return score_predictions(splits[name], preds, d.scheme)
 
-    # --- state, resume --------------------------------------------------------------------------------------------
-    loop = LoopState()
+    # --- state, resume, the run's log ------------------------------------------------------------------------------
     run_print = _fingerprint(cfg, bilm)
-    if resume and (run / "checkpoint" / "state.pt").is_file():
-        ck = run / "checkpoint"
-        if (ck / "manifest.json").is_file():  # checkpoints of elmokit 0.1 have none
-            read_manifest(ck, fmt=CHECKPOINT_FORMAT, what="a task checkpoint",
-                          todo="; start over with --overwrite")
-            check_same_run(ck, run_print, "or start over with --overwrite or another --out")
-        st = safe_load(run / "checkpoint" / "state.pt", "training state")
-        raw_model.load_state_dict(st["model"])
-        optimizer.load_state_dict(st["optimizer"])
-        plateau.load_state_dict(st["plateau"])
-        torch.set_rng_state(st["torch_rng"])
-        if (average is None) != ("average" not in st):  # the best model so far was selected with or without it
-            raise ConfigError(f"{run}: the checkpoint was trained with{'out' if average else ''} averaged weights; "
-                              f"resume it with the same train.ema_decay")
-        if average is not None:
-            average.load_state_dict(st["average"])
-        loop = LoopState.read(run / "checkpoint" / "loop.json")
+    resumed = resume and (run / "checkpoint" / "state.pt").is_file()
+    loop = _resume(run, run_print, raw_model, optimizer, plateau, average) if resumed else LoopState()
+    if resumed:
         say(f"resumed at epoch {loop.epoch}, step {loop.step} (best dev {loop.best})")
-        resumed = True
-    else:
-        resumed = False
     if main:
         run.mkdir(parents=True, exist_ok=True)
-        write_json(run / "run.json", {"config": to_dict(cfg), "bilm_sha256": bilm.sha256 if bilm else ""})
+        write_json(run / "run.json", {"config": to_dict(cfg), "bilm_sha256": bilm_sha})
     # a resume keeps the records its checkpoint saw (older checkpoints: those up to its step), a new run none
     keep = loop.metrics_lines if resumed else None
     log = RunLog(accelerator, run / "metrics.jsonl", keep, loop.step if resumed and keep is None else None,
@@ -287,28 +321,35 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         log.write(rec, {f"{rec['split']}/{k}": v for k, v in rec.items() if isinstance(v, (int, float))})
 
     def evaluate_and_select() -> bool:
-        """Dev evaluation, best-model save, LR annealing, early stopping. Returns True to stop."""
+        """Dev evaluation, best-model save, LR annealing, early stopping. Returns True when patience ran out."""
         scores = run_eval("dev")
         score = main_metric(scores, metric)
-        rec = {"step": loop.step, "split": "dev", "epoch": loop.epoch, "lr": optimizer.param_groups[0]["lr"],
-               **scores}
-        rec.update(mix_summary(enc))
-        record(rec)
+        record({"step": loop.step, "split": "dev", "epoch": loop.epoch, "lr": optimizer.param_groups[0]["lr"],
+                **scores, **mix_summary(eval_model.encoder)})
         if loop.best is None or score > loop.best:
             loop.best, loop.best_step, loop.bad_evals = score, loop.step, 0
             if main:
-                save_task_model(run / "model", eval_model, cfg, lexicon, bilm.sha256 if bilm else "",
-                                {"dev": scores, "step": loop.step})
+                save_task_model(run / "model", eval_model, cfg, lexicon, bilm_sha, {"dev": scores, "step": loop.step})
         else:
             loop.bad_evals += 1
         plateau.step(score)
         bar.set_postfix(dev=f"{score:.2f}", best=f"{loop.best:.2f}")
         return loop.bad_evals >= t.patience
 
+    def end_evaluation(patience_out: bool, timed_out: bool) -> bool:
+        """Record whether training stops and why, and save the resumable state. Returns True to stop."""
+        loop.stopped = patience_out or timed_out
+        loop.stop_reason = "patience" if patience_out else ("time" if timed_out else "")
+        loop.train_seconds = time.time() - start
+        if main:
+            loop.metrics_lines = log.lines  # what a resume keeps of metrics.jsonl
+            _save_state(run, raw_model, optimizer, plateau, average, loop, run_print)
+        return loop.stopped
+
     # --- the loop ---------------------------------------------------------------------------------------------------
     world, rank = accelerator.num_processes, accelerator.process_index
-    n_train = len(splits["train"])
-    steps_per_epoch = (len(make_batches([0] * n_train, t.batch_size, False)) // world)
+    lengths = [len(it.words) for it in splits["train"]]
+    steps_per_epoch = len(make_batches([0] * len(lengths), t.batch_size, False)) // world
     bar = tqdm(total=t.max_epochs * steps_per_epoch, initial=loop.step, unit="step", desc=cfg.task,
                disable=not (t.progress and main), dynamic_ncols=True)
     start = time.time() - loop.train_seconds
@@ -316,26 +357,8 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     def out_of_time() -> bool:
         return t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes
 
-    def end_evaluation(patience_out: bool, timed_out: bool) -> bool:
-        """Record whether training stops and why, and save the resumable state."""
-        stop = patience_out or timed_out
-        loop.stopped = stop
-        loop.stop_reason = "patience" if patience_out else ("time" if timed_out else "")
-        loop.train_seconds = time.time() - start
-        loop.window = [window_loss, window_steps]  # the next train record's, continued on resume
-        if main:
-            loop.metrics_lines = log.lines  # what a resume keeps of metrics.jsonl
-            _save_state(run, raw_model, optimizer, plateau, average, loop, run_print)
-        return stop
-
-    lengths = [len(it.words) for it in splits["train"]]
-    seen, window_t = 0, time.time()
-    window_loss, window_steps = loop.window  # the train-loss sum and steps since the last record
-    # a resumed run that early stopping ended stays ended; one that its time budget ended goes on when the budget
-    # is now larger (`--resume train.max_minutes=...`; runs saved before stop_reason existed: patience not run out)
-    reason = loop.stop_reason if loop.stop_reason is not None else (
-        "patience" if loop.bad_evals >= t.patience else "time")
-    stop = loop.stopped and not (reason == "time" and not out_of_time())
+    seen, window_t = 0, time.time()  # examples and start of the current train record (loop.window: its loss, steps)
+    stop = _still_stopped(loop, t.patience, out_of_time())
     if loop.stopped and not stop:
         say(f"the time budget is now {t.max_minutes:g} minutes ({loop.train_seconds / 60:.1f} used): training goes on")
     while not stop and loop.epoch < t.max_epochs:
@@ -358,16 +381,14 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
             loop.step += 1
             loop.batch_pos = pos + 1
             seen += len(batches[pos])
-            window_loss += float(loss.detach())
-            window_steps += 1
+            loop.window = [loop.window[0] + float(loss.detach()), loop.window[1] + 1]
             bar.update(1)
             if loop.step % t.log_every == 0:  # the mean loss of the steps since the last record
-                now = time.time()
-                record({"step": loop.step, "split": "train", "epoch": loop.epoch,
-                        "loss": window_loss / window_steps, "lr": optimizer.param_groups[0]["lr"],
-                        "examples_per_s": seen * world / (now - window_t)})
-                bar.set_postfix(loss=f"{window_loss / window_steps:.3f}")
-                seen, window_t, window_loss, window_steps = 0, now, 0.0, 0
+                now, mean_loss = time.time(), loop.window[0] / loop.window[1]
+                record({"step": loop.step, "split": "train", "epoch": loop.epoch, "loss": mean_loss,
+                        "lr": optimizer.param_groups[0]["lr"], "examples_per_s": seen * world / (now - window_t)})
+                bar.set_postfix(loss=f"{mean_loss:.3f}")
+                seen, window_t, loop.window = 0, now, [0.0, 0]
             timed_out = out_of_time()
             if (t.eval_every and loop.step % t.eval_every == 0) or timed_out:
                 if end_evaluation(evaluate_and_select(), timed_out):
@@ -385,26 +406,16 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     # --- the best model on dev and test ------------------------------------------------------------------------------
     eval_model.load_state_dict(safe_load(run / "model" / "weights.pt", "weights"), strict=True)
     final = {name: run_eval(name) for name in splits if name != "train"}
-    summary = {
-        "task": cfg.task, "metric": metric, "use_elmo": m.use_elmo, "best_step": loop.best_step,
-        "steps": loop.step, "epochs": loop.epoch, "train_minutes": loop.train_seconds / 60,
-        "cache_seconds": cache_s if t.features == "cache" and bilm is not None else 0.0,
-        "seconds_per_epoch": sum(loop.epoch_seconds) / len(loop.epoch_seconds) if loop.epoch_seconds else None,
-        "features": t.features if bilm is not None else "none", **final,
-    }
-    summary.update(mix_summary(enc))
+    summary = {"task": cfg.task, "metric": metric, "use_elmo": m.use_elmo, **_loop_summary(loop),
+               "cache_seconds": cache_s, "features": t.features if bilm is not None else "none", **final,
+               **mix_summary(eval_model.encoder)}
     if domain_fit is not None:
         summary["domain_fit"] = domain_fit
     log.close()
     if main:
-        save_task_model(run / "model", eval_model, cfg, lexicon, bilm.sha256 if bilm else "",
-                        {**final, "step": loop.best_step})
+        save_task_model(run / "model", eval_model, cfg, lexicon, bilm_sha, {**final, "step": loop.best_step})
         write_json(run / "results.json", summary)
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-        plot_task_curves(records, run / "curves.png", metric, title=f"{cfg.task} ({Path(d.train).name})")
-        if enc.mixes():
-            plot_mix_weights(list(enc.mixes().values()), run / "mix_weights.png",
-                             [f"scalar mix ({name})" for name in enc.mixes()])
+        _write_plots(run, cfg, metric, eval_model.encoder)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     for f in features.values():
