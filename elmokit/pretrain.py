@@ -19,6 +19,7 @@ import math
 import random
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -164,6 +165,87 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
     accelerator.wait_for_everyone()
 
 
+@dataclass
+class RunState:
+    """Where a pretraining run is: what its checkpoints save and ``--resume`` reads back."""
+
+    step: int = 0
+    states: list = field(default_factory=list)  # each micro-batch's carried LSTM state (None: from the start)
+    window: tuple[float, int] = (0.0, 0)  # the train-loss sum and steps since the last train record
+    metrics_lines: int | None = None  # records of metrics.jsonl the checkpoint saw (None: a new run, or older)
+
+
+def _read_tokens(cfg: PretrainConfig, accelerator, progress: bool):
+    """The vocabulary and the train and validation token arrays (the main process builds the token cache, the
+    others then read it)."""
+    d = cfg.data
+    vocab = load_vocab(d.vocab)
+    with accelerator.main_process_first():
+        train_tokens = encode_corpus(d.train, vocab, d.cache_dir, d.num_proc, d.max_line_chars, progress=progress)
+        valid_tokens = (encode_corpus(d.valid, vocab, d.cache_dir, d.num_proc, d.max_line_chars, progress=progress)
+                        if d.valid else None)
+    return vocab, train_tokens, valid_tokens
+
+
+def _new_model(cfg: PretrainConfig, vocab, train_tokens, init_from: str | None) -> LanguageModel:
+    """The LM at its initial weights (the same on every process), its head's unigram counts from the training
+    tokens; ``init_from``: the weights of that model directory (which must share the vocabulary and shape)."""
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.train.seed)
+    model = LanguageModel(cfg.model, vocab.size, seed=cfg.train.seed)
+    model.head.set_counts(torch.from_numpy(unigram_counts(train_tokens, vocab.size)))
+    if init_from:
+        loaded = load_model(init_from)
+        check_vocab_fits(loaded.manifest, vocab.sha256, cfg.data.vocab, init_from)
+        try:
+            model.load_state_dict(loaded.model.state_dict())
+        except RuntimeError as e:
+            raise ConfigError(f"--init-from {init_from}: its shape does not fit this config ({str(e)[:200]})") from None
+    return model
+
+
+def _resume(ck: Path, run_print: dict, model: LanguageModel, optimizer, scheduler, world: int, rank: int,
+            device) -> RunState:
+    """Load checkpoint ``ck`` (its files already verified against their sha256) into the model, optimizer and
+    schedule, after checking the run against its fingerprint; returns the state it saved, this process's RNGs
+    restored."""
+    train_state = safe_load(ck / "train_state.pt", "training state")
+    if train_state["world_size"] != world:
+        raise ConfigError(f"{ck}: was written by {train_state['world_size']} processes; resume it with the "
+                          f"same number (got {world}), so every stream continues where it stopped")
+    check_same_run(ck, run_print, "or start a new run with --overwrite or another --out (train.max_steps and "
+                   "train.epochs may change when train.schedule_steps fixes the LR schedule's length)")
+    model.load_state_dict(safe_load(ck / "weights.pt", "weights"))
+    optimizer.load_state_dict(train_state["optimizer"])
+    scheduler.load_state_dict(train_state["scheduler"])
+    rank_state = safe_load(ck / f"rank-{rank}.pt", "RNG state")
+    states = _set_rng_state(model, rank_state, device)
+    return RunState(int(train_state["step"]), states, tuple(rank_state.get("window", (0.0, 0))),
+                    train_state.get("metrics_lines"))
+
+
+def _write_model(run_dir: Path, model: LanguageModel, cfg: PretrainConfig, vocab, direction: str,
+                 summary: dict) -> Path:
+    """``run_dir/model`` (written aside, then renamed) with ``summary`` and the last validation in its manifest,
+    and ``curves.png``."""
+    from elmokit.plots import plot_curves
+
+    model_dir = run_dir / "model"
+    records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
+    vals = [r for r in records if r["split"] == "valid"]
+    if vals:
+        summary["final_valid"] = vals[-1]
+    tmp = atomic_dir(model_dir)
+    with removed_on_disk_error(tmp, model_dir, " the model", "the checkpoints are intact: free space, then run "
+                               "again with --resume"):
+        write_model_files(tmp, model.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction, vocab.size,
+                          summary)
+    commit_dir(tmp, model_dir)
+    plot_curves(records, run_dir / "curves.png", title=f"{direction} LM: {cfg.model.size}")
+    return model_dir
+
+
 def pretrain(
     config: str | None,
     direction: str,
@@ -206,12 +288,7 @@ def pretrain(
     checkpoint = verified_checkpoint(run_dir, resume_from) if resume else None
 
     # --- data --------------------------------------------------------------------------------------------------
-    vocab = load_vocab(cfg.data.vocab)
-    with accelerator.main_process_first():  # the main process builds the token cache; the others read it
-        train_tokens = encode_corpus(cfg.data.train, vocab, cfg.data.cache_dir, cfg.data.num_proc,
-                                     cfg.data.max_line_chars, progress=main and progress)
-        valid_tokens = (encode_corpus(cfg.data.valid, vocab, cfg.data.cache_dir, cfg.data.num_proc,
-                                      cfg.data.max_line_chars, progress=main and progress) if cfg.data.valid else None)
+    vocab, train_tokens, valid_tokens = _read_tokens(cfg, accelerator, main and progress)
     reverse = direction == "backward"
     batcher = StreamBatcher(train_tokens, t.batch_size, t.bptt, rank, world, reverse)
     if batcher.local_batch % t.grad_accum:
@@ -228,60 +305,33 @@ def pretrain(
         "schedule_steps": schedule_length(t, total_steps),
     })
 
-    # --- model, optimizer, schedule ------------------------------------------------------------------------------
-    set_seed(t.seed)  # same initial weights on every process
-    model = LanguageModel(cfg.model, vocab.size, seed=t.seed)
-    model.head.set_counts(torch.from_numpy(unigram_counts(train_tokens, vocab.size)))
-    if init_from and checkpoint is None:
-        loaded = load_model(init_from)
-        src, manifest = loaded.model, loaded.manifest
-        check_vocab_fits(manifest, vocab.sha256, cfg.data.vocab, init_from)
-        try:
-            model.load_state_dict(src.state_dict())
-        except RuntimeError as e:
-            raise ConfigError(f"--init-from {init_from}: its shape does not fit this config ({str(e)[:200]})") from None
+    # --- model, optimizer, schedule, resume ----------------------------------------------------------------------
+    model = _new_model(cfg, vocab, train_tokens, init_from if checkpoint is None else None)
     set_seed(t.seed + 1000 * rank + 1)  # dropout masks independent per process
     optimizer = make_optimizer(t, model.to(accelerator.device).parameters())
     # not passed through accelerator.prepare: a prepared scheduler steps once per process per step
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
-
-    # --- resume ----------------------------------------------------------------------------------------------------
-    step = 0
-    states: list = [None] * t.grad_accum
-    window: tuple[float, int] = (0.0, 0)  # train-loss sum and steps since the last record
+    state = RunState(states=[None] * t.grad_accum)
     if checkpoint is not None:
-        ck = checkpoint
-        train_state = safe_load(ck / "train_state.pt", "training state")
-        if train_state["world_size"] != world:
-            raise ConfigError(f"{ck}: was written by {train_state['world_size']} processes; resume it with the "
-                              f"same number (got {world}), so every stream continues where it stopped")
-        check_same_run(ck, run_print, "or start a new run with --overwrite or another --out (train.max_steps and "
-                       "train.epochs may change when train.schedule_steps fixes the LR schedule's length)")
-        unwrapped.load_state_dict(safe_load(ck / "weights.pt", "weights"))
-        optimizer.load_state_dict(train_state["optimizer"])
-        scheduler.load_state_dict(train_state["scheduler"])
-        step = int(train_state["step"])
-        rank_state = safe_load(ck / f"rank-{rank}.pt", "RNG state")
-        states = _set_rng_state(unwrapped, rank_state, device)
-        window = tuple(rank_state.get("window", (0.0, 0)))
+        state = _resume(checkpoint, run_print, unwrapped, optimizer, scheduler, world, rank, device)
         if main:
-            print(f"resuming from {ck} (step {step})", flush=True)
+            print(f"resuming from {checkpoint} (step {state.step})", flush=True)
     elif resume and main:
         print(f"no checkpoint in {run_dir}; starting from scratch", flush=True)
-
     if main:
         write_json(run_dir / "run.json", {"direction": direction, "config": to_dict(cfg), "world_size": world,
                                           "total_steps": total_steps, "parameters": count_parameters(unwrapped),
                                           "steps_per_epoch": batcher.steps_per_epoch})
-    keep = train_state.get("metrics_lines") if checkpoint is not None else None
-    log = RunLog(accelerator, run_dir / "metrics.jsonl", keep, step if checkpoint is not None and keep is None else None,
+    keep_step = state.step if checkpoint is not None and state.metrics_lines is None else None
+    log = RunLog(accelerator, run_dir / "metrics.jsonl", state.metrics_lines, keep_step,
                  f"elmokit-pretrain-{direction}", to_dict(cfg), bool(t.trackers))
 
-    def validate(at_step: int) -> dict | None:
+    def validate(at_step: int) -> None:
+        """Full-softmax loss and perplexity on the validation tokens (main process), written to the log."""
         if valid_tokens is None:
-            return None
+            return
         if main:
             per_nll, per_n = stream_nll_by_stream(unwrapped, valid_tokens, reverse, t.eval_batch_size, t.bptt,
                                                   t.eval_max_tokens, device)
@@ -297,9 +347,9 @@ def pretrain(
                 tqdm.write(warning)
             log.write(rec, {"valid/loss": rec["loss"], "valid/ppl": rec["ppl"]})
         accelerator.wait_for_everyone()
-        return None
 
     # --- the loop -----------------------------------------------------------------------------------------------
+    step, states = state.step, state.states
     tokens_per_step = t.batch_size * t.bptt
     bar = tqdm(total=total_steps, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True,
                desc=f"pretrain {direction}")
@@ -311,7 +361,7 @@ def pretrain(
 
     # the window of the next train-loss record: its loss sum and steps (carried over a resume, so the first record
     # after one averages the same steps as an uninterrupted run), and the steps timed in this process
-    window_start, window_loss, window_steps = time.time(), torch.tensor(window[0], device=device), window[1]
+    window_start, window_loss, window_steps = time.time(), torch.tensor(state.window[0], device=device), state.window[1]
     timed_steps = 0
     stop_reason = "done"
     first_step, budget_checked = step, t.max_minutes <= 0 or t.schedule == "constant"
@@ -381,27 +431,13 @@ def pretrain(
 
     # --- the end: validation, the model directory, the curves ---------------------------------------------------
     validate(step)
-    model_dir = run_dir / "model"
     log.close()
     if main:
         summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
                    "cpu_minutes_last_run": (time.process_time() - cpu_start) / 60,
                    "stopped_by": stop_reason, "schedule_done": step / schedule_length(t, total_steps),
                    "world_size": world, "parameters": count_parameters(unwrapped)}
-        records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
-        vals = [r for r in records if r["split"] == "valid"]
-        if vals:
-            summary["final_valid"] = vals[-1]
-        tmp = atomic_dir(model_dir)
-        with removed_on_disk_error(tmp, model_dir, " the model", "the checkpoints are intact: free space, then run "
-                                   "again with --resume"):
-            write_model_files(tmp, unwrapped.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction,
-                              vocab.size, summary)
-        commit_dir(tmp, model_dir)
-        from elmokit.plots import plot_curves
-
-        plot_curves(records, run_dir / "curves.png", title=f"{direction} LM: {cfg.model.size}")
-        print(f"model written to {model_dir}", flush=True)
+        print(f"model written to {_write_model(run_dir, unwrapped, cfg, vocab, direction, summary)}", flush=True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return model_dir
+    return run_dir / "model"
