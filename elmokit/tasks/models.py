@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from elmokit.choices import SENTENCE_POOLINGS
+from elmokit.elmo import ElmoLayer
 from elmokit.modules.crf import CRF
 from elmokit.modules.scalar_mix import ScalarMix
-from elmokit.choices import SENTENCE_POOLINGS
 
 
 @dataclass
@@ -69,8 +70,9 @@ class CharCNN(nn.Module):
 class Encoder(nn.Module):
     """Word representations → dropout → BiLSTM, shared by the tagger and the classifier.
 
-    A word is the concatenation of (each optional): the scalar mix of the biLM layers, a trainable word
-    embedding, a character CNN.
+    A word is the concatenation of (each optional): the scalar mix of the biLM layers (an
+    :class:`~elmokit.elmo.ElmoLayer` over the batch's precomputed layers), a trainable word embedding, a character
+    CNN.
 
     Args:
         num_layers, elmo_dim: the biLM's layer count and width (2D); ``use_elmo=False`` drops the mix.
@@ -88,8 +90,11 @@ class Encoder(nn.Module):
                  layer_norm: bool = False, elmo_output: bool = False) -> None:
         super().__init__()
         self.use_elmo = use_elmo
-        self.mix = ScalarMix(num_layers, layer_norm, mix_l2) if use_elmo else None
-        self.mix_out = ScalarMix(num_layers, layer_norm, mix_l2) if use_elmo and elmo_output else None
+        # the mixes' dropout is the encoder's own, on the joined word representation (and on the output)
+        self.elmo = (ElmoLayer.for_layers(num_layers, elmo_dim // 2, 2 if elmo_output else 1, 0.0, layer_norm, mix_l2)
+                     if use_elmo else None)
+        self.elmo_output = use_elmo and elmo_output
+        self.register_load_state_dict_pre_hook(_rename_old_mix_keys)
         self.words = nn.Embedding(vocab_size, word_dim, padding_idx=0) if vocab_size and word_dim else None
         self.chars = CharCNN(num_chars, char_dim, char_filters, char_width) if num_chars and char_dim else None
         d_in = ((elmo_dim if use_elmo else 0) + (word_dim if self.words is not None else 0)
@@ -99,7 +104,7 @@ class Encoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(d_in, hidden, lstm_layers, batch_first=True, bidirectional=True,
                             dropout=dropout if lstm_layers > 1 else 0.0)
-        self.output_dim = 2 * hidden + (elmo_dim if self.mix_out is not None else 0)
+        self.output_dim = 2 * hidden + (elmo_dim if self.elmo_output else 0)
 
     def forward(self, batch: Batch) -> Tensor:
         """Args: batch with ``layers`` ``(batch, layers, words, 2D)`` (with ELMo), ``word_ids`` ``(batch, words)``
@@ -109,9 +114,10 @@ class Encoder(nn.Module):
             ``(batch, words, output_dim)``: ``2 * hidden``, plus ``2D`` with ``elmo_output``.
         """
         mask = batch.mask
-        feats = []
-        if self.mix is not None:
-            feats.append(self.mix(batch.layers, mask))  # (batch, words, 2D)
+        feats, mixed = [], []
+        if self.elmo is not None:
+            mixed, _ = self.elmo(layers=batch.layers, mask=mask)  # input (and output) mix, each (batch, words, 2D)
+            feats.append(mixed[0])
         if self.words is not None:
             feats.append(self.words(batch.word_ids))  # (batch, words, word_dim)
         if self.chars is not None:
@@ -121,18 +127,27 @@ class Encoder(nn.Module):
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
-        if self.mix_out is not None:
-            out = torch.cat([out, self.mix_out(batch.layers, mask)], -1)  # (batch, words, 2 * hidden + 2D)
+        if self.elmo_output:
+            out = torch.cat([out, mixed[1]], -1)  # (batch, words, 2 * hidden + 2D)
         return self.dropout(out)  # (batch, words, output_dim)
 
     def mixes(self) -> dict[str, ScalarMix]:
         """The scalar mixes by name: ``input`` (with ELMo) and ``output`` (with ``elmo_output``)."""
-        named = {"input": self.mix, "output": self.mix_out}
-        return {k: m for k, m in named.items() if m is not None}
+        if self.elmo is None:
+            return {}
+        return dict(zip(("input", "output"), self.elmo.mixes))
 
     def penalty(self) -> Tensor:
         """The scalar mixes' L2 terms (zero without ELMo)."""
         return sum((m.penalty() for m in self.mixes().values()), torch.zeros(()))
+
+
+def _rename_old_mix_keys(module: nn.Module, state: dict, prefix: str, *args) -> None:
+    """Task models written before the encoder used :class:`~elmokit.elmo.ElmoLayer` (elmokit 0.1 to session 15)
+    kept the mixes as ``mix.*`` and ``mix_out.*``: read them as ``elmo.mixes.0.*`` and ``elmo.mixes.1.*``."""
+    for old, new in (("mix.", "elmo.mixes.0."), ("mix_out.", "elmo.mixes.1.")):
+        for key in [k for k in state if k.startswith(prefix + old)]:
+            state[prefix + new + key[len(prefix + old):]] = state.pop(key)
 
 
 class Tagger(nn.Module):

@@ -51,7 +51,7 @@ def test_classifier_shapes_and_empty_sentence(pooling):
     logits = model.scores(Batch(mask, layers))
     assert logits.shape == (3, 2) and torch.isfinite(logits).all()
     model(Batch(mask, layers, targets=torch.tensor([0, 1, 1]))).backward()
-    assert model.encoder.mix.weights.grad is not None
+    assert model.encoder.mixes()["input"].weights.grad is not None
 
 
 def test_max_mean_pooling_is_max_and_mean_side_by_side():
@@ -77,14 +77,15 @@ def test_elmo_at_the_output_too():
     layers, mask = torch.randn(2, 3, 5, 8), torch.ones(2, 5, dtype=torch.bool)
     out = enc(Batch(mask, layers))
     assert out.shape == (2, 5, 16)
-    torch.testing.assert_close(out[..., 8:], enc.mix_out(layers, mask))  # the output mix, untouched by the LSTM
+    mix_in, mix_out = enc.mixes()["input"], enc.mixes()["output"]
+    torch.testing.assert_close(out[..., 8:], mix_out(layers, mask))  # the output mix, untouched by the LSTM
     with torch.no_grad():
-        enc.mix.weights.copy_(torch.tensor([1.0, 0.0, 0.0]))
-        enc.mix_out.weights.copy_(torch.tensor([0.0, 2.0, 0.0]))
+        mix_in.weights.copy_(torch.tensor([1.0, 0.0, 0.0]))
+        mix_out.weights.copy_(torch.tensor([0.0, 2.0, 0.0]))
     assert float(enc.penalty()) == pytest.approx(0.001 * (1.0 + 4.0))
     model = Tagger(3, enc, crf=True)
     model(Batch(mask, layers, targets=torch.zeros(2, 5, dtype=torch.long))).backward()
-    assert enc.mix.weights.grad.abs().sum() > 0 and enc.mix_out.weights.grad.abs().sum() > 0
+    assert mix_in.weights.grad.abs().sum() > 0 and mix_out.weights.grad.abs().sum() > 0
     assert Encoder(3, 8, hidden=4, use_elmo=False, vocab_size=5, word_dim=2, elmo_output=True).mixes() == {}
 
 
@@ -92,7 +93,7 @@ def test_without_elmo_uses_word_embeddings():
     model = Tagger(3, Encoder(3, 8, hidden=4, use_elmo=False, vocab_size=10, word_dim=5), crf=False)
     mask = torch.ones(2, 4, dtype=torch.bool)
     assert model.scores(Batch(mask, word_ids=torch.randint(1, 10, (2, 4)))).shape == (2, 4, 3)
-    assert model.encoder.mix is None and float(model.encoder.penalty()) == 0.0
+    assert model.encoder.elmo is None and float(model.encoder.penalty()) == 0.0
 
 
 def test_char_cnn_ignores_padding():
@@ -122,3 +123,18 @@ def test_cached_features_equal_on_the_fly(tiny_pair, tmp_path):
     a, b = Batch(mask_c, cached, targets=gold), Batch(mask_l, live, targets=gold)
     torch.testing.assert_close(model(a), model(b), atol=1e-6, rtol=0)
     assert model.decode(a) == model.decode(b)
+
+
+def test_task_models_of_earlier_elmokit_load_their_mixes():
+    """Before the encoder used ElmoLayer its mixes were saved as ``mix.*`` and ``mix_out.*``; such weights load
+    into ``elmo.mixes.0`` and ``elmo.mixes.1`` with strict key checking."""
+    torch.manual_seed(0)
+    enc = Encoder(3, 8, hidden=4, dropout=0.0, elmo_output=True)
+    model = Tagger(3, enc, crf=True)
+    old = {k.replace("encoder.elmo.mixes.0.", "encoder.mix.").replace("encoder.elmo.mixes.1.", "encoder.mix_out."): v
+           for k, v in model.state_dict().items()}
+    assert "encoder.mix.weights" in old and "encoder.mix_out.gamma" in old
+    old["encoder.mix_out.weights"] = torch.tensor([0.5, -1.0, 2.0])
+    fresh = Tagger(3, Encoder(3, 8, hidden=4, dropout=0.0, elmo_output=True), crf=True)
+    fresh.load_state_dict(old, strict=True)
+    torch.testing.assert_close(fresh.encoder.mixes()["output"].weights.detach(), torch.tensor([0.5, -1.0, 2.0]))

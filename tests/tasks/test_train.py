@@ -208,7 +208,7 @@ def test_without_elmo_needs_no_bilm(tmp_path, data):
     summary = train_task(cfg)
     assert summary["features"] == "none" and "mix_weights" not in summary
     tm = load_task_model(tmp_path / "run")
-    assert tm.bilm is None and tm.model.encoder.mix is None
+    assert tm.bilm is None and tm.model.encoder.elmo is None
 
 
 def test_unknown_label_in_dev_names_file_and_line(tmp_path, data, tiny_pair):
