@@ -13,7 +13,6 @@ is low inside quotes counts as much as one that is high), Pearson correlation fo
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from elmokit.cells_page import shown_range, spread, write_html
 from elmokit.choices import CELL_FEATURES
 from elmokit.errors import ElmokitError
 from elmokit.textfile import iter_lines
@@ -254,78 +254,28 @@ def rank_units(trace: Trace, feats: dict[str, np.ndarray], top: int = 10) -> dic
     return out
 
 
-def _colour(v: float) -> str:
-    """``v`` in [-1, 1]: blue (negative) through white to red (positive), Karpathy's page's palette."""
-    a = min(abs(v), 1.0)
-    if v >= 0:
-        return f"rgb(255,{int(255 * (1 - a))},{int(255 * (1 - a))})"
-    return f"rgb({int(255 * (1 - a))},{int(255 * (1 - 0.6 * a))},255)"
+def _sections(ranking: dict, control: dict, chosen: list[str]) -> list[dict]:
+    """The page's sections (``{"unit", "title"}``): the ``chosen`` units, or by default the best unit of each
+    feature, first the quote or bracket unit further above chance (held out, over the control's when there is one,
+    else over 0.5); each titled with the features it is best for."""
+    def margin(f: str) -> float:
+        rec, ctrl = ranking[f], control.get(f)
+        if not rec["units"]:
+            return 0.0
+        return rec["units"][0]["heldout"] - (ctrl["units"][0]["heldout"] if ctrl and ctrl["units"] else 0.5)
 
-
-def spread(v: np.ndarray) -> np.ndarray:
-    """``v`` mapped onto [-1, 1] by its own range (low end -1, high end 1), so that what a unit does shows, whatever
-    its offset (a cell state's range is not the hidden state's)."""
-    lo, hi = float(v.min()), float(v.max())
-    return (v - (lo + hi) / 2) / max((hi - lo) / 2, 1e-12)
-
-
-def shown_range(trace: Trace, max_chars: int) -> tuple[int, int]:
-    """The steps shown on the page and the PNG: from the start of the held-out half, about ``max_chars`` characters
-    in whole lines (at least one)."""
-    first = trace.selection()
-    start = int(np.argmin(first)) if not first.all() else 0
-    n, end = 0, start
-    while end < trace.steps and (n < max_chars or end == start):
-        n += len(trace.surfaces[end])
-        end += 1
-    while end < trace.steps and trace.surfaces[end - 1] != "\n":
-        end += 1
-    return start, end
-
-
-def write_html(path: Path, trace: Trace, sections: list[dict], info: dict, max_chars: int = 3000) -> Path:
-    """One page: a section per unit (``sections``: ``{"unit", "title"}``), the text coloured by its activation
-    (over its range on the shown text: :func:`spread`), each character's value in its tooltip."""
-    start, end = shown_range(trace, max_chars)
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>elmokit cells: {html.escape(info['model'])}</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:70em}"
-        ".text{font-family:'DejaVu Sans Mono',monospace;font-size:14px;line-height:1.7;white-space:pre-wrap;"
-        "word-break:break-all;border:1px solid #ccc;padding:1em}"
-        "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}"
-        ".legend span{display:inline-block;width:3em;text-align:center}</style></head><body>",
-        f"<h1>Units of {html.escape(info['model'])}</h1>",
-        f"<p>{html.escape(info['direction'])} LM, {trace.steps:,} pieces read; the text shown is from the held-out "
-        f"half. Each unit's colours span its own range on the text shown: blue at its lowest, white at the middle, "
-        f"red at its highest. Hover a character for its value.</p>",
-        '<p class="legend">' + "".join(f'<span style="background:{_colour(v)}">{t}</span>'
-                                        for v, t in ((-1, "low"), (0, "mid"), (1, "high"))) + "</p>",
-    ]
-    if info.get("ranking"):
-        parts.append("<table><tr><th>feature</th><th>best unit</th><th>selection</th><th>held out</th>"
-                     "<th>score</th></tr>")
-        for feat, rec in info["ranking"].items():
-            if rec["units"]:
-                u = rec["units"][0]
-                parts.append(f"<tr><td>{html.escape(feat)}</td><td>{u['unit']}</td><td>{u['selection']:.3f}</td>"
-                             f"<td>{u['heldout']:.3f}</td><td>{'AUC' if rec['kind'] == 'binary' else 'r'}</td></tr>")
-        parts.append("</table>")
-    for sec in sections:
-        v = trace.unit(sec["unit"])[start:end]
-        spans = []
-        for s, x, y in zip(trace.surfaces[start:end], v, spread(v)):
-            if s == "\n":
-                spans.append("\n")
-            elif s:
-                spans.append(f'<span style="background:{_colour(y)}" title="{x:.3f}">{html.escape(s)}</span>')
-        parts.append(f"<h2>{html.escape(sec['title'])}</h2>")
-        parts.append(f'<div class="text">{"".join(spans)}</div>')
-    parts.append("</body></html>")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    if not chosen:
+        order = sorted(ranking, key=lambda f: (f not in ("quotes", "brackets"),
+                                               -margin(f) if f in ("quotes", "brackets") else 0))
+        chosen = list(dict.fromkeys(ranking[f]["units"][0]["unit"] for f in order if ranking[f]["units"]))
+    best_for: dict[str, list[str]] = {}  # unit -> "quotes (held-out AUC 0.883)", ...
+    for f, rec in ranking.items():
+        if rec["units"]:
+            metric = "AUC" if rec["kind"] == "binary" else "r"
+            best_for.setdefault(rec["units"][0]["unit"], []).append(
+                f"{f} (held-out {metric} {rec['units'][0]['heldout']:.3f})")
+    return [{"unit": u, "title": f"unit {u}" + (f": best for {', '.join(best_for[u])}" if u in best_for else "")}
+            for u in chosen]
 
 
 def inspect_cells(model_path: str, files: list[str], out: str, features: list[str] | None = None,
@@ -364,7 +314,8 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
     feats = {k: v for k, v in feats.items() if not features or k in features or k == "regex"}
     ranking = rank_units(trace, feats, top)
     result: dict = {
-        "model": str(model_path), "made_by": made_by(loaded), "direction": direction, "cell": loaded.cfg.model.cell, "files": [str(f) for f in files],
+        "model": str(model_path), "made_by": made_by(loaded), "direction": direction, "cell": loaded.cfg.model.cell,
+        "files": [str(f) for f in files],
         "pieces": trace.steps, "lines": len(lines), "regex": regex, "max_pieces": max_pieces,
         "units": {k: v.shape[1] for k, v in trace.units.items()}, "ranking": ranking,
         "features": {k: FEATURES.get(k, ("binary", f"inside a match of {regex!r}"))[1] for k in feats},
@@ -378,25 +329,8 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
     chosen = list(units or [])
     for u in chosen:
         trace.unit(u)  # an unknown name fails before anything is written
-    def margin(f: str) -> float:  # held out, over the control's when there is one: how far above chance
-        rec, ctrl = ranking[f], (result.get("control") or {}).get("ranking", {}).get(f)
-        if not rec["units"]:
-            return 0.0
-        return rec["units"][0]["heldout"] - (ctrl["units"][0]["heldout"] if ctrl and ctrl["units"] else 0.5)
-
-    if not chosen:  # the best unit of each feature; first (and on the PNG) the quote or bracket unit further above
-        #             chance
-        order = sorted(ranking, key=lambda f: (f not in ("quotes", "brackets"),
-                                               -margin(f) if f in ("quotes", "brackets") else 0))
-        chosen = list(dict.fromkeys(ranking[f]["units"][0]["unit"] for f in order if ranking[f]["units"]))
-    best_for: dict[str, list[str]] = {}  # unit -> "quotes (held-out AUC 0.883)", ...
-    for f, rec in ranking.items():
-        if rec["units"]:
-            metric = "AUC" if rec["kind"] == "binary" else "r"
-            best_for.setdefault(rec["units"][0]["unit"], []).append(
-                f"{f} (held-out {metric} {rec['units'][0]['heldout']:.3f})")
-    sections = [{"unit": u, "title": f"unit {u}" + (f": best for {', '.join(best_for[u])}" if u in best_for else "")}
-                for u in chosen]
+    sections = _sections(ranking, (result.get("control") or {}).get("ranking", {}), chosen)
+    chosen = [s["unit"] for s in sections]
     result["shown_units"] = chosen
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

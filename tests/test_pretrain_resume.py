@@ -155,12 +155,12 @@ def test_a_full_disk_in_a_checkpoint_is_one_line_and_keeps_the_earlier_ones(tiny
             raise OSError(28, "No space left on device")
         return real(obj)
 
-    monkeypatch.setattr("elmokit.pretrain.torch_save_bytes", full_disk_later)
+    monkeypatch.setattr("elmokit.pretrain_checkpoint.torch_save_bytes", full_disk_later)
     with pytest.raises(CheckpointError, match=r"step-00000006: cannot write the checkpoint \(No space left on "
                                               r"device\); the earlier checkpoints are intact"):
         pretrain(None, "forward", run, ov, progress=False)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002", "step-00000004"]
-    monkeypatch.setattr("elmokit.pretrain.torch_save_bytes", real)
+    monkeypatch.setattr("elmokit.pretrain_checkpoint.torch_save_bytes", real)
     pretrain(None, "forward", run, ov, resume=True, progress=False)
     assert (run / "model" / "manifest.json").exists()
 

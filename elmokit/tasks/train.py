@@ -14,33 +14,28 @@ Many processes: each takes every N-th batch of the same epoch order (equal count
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from elmokit.checkpoint import (
-    atomic_dir, commit_dir, read_manifest, removed_on_disk_error, safe_load, torch_save_bytes, write_json,
-)
+from elmokit.checkpoint import safe_load, write_json
 from elmokit.config import build_config, expand_path, load_raw, to_dict
 from elmokit.errors import ConfigError
 from elmokit.tasks.averaging import WeightAverage
 from elmokit.tasks.batching import collate, make_batches
+from elmokit.tasks.checkpoint import LoopState, resume_state, save_state
 from elmokit.tasks.config import TaskConfig, check_task_config
 from elmokit.tasks.lexicon import Lexicon
 from elmokit.tasks.model_dir import build_model, save_task_model
 from elmokit.tasks.predict import main_metric, predict_items, score_predictions
 from elmokit.tasks.readers import read_items
 from elmokit.tasks.tables import source_sha256
-from elmokit.run_guard import check_fresh_out, check_same_run, fingerprint
+from elmokit.run_guard import check_fresh_out, fingerprint
 from elmokit.runtime import RunLog, start_accelerator
-from elmokit.textfile import sha256_file
 
-CHECKPOINT_FORMAT = "elmokit-task-checkpoint/1"
 # what may change when a task run is resumed: its budget, logging and paths whose content is pinned by hash
 RESUMABLE_KEYS = frozenset({
     "out", "train.max_epochs", "train.max_minutes", "train.threads", "train.log_every", "train.trackers",
@@ -97,48 +92,6 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
                            progress)
         out[name] = CachedFeatures(path)
     return out
-
-
-@dataclass
-class LoopState:
-    """Where a task run is, saved as ``checkpoint/loop.json`` after every evaluation and read back by ``--resume``."""
-
-    epoch: int = 0
-    batch_pos: int = 0  # the next batch of the epoch
-    step: int = 0
-    best: float | None = None  # the best dev score so far
-    best_step: int = 0
-    bad_evals: int = 0  # evaluations since the best one
-    stopped: bool = False
-    stop_reason: str | None = None  # patience | time | "" (not stopped); None: saved before elmokit recorded it
-    train_seconds: float = 0.0
-    epoch_seconds: list[float] = field(default_factory=list)
-    window: list = field(default_factory=lambda: [0.0, 0])  # train-loss sum and steps since the last train record
-    metrics_lines: int | None = None  # lines of metrics.jsonl this state saw (None: saved before this was kept)
-
-    @classmethod
-    def read(cls, path: Path) -> LoopState:
-        """Read ``loop.json`` (a checkpoint of an older elmokit lacks the newer keys: they keep their defaults)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k in known})
-
-
-def _save_state(run: Path, model, optimizer, plateau, average, loop: LoopState, run_print: dict) -> None:
-    """The resumable state after an evaluation: weights (and their average), optimizer, annealing, loop counters,
-    RNG states, the run's fingerprint, and a manifest with every file's sha256 (verified on resume)."""
-    tmp = atomic_dir(run / "checkpoint")
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),
-             "torch_rng": torch.get_rng_state()}
-    if average is not None:
-        state["average"] = average.state_dict()
-    with removed_on_disk_error(tmp, run / "checkpoint", "", "the previous checkpoint is intact: free space, then "
-                               "continue with --resume"):
-        (tmp / "state.pt").write_bytes(torch_save_bytes(state))
-        write_json(tmp / "loop.json", dataclasses.asdict(loop))
-        write_json(tmp / "fingerprint.json", run_print)
-        files = {n: sha256_file(tmp / n) for n in ("state.pt", "loop.json", "fingerprint.json")}
-        write_json(tmp / "manifest.json", {"format": CHECKPOINT_FORMAT, "files": files})
-    commit_dir(tmp, run / "checkpoint")
 
 
 def _fingerprint(cfg: TaskConfig, bilm) -> dict:
@@ -205,26 +158,6 @@ def _read_splits(cfg: TaskConfig) -> tuple[dict[str, list], Lexicon]:
         for it in items:
             lexicon.label_ids(it, path)
     return splits, lexicon
-
-
-def _resume(run: Path, run_print: dict, model, optimizer, plateau, average) -> LoopState:
-    """Load ``run/checkpoint`` into the model, optimizer, annealing and weight average, after checking its files
-    against its manifest and the run against its fingerprint; returns the loop's state there."""
-    ck = run / "checkpoint"
-    if (ck / "manifest.json").is_file():  # checkpoints of elmokit 0.1 have none
-        read_manifest(ck, fmt=CHECKPOINT_FORMAT, what="a task checkpoint", todo="; start over with --overwrite")
-        check_same_run(ck, run_print, "or start over with --overwrite or another --out")
-    st = safe_load(ck / "state.pt", "training state")
-    model.load_state_dict(st["model"])
-    optimizer.load_state_dict(st["optimizer"])
-    plateau.load_state_dict(st["plateau"])
-    torch.set_rng_state(st["torch_rng"])
-    if (average is None) != ("average" not in st):  # the best model so far was selected with or without it
-        raise ConfigError(f"{run}: the checkpoint was trained with{'out' if average else ''} averaged weights; "
-                          f"resume it with the same train.ema_decay")
-    if average is not None:
-        average.load_state_dict(st["average"])
-    return LoopState.read(ck / "loop.json")
 
 
 def _still_stopped(loop: LoopState, patience: int, out_of_time: bool) -> bool:
@@ -306,7 +239,7 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     # --- state, resume, the run's log ------------------------------------------------------------------------------
     run_print = _fingerprint(cfg, bilm)
     resumed = resume and (run / "checkpoint" / "state.pt").is_file()
-    loop = _resume(run, run_print, raw_model, optimizer, plateau, average) if resumed else LoopState()
+    loop = resume_state(run, run_print, raw_model, optimizer, plateau, average) if resumed else LoopState()
     if resumed:
         say(f"resumed at epoch {loop.epoch}, step {loop.step} (best dev {loop.best})")
     if main:
@@ -343,7 +276,7 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         loop.train_seconds = time.time() - start
         if main:
             loop.metrics_lines = log.lines  # what a resume keeps of metrics.jsonl
-            _save_state(run, raw_model, optimizer, plateau, average, loop, run_print)
+            save_state(run, raw_model, optimizer, plateau, average, loop, run_print)
         return loop.stopped
 
     # --- the loop ---------------------------------------------------------------------------------------------------

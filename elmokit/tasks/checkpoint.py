@@ -1,0 +1,86 @@
+"""A downstream run's resumable state, written and read here: ``OUT/checkpoint/`` holds the weights (and their
+average), optimizer, LR annealing and RNG state (``state.pt``), the loop's counters (``loop.json``, a
+:class:`LoopState`), the run's fingerprint, and a manifest with every file's sha256, verified on ``--resume``.
+Written aside and renamed after every evaluation, so the directory with its final name is complete."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from elmokit.checkpoint import (
+    atomic_dir, commit_dir, read_manifest, removed_on_disk_error, safe_load, torch_save_bytes, write_json,
+)
+from elmokit.errors import ConfigError
+from elmokit.run_guard import check_same_run
+from elmokit.textfile import sha256_file
+
+CHECKPOINT_FORMAT = "elmokit-task-checkpoint/1"
+
+
+@dataclass
+class LoopState:
+    """Where a task run is, saved as ``checkpoint/loop.json`` after every evaluation and read back by ``--resume``."""
+
+    epoch: int = 0
+    batch_pos: int = 0  # the next batch of the epoch
+    step: int = 0
+    best: float | None = None  # the best dev score so far
+    best_step: int = 0
+    bad_evals: int = 0  # evaluations since the best one
+    stopped: bool = False
+    stop_reason: str | None = None  # patience | time | "" (not stopped); None: saved before elmokit recorded it
+    train_seconds: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)
+    window: list = field(default_factory=lambda: [0.0, 0])  # train-loss sum and steps since the last train record
+    metrics_lines: int | None = None  # lines of metrics.jsonl this state saw (None: saved before this was kept)
+
+    @classmethod
+    def read(cls, path: Path) -> LoopState:
+        """Read ``loop.json`` (a checkpoint of an older elmokit lacks the newer keys: they keep their defaults)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if k in known})
+
+
+def save_state(run: Path, model, optimizer, plateau, average, loop: LoopState, run_print: dict) -> None:
+    """The resumable state after an evaluation: weights (and their average), optimizer, annealing, loop counters,
+    RNG states, the run's fingerprint, and a manifest with every file's sha256 (verified on resume)."""
+    tmp = atomic_dir(run / "checkpoint")
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),
+             "torch_rng": torch.get_rng_state()}
+    if average is not None:
+        state["average"] = average.state_dict()
+    with removed_on_disk_error(tmp, run / "checkpoint", "", "the previous checkpoint is intact: free space, then "
+                               "continue with --resume"):
+        (tmp / "state.pt").write_bytes(torch_save_bytes(state))
+        write_json(tmp / "loop.json", dataclasses.asdict(loop))
+        write_json(tmp / "fingerprint.json", run_print)
+        files = {n: sha256_file(tmp / n) for n in ("state.pt", "loop.json", "fingerprint.json")}
+        write_json(tmp / "manifest.json", {"format": CHECKPOINT_FORMAT, "files": files})
+    commit_dir(tmp, run / "checkpoint")
+
+
+def resume_state(run: Path, run_print: dict, model, optimizer, plateau, average) -> LoopState:
+    """Load ``run/checkpoint`` into the model, optimizer, annealing and weight average, after checking its files
+    against its manifest and the run against its fingerprint; returns the loop's state there."""
+    ck = run / "checkpoint"
+    if (ck / "manifest.json").is_file():  # checkpoints of elmokit 0.1 have none
+        read_manifest(ck, fmt=CHECKPOINT_FORMAT, what="a task checkpoint", todo="; start over with --overwrite")
+        check_same_run(ck, run_print, "or start over with --overwrite or another --out")
+    st = safe_load(ck / "state.pt", "training state")
+    model.load_state_dict(st["model"])
+    optimizer.load_state_dict(st["optimizer"])
+    plateau.load_state_dict(st["plateau"])
+    torch.set_rng_state(st["torch_rng"])
+    if (average is None) != ("average" not in st):  # the best model so far was selected with or without it
+        raise ConfigError(f"{run}: the checkpoint was trained with{'out' if average else ''} averaged weights; "
+                          f"resume it with the same train.ema_decay")
+    if average is not None:
+        average.load_state_dict(st["average"])
+    return LoopState.read(ck / "loop.json")
+
+
