@@ -135,6 +135,19 @@ def _chars_from_bytes(sp: object, ids: list[int], byte_pieces: int) -> int:
     return len(raw.decode("utf-8", errors="replace"))
 
 
+def _training_error(msg: str, size: int) -> ElmokitError:
+    """sentencepiece's training error as what to do about it."""
+    if "smaller than required_chars" in msg:
+        return ElmokitError(
+            f"--size {size} is too small: byte fallback needs 256 byte pieces, plus 4 special pieces and the "
+            f"corpus's characters ({msg.strip().split('.')[-3].strip()}); pass a larger --size"
+        )
+    if "Vocabulary size" in msg or "vocab_size" in msg:
+        return ElmokitError(f"sentencepiece could not build {size} pieces from this corpus ({msg.strip()}); "
+                            f"pass a smaller --size")
+    return ElmokitError(f"sentencepiece training failed: {msg.strip()}")
+
+
 def train_vocab(
     files: list[str],
     out_prefix: str,
@@ -203,18 +216,7 @@ def train_vocab(
             minloglevel=2,
         )
     except RuntimeError as e:
-        msg = str(e)
-        if "smaller than required_chars" in msg:
-            raise ElmokitError(
-                f"--size {size} is too small: byte fallback needs 256 byte pieces, plus 4 special pieces and the "
-                f"corpus's characters ({msg.strip().split('.')[-3].strip()}); pass a larger --size"
-            ) from None
-        if "Vocabulary size" in msg or "vocab_size" in msg:
-            raise ElmokitError(
-                f"sentencepiece could not build {size} pieces from this corpus ({msg.strip()}); "
-                f"pass a smaller --size"
-            ) from None
-        raise ElmokitError(f"sentencepiece training failed: {msg.strip()}") from None
+        raise _training_error(str(e), size) from None
     Path(tmp_prefix + ".model").replace(str(out) + ".model")
     Path(tmp_prefix + ".vocab").replace(str(out) + ".vocab")
     vocab = load_vocab(str(out) + ".model")

@@ -144,6 +144,29 @@ def _as_words(value: Any, where: str, what: str) -> list[str]:
     raise CorpusError(f"{where}: the {what} column holds {type(value).__name__} {value!r}, not a list or a string")
 
 
+def _open_rows(path: str | Path, fmt: str, looked_for: set[str]):
+    """``(names, rows, where_of)``: the column names (None for a delimited file without a header: its first row
+    holds none of ``looked_for``), an iterator of ``(line or row number, row)`` and the error location of a number."""
+    spec = str(path)
+    if spec.startswith("hf:"):
+        ds = open_hf(spec)
+        return list(ds.column_names), _hf_rows(ds), (lambda n: f"{spec}: row {n}")
+    if fmt == "jsonl":
+        rows_list = list(_jsonl_rows(path))
+        if not rows_list:
+            raise CorpusError(f"{path}: no JSON lines")
+        return list(rows_list[0][1]), iter(rows_list), (lambda n: f"{path}:{n}")
+    if fmt in ("tsv", "csv"):
+        rows_list = list(_delimited_rows(path, "\t" if fmt == "tsv" else ","))
+        rows_list = [(n, r) for n, r in rows_list if any(c.strip() for c in r)]
+        if not rows_list:
+            raise CorpusError(f"{path}: empty file")
+        has_header = any(c.strip().lower() in looked_for for c in rows_list[0][1])
+        names = rows_list[0][1] if has_header else None
+        return names, iter(rows_list[1:] if has_header else rows_list), (lambda n: f"{path}:{n}")
+    raise CorpusError(f"{path}: data.format={fmt!r} is not a table format ({', '.join(TABLE_FORMATS)})")
+
+
 def read_table(path: str | Path, fmt: str, task: str, text_column: str = "", label_column: str = "",
                need_target: bool = True) -> list:
     """Read a split as :class:`elmokit.tasks.readers.Item` s.
@@ -164,31 +187,10 @@ def read_table(path: str | Path, fmt: str, task: str, text_column: str = "", lab
     text_names, label_names = (TOKEN_NAMES, TAG_NAMES) if tagger else (TEXT_NAMES, LABEL_NAMES)
     what_text, what_label = ("tokens", "tags") if tagger else ("text", "label")
     spec = str(path)
-    names: list[str] | None
-    if spec.startswith("hf:"):
-        ds = open_hf(spec)
-        names, rows, where_of = list(ds.column_names), _hf_rows(ds), (lambda n: f"{spec}: row {n}")
-    elif fmt == "jsonl":
-        rows_list = list(_jsonl_rows(path))
-        if not rows_list:
-            raise CorpusError(f"{path}: no JSON lines")
-        names = list(rows_list[0][1])
-        rows, where_of = iter(rows_list), (lambda n: f"{path}:{n}")
-    elif fmt == "label_text":
+    if fmt == "label_text" and not spec.startswith("hf:"):
         return _label_text(path, tagger)
-    elif fmt in ("tsv", "csv"):
-        rows_list = list(_delimited_rows(path, "\t" if fmt == "tsv" else ","))
-        rows_list = [(n, r) for n, r in rows_list if any(c.strip() for c in r)]
-        if not rows_list:
-            raise CorpusError(f"{path}: empty file")
-        first = [c.strip().lower() for c in rows_list[0][1]]
-        looked_for = {*text_names, *label_names, *(c.strip().lower() for c in (text_column, label_column) if c)}
-        has_header = any(c in looked_for for c in first)
-        names = rows_list[0][1] if has_header else None
-        rows = iter(rows_list[1:] if has_header else rows_list)
-        where_of = (lambda n: f"{path}:{n}")
-    else:
-        raise CorpusError(f"{path}: data.format={fmt!r} is not a table format ({', '.join(TABLE_FORMATS)})")
+    looked_for = {*text_names, *label_names, *(c.strip().lower() for c in (text_column, label_column) if c)}
+    names, rows, where_of = _open_rows(path, fmt, looked_for)
     where0 = where_of(1) if not spec.startswith("hf:") else spec
     tk = _column(text_column, names, text_names, 0, "text", where0)
     try:
