@@ -200,6 +200,29 @@ def _check_choices(layers: str, layout: str, dtype: str) -> None:
         raise ElmokitError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
 
 
+def _chunk_size(embedder: Embedder, layout: str, chunk_lines: int) -> int:
+    """Lines per part file: the packed layout buffers a chunk's vectors (its rows must be in line order), the
+    AllenNLP layout holds one batch, so its chunks can be larger: they are the window sentences are sorted in, and
+    larger means less padding. Stateful: whole batches, so the batches are the same however the file is cut."""
+    if chunk_lines <= 0:
+        chunk_lines = 1000 if layout == "packed" else 10_000
+    if embedder.stateful:
+        chunk_lines = -(-chunk_lines // embedder.batch_size) * embedder.batch_size
+    return chunk_lines
+
+
+def _options(embedder: Embedder, inp: Path, layers: str, layout: str, dtype: str, tokenized: bool,
+             chunk_lines: int) -> dict:
+    """What shapes the output: recorded in the file and in ``OUTPUT.partial/``, where ``--resume`` compares it."""
+    return {
+        "input_sha256": sha256_file(inp), "model_sha256": embedder.bilm.sha256,
+        "vocab_sha256": embedder.bilm.vocab.sha256, "layers": layers, "layout": layout, "dtype": dtype,
+        "pooling": embedder.pooling, "tokenized": tokenized, "chunk_lines": chunk_lines,
+        "max_words": embedder.max_words, "stateful": embedder.stateful,
+        "batch_size": embedder.batch_size if embedder.stateful else 0,
+    }
+
+
 def write_hdf5(
     embedder: Embedder, input_path: str | Path, output_path: str | Path, layers: str = "all",
     dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
@@ -232,20 +255,9 @@ def write_hdf5(
     if out.exists() and not overwrite:
         raise ElmokitError(f"{out}: exists; pass --overwrite to replace it (the old file stays until the new one is "
                            f"complete), or choose another output")
-    # the packed layout buffers a chunk's vectors (its rows must be in line order); the AllenNLP layout holds one
-    # batch, so its chunks can be larger: they are the window sentences are sorted in, and larger means less padding
-    if chunk_lines <= 0:
-        chunk_lines = 1000 if layout == "packed" else 10_000
-    if embedder.stateful:  # a chunk is whole batches, so the batches are the same however the file is cut
-        chunk_lines = -(-chunk_lines // embedder.batch_size) * embedder.batch_size
+    chunk_lines = _chunk_size(embedder, layout, chunk_lines)
     packed = layout == "packed"
-    options = {
-        "input_sha256": sha256_file(inp), "model_sha256": embedder.bilm.sha256,
-        "vocab_sha256": embedder.bilm.vocab.sha256, "layers": layers, "layout": layout, "dtype": dtype,
-        "pooling": embedder.pooling, "tokenized": tokenized, "chunk_lines": chunk_lines,
-        "max_words": embedder.max_words, "stateful": embedder.stateful,
-        "batch_size": embedder.batch_size if embedder.stateful else 0,
-    }
+    options = _options(embedder, inp, layers, layout, dtype, tokenized, chunk_lines)
     if overwrite and not resume:
         shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
     # every line is validated before anything is written; sentence_to_index is made first, while memory is low
