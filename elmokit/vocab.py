@@ -148,6 +148,33 @@ def _training_error(msg: str, size: int) -> ElmokitError:
     return ElmokitError(f"sentencepiece training failed: {msg.strip()}")
 
 
+def _write_card(out: Path, vocab, files: list[str], n_lines: int, model_type: str, user_symbols: list[str],
+                character_coverage: float, max_line_chars: int, seed: int, command: str | None, note: str) -> dict:
+    """``OUT_PREFIX.card.json``: what made the vocabulary (command, corpus and its sha256, settings) and what it does
+    to a sample of the corpus (:func:`measure`); written aside and renamed. Returns the card."""
+    stats = measure(vocab, _sample_lines(files, max_line_chars, 5000, seed))
+    card = {
+        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+        **({"note": note} if note else {}),
+        "corpus": [str(f) for f in files],
+        "corpus_sha256": {str(f): sha256_file(f) for f in files},
+        "lines": n_lines,
+        "model_type": model_type,
+        "vocab_size": vocab.size,
+        "byte_fallback": True,
+        "special_ids": {"unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID, "pad": PAD_ID},
+        "user_defined_symbols": user_symbols,
+        "character_coverage_setting": character_coverage,
+        "measured_on_sample": stats,
+        "model_sha256": vocab.sha256,
+    }
+    card_path = Path(str(out) + ".card.json")
+    tmp = card_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(card_path)
+    return card
+
+
 def train_vocab(
     files: list[str],
     out_prefix: str,
@@ -220,24 +247,5 @@ def train_vocab(
     Path(tmp_prefix + ".model").replace(str(out) + ".model")
     Path(tmp_prefix + ".vocab").replace(str(out) + ".vocab")
     vocab = load_vocab(str(out) + ".model")
-    stats = measure(vocab, _sample_lines(files, max_line_chars, 5000, seed))
-    card = {
-        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
-        **({"note": note} if note else {}),
-        "corpus": [str(f) for f in files],
-        "corpus_sha256": {str(f): sha256_file(f) for f in files},
-        "lines": n_lines,
-        "model_type": model_type,
-        "vocab_size": vocab.size,
-        "byte_fallback": True,
-        "special_ids": {"unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID, "pad": PAD_ID},
-        "user_defined_symbols": user_symbols or [],
-        "character_coverage_setting": character_coverage,
-        "measured_on_sample": stats,
-        "model_sha256": vocab.sha256,
-    }
-    card_path = Path(str(out) + ".card.json")
-    tmp = card_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(card_path)
-    return card
+    return _write_card(out, vocab, files, n_lines, model_type, user_symbols or [], character_coverage, max_line_chars,
+                       seed, command, note)
