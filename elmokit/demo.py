@@ -174,7 +174,8 @@ def run_demo(out: str | Path, steps: int = 1000) -> dict:
                f"by them: {out / 'cells' / 'cells.html'}")
     results["cells"] = {f: u for f, u in best.items()}
     from elmokit.bilm import write_bundle
-    from elmokit.embed import Embedder, EmbeddingsFile
+    from elmokit.embed import Embedder
+    from elmokit.vectors_hdf5 import EmbeddingsFile
 
     bundle = write_bundle(out / "runs" / "forward", out / "runs" / "backward", out / "bilm")
     click.echo(f"[6/8] biLM bundle: {bundle}")

@@ -96,7 +96,7 @@ class RunState:
 
 
 def resume_checkpoint(ck: Path, run_print: dict, model: LanguageModel, optimizer, scheduler, world: int, rank: int,
-            device) -> RunState:
+                      device) -> RunState:
     """Load checkpoint ``ck`` (its files already verified against their sha256) into the model, optimizer and
     schedule, after checking the run against its fingerprint; returns the state it saved, this process's RNGs
     restored."""

@@ -97,7 +97,7 @@ def same_embeddings(a: Path, b: Path) -> tuple[bool, bool]:
     """``(equal, complete)``: whether ``b`` equals the reference ``a`` in full, and whether it claims to be whole."""
     import numpy as np
 
-    from elmokit.embed import EmbeddingsFile
+    from elmokit.vectors_hdf5 import EmbeddingsFile
     from elmokit.errors import ElmokitError
 
     try:

@@ -76,7 +76,7 @@ class EmbedFileFeatures(_StoredFeatures):
     """
 
     def __init__(self, path: str | Path, bilm_sha: str, items: list) -> None:
-        from elmokit.embed import EmbeddingsFile
+        from elmokit.vectors_hdf5 import EmbeddingsFile
         from elmokit.errors import ElmokitError
 
         self.file = EmbeddingsFile(path)

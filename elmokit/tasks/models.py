@@ -143,7 +143,7 @@ class Encoder(nn.Module):
 
 
 def _rename_old_mix_keys(module: nn.Module, state: dict, prefix: str, *args) -> None:
-    """Task models written before the encoder used :class:`~elmokit.elmo.ElmoLayer` (elmokit 0.1 to session 15)
+    """Task models written before the encoder used :class:`~elmokit.elmo.ElmoLayer` (before 2026-12-04)
     kept the mixes as ``mix.*`` and ``mix_out.*``: read them as ``elmo.mixes.0.*`` and ``elmo.mixes.1.*``."""
     for old, new in (("mix.", "elmo.mixes.0."), ("mix_out.", "elmo.mixes.1.")):
         for key in [k for k in state if k.startswith(prefix + old)]:
