@@ -18,7 +18,9 @@ import json
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -152,36 +154,71 @@ def _write_model(run_dir: Path, model: LanguageModel, cfg: PretrainConfig, vocab
     return model_dir
 
 
-def pretrain(
-    config: str | None,
-    direction: str,
-    out: str | Path,
-    overrides: list[str] | tuple[str, ...] = (),
-    resume: bool = False,
-    init_from: str | None = None,
-    progress: bool = True,
-    overwrite: bool = False,
-    resume_from: str | None = None,
-) -> Path:
-    """Train one direction; returns the model directory ``OUT/model``. See the module docstring.
+@dataclass
+class PretrainRun:
+    """What the pretraining loop reads, built once by :func:`_start_run`: the run's config, processes, data, model,
+    optimizer, schedule, the state it resumes from, and its log."""
 
-    ``resume`` continues from the newest checkpoint (``resume_from``: a chosen one, a directory or a step), after
-    checking its files against their sha256 and the config, vocabulary and data against the run's fingerprint.
-    A run directory with checkpoints or a finished model is refused without ``resume`` or ``overwrite``."""
+    cfg: PretrainConfig
+    direction: str
+    run_dir: Path
+    accelerator: Any
+    vocab: Any
+    batcher: StreamBatcher
+    valid_tokens: Any  # the validation token array, or None
+    valid_words: int  # whitespace words and characters of the validation text (0: not counted)
+    valid_chars: int
+    total_steps: int
+    run_print: dict  # the run's fingerprint (run_guard.fingerprint)
+    model: Any  # as prepared by the accelerator
+    unwrapped: LanguageModel
+    optimizer: Any
+    scheduler: Any
+    state: RunState  # where the loop starts (a fresh one, or the checkpoint's)
+    log: RunLog
+
+    def validate(self, at_step: int, clock: dict[str, float]) -> None:
+        """Full-softmax loss and perplexity on the validation tokens (main process), written to the log; warns
+        about runaway streams."""
+        from tqdm.auto import tqdm
+
+        if self.valid_tokens is None:
+            return
+        t, accelerator = self.cfg.train, self.accelerator
+        if accelerator.is_main_process:
+            per_nll, per_n = stream_nll_by_stream(self.unwrapped, self.valid_tokens, self.direction == "backward",
+                                                  t.eval_batch_size, t.bptt, t.eval_max_tokens, accelerator.device)
+            nll, n = float(per_nll.sum()), int(per_n.sum())
+            runaway = runaway_streams(per_nll, per_n)
+            ppl = Perplexity(nll, n, self.valid_words, self.valid_chars)
+            rec = {"step": at_step, "split": "valid", "loss": nll / n, "ppl": ppl.subword_ppl,
+                   "word_ppl": ppl.word_ppl,  # None when the words are not counted (eval_max_tokens)
+                   "bits_per_char": ppl.bits_per_char, "runaway_streams": len(runaway), **clock}
+            warning = runaway_warning(per_nll, per_n, runaway, f"validation at step {at_step}")
+            if warning:
+                tqdm.write(warning)
+            self.log.write(rec, {"valid/loss": rec["loss"], "valid/ppl": rec["ppl"]})
+        accelerator.wait_for_everyone()
+
+    def save(self, step: int, states: list, window: tuple[float, int]) -> None:
+        """A checkpoint at ``step``: weights, optimizer, schedule, carried states, RNGs and the loss window."""
+        save_checkpoint(self.accelerator, self.run_dir, step, self.model, self.optimizer, self.scheduler, states,
+                        self.cfg, self.vocab, self.direction, self.cfg.train.keep_checkpoints, self.run_print,
+                        window, self.log.lines)
+
+
+def _start_run(cfg: PretrainConfig, direction: str, run_dir: Path, resume: bool, init_from: str | None,
+               progress: bool, overwrite: bool, resume_from: str | None) -> PretrainRun:
+    """Everything before the loop: the accelerator, the run directory's checks, the token streams, the model, the
+    optimizer and schedule, the checkpoint resumed from (its files verified first) and the run's log."""
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"--direction must be forward or backward, got {direction!r}")
-    cfg = load_pretrain_config(config, overrides)
     t = cfg.train
-    run_dir = Path(out).expanduser()
     accelerator = start_accelerator(run_dir, t.threads, t.precision, t.trackers)
     if t.precision == "bf16" and accelerator.device.type == "cpu":
         raise ConfigError("train.precision=bf16 is for GPUs (bf16 matmul is far slower than fp32 on CPUs); use no")
     main = accelerator.is_main_process
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
-    resume = resume or bool(resume_from)
     # every process sees the same directory, so every process stops here
     check_fresh_out(run_dir, (run_dir / "model" / "manifest.json").exists(), bool(list_checkpoints(run_dir)),
                     resume, overwrite)
@@ -193,14 +230,11 @@ def pretrain(
     accelerator.wait_for_everyone()
     checkpoint = verified_checkpoint(run_dir, resume_from) if resume else None
 
-    # --- data --------------------------------------------------------------------------------------------------
     vocab, train_tokens, valid_tokens = _read_tokens(cfg, accelerator, main and progress)
-    reverse = direction == "backward"
-    batcher = StreamBatcher(train_tokens, t.batch_size, t.bptt, rank, world, reverse)
+    batcher = StreamBatcher(train_tokens, t.batch_size, t.bptt, rank, world, direction == "backward")
     if batcher.local_batch % t.grad_accum:
         raise ConfigError(f"train.batch_size/{world} processes = {batcher.local_batch} streams per process is not "
                           f"divisible by train.grad_accum={t.grad_accum}")
-    micro = batcher.local_batch // t.grad_accum
     total_steps = t.max_steps or t.epochs * batcher.steps_per_epoch
     valid_words, valid_chars = (count_text(cfg.data.valid, cfg.data.max_line_chars)
                                 if cfg.data.valid and not t.eval_max_tokens else (0, 0))
@@ -211,10 +245,9 @@ def pretrain(
         "schedule_steps": schedule_length(t, total_steps),
     })
 
-    # --- model, optimizer, schedule, resume ----------------------------------------------------------------------
     model = _new_model(cfg, vocab, train_tokens, init_from if checkpoint is None else None)
     set_seed(t.seed + 1000 * rank + 1)  # dropout masks independent per process
-    optimizer = make_optimizer(t, model.to(accelerator.device).parameters())
+    optimizer = make_optimizer(t, model.to(device).parameters())
     # not passed through accelerator.prepare: a prepared scheduler steps once per process per step
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -233,30 +266,38 @@ def pretrain(
     keep_step = state.step if checkpoint is not None and state.metrics_lines is None else None
     log = RunLog(accelerator, run_dir / "metrics.jsonl", state.metrics_lines, keep_step,
                  f"elmokit-pretrain-{direction}", to_dict(cfg), bool(t.trackers))
+    return PretrainRun(cfg, direction, run_dir, accelerator, vocab, batcher, valid_tokens, valid_words, valid_chars,
+                       total_steps, run_print, model, unwrapped, optimizer, scheduler, state, log)
 
-    def validate(at_step: int) -> None:
-        """Full-softmax loss and perplexity on the validation tokens (main process), written to the log."""
-        if valid_tokens is None:
-            return
-        if main:
-            per_nll, per_n = stream_nll_by_stream(unwrapped, valid_tokens, reverse, t.eval_batch_size, t.bptt,
-                                                  t.eval_max_tokens, device)
-            nll, n = float(per_nll.sum()), int(per_n.sum())
-            runaway = runaway_streams(per_nll, per_n)
-            ppl = Perplexity(nll, n, valid_words, valid_chars)
-            rec = {"step": at_step, "split": "valid", "loss": nll / n, "ppl": ppl.subword_ppl,
-                   "word_ppl": ppl.word_ppl,  # None when the words are not counted (eval_max_tokens)
-                   "bits_per_char": ppl.bits_per_char,
-                   "runaway_streams": len(runaway), **clock()}
-            warning = runaway_warning(per_nll, per_n, runaway, f"validation at step {at_step}")
-            if warning:
-                tqdm.write(warning)
-            log.write(rec, {"valid/loss": rec["loss"], "valid/ppl": rec["ppl"]})
-        accelerator.wait_for_everyone()
 
-    # --- the loop -----------------------------------------------------------------------------------------------
-    step, states = state.step, state.states
+def pretrain(
+    config: str | None,
+    direction: str,
+    out: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+    init_from: str | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    resume_from: str | None = None,
+) -> Path:
+    """Train one direction; returns the model directory ``OUT/model``. See the module docstring.
+
+    ``resume`` continues from the newest checkpoint (``resume_from``: a chosen one, a directory or a step), after
+    checking its files against their sha256 and the config, vocabulary and data against the run's fingerprint.
+    A run directory with checkpoints or a finished model is refused without ``resume`` or ``overwrite``."""
+    from tqdm.auto import tqdm
+
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"--direction must be forward or backward, got {direction!r}")
+    cfg = load_pretrain_config(config, overrides)
+    run = _start_run(cfg, direction, Path(out).expanduser(), resume or bool(resume_from), init_from, progress,
+                     overwrite, resume_from)
+    t, accelerator, model, optimizer, scheduler = cfg.train, run.accelerator, run.model, run.optimizer, run.scheduler
+    main, world, device = accelerator.is_main_process, accelerator.num_processes, accelerator.device
+    micro = run.batcher.local_batch // t.grad_accum  # streams per micro-batch
     tokens_per_step = t.batch_size * t.bptt
+    step, states, total_steps = run.state.step, run.state.states, run.total_steps
     bar = tqdm(total=total_steps, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True,
                desc=f"pretrain {direction}")
     start, cpu_start = time.time(), time.process_time()
@@ -267,16 +308,16 @@ def pretrain(
 
     # the window of the next train-loss record: its loss sum and steps (carried over a resume, so the first record
     # after one averages the same steps as an uninterrupted run), and the steps timed in this process
-    window_start, window_loss, window_steps = time.time(), torch.tensor(state.window[0], device=device), state.window[1]
-    timed_steps = 0
+    window_start, window_steps, timed_steps = time.time(), run.state.window[1], 0
+    window_loss = torch.tensor(run.state.window[0], device=device)
     stop_reason = "done"
     first_step, budget_checked = step, t.max_minutes <= 0 or t.schedule == "constant"
     model.train()
     while step < total_steps:
-        epoch, s = divmod(step, batcher.steps_per_epoch)
+        epoch, s = divmod(step, run.batcher.steps_per_epoch)
         if s == 0:
             states = [None] * t.grad_accum  # a new epoch starts the streams from their beginning
-        x, y = batcher.batch(s)  # (local_batch, bptt) each
+        x, y = run.batcher.batch(s)  # (local_batch, bptt) each
         for m in range(t.grad_accum):
             xm, ym = x[m * micro : (m + 1) * micro].to(device), y[m * micro : (m + 1) * micro].to(device)
             sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(model)
@@ -296,54 +337,62 @@ def pretrain(
 
         if step % t.log_every == 0 or step == total_steps:
             loss_avg = accelerator.reduce(window_loss, "mean").item() / window_steps
-            elapsed = time.time() - window_start
-            tps = tokens_per_step * timed_steps / max(elapsed, 1e-9)
+            tps = tokens_per_step * timed_steps / max(time.time() - window_start, 1e-9)
             if main:
                 lr = scheduler.get_last_lr()[0]
                 rec = {"step": step, "split": "train", "epoch": epoch, "loss": loss_avg,
                        "ppl": math.exp(min(loss_avg, 50)), "tokens_per_s": tps, "lr": lr, **clock()}
-                log.write(rec, {"train/loss": loss_avg, "train/tokens_per_s": tps, "lr": lr})
+                run.log.write(rec, {"train/loss": loss_avg, "train/tokens_per_s": tps, "lr": lr})
                 bar.set_postfix(loss=f"{loss_avg:.3f}", ppl=f"{rec['ppl']:.1f}", tok_s=f"{tps:,.0f}")
             window_start, window_loss, window_steps, timed_steps = time.time(), torch.zeros((), device=device), 0, 0
         bar.update(1)
         if not budget_checked and (step - first_step >= 100 or time.time() - start > 120):
             budget_checked = True
-            if main:
-                warning = schedule_budget_warning(step, first_step, total_steps, time.time() - start,
-                                                  t.max_minutes, t.schedule)
-                if warning:
-                    tqdm.write(warning)
+            warning = schedule_budget_warning(step, first_step, total_steps, time.time() - start, t.max_minutes,
+                                              t.schedule)
+            if warning and main:
+                tqdm.write(warning)
         if t.eval_every and step % t.eval_every == 0 and step < total_steps:
-            validate(step)
-        over = ((t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes)
-                or (t.max_cpu_minutes > 0 and time.process_time() - cpu_start > 60 * t.max_cpu_minutes))
-        out_of_time = torch.tensor(float(over), device=device)
-        if (t.max_minutes > 0 or t.max_cpu_minutes > 0) and world > 1:
-            out_of_time = accelerator.reduce(out_of_time, "max")
-        if bool(out_of_time) or (t.stop_at_step and step >= t.stop_at_step):
-            stop_reason = "time budget" if bool(out_of_time) else f"stop_at_step={t.stop_at_step}"
+            run.validate(step, clock())
+        if _out_of_time(t, accelerator, start, cpu_start):
+            stop_reason = "time budget"
+        elif t.stop_at_step and step >= t.stop_at_step:
+            stop_reason = f"stop_at_step={t.stop_at_step}"
         if (t.checkpoint_every and step % t.checkpoint_every == 0) or stop_reason != "done":
-            save_checkpoint(accelerator, run_dir, step, model, optimizer, scheduler, states, cfg, vocab, direction,
-                            t.keep_checkpoints, run_print, (window_loss.item(), window_steps), log.lines)
+            run.save(step, states, (window_loss.item(), window_steps))
         if stop_reason != "done":
             break
     bar.close()
     if stop_reason.startswith("stop_at_step"):
-        log.close()
+        run.log.close()
         if main:
             print(f"stopped after step {step} ({stop_reason}); continue with --resume", flush=True)
         accelerator.end_training()
-        return run_dir / "model"
+        return run.run_dir / "model"
 
     # --- the end: validation, the model directory, the curves ---------------------------------------------------
-    validate(step)
-    log.close()
+    run.validate(step, clock())
+    run.log.close()
     if main:
         summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
                    "cpu_minutes_last_run": (time.process_time() - cpu_start) / 60,
                    "stopped_by": stop_reason, "schedule_done": step / schedule_length(t, total_steps),
-                   "world_size": world, "parameters": count_parameters(unwrapped)}
-        print(f"model written to {_write_model(run_dir, unwrapped, cfg, vocab, direction, summary)}", flush=True)
+                   "world_size": world, "parameters": count_parameters(run.unwrapped)}
+        model_dir = _write_model(run.run_dir, run.unwrapped, cfg, run.vocab, direction, summary)
+        print(f"model written to {model_dir}", flush=True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return run_dir / "model"
+    return run.run_dir / "model"
+
+
+def _out_of_time(t, accelerator, start: float, cpu_start: float) -> bool:
+    """Has the run used its wall-clock (``train.max_minutes``) or CPU (``train.max_cpu_minutes``) budget? Every
+    process gets the same answer (the max over processes), so all of them stop at the same step."""
+    if t.max_minutes <= 0 and t.max_cpu_minutes <= 0:
+        return False
+    over = ((t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes)
+            or (t.max_cpu_minutes > 0 and time.process_time() - cpu_start > 60 * t.max_cpu_minutes))
+    flag = torch.tensor(float(over), device=accelerator.device)
+    if accelerator.num_processes > 1:
+        flag = accelerator.reduce(flag, "max")
+    return bool(flag)
