@@ -79,6 +79,32 @@ def new_packed(f, vectors: np.ndarray | None, offsets: np.ndarray, width: tuple[
     return ds
 
 
+@contextmanager
+def packed_file(path: Path, attrs: dict, offsets: np.ndarray, width: tuple[int, ...], dtype) -> Iterator:
+    """A whole ``packed`` file written in one go (the downstream feature cache): yields the ``vectors`` dataset
+    ``(offsets[-1], *width)`` for the caller to fill. The file is written as ``PATH.partial-PID`` through
+    :class:`SafeFile`; on leaving the block it is marked complete, fsynced, read back (every sentence there) and
+    renamed, so ``path`` is always whole; on an error (a full disk: one :class:`DiskError`) nothing is left."""
+    partial = path.with_name(path.name + f".partial-{os.getpid()}")
+    safe = SafeFile(partial, "w+b")  # a full disk surfaces as one DiskError naming the file, not an HDF5 crash
+    f = None
+    try:
+        f = open_hdf5(safe, create=True)
+        f.attrs.update({**attrs, "layout": "packed", "sentences": len(offsets) - 1, "complete": False})
+        yield new_packed(f, None, offsets, width, dtype, int(offsets[-1]))  # (total_words, *width)
+        f.attrs["complete"] = True
+        f = close_synced(f, safe, partial)  # flushed to disk before it is checked and gets its name
+        with EmbeddingsFile(partial) as check:
+            if len(check) != len(offsets) - 1:
+                raise ElmokitError(f"{partial}: holds {len(check)} of {len(offsets) - 1} sentences after writing; "
+                                   f"this is a bug, please report it")
+        os.replace(partial, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        abandon(f, safe, partial, partial.parent)
+        raise
+
+
 def count_lines(f, packed: bool) -> int:
     """Lines held by an open file of either layout (raises ``ElmokitError`` when its two arrays disagree)."""
     if packed:

@@ -3,8 +3,8 @@ HDF5 cache written once per split (:class:`CachedFeatures`), which makes every l
 
 The cache is ``elmokit embed``'s ``packed`` layout (``vectors`` ``(total_words, layers, 2D)``, ``offsets``),
 named by a hash of the biLM, the pooling, the dtype and the split's words, so a changed input or model never
-reads a stale file; it is written as ``.partial``, fsynced, read back and only then renamed (a full disk is one
-error line naming the file, as in ``elmokit embed``).
+reads a stale file; it is written through :func:`elmokit.vectors_hdf5.packed_file` (a temporary name, fsynced, read
+back, renamed; a full disk is one error line naming the file, as in ``elmokit embed``).
 """
 
 from __future__ import annotations
@@ -123,53 +123,33 @@ def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, nam
     """
     from tqdm.auto import tqdm
 
-    from elmokit.errors import ElmokitError
-    from elmokit.hdf5_safe import DiskError, SafeFile, abandon, close_synced, fsync_dir, open_hdf5
-    from elmokit.vectors_hdf5 import EmbeddingsFile, new_packed
+    from elmokit.hdf5_safe import DiskError
+    from elmokit.vectors_hdf5 import packed_file
 
     key = cache_key(embedder.bilm.sha256, embedder.pooling, dtype, sentences)
     path = Path(os.path.expanduser(str(cache_dir))) / f"{name}-{key[:16]}.hdf5"
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + f".partial-{os.getpid()}")
-    L, D = embedder.num_layers, embedder.dim
     np_dtype = np.float16 if dtype == "float16" else np.float32
-    lengths = np.array([len(s) for s in sentences], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    safe = SafeFile(partial, "w+b")  # a full disk surfaces as one DiskError naming the file, not an HDF5 crash
-    f = None
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
+    attrs = {"elmokit_version": __version__, "model_sha256": embedder.bilm.sha256,
+             "vocab_sha256": embedder.bilm.vocab.sha256, "pooling": embedder.pooling, "dtype": dtype,
+             "layers": "all", "num_layers": embedder.num_layers, "dim": embedder.dim, "key": key}
     try:
-        f = open_hdf5(safe, create=True)
-        f.attrs.update({"elmokit_version": __version__, "model_sha256": embedder.bilm.sha256,
-                        "vocab_sha256": embedder.bilm.vocab.sha256, "pooling": embedder.pooling, "dtype": dtype,
-                        "layout": "packed", "layers": "all", "num_layers": L, "dim": D,
-                        "sentences": len(sentences), "key": key, "complete": False})
-        vec = new_packed(f, None, offsets, (L, D), np_dtype, int(offsets[-1]))  # (total_words, layers, 2D)
-        bar = tqdm(total=len(sentences), unit="sent", desc=f"caching {name}", disable=not progress,
-                   dynamic_ncols=True)
-        for start in range(0, len(sentences), chunk):
-            part = sentences[start : start + chunk]
-            words, _ = embedder.embed_packed(part, "words", np_dtype)  # (words, layers, 2D), back to back
-            if words.shape[0]:
-                vec[offsets[start] : offsets[start + len(part)]] = words
-            bar.update(len(part))
-        bar.close()
-        f.attrs["complete"] = True
-        f = close_synced(f, safe, partial)  # flushed to disk before it is checked and gets its name
-        with EmbeddingsFile(partial) as check:
-            if len(check) != len(sentences):
-                raise ElmokitError(f"{partial}: holds {len(check)} of {len(sentences)} sentences after writing; "
-                                   f"this is a bug, please report it")
-        os.replace(partial, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        try:
-            abandon(f, safe, partial, partial.parent)
-        except DiskError as e:  # embed's advice (parts, --resume) does not apply to a cache: say what does
-            why = str(e).split(": cannot write: ")[-1].split(".")[0]  # "the disk is full", or the OS error
-            raise DiskError(f"{path}: cannot write the biLM feature cache ({why}); nothing was kept: free space or "
-                            f"set train.cache_dir to another disk, then run again (a stopped run continues with "
-                            f"--resume)") from None
-        raise
+        with packed_file(path, attrs, offsets, (embedder.num_layers, embedder.dim), np_dtype) as vec:
+            bar = tqdm(total=len(sentences), unit="sent", desc=f"caching {name}", disable=not progress,
+                       dynamic_ncols=True)
+            for start in range(0, len(sentences), chunk):
+                part = sentences[start : start + chunk]
+                words, _ = embedder.embed_packed(part, "words", np_dtype)  # (words, layers, 2D), back to back
+                if words.shape[0]:
+                    vec[offsets[start] : offsets[start + len(part)]] = words
+                bar.update(len(part))
+            bar.close()
+    except DiskError as e:  # embed's advice (parts, --resume) does not apply to a cache: say what does
+        why = str(e).split(": cannot write: ")[-1].split(".")[0]  # "the disk is full", or the OS error
+        raise DiskError(f"{path}: cannot write the biLM feature cache ({why}); nothing was kept: free space or "
+                        f"set train.cache_dir to another disk, then run again (a stopped run continues with "
+                        f"--resume)") from None
     return path
