@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,21 @@ class TaggedSentence:
     line: int = 0  # where the sentence starts in its file
 
 
+def _blocks(path: str | Path, is_break) -> Iterator[list[tuple[int, str]]]:
+    """The sentences of a column file: runs of lines between the lines ``is_break`` is true of, each a list of
+    ``(line number, line)``."""
+    block: list[tuple[int, str]] = []
+    for lineno, line in iter_lines(path, max_line_chars=1 << 62):
+        if is_break(line):
+            if block:
+                yield block
+            block = []
+        else:
+            block.append((lineno, line))
+    if block:
+        yield block
+
+
 def read_conll(path: str | Path, tag_column: int = -1, min_columns: int = 2) -> list[TaggedSentence]:
     """Sentences of a whitespace-separated CoNLL column file.
 
@@ -33,31 +49,21 @@ def read_conll(path: str | Path, tag_column: int = -1, min_columns: int = 2) -> 
         CorpusError: an empty file, a line with too few columns or a different column count than its sentence.
     """
     out: list[TaggedSentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    start = 0
-    ncols = None
-    for lineno, line in iter_lines(path, max_line_chars=1 << 62):
-        cols = line.split()
-        if not cols or cols[0] == "-DOCSTART-":
-            if words:
-                out.append(TaggedSentence(words, tags, start))
-            words, tags, ncols = [], [], None
-            continue
-        if len(cols) < min_columns:
-            raise CorpusError(f"{path}:{lineno}: {len(cols)} column(s), need at least {min_columns} (token ... tag); "
-                              f"separate sentences by blank lines")
-        if ncols is not None and len(cols) != ncols:
-            raise CorpusError(f"{path}:{lineno}: {len(cols)} columns, but this sentence's lines have {ncols}")
-        if not words:
-            start = lineno
-        ncols = len(cols)
-        if not -ncols <= tag_column < ncols:
-            raise CorpusError(f"{path}:{lineno}: no tag column {tag_column} in a line of {ncols} columns")
-        words.append(cols[0])
-        tags.append(cols[tag_column])
-    if words:
-        out.append(TaggedSentence(words, tags, start))
+    for block in _blocks(path, lambda line: not line.split() or line.split()[0] == "-DOCSTART-"):
+        words, tags, ncols = [], [], None
+        for lineno, line in block:
+            cols = line.split()
+            if len(cols) < min_columns:
+                raise CorpusError(f"{path}:{lineno}: {len(cols)} column(s), need at least {min_columns} (token ... "
+                                  f"tag); separate sentences by blank lines")
+            if ncols is not None and len(cols) != ncols:
+                raise CorpusError(f"{path}:{lineno}: {len(cols)} columns, but this sentence's lines have {ncols}")
+            ncols = len(cols)
+            if not -ncols <= tag_column < ncols:
+                raise CorpusError(f"{path}:{lineno}: no tag column {tag_column} in a line of {ncols} columns")
+            words.append(cols[0])
+            tags.append(cols[tag_column])
+        out.append(TaggedSentence(words, tags, block[0][0]))
     if not out:
         raise CorpusError(f"{path}: no sentences (only blank or -DOCSTART- lines)")
     return out
@@ -73,32 +79,25 @@ def read_conllu(path: str | Path, tag: str = "upos") -> list[TaggedSentence]:
         raise ValueError(f"tag must be upos or xpos, got {tag!r}")
     col = 3 if tag == "upos" else 4
     out: list[TaggedSentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    start = 0
-    for lineno, line in iter_lines(path, max_line_chars=1 << 62):
-        if not line.strip():
-            if words:
-                out.append(TaggedSentence(words, tags, start))
-            words, tags = [], []
-            continue
-        if line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        if len(cols) != 10:
-            raise CorpusError(f"{path}:{lineno}: {len(cols)} tab-separated columns, CoNLL-U has 10; is this a "
-                              f"CoNLL-U file (fields separated by tabs)?")
-        form = conllu_form(cols)
-        if form is None:  # multiword-token range or empty node
-            continue
-        if not cols[0].isdigit():
-            raise CorpusError(f"{path}:{lineno}: ID {cols[0]!r} is not a word index")
-        if not words:
-            start = lineno
-        words.append(form)
-        tags.append(cols[col])
-    if words:
-        out.append(TaggedSentence(words, tags, start))
+    for block in _blocks(path, lambda line: not line.strip()):
+        words, tags, start = [], [], 0
+        for lineno, line in block:
+            if line.startswith("#"):
+                continue
+            cols = line.split("\t")
+            if len(cols) != 10:
+                raise CorpusError(f"{path}:{lineno}: {len(cols)} tab-separated columns, CoNLL-U has 10; is this a "
+                                  f"CoNLL-U file (fields separated by tabs)?")
+            form = conllu_form(cols)
+            if form is None:  # multiword-token range or empty node
+                continue
+            if not cols[0].isdigit():
+                raise CorpusError(f"{path}:{lineno}: ID {cols[0]!r} is not a word index")
+            start = start or lineno
+            words.append(form)
+            tags.append(cols[col])
+        if words:
+            out.append(TaggedSentence(words, tags, start))
     if not out:
         raise CorpusError(f"{path}: no sentences")
     return out
