@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from elmokit.choices import COLUMN_FORMATS
 from elmokit.errors import ElmokitError
 
 MISFIT_RATIO = 2.0  # sample perplexity per piece / the LM's own validation perplexity per piece
@@ -149,6 +150,6 @@ def read_text(files: list[str], fmt: str = "text", task: str = "classifier", tex
         return [line for f in files for _, line in iter_lines(f)]
     from elmokit.tasks.readers import read_items
 
-    task = "tagger" if fmt in ("conllu", "conll") else task
+    task = "tagger" if fmt in COLUMN_FORMATS else task
     return [" ".join(it.words) for f in files
             for it in read_items(f, fmt, task, text_column=text_column, need_target=False)]

@@ -28,7 +28,7 @@ from elmokit.checkpoint import (
     atomic_dir, check_vocab_fits, commit_dir, list_checkpoints, load_model, removed_on_disk_error, verified_checkpoint,
     write_json, write_model_files,
 )
-from elmokit.choices import DIRECTIONS, HEADS
+from elmokit.choices import DIRECTIONS, HEADS, PRECISIONS
 from elmokit.config import PretrainConfig, build_config, load_raw, to_dict
 from elmokit.corpus import StreamBatcher, encode_corpus, unigram_counts
 from elmokit.errors import ConfigError
@@ -61,7 +61,7 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
         (m.head in HEADS, f"model.head must be sampled or full, got {m.head!r}"),
         (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {t.optimizer!r}"),
         (t.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}, got {t.schedule!r}"),
-        (t.precision in ("no", "bf16"), f"train.precision must be no or bf16, got {t.precision!r}"),
+        (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
         (t.batch_size > 0 and t.bptt > 0, "train.batch_size and train.bptt must be positive"),
         (t.grad_accum > 0, "train.grad_accum must be positive"),
         (t.log_every > 0, f"train.log_every must be positive (steps between train-loss records), got {t.log_every}"),

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from elmokit.choices import COLUMN_FORMATS, TAG_KINDS
 from elmokit.errors import CorpusError
 from elmokit.textfile import conllu_form, iter_lines
 
@@ -75,8 +76,8 @@ def read_conllu(path: str | Path, tag: str = "upos") -> list[TaggedSentence]:
     Raises:
         CorpusError: not 10 tab-separated columns, a bad ID, an empty file.
     """
-    if tag not in ("upos", "xpos"):
-        raise ValueError(f"tag must be upos or xpos, got {tag!r}")
+    if tag not in TAG_KINDS:
+        raise ValueError(f"tag must be one of {TAG_KINDS}, got {tag!r}")
     col = 3 if tag == "upos" else 4
     out: list[TaggedSentence] = []
     for block in _blocks(path, lambda line: not line.strip()):
@@ -129,7 +130,7 @@ def read_items(path: str | Path, fmt: str, task: str, tag: str = "upos", tag_col
     from elmokit.tasks.tables import read_table
     from elmokit.tasks.tags import iob1_to_bio
 
-    if str(path).startswith("hf:") or fmt not in ("conllu", "conll"):
+    if str(path).startswith("hf:") or fmt not in COLUMN_FORMATS:
         items = read_table(path, fmt, task, text_column, label_column, need_target)
     else:
         sents = read_conllu(path, tag) if fmt == "conllu" else read_conll(path, tag_column)
