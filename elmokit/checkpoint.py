@@ -183,14 +183,22 @@ def verify_files(d: Path, manifest: dict, todo: str = " (re-copy it or re-run)")
 
 
 @dataclass
-class LoadedLM:
-    """A loaded LM model directory (a task model's is :class:`elmokit.tasks.model_dir.TaskModel`)."""
+class ModelDir:
+    """A loaded elmokit model directory (written by :func:`write_model_dir`): the model in eval mode, its typed
+    config, its manifest (every file's sha256 checked) and where it is."""
 
-    model: Any  # an eval-mode elmokit.lm.LanguageModel
-    cfg: Any  # its elmokit.config.PretrainConfig
-    vocab: Any  # its elmokit.vocab.Vocab
+    model: Any
+    cfg: Any
     manifest: dict
-    path: Path  # the model directory
+    path: Path
+
+
+@dataclass
+class LoadedLM(ModelDir):
+    """An LM's model directory (``model``: an ``elmokit.lm.LanguageModel``, ``cfg``: its ``PretrainConfig``), with its
+    vocabulary. A task model's is :class:`elmokit.tasks.model_dir.TaskModel`."""
+
+    vocab: Any = None  # its elmokit.vocab.Vocab
 
 
 def made_by(loaded: LoadedLM) -> dict:
@@ -225,7 +233,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedLM
     except RuntimeError as e:
         raise CheckpointError(f"{d / 'weights.pt'}: weights do not fit config.yaml ({str(e)[:200]})") from None
     model.to(device).eval()
-    return LoadedLM(model, cfg, vocab, manifest, d)
+    return LoadedLM(model, cfg, manifest, d, vocab)
 
 
 def check_vocab_fits(manifest: dict, vocab_sha: str, vocab_path: str, model_path: str) -> None:

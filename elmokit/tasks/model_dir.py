@@ -18,7 +18,7 @@ from pathlib import Path
 
 from torch import nn
 
-from elmokit.checkpoint import atomic_dir, commit_dir, read_manifest, safe_load, write_json, write_model_dir
+from elmokit.checkpoint import ModelDir, atomic_dir, commit_dir, read_manifest, safe_load, write_json, write_model_dir
 from elmokit.config import build_config, to_dict
 from elmokit.errors import CheckpointError
 from elmokit.tasks.config import TaskConfig
@@ -63,14 +63,12 @@ def save_task_model(out: Path, model: nn.Module, cfg: TaskConfig, lexicon: Lexic
 
 
 @dataclass
-class TaskModel:
-    """A loaded downstream model with what it needs to run."""
+class TaskModel(ModelDir):
+    """A downstream model directory (``model``: a Tagger or Classifier, ``cfg``: its ``TaskConfig``) with what it
+    needs to run: its lexicon and its biLM (None without ELMo)."""
 
-    model: nn.Module
-    cfg: TaskConfig
-    lexicon: Lexicon
-    bilm: nn.Module | None
-    manifest: dict
+    lexicon: Lexicon | None = None
+    bilm: nn.Module | None = None
 
 
 def load_task_model(path: str | Path, bilm: str | Path | None = None, device: str = "cpu") -> TaskModel:
@@ -111,4 +109,4 @@ def load_task_model(path: str | Path, bilm: str | Path | None = None, device: st
     model = build_model(cfg, lexicon, num_layers, elmo_dim)
     model.load_state_dict(safe_load(d / "weights.pt", "weights"))
     model.to(device).eval()
-    return TaskModel(model, cfg, lexicon, loaded_bilm, manifest)
+    return TaskModel(model, cfg, manifest, d, lexicon, loaded_bilm)
