@@ -108,21 +108,22 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
     def bad(key: str, value, allowed) -> ConfigError:
         return ConfigError(f"{where}: {key}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
-    if cfg.task not in TASKS:
-        raise bad("task", cfg.task, TASKS)
     d, m, t = cfg.data, cfg.model, cfg.train
-    if d.format not in TASK_FORMATS:
-        raise bad("data.format", d.format, TASK_FORMATS)
+    for key, value, allowed in (
+        ("task", cfg.task, TASKS), ("data.format", d.format, TASK_FORMATS), ("data.scheme", d.scheme, SCHEMES),
+        ("data.tag", d.tag, TAG_KINDS), ("model.pooling", m.pooling, POOLINGS),
+        ("model.sentence_pooling", m.sentence_pooling, SENTENCE_POOLINGS),
+        ("train.features", t.features, FEATURE_SOURCES), ("train.cache_dtype", t.cache_dtype, DTYPES),
+        ("train.metric", t.metric, METRICS), ("train.mixed_precision", t.mixed_precision, PRECISIONS),
+    ):
+        if value not in allowed:
+            raise bad(key, value, allowed)
     if cfg.task == "classifier" and d.format in COLUMN_FORMATS:
         raise ConfigError(f"{where}: a classifier reads a table (data.format=tsv, csv, jsonl or label_text), got "
                           f"{d.format!r}")
     if cfg.task == "tagger" and d.format == "label_text":
         raise ConfigError(f"{where}: a tagger reads conllu, conll or a table with tokens and tags (tsv, csv, jsonl), "
                           f"not label_text")
-    if d.scheme not in SCHEMES:
-        raise bad("data.scheme", d.scheme, SCHEMES)
-    if d.tag not in TAG_KINDS:
-        raise bad("data.tag", d.tag, TAG_KINDS)
     if not d.train or not (d.dev or d.dev_size > 0):
         raise ConfigError(f"{where}: data.train and data.dev (or data.dev_size) are required (pass e.g. "
                           f"data.train=PATH data.dev=PATH)")
@@ -132,20 +133,8 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
     if m.use_elmo and not m.bilm:
         raise ConfigError(f"{where}: model.use_elmo is true but model.bilm is empty; pass model.bilm=BUNDLE_DIR "
                           f"(made by `elmokit bundle`) or model.use_elmo=false")
-    if m.pooling not in POOLINGS:
-        raise bad("model.pooling", m.pooling, POOLINGS)
-    if m.sentence_pooling not in SENTENCE_POOLINGS:
-        raise bad("model.sentence_pooling", m.sentence_pooling, SENTENCE_POOLINGS)
     if not m.use_elmo and not m.word_dim and not m.char_dim:
         raise ConfigError(f"{where}: without ELMo the model needs model.word_dim or model.char_dim > 0")
-    if t.features not in FEATURE_SOURCES:
-        raise bad("train.features", t.features, FEATURE_SOURCES)
-    if t.cache_dtype not in DTYPES:
-        raise bad("train.cache_dtype", t.cache_dtype, DTYPES)
-    if t.metric not in METRICS:
-        raise bad("train.metric", t.metric, METRICS)
-    if t.mixed_precision not in PRECISIONS:
-        raise bad("train.mixed_precision", t.mixed_precision, PRECISIONS)
     if t.batch_size < 1 or t.max_epochs < 1:
         raise ConfigError(f"{where}: train.batch_size and train.max_epochs must be >= 1")
     if not 0.0 <= t.ema_decay < 1.0:
