@@ -7,18 +7,6 @@
 #   ELMOKIT_DATA=../shared/data bash recipes/tasks/ewt-upos.sh
 set -euo pipefail
 : "${ELMOKIT_DATA:?set ELMOKIT_DATA to the folder holding ud-english-ewt/}"
-runs="$HOME/elmokit-runs"
+source recipes/tasks/seed-pairs.sh
 [ -f "$runs/ewt-adapt-bilm/manifest.json" ] || bash recipes/lm/ewt-adapt.sh
-tag() {  # NAME OVERRIDE...: skipped when its results exist, resumed from its checkpoint when it was stopped
-  local name=$1; shift
-  [ -f "$runs/$name/results.json" ] || OMP_NUM_THREADS=1 elmokit train-tagger recipes/tasks/ewt-upos.yaml --quiet \
-    --resume train.threads=1 out="$runs/$name" "$@" > "$runs/$name.log" 2>&1
-}
-# two lanes of equal length; the first ELMo run writes the biLM feature cache long before the second reads it
-( tag ewt-upos-elmo-s1 train.seed=1 "$@"; tag ewt-upos-base-s2 train.seed=2 model.use_elmo=false "$@" ) &
-lane=$!
-tag ewt-upos-base-s1 train.seed=1 model.use_elmo=false "$@"
-tag ewt-upos-elmo-s2 train.seed=2 "$@"
-wait "$lane"
-python scripts/seed_gain.py --elmo "$runs"/ewt-upos-elmo-s{1,2} --baseline "$runs"/ewt-upos-base-s{1,2} \
-  | tee "$runs/ewt-upos-gain.txt"
+seed_pairs train-tagger recipes/tasks/ewt-upos.yaml ewt-upos "$@"
