@@ -50,7 +50,7 @@ def read_conll(path: str | Path, tag_column: int = -1, min_columns: int = 2) -> 
         CorpusError: an empty file, a line with too few columns or a different column count than its sentence.
     """
     out: list[TaggedSentence] = []
-    for block in _blocks(path, lambda line: not line.split() or line.split()[0] == "-DOCSTART-"):
+    for block in _blocks(path, lambda line: line.split(None, 1)[:1] in ([], ["-DOCSTART-"])):
         words, tags, ncols = [], [], None
         for lineno, line in block:
             cols = line.split()
