@@ -40,6 +40,7 @@ class ElmoBytes:
 
     def __init__(self, max_chars: int = 50) -> None:
         self.max_chars = max_chars
+        self.pad_id = PAD_CHAR + 1  # what fills a word's ids after its end
         self.sha256 = hashlib.sha256(f"{self.kind}:{max_chars}".encode()).hexdigest()
         self.bos = self._special(BOS_CHAR)
         self.eos = self._special(EOS_CHAR)
@@ -87,6 +88,7 @@ class Lexicon:
         self.sha256 = hashlib.sha256(f"{self.kind}:{blob}".encode()).hexdigest()
         self.bow, self.eow = chars["<eow>"], chars["<bow>"]  # swapped, as ELMoForManyLangs' models were trained
         self.oov, self.pad = chars["<oov>"], chars["<pad>"]
+        self.pad_id = self.pad  # what fills a word's ids after its end
         self.bos = self._special(chars["<bos>"])
         self.eos = self._special(chars["<eos>"])
         self.chars = functools.lru_cache(maxsize=1 << 16)(self._chars)

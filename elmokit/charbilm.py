@@ -121,7 +121,7 @@ class CharBiLM(FrozenBiLM):
         m = self.vocab
         chars = torch.from_numpy(np.stack([m.chars(w) for w in words])).to(self.device)  # (U, max_chars)
         ids = torch.tensor([m.word_id(w) for w in words], device=self.device) if m.has_words else None  # (U,)
-        return self.token_encoder(chars, ids)  # (U, D)
+        return self.token_encoder(chars, ids, m.pad_id)  # (U, D)
 
     @torch.no_grad()
     def encode_words(self, rows: list[list[list[str]]], pooling: str = "edges", pieces: list | None = None,
