@@ -10,6 +10,8 @@ position per word, from its characters: the original ELMo).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -23,6 +25,30 @@ LOCKSTEP_MAX_BATCH = 8  # rows up to which the two directions run in lockstep (s
 # batched call ran at ~22 GB/s against ~28 for one direction's through MKL at a time: a 20-word sentence took 206 ms
 # in lockstep (scripts/bench_elmo.py). Stacks whose recurrent weights are larger than this run one after the other.
 LOCKSTEP_MAX_BYTES = 8 << 20
+# Such stacks run side by side instead, each in its own thread with half the intra-op threads (one core each on 2):
+# one 20-word sentence of the published ELMo took ~130 ms against ~141 one stack after the other (median of 5
+# interleaved rounds, 2 threads; batches of 128 sentences: 2.49 s either way).
+_side_by_side_pool: ThreadPoolExecutor | None = None
+
+
+def _side_by_side(calls: list) -> list:
+    """Run no-argument calls (two) at once, each in a worker thread with ``1/len(calls)`` of this thread's intra-op
+    threads (PyTorch keeps the count per thread), without gradients; their results in order."""
+    global _side_by_side_pool
+    if _side_by_side_pool is None:
+        _side_by_side_pool = ThreadPoolExecutor(2, thread_name_prefix="elmokit-bilm")
+    n = torch.get_num_threads()
+
+    def run(call):
+        torch.set_num_threads(max(1, n // len(calls)))
+        with torch.no_grad():
+            return call()
+
+    try:
+        futures = [_side_by_side_pool.submit(run, call) for call in calls]
+        return [f.result() for f in futures]
+    finally:
+        torch.set_num_threads(n)  # also the count that threads started later begin with, which the workers changed
 
 
 def _recurrent_bytes(stack: RecurrentStack) -> int:
@@ -108,8 +134,9 @@ class FrozenBiLM(nn.Module):
         """The two recurrent stacks over their inputs.
 
         On a CPU with 2+ threads, a small batch runs both LSTMP stacks as one (:mod:`elmokit.modules.lockstep`): one
-        sentence takes ~0.75x as long (stacks with small weights only: see ``LOCKSTEP_MAX_BYTES``). From ~10 rows on, each stack's own products split well over the threads and
-        one after the other is ~10% faster (``scripts/bench_embed.py`` measures both).
+        sentence takes ~0.75x as long. From ~10 rows on, each stack's own products split well over the threads and
+        one after the other is ~10% faster (``scripts/bench_embed.py`` measures both). Stacks with large recurrent
+        weights (over ``LOCKSTEP_MAX_BYTES``, the published ELMo) run side by side in two threads at any batch.
 
         Args:
             x_f, x_b: ``(L, B, I)`` each direction's inputs, time-major.
@@ -119,8 +146,10 @@ class FrozenBiLM(nn.Module):
             Per direction, per recurrent layer, ``(L, B, D)``.
         """
         B = x_f.shape[1]
-        small = B <= LOCKSTEP_MAX_BATCH and torch.get_num_threads() >= 2 and _recurrent_bytes(forward) <= LOCKSTEP_MAX_BYTES
-        if not small or x_f.device.type != "cpu" or not supports_lockstep(forward, backward):
+        cpu_threads = x_f.device.type == "cpu" and torch.get_num_threads() >= 2
+        if cpu_threads and _recurrent_bytes(forward) > LOCKSTEP_MAX_BYTES:
+            return _side_by_side([lambda: forward(x_f, f_state)[0], lambda: backward(x_b, b_state)[0]])
+        if not (cpu_threads and B <= LOCKSTEP_MAX_BATCH and supports_lockstep(forward, backward)):
             return forward(x_f, f_state)[0], backward(x_b, b_state)[0]
         key = lockstep_key(forward, backward)
         if self._lockstep is None or self._lockstep.key != key:

@@ -59,7 +59,7 @@ def test_tensorflow_parity_through_embedder(elmo_bundles):
     np.testing.assert_array_equal(again[-1], vecs[-1])
 
 
-def test_stateless_is_not_stateful_but_batch_invariant(elmo_bundles):
+def test_stateless_is_not_stateful_but_batch_invariant(elmo_bundles, stacks_schedule):
     emb = Embedder(elmo_bundles["tf"], batch_tokens=64)
     sents = [SENTENCES[k][i] for i in range(10) for k in range(3)]
     together = emb.embed_sentences(sents)
@@ -133,14 +133,29 @@ def _datasets(f) -> list[str]:
     return names
 
 
+@pytest.fixture(params=["default", "side-by-side"])
+def stacks_schedule(request, monkeypatch):
+    """Run a test as this small model runs by default, and with its two stacks side by side in two threads (what
+    stacks with large recurrent weights, the published English ELMo's, do)."""
+    threads = torch.get_num_threads()
+    if request.param == "side-by-side":
+        torch.set_num_threads(2)
+        monkeypatch.setattr("elmokit.wordvectors.LOCKSTEP_MAX_BYTES", 0)
+    yield request.param
+    assert torch.get_num_threads() == (2 if request.param == "side-by-side" else threads)  # the caller's count kept
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("kind", ["tf", "skip"])
-def test_every_layer_matches_the_equations(elmo_bundles, kind):
+def test_every_layer_matches_the_equations(elmo_bundles, kind, stacks_schedule):
     emb = Embedder(elmo_bundles[kind])
     words = SENTENCES[2][3].split()[:12] + ["naïve", "고양이", "<S>"]  # multi-byte words; "<S>" as bilm-tf maps it
     got = emb.embed_tokens([words])[0]
     want = reference_layers(words, skip=kind == "skip")
     assert got.shape == want.shape == (3, len(words), 32)
     np.testing.assert_allclose(got, want, atol=2e-5, rtol=0)
+    batch = emb.embed_tokens([SENTENCES[0][1].split(), words, SENTENCES[1][4].split()])[1]  # three rows
+    np.testing.assert_allclose(batch, got, atol=1e-5, rtol=0)
 
 
 def test_pooling_is_moot_and_document_mode_wraps_each_sentence(elmo_bundles):
