@@ -75,6 +75,50 @@ def plan_steps(train_pieces: int, batch: int, bptt: int, minutes: float, epochs:
     return max(min(epochs * per_epoch, fit), 20)
 
 
+def write_config(cfg: dict, work: Path, vocab: Path, cache_dir: str, batch: int, steps: int, minutes: float) -> Path:
+    """The adapting runs' pretraining config (the source LM's, continued on ``work``'s text: a third of its learning
+    rate, a cosine schedule over ``steps``, one thread), written to ``work/adapt.yaml``."""
+    t = cfg["train"]
+    cfg["data"].update({"vocab": str(vocab), "train": [str(work / "train.txt")],
+                        "valid": [str(work / "dev.txt")], "cache_dir": cache_dir, "num_proc": 1})
+    t.update({"batch_size": batch, "lr": t["lr"] / 3, "warmup_steps": min(50, steps // 10), "schedule": "cosine",
+              "max_steps": steps, "schedule_steps": 0, "max_minutes": minutes * 1.1, "max_cpu_minutes": 0.0,
+              "eval_every": 0, "eval_max_tokens": 0, "checkpoint_every": max(steps // 4, 50), "threads": 1,
+              "grad_accum": 1, "stop_at_step": 0, "trackers": []})
+    config = work / "adapt.yaml"
+    config.write_text("# written by elmokit adapt\n" + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return config
+
+
+def run_directions(work: Path, config: Path, src: Path, overwrite: bool, side_by_side: bool) -> None:
+    """``pretrain --init-from`` for both directions into ``work/forward`` and ``work/backward`` (at once when
+    ``side_by_side``), each logging to ``work/<direction>.log``; a direction already finished is skipped.
+
+    Raises:
+        ElmokitError: a run failed (its log's last line, and how to resume).
+    """
+    procs = []
+    for d in ("forward", "backward"):
+        run = work / d
+        if (run / "model" / "manifest.json").is_file() and not overwrite:
+            continue
+        cmd = [sys.executable, "-m", "elmokit.cli", "pretrain", "--config", str(config), "--direction", d,
+               "--out", str(run), "--init-from", str(src / d), "--quiet",
+               *(["--overwrite"] if overwrite else ["--resume"])]
+        log = open(work / f"{d}.log", "w", encoding="utf-8")
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        procs.append((d, p, log))
+        if not side_by_side:
+            p.wait()
+    for d, p, log in procs:
+        p.wait()
+        log.close()
+        if p.returncode:
+            tail = (work / f"{d}.log").read_text(encoding="utf-8").strip().splitlines()[-1:]
+            raise ElmokitError(f"adapting the {d} LM failed ({tail[0] if tail else 'no output'}); see "
+                               f"{work / (d + '.log')}, then run the same command again (it resumes)")
+
+
 def adapt(bilm: str, lines: list[str], out: str, minutes: float = 10.0, dev: list[str] | None = None,
           epochs: int = 4, cache_dir: str = "~/.cache/elmokit", overwrite: bool = False, progress: bool = True) -> dict:
     """Adapt both LMs of the bundle ``bilm`` to ``lines`` and bundle them at ``out``; returns the figures."""
@@ -110,37 +154,11 @@ def adapt(bilm: str, lines: list[str], out: str, minutes: float = 10.0, dev: lis
         batch //= 2
     step_s = seconds_per_step(fwd.model, tokens, batch, bptt)
     steps = plan_steps(len(tokens), batch, bptt, minutes, epochs, step_s)
-    cfg["data"].update({"vocab": str(fwd.path / "vocab.model"), "train": [str(work / "train.txt")],
-                        "valid": [str(work / "dev.txt")], "cache_dir": cache_dir, "num_proc": 1})
-    t.update({"batch_size": batch, "lr": t["lr"] / 3, "warmup_steps": min(50, steps // 10), "schedule": "cosine",
-              "max_steps": steps, "schedule_steps": 0, "max_minutes": minutes * 1.1, "max_cpu_minutes": 0.0,
-              "eval_every": 0, "eval_max_tokens": 0, "checkpoint_every": max(steps // 4, 50), "threads": 1,
-              "grad_accum": 1, "stop_at_step": 0, "trackers": []})
-    config = work / "adapt.yaml"
-    config.write_text("# written by elmokit adapt\n" + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    config = write_config(cfg, work, fwd.path / "vocab.model", cache_dir, batch, steps, minutes)
     before = {d: evaluate_model(str(src / d), [str(work / "dev.txt")], cache_dir=cache_dir, progress=False)
               for d in ("forward", "backward")}
     side_by_side = (os.cpu_count() or 1) >= 2
-    procs = []
-    for d in ("forward", "backward"):
-        run = work / d
-        if (run / "model" / "manifest.json").is_file() and not overwrite:
-            continue
-        cmd = [sys.executable, "-m", "elmokit.cli", "pretrain", "--config", str(config), "--direction", d,
-               "--out", str(run), "--init-from", str(src / d), "--quiet",
-               *(["--overwrite"] if overwrite else ["--resume"])]
-        log = open(work / f"{d}.log", "w", encoding="utf-8")
-        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        procs.append((d, p, log))
-        if not side_by_side:
-            p.wait()
-    for d, p, log in procs:
-        p.wait()
-        log.close()
-        if p.returncode:
-            tail = (work / f"{d}.log").read_text(encoding="utf-8").strip().splitlines()[-1:]
-            raise ElmokitError(f"adapting the {d} LM failed ({tail[0] if tail else 'no output'}); see "
-                               f"{work / (d + '.log')}, then run the same command again (it resumes)")
+    run_directions(work, config, src, overwrite, side_by_side)
     after = {d: evaluate_model(str(work / d), [str(work / "dev.txt")], cache_dir=cache_dir, progress=False)
              for d in ("forward", "backward")}
     if dst.exists():  # only with overwrite (checked above)
