@@ -148,7 +148,8 @@ class FrozenBiLM(nn.Module):
         B = x_f.shape[1]
         cpu_threads = x_f.device.type == "cpu" and torch.get_num_threads() >= 2
         if cpu_threads and _recurrent_bytes(forward) > LOCKSTEP_MAX_BYTES:
-            return _side_by_side([lambda: forward(x_f, f_state)[0], lambda: backward(x_b, b_state)[0]])
+            f_out, b_out = _side_by_side([lambda: forward(x_f, f_state)[0], lambda: backward(x_b, b_state)[0]])
+            return f_out, b_out
         if not (cpu_threads and B <= LOCKSTEP_MAX_BATCH and supports_lockstep(forward, backward)):
             return forward(x_f, f_state)[0], backward(x_b, b_state)[0]
         key = lockstep_key(forward, backward)
