@@ -134,8 +134,13 @@ def plot_text_activation(surfaces: list[str], values, path: str | Path, title: s
         rgb[r, c] = (1.0, 1 - a, 1 - a) if v >= 0 else (1 - a, 1 - 0.6 * a, 1.0)
     fig, ax = plt.subplots(figsize=(columns * 0.11 + 0.4, rows * 0.22 + 0.8))
     ax.imshow(rgb, aspect="auto", interpolation="nearest", extent=(0, columns, rows, 0))
-    # a monospace font first, then fonts for other scripts (Korean) where the machine has them
-    fonts = ["DejaVu Sans Mono", "Noto Sans Mono CJK KR", "Noto Sans CJK KR", "monospace"]
+    # a monospace font first, then fonts for other scripts (Korean) where the machine has them (a font it lacks is
+    # left out: matplotlib logs a "findfont" line for each text drawn with it)
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    fonts = [f for f in ("DejaVu Sans Mono", "Noto Sans Mono CJK KR", "Noto Sans CJK KR") if f in installed]
+    fonts.append("monospace")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9, loc="left")
