@@ -149,7 +149,8 @@ def bundle(forward, backward, out):
                    "word-major array + offsets, for large corpora.")
 @click.option("--batch-tokens", default=0, show_default=True,
               help="Padded positions per batch; 0: the biLM's own (1,000 pieces for elmokit's biLMs, 3,000 words "
-                   "for an imported ELMo, the fastest here; larger batches page-fault their big buffers on CPU).")
+                   "for an imported ELMo: 128 sentences of 20 words; larger batches take more memory). For an "
+                   "imported ELMo on paragraph-long lines, 8000 ran 12% faster here with 0.4 GB more.")
 @click.option("--pooling", type=click.Choice(POOLINGS), default="edges", show_default=True,
               help="edges: forward state at a word's last piece, backward state at its first.")
 @click.option("--tokenized", is_flag=True, help="INPUT is one token per line, blank lines between sentences.")
