@@ -10,6 +10,7 @@ position per word, from its characters: the original ELMo).
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -28,15 +29,16 @@ LOCKSTEP_MAX_BYTES = 8 << 20
 # Such stacks run side by side instead, each in its own thread with half the intra-op threads (one core each on 2):
 # one 20-word sentence of the published ELMo took ~130 ms against ~141 one stack after the other (median of 5
 # interleaved rounds, 2 threads; batches of 128 sentences: 2.49 s either way).
-_side_by_side_pool: ThreadPoolExecutor | None = None
+_side_by_side_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process it was made in, the pool)
 
 
 def _side_by_side(calls: list) -> list:
     """Run no-argument calls (two) at once, each in a worker thread with ``1/len(calls)`` of this thread's intra-op
     threads (PyTorch keeps the count per thread), without gradients; their results in order."""
     global _side_by_side_pool
-    if _side_by_side_pool is None:
-        _side_by_side_pool = ThreadPoolExecutor(2, thread_name_prefix="elmokit-bilm")
+    if _side_by_side_pool is None or _side_by_side_pool[0] != os.getpid():  # a forked child has none of its threads
+        _side_by_side_pool = (os.getpid(), ThreadPoolExecutor(2, thread_name_prefix="elmokit-bilm"))
+    pool = _side_by_side_pool[1]
     n = torch.get_num_threads()
 
     def run(call):
@@ -45,7 +47,7 @@ def _side_by_side(calls: list) -> list:
             return call()
 
     try:
-        futures = [_side_by_side_pool.submit(run, call) for call in calls]
+        futures = [pool.submit(run, call) for call in calls]
         return [f.result() for f in futures]
     finally:
         torch.set_num_threads(n)  # also the count that threads started later begin with, which the workers changed
