@@ -24,7 +24,7 @@ LOCKSTEP_MAX_BATCH = 8  # rows up to which the two directions run in lockstep (s
 # Lockstep pays where a step's small products are overhead-bound; where the step reads large weights from memory
 # (the published ELMo's (512, 16384) recurrent weight: 32 MiB per direction), both directions' products in one
 # batched call ran at ~22 GB/s against ~28 for one direction's through MKL at a time: a 20-word sentence took 206 ms
-# in lockstep (scripts/bench_elmo.py). Stacks whose recurrent weights are larger than this run one after the other.
+# in lockstep (scripts/bench_elmo.py). Stacks whose recurrent weights are larger than this never run in lockstep.
 LOCKSTEP_MAX_BYTES = 8 << 20
 # Such stacks run side by side instead, each in its own thread with half the intra-op threads (one core each on 2):
 # one 20-word sentence of the published ELMo took ~130 ms against ~141 one stack after the other (median of 5
