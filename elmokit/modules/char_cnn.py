@@ -117,12 +117,12 @@ class CharCNN(nn.Module):
         span = max(int(ends.max()), 1)  # positions any word's own windows start at
         n, C = chars.shape
         act = torch.relu if self.activation == "relu" else torch.tanh
+        emb = self.char_embedding(chars[:, : span + self.max_width - 1])  # (n, <= max_chars, d): what any window reads
         outs = []
         for k, conv in enumerate(self.convolutions):
             count, d, w = conv.weight.shape  # (count, d, w)
             L = min(span, C - w + 1)  # window starts computed; C - w + 1 in all
-            emb = self.char_embedding(chars[:, : L + w - 1])  # (n, L + w - 1, d)
-            windows = emb.unfold(1, w, 1).reshape(n * L, d * w)  # (n, L, d, w) -> (n * L, d * w)
+            windows = emb[:, : L + w - 1].unfold(1, w, 1).reshape(n * L, d * w)  # (n, L, d, w) -> (n * L, d * w)
             y = linear(windows, conv.weight.reshape(count, d * w), pad_rows=True).view(n, L, count)  # (n, L, count)
             best = y.amax(1)  # (n, count)
             if pad_windows is not None:  # words whose padding holds a whole window
