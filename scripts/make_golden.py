@@ -2,6 +2,9 @@
 
     python scripts/make_golden.py            # rewrites tests/fixtures/golden/ (~1 minute)
 
+Two builds of the same code are byte-identical (the build directory is fixed), so a refactoring is checked by
+building before and after and comparing the trees (`diff -r`).
+
 What it writes (a few hundred kilobytes), all from the demo grammar with fixed seeds:
 - ``bilm/``: a bundle of two 1-layer LSTMP LMs (8-d embedding and projection, 16 cells; a 320-piece vocabulary),
   trained 300 steps each;
@@ -19,6 +22,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +50,19 @@ def expected_numbers(out: Path) -> dict:
     return {"vectors": [np.round(v, 6).tolist() for v in vecs], "word_ppl": ppl, "tags": tags}
 
 
+@contextmanager
+def build_dir() -> Iterator[Path]:
+    """A fixed, emptied build directory: the configs and vocabularies record the paths they were made from, so a
+    fixed one lets two builds (before and after a change meant to keep the numbers) compare byte for byte."""
+    tmp = Path(tempfile.gettempdir()) / "elmokit-golden-build"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     import torch
 
@@ -55,8 +73,7 @@ def main() -> None:
     from elmokit.vocab import train_vocab
 
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with build_dir() as tmp:
         corpus = write_corpus(tmp / "train.txt", 1500, seed=31)
         train_vocab([str(corpus)], str(tmp / "v"), size=320, num_threads=1, command="scripts/make_golden.py")
         ov = [f"data.vocab={tmp / 'v.model'}", f"data.train={corpus}", f"data.cache_dir={tmp / 'cache'}",
