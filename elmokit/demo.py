@@ -126,9 +126,9 @@ def demo_tagger(out: Path, bundle: Path) -> dict:
 def run_demo(out: str | Path, steps: int = 1000) -> dict:
     """vocab → pretrain forward and backward ``tiny`` LMs → evaluate → generate → bundle → embed → read back;
     prints and returns the figures."""
-    from elmokit.evaluate import evaluate_model
-    from elmokit.pretrain import pretrain
-    from elmokit.vocab import train_vocab
+    from elmokit.lm.evaluate import evaluate_model
+    from elmokit.lm.pretrain import pretrain
+    from elmokit.lm.vocab import train_vocab
 
     t0 = time.time()
     out = Path(out)
@@ -157,14 +157,14 @@ def run_demo(out: str | Path, steps: int = 1000) -> dict:
         r = evaluate_model(str(run), [str(valid)], "stream", 10, 20, cache_dir=str(out / "cache"), progress=False)
         results[direction] = r
         click.echo(f"      valid perplexity per subword {r['subword_ppl']:.2f}, per word {r['word_ppl']:.2f}")
-    from elmokit.checkpoint import load_model
-    from elmokit.generate import sample
+    from elmokit.lm.model_dir import load_model
+    from elmokit.lm.generate import sample
 
     loaded = load_model(out / "runs" / "forward")
     lm, vocab = loaded.model, loaded.vocab
     text = sample(lm, vocab, "The old", 40, 0.8, 20, seed=0)
     click.echo("[4/8] forward LM continues 'The old':\n      " + text.replace("\n", "\n      "))
-    from elmokit.cells import inspect_cells
+    from elmokit.analysis.cells import inspect_cells
 
     cells = inspect_cells(str(out / "runs" / "forward"), [str(valid)], str(out / "cells"), max_pieces=6000,
                           features=["word_position", "line_position"], top=3)
@@ -173,9 +173,9 @@ def run_demo(out: str | Path, steps: int = 1000) -> dict:
     click.echo(f"[5/8] inside the forward LM (elmokit cells): the units that best track {figures}; the text coloured "
                f"by them: {out / 'cells' / 'cells.html'}")
     results["cells"] = {f: u for f, u in best.items()}
-    from elmokit.bilm import write_bundle
+    from elmokit.bilm.bundle import write_bundle
     from elmokit.embed import Embedder
-    from elmokit.vectors_hdf5 import EmbeddingsFile
+    from elmokit.embed.layouts import EmbeddingsFile
 
     bundle = write_bundle(out / "runs" / "forward", out / "runs" / "backward", out / "bilm")
     click.echo(f"[6/8] biLM bundle: {bundle}")

@@ -209,9 +209,9 @@ def main() -> None:
         tmp = Path(tmp)
         (tmp / "options.json").write_text(json.dumps(options))
         weights_mib = write_weights(options, tmp / "weights.hdf5") / 2**20
-        base_s, base_mib = child_peak_mib("import torch, h5py\nimport elmokit.import_elmo")
+        base_s, base_mib = child_peak_mib("import torch, h5py\nimport elmokit.bilm.import_elmo")
         imp_s, imp_mib = child_peak_mib(
-            "from elmokit.import_elmo import import_bilm_tf\n"
+            "from elmokit.bilm.import_elmo import import_bilm_tf\n"
             f"import_bilm_tf({str(tmp / 'options.json')!r}, {str(tmp / 'weights.hdf5')!r}, {str(tmp / 'bilm')!r})")
         import_s = imp_s - base_s  # the interpreter's and the imports' start-up counted once, in the baseline
         emb = Embedder(tmp / "bilm", batch_tokens=args.batch_tokens)

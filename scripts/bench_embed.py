@@ -38,11 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_bundle(size: str, out: Path) -> Path:
     """A random-weight biLM bundle of a named size with the English vocab."""
-    from elmokit.bilm import write_bundle
-    from elmokit.checkpoint import atomic_dir, commit_dir, write_model_files
-    from elmokit.config import PretrainConfig, to_dict
-    from elmokit.lm import SIZES, LanguageModel
-    from elmokit.vocab import load_vocab
+    from elmokit.bilm.bundle import write_bundle
+    from elmokit.core.files import atomic_dir, commit_dir
+    from elmokit.lm.model_dir import write_model_files
+    from elmokit.core.config import PretrainConfig, to_dict
+    from elmokit.lm.model import SIZES, LanguageModel
+    from elmokit.lm.vocab import load_vocab
 
     vocab = load_vocab(ROOT / "vocab" / "en-wikitext2-16k.model")
     dirs = []
@@ -70,7 +71,7 @@ def write_sentences(path: Path, n: int, seed: int = 0) -> Path:
 def bare_forward_seconds(emb, sentences: list[list[str]]) -> float:
     """Both LMs over pre-encoded, pre-batched ids: the LSTM work `embed` cannot avoid (each sentence's pieces from
     the cached state after </s>, as the biLM runs them)."""
-    from elmokit.vocab import PAD_ID
+    from elmokit.lm.vocab import PAD_ID
 
     bilm = emb.bilm
     batches = []
@@ -117,7 +118,7 @@ def median_ms(fn, reps: int) -> float:
 RSS_CODE = """
 import os, resource, sys
 from elmokit.embed import Embedder
-from elmokit.malloc import keep_freed_memory
+from elmokit.core.malloc import keep_freed_memory
 if os.environ.get("BENCH_MALLOPT") == "1":
     keep_freed_memory()  # as `elmokit embed` does
 Embedder(sys.argv[1]).embed_file(sys.argv[2], sys.argv[3], progress=False, layers=sys.argv[4])
@@ -145,7 +146,7 @@ def main() -> None:
                     "tunes it; see elmokit/malloc.py), to measure what that is worth")
     args = ap.parse_args()
     from elmokit.embed import Embedder
-    from elmokit.malloc import keep_freed_memory
+    from elmokit.core.malloc import keep_freed_memory
 
     mallopt = False if args.no_mallopt else keep_freed_memory()  # as `elmokit embed` does
     os.environ["BENCH_MALLOPT"] = "1" if mallopt else "0"  # for the RSS children
@@ -179,9 +180,9 @@ def main() -> None:
         one = "The old farmer sees many cats near the quiet river today ."
         emb.embed_sentences([one])
         single_ms = median_ms(lambda: emb.embed_sentences([one]), reps)
-        import elmokit.wordvectors
+        import elmokit.bilm.frozen
 
-        elmokit.wordvectors.LOCKSTEP_MAX_BATCH = 0  # the same sentence with the two LMs one after the other
+        elmokit.bilm.frozen.LOCKSTEP_MAX_BATCH = 0  # the same sentence with the two LMs one after the other
         single_seq_ms = median_ms(lambda: emb.embed_sentences([one]), reps)
 
         small_text = write_sentences(tmp / "s10k.txt", n_small, 1)

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from elmokit.lm import LanguageModel, small
-from elmokit.malloc import keep_freed_memory
+from elmokit.lm.model import LanguageModel, small
+from elmokit.core.malloc import keep_freed_memory
 from elmokit.modules.matmul import linear, onednn_available
 from elmokit.modules.recurrent import detach_state
 from elmokit.modules.softmax import SoftmaxHead

@@ -43,7 +43,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from elmokit.plots import plot_gradient_norms, save_figure
+    from elmokit.core.plots import plot_gradient_norms, save_figure
 
     runs = {n: r for n in NAMES if (r := load(args.runs, n)) is not None}
     labels = {}

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from elmokit.errors import ElmokitError
+from elmokit.core.errors import ElmokitError
 from elmokit.tasks.readers import read_conllu
 
 

@@ -36,7 +36,7 @@ def expected_numbers(out: Path) -> dict:
     import numpy as np
 
     from elmokit.embed import Embedder
-    from elmokit.evaluate import evaluate_model
+    from elmokit.lm.evaluate import evaluate_model
     from elmokit.tasks.model_dir import load_task_model
     from elmokit.tasks.predict import run_predict
     from elmokit.tasks.readers import read_conll
@@ -66,11 +66,11 @@ def build_dir() -> Iterator[Path]:
 def main() -> None:
     import torch
 
-    from elmokit.bilm import write_bundle
+    from elmokit.bilm.bundle import write_bundle
     from elmokit.demo import write_corpus, write_tagged
-    from elmokit.pretrain import pretrain
+    from elmokit.lm.pretrain import pretrain
     from elmokit.tasks.train import load_task_config, train_task
-    from elmokit.vocab import train_vocab
+    from elmokit.lm.vocab import train_vocab
 
     torch.set_num_threads(1)
     with build_dir() as tmp:

@@ -63,7 +63,7 @@ def timed(args: list[str]) -> float:
 # --- setup ---------------------------------------------------------------------------------------------------------
 def setup(work: Path) -> dict:
     from elmokit.demo import write_corpus
-    from elmokit.vocab import train_vocab
+    from elmokit.lm.vocab import train_vocab
 
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -97,8 +97,8 @@ def same_embeddings(a: Path, b: Path) -> tuple[bool, bool]:
     """``(equal, complete)``: whether ``b`` equals the reference ``a`` in full, and whether it claims to be whole."""
     import numpy as np
 
-    from elmokit.vectors_hdf5 import EmbeddingsFile
-    from elmokit.errors import ElmokitError
+    from elmokit.embed.layouts import EmbeddingsFile
+    from elmokit.core.errors import ElmokitError
 
     try:
         fb = EmbeddingsFile(b)

@@ -17,7 +17,7 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def vocab_path(corpus, tmp_path_factory) -> Path:
-    from elmokit.vocab import train_vocab
+    from elmokit.lm.vocab import train_vocab
 
     prefix = tmp_path_factory.mktemp("vocab") / "tiny"
     train_vocab([str(corpus["train"])], str(prefix), size=320, num_threads=1, command="test")
@@ -38,8 +38,8 @@ def tiny_overrides(corpus, vocab_path, tmp_path) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_pair(corpus, vocab_path, tmp_path_factory) -> dict[str, Path]:
     """A forward and a backward tiny LM trained for a few steps, and their bundle."""
-    from elmokit.bilm import write_bundle
-    from elmokit.pretrain import pretrain
+    from elmokit.bilm.bundle import write_bundle
+    from elmokit.lm.pretrain import pretrain
 
     d = tmp_path_factory.mktemp("pair")
     ov = [f"data.vocab={vocab_path}", f"data.train={corpus['train']}", f"data.cache_dir={d / 'cache'}",
@@ -59,7 +59,7 @@ def elmo_bundles(tmp_path_factory) -> dict[str, Path]:
     each upper layer adding its input, as the published English model does)."""
     import json
 
-    from elmokit.import_elmo import import_bilm_tf
+    from elmokit.bilm.import_elmo import import_bilm_tf
 
     d = tmp_path_factory.mktemp("elmo")
     options = json.loads((ELMO_FIXTURE / "options.json").read_text())

@@ -1,7 +1,7 @@
 """Golden numbers: a tiny frozen biLM and a tagger on it, committed under ``tests/fixtures/golden/`` (made by
 ``scripts/make_golden.py``), whose vectors, perplexities and predictions are pinned in ``expected.json``. A change
 that moves any of them fails here; rebuild the fixture with the script only when the change is meant, and say why in
-the commit. (The imported ELMo's golden numbers are TensorFlow's own, in ``tests/test_charbilm.py``.)"""
+the commit. (The imported ELMo's golden numbers are TensorFlow's own, in ``tests/bilm/test_charbilm.py``.)"""
 
 import importlib.util
 import json

@@ -13,11 +13,11 @@ import click
 
 
 def friendly_errors(fn):
-    """Turn :class:`~elmokit.errors.ElmokitError` into ``error: ...`` on stderr and exit code 2, no traceback."""
+    """Turn :class:`~elmokit.core.errors.ElmokitError` into ``error: ...`` on stderr and exit code 2, no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from elmokit.errors import ElmokitError
+        from elmokit.core.errors import ElmokitError
 
         try:
             return fn(*args, **kwargs)

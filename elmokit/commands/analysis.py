@@ -6,7 +6,7 @@ import json
 
 import click
 
-from elmokit.choices import CELL_FEATURES
+from elmokit.core.choices import CELL_FEATURES
 from elmokit.commands import friendly_errors
 
 
@@ -20,8 +20,8 @@ from elmokit.commands import friendly_errors
 @friendly_errors
 def generate(model, prompt, n_tokens, temperature, top_k, seed):
     """Sample text from MODEL: a forward LM continues --prompt, a backward LM writes what comes before it."""
-    from elmokit.checkpoint import load_model
-    from elmokit.generate import sample
+    from elmokit.lm.model_dir import load_model
+    from elmokit.lm.generate import sample
 
     loaded = load_model(model)
     lm, vocab, manifest = loaded.model, loaded.vocab, loaded.manifest
@@ -57,7 +57,7 @@ def cells(model, input_files, out, features, regex, units, max_pieces, top, cont
 
     Example: elmokit cells runs/char-lstm wiki.valid.tokens --out runs/char-lstm/cells --control
     """
-    from elmokit.cells import inspect_cells, summary_lines
+    from elmokit.analysis.cells import inspect_cells, summary_lines
 
     r = inspect_cells(model, list(input_files), out, list(features), regex, list(units), max_pieces, top, control,
                       max_chars=show_chars)
@@ -90,7 +90,7 @@ def gradients(model, corpus, out, max_lag, sequences, warmup, seed, cache_dir, q
 
     Example: elmokit gradients runs/char-rnn wiki.valid.tokens --out runs/char-rnn/gradients --max-lag 200
     """
-    from elmokit.gradients import measure_gradients, summary_lines
+    from elmokit.analysis.gradients import measure_gradients, summary_lines
 
     r = measure_gradients(model, list(corpus), out, max_lag, sequences, warmup, seed, cache_dir, progress=not quiet)
     if not quiet:

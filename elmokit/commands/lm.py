@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from elmokit.choices import DIRECTIONS, DTYPES, LAYER_MODES, LAYOUTS, POOLINGS, VOCAB_TYPES
+from elmokit.core.choices import DIRECTIONS, DTYPES, LAYER_MODES, LAYOUTS, POOLINGS, VOCAB_TYPES
 from elmokit.commands import friendly_errors
 
 
@@ -38,8 +38,8 @@ def vocab(corpus, out_prefix, size, model_type, character_coverage, input_senten
 
     Example: elmokit vocab wiki.train.tokens --out vocab/en-wt2-16k --size 16000 --user-symbol '<unk>'
     """
-    from elmokit.config import expand_path
-    from elmokit.vocab import train_vocab
+    from elmokit.core.config import expand_path
+    from elmokit.lm.vocab import train_vocab
 
     card = train_vocab([expand_path(c, "corpus") for c in corpus], out_prefix, size, model_type, character_coverage, input_sentence_size,
                        list(user_symbols), num_threads=threads, note=note,
@@ -78,7 +78,7 @@ def pretrain(config, direction, out, resume, resume_from, overwrite, init_from, 
     count do not change with the number of processes. Metrics go to OUT/metrics.jsonl, the final model to
     OUT/model/, the curves to OUT/curves.png.
     """
-    from elmokit.pretrain import pretrain as run
+    from elmokit.lm.pretrain import pretrain as run
 
     run(config, direction, out, list(overrides), resume=resume, init_from=init_from, progress=not quiet,
         overwrite=overwrite, resume_from=resume_from)
@@ -104,7 +104,7 @@ def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
     line, so it compares with word-level results on the same text; bits per character divides the same total by
     the characters (plus one line end per line), so it compares with character-level LMs, whatever the vocabulary.
     """
-    from elmokit.evaluate import evaluate_model
+    from elmokit.lm.evaluate import evaluate_model
 
     r = evaluate_model(model, list(corpus), mode, batch, bptt, cache_dir=cache_dir, max_tokens=max_tokens,
                        progress=not as_json)
@@ -131,7 +131,7 @@ def bundle(forward, backward, out):
     The pair is checked (directions, same vocabulary, same shape) before anything is written. The bundle holds both
     model directories and a manifest pinning their hashes; `embed` and the Python API accept it.
     """
-    from elmokit.bilm import write_bundle
+    from elmokit.bilm.bundle import write_bundle
 
     path = write_bundle(forward, backward, out)
     click.echo(f"biLM bundle written to {path}")
@@ -178,10 +178,10 @@ def embed(model, input_file, output, layers, dtype, layout, batch_tokens, poolin
     only when complete and verified; after a kill or a full disk, --resume continues from the last whole part.
     An existing OUTPUT is kept unless --overwrite.
 
-    Read it back with plain h5py (f["0"][()]) or elmokit.embed.EmbeddingsFile (either layout).
+    Read it back with plain h5py (f["0"][()]) or elmokit.embed.embedder.EmbeddingsFile (either layout).
     """
     from elmokit.embed import Embedder
-    from elmokit.malloc import keep_freed_memory
+    from elmokit.core.malloc import keep_freed_memory
 
     keep_freed_memory()  # each chunk's output buffers come from reused memory, not fresh page faults
     emb = Embedder(model, backward, pooling=pooling, batch_tokens=batch_tokens, stateful=stateful,
@@ -214,22 +214,22 @@ def import_elmo(source, out, overwrite):
     """
     from pathlib import Path
 
-    from elmokit.errors import ElmokitError
+    from elmokit.core.errors import ElmokitError
 
     if Path(out).exists() and not overwrite:
         raise ElmokitError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
     if len(source) == 2:
-        from elmokit.import_elmo import import_bilm_tf
+        from elmokit.bilm.import_elmo import import_bilm_tf
 
         path = import_bilm_tf(source[0], source[1], out)
     elif len(source) == 1:
-        from elmokit.import_elmo import import_manylangs
+        from elmokit.bilm.import_elmo import import_manylangs
 
         path = import_manylangs(source[0], out)
     else:
         raise ElmokitError(f"expected OPTIONS.json WEIGHTS.hdf5 or one ELMoForManyLangs directory, got {len(source)} "
                            f"paths")
-    from elmokit.bilm import load_bilm
+    from elmokit.bilm.bundle import load_bilm
 
     bilm = load_bilm(path)
     click.echo(f"wrote {path}: {bilm.num_layers} layers of {2 * bilm.dim}")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from elmokit.choices import TASK_FORMATS
+from elmokit.core.choices import TASK_FORMATS
 from elmokit.commands import friendly_errors
 
 
@@ -29,7 +29,7 @@ def fit(bilm, files, fmt, text_column, max_lines, as_json):
 
     Example: elmokit fit runs/wt2-bilm reviews.txt
     """
-    from elmokit.fit import adapt_arguments, measure_fit, read_text, summary_lines
+    from elmokit.bilm.domain_fit import adapt_arguments, measure_fit, read_text, summary_lines
 
     r = measure_fit(bilm, read_text(list(files), fmt, text_column=text_column), max_lines, what=", ".join(files),
                     adapt_args=adapt_arguments(list(files), fmt, text_column))
@@ -66,8 +66,8 @@ def adapt(bilm, files, out, minutes, epochs, dev, fmt, text_column, cache_dir, o
 
     Example: elmokit adapt runs/wt2-bilm ewt-train.conllu --format conllu --out runs/ewt-bilm --minutes 12
     """
-    from elmokit.adapt import adapt as run_adapt
-    from elmokit.fit import read_text
+    from elmokit.bilm.adapt import adapt as run_adapt
+    from elmokit.bilm.domain_fit import read_text
 
     lines = read_text(list(files), fmt, text_column=text_column)
     dev_lines = read_text([dev], fmt, text_column=text_column) if dev else None

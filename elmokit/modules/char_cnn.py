@@ -9,7 +9,7 @@ a linear projection gives the token vector. The highways are in AllenNLP's form:
     [n; g] = x W + b        (W: (2F, F), n the nonlinear half, g the gate)
     x <- σ(g) * x + (1 - σ(g)) * relu(n)
 
-(bilm-tf's ``σ(x W_carry + b_carry)`` gates the *transform*; :mod:`elmokit.import_elmo` negates its carry
+(bilm-tf's ``σ(x W_carry + b_carry)`` gates the *transform*; :mod:`elmokit.bilm.import_elmo` negates its carry
 weights to fit this form.)
 """
 

@@ -8,7 +8,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from elmokit.choices import CELLS, IMPLS
+from elmokit.core.choices import CELLS, IMPLS
 from elmokit.modules.lstmp import frozen_weights_key, lstmp_forward, transposed_weights
 
 

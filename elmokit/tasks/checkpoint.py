@@ -12,12 +12,10 @@ from pathlib import Path
 
 import torch
 
-from elmokit.checkpoint import (
-    atomic_dir, commit_dir, read_manifest, removed_on_disk_error, safe_load, torch_save_bytes, write_json,
-)
-from elmokit.errors import ConfigError
-from elmokit.run_guard import check_same_run
-from elmokit.textfile import sha256_file
+from elmokit.core.files import (atomic_dir, commit_dir, read_manifest, removed_on_disk_error, safe_load, torch_save_bytes, write_json,)
+from elmokit.core.errors import ConfigError
+from elmokit.core.run_guard import check_same_run
+from elmokit.core.textfile import sha256_file
 
 CHECKPOINT_FORMAT = "elmokit-task-checkpoint/1"
 

@@ -1,15 +1,15 @@
 """Typed configuration of a downstream run (``elmokit train-tagger`` / ``train-classifier``), loaded from YAML
-with ``key=value`` overrides by :func:`elmokit.config.load_config`; unknown keys and wrong types fail at load time.
+with ``key=value`` overrides by :func:`elmokit.core.config.load_config`; unknown keys and wrong types fail at load time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from elmokit.choices import (
+from elmokit.core.choices import (
     COLUMN_FORMATS, DTYPES, FEATURE_SOURCES, POOLINGS, PRECISIONS, SENTENCE_POOLINGS, TAG_KINDS, TASK_FORMATS, TASKS,
 )
-from elmokit.errors import ConfigError
+from elmokit.core.errors import ConfigError
 
 SCHEMES = ("", "bio", "iob1", "bioes")
 METRICS = ("auto", "accuracy", "span_f1")

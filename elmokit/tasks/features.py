@@ -3,7 +3,7 @@ HDF5 cache written once per split (:class:`CachedFeatures`), which makes every l
 
 The cache is ``elmokit embed``'s ``packed`` layout (``vectors`` ``(total_words, layers, 2D)``, ``offsets``),
 named by a hash of the biLM, the pooling, the dtype and the split's words, so a changed input or model never
-reads a stale file; it is written through :func:`elmokit.vectors_hdf5.packed_file` (a temporary name, fsynced, read
+reads a stale file; it is written through :func:`elmokit.embed.layouts.packed_file` (a temporary name, fsynced, read
 back, renamed; a full disk is one error line naming the file, as in ``elmokit embed``).
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from torch import Tensor
 
 from elmokit import __version__
-from elmokit.wordvectors import pad_layers
+from elmokit.bilm.frozen import pad_layers
 
 IN_MEMORY_BYTES = 8 << 30  # caches up to this size are read into memory (else read per batch from disk)
 
@@ -48,10 +48,10 @@ class _StoredFeatures:
 
 class CachedFeatures(_StoredFeatures):
     """Vectors of one split read from its HDF5 cache (see :func:`build_cache`), through the same reader as every
-    ``elmokit embed`` file (:class:`~elmokit.vectors_hdf5.EmbeddingsFile`), held in memory up to 8 GiB."""
+    ``elmokit embed`` file (:class:`~elmokit.embed.layouts.EmbeddingsFile`), held in memory up to 8 GiB."""
 
     def __init__(self, path: str | Path) -> None:
-        from elmokit.vectors_hdf5 import EmbeddingsFile
+        from elmokit.embed.layouts import EmbeddingsFile
 
         self.path = Path(path)
         self.file = EmbeddingsFile(self.path, IN_MEMORY_BYTES)
@@ -76,8 +76,8 @@ class EmbedFileFeatures(_StoredFeatures):
     """
 
     def __init__(self, path: str | Path, bilm_sha: str, items: list) -> None:
-        from elmokit.vectors_hdf5 import EmbeddingsFile
-        from elmokit.errors import ElmokitError
+        from elmokit.embed.layouts import EmbeddingsFile
+        from elmokit.core.errors import ElmokitError
 
         self.file = EmbeddingsFile(path)
         a = self.file.attrs
@@ -94,7 +94,7 @@ class EmbedFileFeatures(_StoredFeatures):
 
     def get(self, i: int) -> np.ndarray:
         """Sentence ``i`` as ``(layers, words, 2D)``."""
-        from elmokit.errors import ElmokitError
+        from elmokit.core.errors import ElmokitError
 
         v = self.file[i]
         if v.shape[1] != len(self.items[i].words):
@@ -123,8 +123,8 @@ def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, nam
     """
     from tqdm.auto import tqdm
 
-    from elmokit.hdf5_safe import DiskError
-    from elmokit.vectors_hdf5 import packed_file
+    from elmokit.embed.hdf5_safe import DiskError
+    from elmokit.embed.layouts import packed_file
 
     key = cache_key(embedder.bilm.sha256, embedder.pooling, dtype, sentences)
     path = Path(os.path.expanduser(str(cache_dir))) / f"{name}-{key[:16]}.hdf5"

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elmokit.errors import CorpusError
+from elmokit.core.errors import CorpusError
 from elmokit.tasks.readers import Item
 
 PAD, UNK = 0, 1

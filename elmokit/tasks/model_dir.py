@@ -18,9 +18,9 @@ from pathlib import Path
 
 from torch import nn
 
-from elmokit.checkpoint import ModelDir, atomic_dir, commit_dir, read_manifest, safe_load, write_json, write_model_dir
-from elmokit.config import build_config, to_dict
-from elmokit.errors import CheckpointError
+from elmokit.core.files import (ModelDir, atomic_dir, commit_dir, read_manifest, safe_load, write_json, write_model_dir,)
+from elmokit.core.config import build_config, to_dict
+from elmokit.core.errors import CheckpointError
 from elmokit.tasks.config import TaskConfig
 from elmokit.tasks.lexicon import Lexicon
 
@@ -83,7 +83,7 @@ def load_task_model(path: str | Path, bilm: str | Path | None = None, device: st
     """
     import yaml
 
-    from elmokit.bilm import load_bilm
+    from elmokit.bilm.bundle import load_bilm
 
     d = Path(path)
     if not (d / "manifest.json").is_file() and (d / "model" / "manifest.json").is_file():

@@ -1,7 +1,7 @@
 """Downstream models fed by the biLM's scalar mix: a BiLSTM(-CRF) tagger and a BiLSTM sentence classifier.
 
 Both read a :class:`Batch`: the biLM's layers either computed on the fly (a batch of word lists through a frozen
-:class:`~elmokit.bilm.BiLM`) or read from an HDF5 dump (``(batch, layers, words, 2D)`` plus a mask), the same
+:class:`~elmokit.bilm.bundle.BiLM`) or read from an HDF5 dump (``(batch, layers, words, 2D)`` plus a mask), the same
 numbers either way, so cached features train exactly like on-the-fly ones; plus word and character ids for the
 optional trainable word embedding and character CNN.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from elmokit.choices import SENTENCE_POOLINGS
-from elmokit.elmo import ElmoLayer
+from elmokit.core.choices import SENTENCE_POOLINGS
+from elmokit.bilm.elmo import ElmoLayer
 from elmokit.modules.crf import CRF
 from elmokit.modules.scalar_mix import ScalarMix
 
@@ -71,7 +71,7 @@ class Encoder(nn.Module):
     """Word representations → dropout → BiLSTM, shared by the tagger and the classifier.
 
     A word is the concatenation of (each optional): the scalar mix of the biLM layers (an
-    :class:`~elmokit.elmo.ElmoLayer` over the batch's precomputed layers), a trainable word embedding, a character
+    :class:`~elmokit.bilm.elmo.ElmoLayer` over the batch's precomputed layers), a trainable word embedding, a character
     CNN.
 
     Args:
@@ -143,7 +143,7 @@ class Encoder(nn.Module):
 
 
 def _rename_old_mix_keys(module: nn.Module, state: dict, prefix: str, *args) -> None:
-    """Task models written before the encoder used :class:`~elmokit.elmo.ElmoLayer` (before 2026-12-04)
+    """Task models written before the encoder used :class:`~elmokit.bilm.elmo.ElmoLayer` (before 2026-12-04)
     kept the mixes as ``mix.*`` and ``mix_out.*``: read them as ``elmo.mixes.0.*`` and ``elmo.mixes.1.*``."""
     for old, new in (("mix.", "elmo.mixes.0."), ("mix_out.", "elmo.mixes.1.")):
         for key in [k for k in state if k.startswith(prefix + old)]:

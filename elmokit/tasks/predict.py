@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from elmokit.errors import CorpusError
+from elmokit.core.errors import CorpusError
 from elmokit.tasks.batching import collate, make_batches
 from elmokit.tasks.lexicon import Lexicon
 from elmokit.tasks.metrics import classification_scores, span_f1
@@ -61,7 +61,7 @@ def read_input(path: str | Path, task: str, fmt: str, text_column: str = "", lab
     """Items to predict: the training formats (gold targets ignored; a table's label column may be missing), or
     ``text``: one sentence per line, words separated by whitespace (a classifier's line is its text)."""
     if fmt == "text":
-        from elmokit.textfile import iter_lines
+        from elmokit.core.textfile import iter_lines
 
         items = [Item(line.split(), [] if task == "tagger" else "", n) for n, line in iter_lines(path)]
         if not items:

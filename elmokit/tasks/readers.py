@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from elmokit.choices import COLUMN_FORMATS, TAG_KINDS
-from elmokit.errors import CorpusError
-from elmokit.textfile import conllu_form, iter_lines
+from elmokit.core.choices import COLUMN_FORMATS, TAG_KINDS
+from elmokit.core.errors import CorpusError
+from elmokit.core.textfile import conllu_form, iter_lines
 
 
 @dataclass

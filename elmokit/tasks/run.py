@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from elmokit.checkpoint import write_json
-from elmokit.config import to_dict
-from elmokit.errors import ConfigError
-from elmokit.run_guard import check_fresh_out, fingerprint
-from elmokit.runtime import RunLog, start_accelerator
+from elmokit.core.files import write_json
+from elmokit.core.config import to_dict
+from elmokit.core.errors import ConfigError
+from elmokit.core.run_guard import check_fresh_out, fingerprint
+from elmokit.core.runtime import RunLog, start_accelerator
 from elmokit.tasks.averaging import WeightAverage
 from elmokit.tasks.checkpoint import LoopState, resume_state, save_state
 from elmokit.tasks.config import TaskConfig
@@ -122,7 +122,7 @@ def start_task_run(cfg: TaskConfig, resume: bool, overwrite: bool) -> TaskRun:
         f"{len(lexicon.labels)} labels, {len(lexicon.words)} words, {len(lexicon.chars)} chars; metric {metric}")
     bilm = None
     if m.use_elmo:
-        from elmokit.bilm import load_bilm
+        from elmokit.bilm.bundle import load_bilm
 
         bilm = load_bilm(m.bilm, device=str(accelerator.device))
     domain_fit = check_domain_fit(cfg, bilm, splits["train"]) if main else None
@@ -211,7 +211,7 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
 
 
 def _fingerprint(cfg: TaskConfig, bilm) -> dict:
-    """What makes a task run (:func:`elmokit.run_guard.fingerprint`): the config less :data:`RESUMABLE_KEYS`,
+    """What makes a task run (:func:`elmokit.core.run_guard.fingerprint`): the config less :data:`RESUMABLE_KEYS`,
     the data files' and the biLM's sha256."""
     d = cfg.data
     files = {f"{k}_sha256": source_sha256(getattr(d, k)) if getattr(d, k) else ""
@@ -231,15 +231,15 @@ def mix_summary(encoder) -> dict:
 
 
 def check_domain_fit(cfg: TaskConfig, bilm, train_items: list) -> dict | None:
-    """Does the biLM fit the training text (:mod:`elmokit.fit`)? Prints the warning, with the command that adapts
+    """Does the biLM fit the training text (:mod:`elmokit.bilm.domain_fit`)? Prints the warning, with the command that adapts
     it, when it does not; the result goes into results.json. None when there is nothing to check."""
-    from elmokit.bilm import BiLM
+    from elmokit.bilm.bundle import BiLM
 
     if bilm is None or cfg.train.fit_lines <= 0:
         return None
     if not isinstance(bilm, BiLM):
         return {"skipped": "an imported ELMo keeps no softmax to measure its perplexity with"}
-    from elmokit.fit import adapt_arguments, measure_fit
+    from elmokit.bilm.domain_fit import adapt_arguments, measure_fit
 
     d = cfg.data
     r = measure_fit(cfg.model.bilm, [" ".join(it.words) for it in train_items], cfg.train.fit_lines,

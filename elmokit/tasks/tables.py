@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from elmokit.errors import CorpusError
-from elmokit.textfile import iter_lines
+from elmokit.core.errors import CorpusError
+from elmokit.core.textfile import iter_lines
 
 TEXT_NAMES = ("text", "document", "sentence", "review", "comment", "comments", "content", "tweet")
 LABEL_NAMES = ("label", "labels", "sentiment", "class", "target", "category")
@@ -110,7 +110,7 @@ def source_sha256(spec: str) -> str:
     """What pins a split's content: a file's sha256, or for an ``hf:`` dataset the sha256 of its fingerprint."""
     import hashlib
 
-    from elmokit.textfile import sha256_file
+    from elmokit.core.textfile import sha256_file
 
     if str(spec).startswith("hf:"):
         return hashlib.sha256(f"{spec}\n{open_hf(str(spec))._fingerprint}".encode()).hexdigest()

@@ -18,9 +18,9 @@ import json
 import time
 from pathlib import Path
 
-from elmokit.checkpoint import safe_load, write_json
-from elmokit.config import build_config, expand_path, load_raw
-from elmokit.errors import ConfigError
+from elmokit.core.files import safe_load, write_json
+from elmokit.core.config import build_config, expand_path, load_raw
+from elmokit.core.errors import ConfigError
 from elmokit.tasks.batching import collate, make_batches
 from elmokit.tasks.checkpoint import LoopState
 from elmokit.tasks.config import TaskConfig, check_task_config
@@ -71,7 +71,7 @@ def _loop_summary(loop: LoopState) -> dict:
 
 def _write_plots(run: Path, cfg: TaskConfig, metric: str, encoder) -> None:
     """``curves.png`` from ``metrics.jsonl`` and, with ELMo, ``mix_weights.png``."""
-    from elmokit.plots import plot_mix_weights, plot_task_curves
+    from elmokit.core.plots import plot_mix_weights, plot_task_curves
 
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     plot_task_curves(records, run / "curves.png", metric, title=f"{cfg.task} ({Path(cfg.data.train).name})")

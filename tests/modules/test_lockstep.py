@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from elmokit.lm import LanguageModel, tiny
+from elmokit.lm.model import LanguageModel, tiny
 from elmokit.modules.lockstep import LockstepLSTMP, supports_lockstep
 from elmokit.modules.recurrent import RecurrentStack
 

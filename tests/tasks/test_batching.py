@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from elmokit.errors import CorpusError
+from elmokit.core.errors import CorpusError
 from elmokit.tasks.batching import collate, make_batches
 from elmokit.tasks.lexicon import PAD, UNK, Lexicon
 from elmokit.tasks.readers import Item

@@ -29,8 +29,8 @@ def test_a_full_disk_while_caching_is_one_error_and_leaves_nothing(tiny_pair, tm
     and no partial left; with space again the same call writes a cache equal to the embedder."""
     import pytest
 
-    import elmokit.hdf5_safe as H
-    from elmokit.hdf5_safe import DiskError
+    import elmokit.embed.hdf5_safe as H
+    from elmokit.embed.hdf5_safe import DiskError
 
     emb = Embedder(tiny_pair["bundle"])
     real_init = H.SafeFile.__init__

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from elmokit.embed import Embedder, EmbeddingsFile
-from elmokit.embed_file import write_hdf5
+from elmokit.embed.writer import write_hdf5
 from elmokit.modules.crf import allowed_transitions
 from elmokit.tasks.models import Batch, CharCNN, Classifier, Encoder, Tagger
 

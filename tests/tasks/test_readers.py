@@ -1,6 +1,6 @@
 import pytest
 
-from elmokit.errors import CorpusError
+from elmokit.core.errors import CorpusError
 from elmokit.tasks.readers import read_conll, read_conllu
 from elmokit.tasks.tables import read_table
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from elmokit.errors import CorpusError
+from elmokit.core.errors import CorpusError
 from elmokit.tasks.tables import read_table
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from elmokit.cli import main
 from elmokit.demo import write_tagged
-from elmokit.errors import ConfigError, CorpusError
+from elmokit.core.errors import ConfigError, CorpusError
 from elmokit.tasks.model_dir import load_task_model
 from elmokit.tasks.predict import run_predict, run_score
 from elmokit.tasks.readers import read_conll, read_conllu
@@ -195,7 +195,7 @@ def test_task_resume_refuses_another_run_and_a_finished_run_needs_overwrite(tmp_
         train_task(config(*args, f"data.train={data['conllu']['dev']}"), resume=True)
     state = tmp_path / "run" / "checkpoint" / "state.pt"
     state.write_bytes(state.read_bytes()[:-10])
-    from elmokit.errors import CheckpointError
+    from elmokit.core.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="state.pt: sha256 differs from the manifest.*--overwrite"):
         train_task(config(*args, "train.max_epochs=2"), resume=True)
@@ -233,7 +233,7 @@ def test_config_errors(tmp_path, data):
 def test_missing_bilm_at_load_is_a_clear_error(tmp_path, data, tiny_pair):
     import shutil
 
-    from elmokit.errors import CheckpointError
+    from elmokit.core.errors import CheckpointError
 
     bundle = tmp_path / "bilm"
     shutil.copytree(tiny_pair["bundle"], bundle)
@@ -251,7 +251,7 @@ def test_two_gloo_processes_train_a_tagger(tmp_path, data, tiny_pair):
     import subprocess
     import sys
 
-    from tests.test_pretrain import free_port
+    from tests.lm.test_pretrain import free_port
 
     files = data["conllu"]
     (tmp_path / "t.yaml").write_text("task: tagger\n", encoding="utf-8")

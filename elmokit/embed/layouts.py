@@ -1,0 +1,390 @@
+"""``elmokit embed``'s HDF5 files: the two layouts, writing them so that a kill or a full disk never leaves a bad
+file (:mod:`elmokit.embed.writer` fills them, :mod:`elmokit.embed.hdf5_safe` holds the write-error-proof file), and reading.
+
+HDF5 layouts (both carry provenance attributes: ``elmokit_version``, ``model_sha256``, ``vocab_sha256``,
+``layers`` (all|top|average), ``pooling``, ``dtype``, ``layout``, ``input``, ``input_sha256``, ``tokenized``,
+``chunk_lines``, ``max_words``, ``stateful``, ``batch_size``, ``num_layers``, ``dim``, ``sentences``, ``lines_done``,
+``complete``):
+
+- ``allennlp`` (default; what AllenNLP's removed ``elmo`` command wrote): one dataset per input line, keyed by the
+  line's 0-based index as a string (``"0"``, ``"1"``, ...), of shape ``(layers, words, 2D)`` with ``--layers all``
+  or ``(words, 2D)`` with ``top``/``average``; plus ``sentence_to_index``, a JSON map from sentence text to its key
+  (the first line with that text, so duplicates do not overwrite each other).
+- ``packed`` (for large corpora): ``vectors`` of shape ``(total_words, layers, 2D)`` (or ``(total_words, 2D)``),
+  chunked along words, and ``offsets`` ``(sentences + 1,)``: sentence ``i`` is ``vectors[offsets[i]:offsets[i+1]]``
+  (word-major; transpose to ``(layers, words, 2D)``).
+
+An empty input line is a sentence of zero words: its dataset has shape ``(layers, 0, 2D)`` (or ``(0, 2D)``).
+The file is written in parts under ``OUTPUT.partial/`` and becomes ``OUTPUT`` only when complete and verified, so a
+file with the final name is always whole; after a kill or a full disk, ``--resume`` continues from the last part
+recorded whole (below).
+
+Durability. ``OUTPUT.partial/`` is a directory that only this module writes:
+
+- ``journal.jsonl``: line 1 ``{"format": "elmokit-embed-partial/1", "options": {...}}``, the options that shape the
+  output (input, model and vocab hashes, layers, layout, dtype, pooling, tokenization, chunk size, window size);
+  then one line per finished part ``{"part": k, "file": ..., "start": line, "lines": n, "bytes": b, "sha256": h}``.
+  A part's line is appended (and fsynced) only after its file was written, fsynced, verified and renamed, so what
+  ``--resume`` trusts was on disk before it was recorded as done; a torn last line (a kill while writing it) is
+  dropped. On resume every listed part is checked against its size and sha256; the first that fails and all after
+  it are embedded again.
+- ``part-00000000.h5`` ...: the lines of one chunk in the output's layout; part 0 also holds the file's attributes
+  and ``sentence_to_index``. A part is written as ``.part-….tmp`` and renamed.
+
+When every chunk is done: a single part is marked complete and renamed to ``OUTPUT``; several are merged into a
+copy of part 0 (``h5o.copy`` of each dataset, or the packed rows block by block) that is verified, fsynced and
+renamed. ``OUTPUT.partial/`` is removed last. So a file with the final name is always whole.
+
+Every HDF5 byte goes through :class:`SafeFile`: the first write error (``ENOSPC``: a full disk) is recorded and the
+remaining writes are dropped, because the HDF5 library cannot recover from a failed write (it reports the error
+once per cached object and then segfaults); the caller then deletes the temporary file and raises one
+:class:`DiskError`, while the finished parts (and any older ``OUTPUT``) stay as they were. Free space is also
+checked before each part and before the merge, with the bytes needed in the message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from elmokit.core.errors import ElmokitError
+from elmokit.embed.hdf5_safe import (DiskError, SafeFile, abandon, check_space, close_synced, disk_error, fsync_dir,
+                               new_dataset, open_hdf5, open_part)
+from elmokit.core.textfile import sha256_file
+
+PARTIAL_FORMAT = "elmokit-embed-partial/1"
+PACKED_CHUNK_WORDS = 256  # rows of a chunk of the packed layout's vectors
+
+
+def new_packed(f, vectors: np.ndarray | None, offsets: np.ndarray, width: tuple[int, ...], dtype,
+               total_words: int = 0):
+    """The packed layout's datasets in the open file ``f``: ``vectors`` ``(words, *width)``, resizable (the merge
+    appends parts) and chunked along words, given whole or (``vectors=None``) made for ``total_words`` rows that the
+    caller fills; and ``offsets`` ``(sentences + 1,)``. ``elmokit embed``'s parts and the downstream feature cache
+    both write the layout through here.
+
+    Returns:
+        The ``vectors`` dataset.
+    """
+    rows = len(vectors) if vectors is not None else total_words
+    ds = f.create_dataset("vectors", shape=(rows, *width), dtype=dtype, data=vectors, maxshape=(None, *width),
+                          chunks=(PACKED_CHUNK_WORDS, *width))
+    f.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64), maxshape=(None,))
+    return ds
+
+
+@contextmanager
+def packed_file(path: Path, attrs: dict, offsets: np.ndarray, width: tuple[int, ...], dtype) -> Iterator:
+    """A whole ``packed`` file written in one go (the downstream feature cache): yields the ``vectors`` dataset
+    ``(offsets[-1], *width)`` for the caller to fill. The file is written as ``PATH.partial-PID`` through
+    :class:`SafeFile`; on leaving the block it is marked complete, fsynced, read back (every sentence there) and
+    renamed, so ``path`` is always whole; on an error (a full disk: one :class:`DiskError`) nothing is left."""
+    partial = path.with_name(path.name + f".partial-{os.getpid()}")
+    safe = SafeFile(partial, "w+b")  # a full disk surfaces as one DiskError naming the file, not an HDF5 crash
+    f = None
+    try:
+        f = open_hdf5(safe, create=True)
+        f.attrs.update({**attrs, "layout": "packed", "sentences": len(offsets) - 1, "complete": False})
+        yield new_packed(f, None, offsets, width, dtype, int(offsets[-1]))  # (total_words, *width)
+        f.attrs["complete"] = True
+        f = close_synced(f, safe, partial)  # flushed to disk before it is checked and gets its name
+        with EmbeddingsFile(partial) as check:
+            if len(check) != len(offsets) - 1:
+                raise ElmokitError(f"{partial}: holds {len(check)} of {len(offsets) - 1} sentences after writing; "
+                                   f"this is a bug, please report it")
+        os.replace(partial, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        abandon(f, safe, partial, partial.parent)
+        raise
+
+
+def count_lines(f, packed: bool) -> int:
+    """Lines held by an open file of either layout (raises ``ElmokitError`` when its two arrays disagree)."""
+    if packed:
+        offsets = f["offsets"]
+        n = offsets.shape[0] - 1
+        if n < 0 or int(offsets[-1]) != f["vectors"].shape[0]:
+            raise ElmokitError("offsets and vectors disagree")
+        return n
+    return sum(1 for k in f.keys() if k.isdigit())
+
+
+class Partial:
+    """``OUTPUT.partial/``: the journal and the part files of an unfinished ``elmokit embed`` (module docstring).
+
+    Args:
+        out: the final output path.
+        options: what shapes the output; a resumed journal must hold the same.
+        resume: continue an existing ``OUTPUT.partial`` (else one must not exist).
+    """
+
+    def __init__(self, out: Path, options: dict, resume: bool) -> None:
+        self.out = out
+        self.dir = out.with_name(out.name + ".partial")
+        self.journal = self.dir / "journal.jsonl"
+        self.options = options
+        self.parts: list[dict] = []
+        self._safe: SafeFile | None = None
+        if self.dir.is_file():
+            raise ElmokitError(f"{self.dir}: a partial file from an older elmokit (before the partial directory); "
+                               f"delete it and run again without --resume")
+        if self.dir.exists() and not resume:
+            raise ElmokitError(f"{self.dir}: an unfinished run of this output is here; continue it with --resume, or "
+                               f"pass --overwrite to start over")
+        if self.dir.exists() and self.journal.exists():
+            self._read_journal()
+        else:
+            if self.dir.exists():  # killed before its journal was written: nothing in it is trusted
+                shutil.rmtree(self.dir)
+            tmp = self.dir.with_name(f".{self.dir.name}.tmp-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            try:
+                self._write_journal(tmp / "journal.jsonl")
+            except DiskError:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            os.replace(tmp, self.dir)
+            fsync_dir(self.dir.parent)
+        for p in self.dir.iterdir():  # a part killed while being written
+            if p.name.startswith(".part-") or p.name.startswith(".final"):
+                p.unlink()
+
+    def _read_journal(self) -> None:
+        lines = self.journal.read_text(encoding="utf-8").split("\n")
+        try:
+            header = json.loads(lines[0])
+        except ValueError:
+            raise ElmokitError(f"{self.journal}:1: unreadable journal header; delete {self.dir} and run again "
+                               f"without --resume") from None
+        if header.get("format") != PARTIAL_FORMAT:
+            raise ElmokitError(f"{self.journal}:1: format {header.get('format')!r} is not {PARTIAL_FORMAT}; delete "
+                               f"{self.dir} and run again without --resume")
+        before = header.get("options", {})
+        for key, now in self.options.items():
+            if before.get(key) != now:
+                raise ElmokitError(f"{self.dir}: was started with {key}={before.get(key)!r}, now {now!r}; resume "
+                                   f"with the same input, model and options ({_flag(key)}), or pass --overwrite "
+                                   f"to start over")
+        good: list[dict] = []
+        for n, line in enumerate(lines[1:], start=2):
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:  # the kill tore the last line: its part is not trusted
+                break
+            p = self.dir / rec["file"]
+            ok = (rec["part"] == len(good) and p.is_file() and p.stat().st_size == rec["bytes"]
+                  and sha256_file(p) == rec["sha256"])
+            if not ok:
+                print(f"note: {p}: missing or its sha256 differs from {self.journal.name}:{n}; embedding its lines "
+                      f"again", flush=True)
+                break
+            good.append(rec)
+        self.parts = good
+        keep = {r["file"] for r in good}
+        for p in self.dir.glob("part-*.h5"):
+            if p.name not in keep:
+                p.unlink()
+        # the journal with exactly the trusted parts (a torn or bad line dropped), replaced atomically
+        self._write_journal(self.dir / ".journal.tmp")
+        os.replace(self.dir / ".journal.tmp", self.journal)
+
+    def _write_journal(self, path: Path, mode: str = "w", records: list[dict] | None = None) -> None:
+        """Write (``mode="w"``: the header and the trusted parts) or append (``"a"``: ``records``) journal lines,
+        fsynced before returning; a failed write is a :class:`DiskError`."""
+        lines = [] if mode == "a" else [json.dumps({"format": PARTIAL_FORMAT, "options": self.options},
+                                                   ensure_ascii=False)]
+        lines += [json.dumps(rec) for rec in (self.parts if records is None else records)]
+        try:
+            with open(path, mode, encoding="utf-8") as j:
+                j.write("".join(line + "\n" for line in lines))
+                j.flush()
+                os.fsync(j.fileno())
+        except OSError as e:
+            raise disk_error(path, e, self.dir) from None
+
+    def failed(self) -> bool:
+        """Whether a write of the part being written failed (stop embedding it: it cannot be kept)."""
+        return self._safe is not None and self._safe.error is not None
+
+    @property
+    def lines_done(self) -> int:
+        return sum(r["lines"] for r in self.parts)
+
+    @contextmanager
+    def part(self, start: int, lines: int, estimate: int, packed: bool) -> Iterator:
+        """Write the next part (lines ``start`` .. ``start + lines``): yields an open h5py file; on a clean exit
+        the file is synced, verified, hashed, renamed and journalled."""
+        k = len(self.parts)
+        name = f"part-{k:08d}.h5"
+        tmp = self.dir / f".{name}.tmp"
+        check_space(self.dir, estimate, f"the next chunk ({lines:,} lines)", self.dir)
+        safe = self._safe = SafeFile(tmp, "w+b")
+        f = None
+        try:
+            f = open_hdf5(safe, create=True)
+            yield f
+            f = close_synced(f, safe, self.dir)
+            import h5py
+
+            with h5py.File(tmp, "r") as g:  # verify: the part holds its lines
+                held = count_lines(g, packed)
+            if held != lines:
+                raise ElmokitError(f"{tmp}: holds {held} lines, not {lines}; this is a bug, please report it")
+            rec = {"part": k, "file": name, "start": start, "lines": lines, "bytes": tmp.stat().st_size,
+                   "sha256": sha256_file(tmp)}
+            os.replace(tmp, self.dir / name)
+            fsync_dir(self.dir)
+            self._write_journal(self.journal, "a", [rec])
+            self.parts.append(rec)
+        except BaseException:
+            abandon(f, safe, tmp, self.dir)
+            raise
+
+    def finish(self, packed: bool, total: int, verify) -> Path:
+        """Merge the parts into ``OUTPUT`` (see the module docstring); ``verify(h5py.File)`` checks the result.
+
+        Returns:
+            The output path.
+        """
+        import h5py
+
+        first = self.dir / self.parts[0]["file"]
+        final = self.dir / ".final.tmp"
+        if len(self.parts) > 1:
+            check_space(self.dir, sum(r["bytes"] for r in self.parts), "merging the chunks into one file", self.dir)
+            try:
+                shutil.copyfile(first, final)
+            except OSError as e:
+                final.unlink(missing_ok=True)
+                raise disk_error(final, e, self.dir) from None
+            target = final
+        else:
+            target = first  # one part: marked complete in place (a kill now makes its hash fail: it is redone)
+        safe = SafeFile(target, "r+b")
+        f = None
+        try:
+            f = open_hdf5(safe, create=False)
+            for rec in self.parts[1:]:
+                with open_part(self.dir / rec["file"]) as src:
+                    if packed:
+                        _append_packed(f, src)
+                    else:  # by value, not H5Ocopy: that held ~1 KiB per dataset copied until the file closed
+                        for key in src.keys():
+                            if key.isdigit():
+                                new_dataset(f, key, src[key][()])
+                if safe.error is not None:
+                    break
+            f.attrs["lines_done"] = total
+            f.attrs["complete"] = True
+            f = close_synced(f, safe, self.dir)
+            with h5py.File(target, "r") as g:
+                verify(g)
+        except BaseException:
+            abandon(f, safe, final if target == final else None, self.dir)
+            raise
+        os.replace(target, self.out)
+        fsync_dir(self.out.parent)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.out
+
+
+def _append_packed(f, src, block: int = 65536) -> None:
+    """Append a packed part's rows and offsets to the packed file ``f``."""
+    vec, off = f["vectors"], f["offsets"]
+    base, n0 = vec.shape[0], off.shape[0]
+    sv, so = src["vectors"], src["offsets"][:]
+    vec.resize((base + sv.shape[0], *vec.shape[1:]))
+    for a in range(0, sv.shape[0], block):
+        vec[base + a : base + min(a + block, sv.shape[0])] = sv[a : a + block]
+    off.resize((n0 + len(so) - 1,))
+    off[n0:] = base + so[1:]
+
+
+def _flag(key: str) -> str:
+    """The command-line option behind a journal option."""
+    return {"input_sha256": "INPUT", "model_sha256": "MODEL", "vocab_sha256": "MODEL", "max_words": "max_words",
+            "chunk_lines": "--chunk-lines"}.get(key, "--" + key.replace("_", "-"))
+
+
+class EmbeddingsFile:
+    """Read an elmokit (or AllenNLP ``elmo``) HDF5 file of either layout.
+
+    Example::
+
+        with EmbeddingsFile("vectors.hdf5") as e:
+            len(e), e[0].shape          # sentences, (layers, words, 2D) or (words, 2D)
+
+    Args:
+        path: the file.
+        in_memory_bytes: a packed file's ``vectors`` up to this size are read into memory at once (the downstream
+            feature cache, read many times); larger ones, and the default 0, are read sentence by sentence.
+
+    Raises:
+        ElmokitError: a file that is not complete (``.partial``, killed) or not HDF5.
+    """
+
+    def __init__(self, path: str | Path, in_memory_bytes: int = 0) -> None:
+        import h5py
+
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise ElmokitError(f"{path}: an unfinished `elmokit embed` (a .partial directory), incomplete; continue "
+                               f"it with `elmokit embed ... --resume`")
+        try:
+            self.f = h5py.File(self.path, "r")
+        except OSError as e:
+            raise ElmokitError(f"{path}: not a readable HDF5 file ({e}); it may be truncated. Re-run "
+                               f"`elmokit embed` (with --resume if a .partial directory exists)") from None
+        if self.f.attrs.get("complete") is not None and not bool(self.f.attrs["complete"]):
+            self.f.close()
+            raise ElmokitError(f"{path}: incomplete (the run stopped before the end); continue it with "
+                               f"`elmokit embed ... --resume`")
+        self.attrs = dict(self.f.attrs)
+        self.packed = "offsets" in self.f
+        self.all_layers = self.attrs.get("layers", "all") == "all"
+        if self.packed:
+            self.offsets = self.f["offsets"][:]
+            ds = self.f["vectors"]
+            self.vectors = ds[:] if ds.size * ds.dtype.itemsize <= in_memory_bytes else ds  # (words, [layers,] 2D)
+
+    def __len__(self) -> int:
+        if self.packed:
+            return len(self.offsets) - 1
+        return sum(1 for k in self.f.keys() if k.isdigit())
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """Sentence ``i``: ``(layers, words, 2D)`` (``--layers all``) or ``(words, 2D)``."""
+        if self.packed:
+            if not 0 <= i < len(self):
+                raise IndexError(i)
+            v = self.vectors[self.offsets[i] : self.offsets[i + 1]]  # (words, [layers,] 2D)
+            return np.ascontiguousarray(np.moveaxis(v, 0, 1)) if v.ndim == 3 else v
+        key = str(i)
+        if key not in self.f:
+            raise IndexError(i)
+        return self.f[key][()]
+
+    def sentence_to_index(self) -> dict[str, str]:
+        if "sentence_to_index" not in self.f:
+            return {}
+        raw = self.f["sentence_to_index"][0]
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self) -> EmbeddingsFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,305 @@
+"""``elmokit embed``: a text file streamed through an :class:`~elmokit.embed.embedder.Embedder` into an HDF5 file of either
+layout (:mod:`elmokit.embed.layouts` describes them and holds the parts, journal and merge that make a kill or a full
+disk harmless).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from elmokit import __version__
+from elmokit.core.choices import DTYPES, LAYER_MODES, LAYOUTS
+from elmokit.core.errors import ElmokitError
+from elmokit.core.textfile import check_file, sha256_file
+from elmokit.embed.layouts import Partial
+
+if TYPE_CHECKING:
+    from elmokit.embed import Embedder
+
+
+def read_sentences(path: str | Path, tokenized: bool = False) -> Iterator[tuple[int, list[str], str]]:
+    """Yield ``(line_number, words, text)`` per sentence.
+
+    Plain input: one sentence per line, words split on whitespace (an empty line is a sentence of no words).
+    ``tokenized``: one token per line (first tab-separated column, as in CoNLL files; in a CoNLL-U line of 10
+    columns the FORM column, with multiword-token ranges ``1-2`` and empty nodes ``1.1`` skipped), a blank line
+    between sentences; lines starting with ``#`` are comments.
+
+    Raises:
+        CorpusError: missing/empty file, invalid UTF-8, NUL byte (with file and line).
+    """
+    from elmokit.core.textfile import conllu_form, iter_lines
+
+    if not tokenized:
+        for lineno, text in iter_lines(path, max_line_chars=1 << 62):
+            yield lineno, text.split(), text
+        return
+    words: list[str] = []
+    start = 1
+    for lineno, text in iter_lines(path, max_line_chars=1 << 62):
+        if not text.strip():
+            if words:
+                yield start, words, " ".join(words)
+            words, start = [], lineno + 1
+        elif not (text.startswith("#") and not words):
+            cols = text.split("\t")
+            if len(cols) == 10 and cols[0].replace("-", "").replace(".", "").isdigit():  # CoNLL-U
+                form = conllu_form(cols)
+                if form is not None:
+                    words.append(form)
+                continue
+            words.append(cols[0].strip())
+    if words:
+        yield start, words, " ".join(words)
+
+
+def _chunks(items: Iterable, n: int) -> Iterator[list]:
+    chunk = []
+    for it in items:
+        chunk.append(it)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _select_layers(v: np.ndarray, layers: str, axis: int = 0) -> np.ndarray:
+    """``v`` with its layer axis ``axis`` kept (``all``), reduced to the top layer, or averaged (in float32)."""
+    if layers == "all":
+        return v
+    if layers == "top":
+        return v.take(-1, axis)
+    return v.astype(np.float32, copy=False).mean(axis)
+
+
+def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
+    """The AllenNLP layout's ``sentence_to_index`` and the number of lines, in one pass over ``inp``.
+
+    Returns:
+        ``(json, lines)``: a JSON object (UTF-8) from each line's text to the key of its first line, built as bytes
+        line by line (duplicates are found by 16-byte digests of the text, so memory holds the JSON, about the size
+        of the input, and not a dict of every line's text).
+    """
+    import hashlib
+
+    seen: set[bytes] = set()
+    out = io.BytesIO()
+    out.write(b"{")
+    sep = ""
+    k = -1
+    for k, (_, _, text) in enumerate(read_sentences(inp, tokenized)):
+        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+        if digest not in seen:
+            seen.add(digest)
+            out.write(f'{sep}{json.dumps(text, ensure_ascii=False)}: "{k}"'.encode("utf-8"))  # as json.dumps(dict)
+            sep = ", "
+    out.write(b"}")
+    return out.getvalue(), k + 1
+
+
+@dataclass
+class _Plan:
+    """What every chunk of one :func:`write_hdf5` call is written with."""
+
+    embedder: Embedder
+    layers: str  # all | top | average
+    np_dtype: type  # the output's dtype
+    buf_dtype: type  # what the embedder is asked for: float32 for the average (taken in float32), else np_dtype
+    width: tuple[int, ...]  # a row of the packed layout: (layers, 2D) for all, (2D,) for top and average
+    bar: Any  # the progress bar
+    partial: Partial
+
+
+def _write_packed(plan: _Plan, f, words: list[list[str]]) -> None:
+    """A chunk's lines: its vectors in the packed layout's word-major order (:meth:`Embedder.embed_packed`), already
+    in the output dtype, and its offsets from 0."""
+    from elmokit.embed.layouts import new_packed
+
+    vecs, offsets = plan.embedder.embed_packed(words, "words", plan.buf_dtype)  # (words, layers, 2D)
+    new_packed(f, _select_layers(vecs, plan.layers, axis=1).astype(plan.np_dtype, copy=False), offsets, plan.width,
+               plan.np_dtype)  # (words, [layers,] 2D)
+    plan.bar.update(len(words))
+
+
+def _write_sentences(plan: _Plan, f, words: list[list[str]], index: int) -> None:
+    """A chunk's lines ``index ..``, one dataset each, written as each batch is done (a line longer than
+    ``max_words``: window by window into its dataset). Returns early when the disk is full."""
+    from elmokit.embed.hdf5_safe import new_dataset
+
+    emb, layers, np_dtype = plan.embedder, plan.layers, plan.np_dtype
+    short = [j for j, w in enumerate(words) if len(w) <= emb.max_words]
+    for j in (j for j, w in enumerate(words) if len(w) > emb.max_words):
+        shape = (len(words[j]), emb.dim)  # (words, 2D) for top and average
+        if layers == "all":
+            shape = (emb.num_layers, *shape)  # (layers, words, 2D)
+        dset = f.create_dataset(str(index + j), shape=shape, dtype=np_dtype)
+        for start, part in emb.iter_windows(words[j], plan.buf_dtype):  # (layers, window words, 2D)
+            dset[..., start : start + part.shape[1], :] = _select_layers(part, layers).astype(np_dtype, copy=False)
+        plan.bar.update(1)
+        if plan.partial.failed():
+            return
+    pending = 0
+    for j, block in emb.iter_sentences([words[j] for j in short], plan.buf_dtype):  # (layers, words, 2D)
+        new_dataset(f, str(index + short[j]), _select_layers(block, layers).astype(np_dtype, copy=False))
+        pending += 1
+        if pending == 256:
+            plan.bar.update(pending)
+            pending = 0
+            if plan.partial.failed():  # the disk is full: this part cannot be kept
+                return
+    plan.bar.update(pending)
+
+
+def _start_file(f, attrs: dict, s2i: bytes | None) -> None:
+    """Part 0 holds the file's attributes (``complete`` false until the merge) and ``sentence_to_index``."""
+    import h5py
+
+    for k, v in attrs.items():
+        f.attrs[k] = v
+    f.attrs["complete"] = False
+    f.attrs["lines_done"] = 0
+    if s2i is not None:
+        f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object), dtype=h5py.string_dtype("utf-8"))
+
+
+def _verifier(out: Path, packed: bool, total: int, s2i_sha: str, parts_dir: Path):
+    """The check the merged file must pass before it gets its final name: every line, and (AllenNLP layout) the
+    ``sentence_to_index`` that was made."""
+    import hashlib
+
+    from elmokit.embed.layouts import count_lines
+
+    def verify(f) -> None:
+        held = count_lines(f, packed)
+        ok = held == total and bool(f.attrs["complete"])
+        if not packed:
+            raw = f["sentence_to_index"][0]
+            ok = ok and hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode("utf-8")).hexdigest() == s2i_sha
+        if not ok:
+            raise ElmokitError(f"{out}: the merged file does not verify ({held} of {total} lines); this is a bug, "
+                               f"please report it (the parts are kept in {parts_dir})")
+
+    return verify
+
+
+def _check_choices(layers: str, layout: str, dtype: str) -> None:
+    if layers not in LAYER_MODES:
+        raise ElmokitError(f"--layers must be one of {LAYER_MODES}, got {layers!r}")
+    if layout not in LAYOUTS:
+        raise ElmokitError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
+    if dtype not in DTYPES:
+        raise ElmokitError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
+
+
+def _chunk_size(embedder: Embedder, layout: str, chunk_lines: int) -> int:
+    """Lines per part file: the packed layout buffers a chunk's vectors (its rows must be in line order), the
+    AllenNLP layout holds one batch, so its chunks can be larger: they are the window sentences are sorted in, and
+    larger means less padding. Stateful: whole batches, so the batches are the same however the file is cut."""
+    if chunk_lines <= 0:
+        chunk_lines = 1000 if layout == "packed" else 10_000
+    if embedder.stateful:
+        chunk_lines = -(-chunk_lines // embedder.batch_size) * embedder.batch_size
+    return chunk_lines
+
+
+def _options(embedder: Embedder, inp: Path, layers: str, layout: str, dtype: str, tokenized: bool,
+             chunk_lines: int) -> dict:
+    """What shapes the output: recorded in the file and in ``OUTPUT.partial/``, where ``--resume`` compares it."""
+    return {
+        "input_sha256": sha256_file(inp), "model_sha256": embedder.bilm.sha256,
+        "vocab_sha256": embedder.bilm.vocab.sha256, "layers": layers, "layout": layout, "dtype": dtype,
+        "pooling": embedder.pooling, "tokenized": tokenized, "chunk_lines": chunk_lines,
+        "max_words": embedder.max_words, "stateful": embedder.stateful,
+        "batch_size": embedder.batch_size if embedder.stateful else 0,
+    }
+
+
+def write_hdf5(
+    embedder: Embedder, input_path: str | Path, output_path: str | Path, layers: str = "all",
+    dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
+    chunk_lines: int = 0, progress: bool = True, stop_after_chunks: int = 0, overwrite: bool = False,
+) -> Path:
+    """Stream ``input_path`` through the embedder into an HDF5 file (see the module docstring for the layouts).
+
+    Lines are read, embedded and written ``chunk_lines`` at a time (0: 10,000 in the AllenNLP
+    layout, whose memory holds one batch's vectors and the chunk's text; 1,000 in the packed layout, which holds the
+    chunk's vectors). A chunk's sentences are sorted by length into batches; each chunk becomes one part file of
+    ``OUTPUT.partial/``, and ``--resume`` continues after the last part that was recorded whole
+    (:mod:`elmokit.embed.layouts` says how a kill or a full disk is survived). ``stop_after_chunks`` stops early as
+    if killed (tests, time-sliced jobs). An existing ``OUTPUT`` is refused unless ``overwrite`` (it is then replaced
+    only once the new file is complete). Peak memory is nearly flat in the input's size (recipes/README.md,
+    Benchmarks): ``sentence_to_index`` is made first, before the biLM runs; batch shapes come from a bounded set
+    (:meth:`Embedder._batches`, :data:`elmokit.modules.matmul.ROW_PAD`), so the kernels' shape-keyed caches stop
+    growing; and the HDF5 library's metadata cache drops each dataset's header once it is written
+    (:func:`elmokit.embed.hdf5_safe.open_hdf5`).
+
+    Returns:
+        The output path (``OUTPUT.partial`` when ``stop_after_chunks`` stopped it).
+    """
+    import hashlib
+
+    from tqdm.auto import tqdm
+
+    _check_choices(layers, layout, dtype)
+    inp = check_file(input_path)
+    out = Path(output_path)
+    if out.exists() and not overwrite:
+        raise ElmokitError(f"{out}: exists; pass --overwrite to replace it (the old file stays until the new one is "
+                           f"complete), or choose another output")
+    chunk_lines = _chunk_size(embedder, layout, chunk_lines)
+    packed = layout == "packed"
+    options = _options(embedder, inp, layers, layout, dtype, tokenized, chunk_lines)
+    if overwrite and not resume:
+        shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
+    # every line is validated before anything is written; sentence_to_index is made first, while memory is low
+    if packed:
+        s2i, total = None, sum(1 for _ in read_sentences(inp, tokenized))
+    else:
+        s2i, total = _sentence_to_index(inp, tokenized)
+    s2i_sha = hashlib.sha256(s2i).hexdigest() if s2i is not None else ""
+    attrs = {"elmokit_version": __version__, **options, "input": str(input_path), "num_layers": embedder.num_layers,
+             "dim": embedder.dim, "sentences": total}
+    partial = Partial(out, options, resume)
+    done = partial.lines_done
+    np_dtype = np.float16 if dtype == "float16" else np.float32
+    plan = _Plan(embedder, layers, np_dtype, np.float32 if layers == "average" else np_dtype,
+                 (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,),
+                 tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress,
+                      dynamic_ncols=True), partial)
+    row_bytes = int(np.prod(plan.width)) * np.dtype(np_dtype).itemsize
+    chunks_written = 0
+    index = 0
+    for chunk in _chunks(read_sentences(inp, tokenized), chunk_lines):
+        words = [w for _, w, _ in chunk]
+        if index + len(chunk) <= done:  # already written before the kill
+            if embedder.stateful:  # replayed (not written) to rebuild the state the next chunk starts from
+                embedder.embed_packed(words)
+            index += len(chunk)
+            continue
+        first = index == 0
+        estimate = (sum(len(w) for w in words) * row_bytes + 1024 * len(words)
+                    + (len(s2i) if first and s2i is not None else 0))
+        with partial.part(index, len(words), estimate, packed) as f:
+            if first:
+                _start_file(f, attrs, s2i)
+            if packed:
+                _write_packed(plan, f, words)
+            else:
+                _write_sentences(plan, f, words, index)
+        index += len(chunk)
+        chunks_written += 1
+        if stop_after_chunks and chunks_written >= stop_after_chunks and index < total:
+            plan.bar.close()
+            return partial.dir
+    plan.bar.close()
+    del s2i
+    return partial.finish(packed, total, _verifier(out, packed, total, s2i_sha, partial.dir))
