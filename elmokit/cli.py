@@ -33,9 +33,23 @@ def main() -> None:
     """
 
 
-for command in (lm.vocab, lm.pretrain, lm.evaluate, lm.bundle, lm.import_elmo, lm.embed, analysis.generate,
-                analysis.cells, analysis.gradients, tasks.fit, tasks.adapt, tasks.train_tagger, tasks.train_classifier,
-                tasks.predict, tasks.score):
+for command in (
+    lm.vocab,
+    lm.pretrain,
+    lm.evaluate,
+    lm.bundle,
+    lm.import_elmo,
+    lm.embed,
+    analysis.generate,
+    analysis.cells,
+    analysis.gradients,
+    tasks.fit,
+    tasks.adapt,
+    tasks.train_tagger,
+    tasks.train_classifier,
+    tasks.predict,
+    tasks.score,
+):
     main.add_command(command)
 
 

@@ -76,8 +76,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--bptt", type=int, default=35)
     ap.add_argument("--dropout", type=float, default=0.2)
-    ap.add_argument("--eval-every-minutes", type=float, default=14, help="validation (for LR annealing); its time is "
-                    "not counted in --minutes")
+    ap.add_argument(
+        "--eval-every-minutes",
+        type=float,
+        default=14,
+        help="validation (for LR annealing); its time is not counted in --minutes",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1111)
@@ -122,12 +126,21 @@ def main() -> None:
                 for g in opt.param_groups:
                     g["lr"] = lr
             best = min(best, v)
-            print(f"{elapsed / 60:.1f} min, {tokens:,} tokens ({tokens / elapsed:.0f}/s), loss {loss.item():.3f}, "
-                  f"valid ppl {v:.1f}, lr {lr}", flush=True)
+            print(
+                f"{elapsed / 60:.1f} min, {tokens:,} tokens ({tokens / elapsed:.0f}/s), loss {loss.item():.3f}, "
+                f"valid ppl {v:.1f}, lr {lr}",
+                flush=True,
+            )
     minutes = (time.time() - start - paused) / 60
-    result = {"valid_ppl": evaluate(model, valid, args.bptt), "test_ppl": evaluate(model, test, args.bptt),
-              "tokens": tokens, "epochs": tokens / train.numel(), "minutes": round(minutes, 1),
-              "threads": args.threads, "vocab": V}
+    result = {
+        "valid_ppl": evaluate(model, valid, args.bptt),
+        "test_ppl": evaluate(model, test, args.bptt),
+        "tokens": tokens,
+        "epochs": tokens / train.numel(),
+        "minutes": round(minutes, 1),
+        "threads": args.threads,
+        "vocab": V,
+    }
     print(json.dumps(result), flush=True)
 
 

@@ -40,13 +40,28 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pretrain import matmul_peak  # noqa: E402 - the same peak as the pretraining bench
 
-ENGLISH = {"lstm": {"use_skip_connections": True, "projection_dim": 512, "cell_clip": 3, "proj_clip": 3, "dim": 4096,
-                    "n_layers": 2},
-           "char_cnn": {"activation": "relu", "filters": [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512],
-                                                          [7, 1024]],
-                        "n_highway": 2, "embedding": {"dim": 16}, "n_characters": 262, "max_characters_per_token": 50}}
-QUICK = {"lstm": {**ENGLISH["lstm"], "projection_dim": 64, "dim": 256},
-         "char_cnn": {**ENGLISH["char_cnn"], "filters": [[1, 8], [2, 8], [3, 16]], "embedding": {"dim": 4}}}
+ENGLISH = {
+    "lstm": {
+        "use_skip_connections": True,
+        "projection_dim": 512,
+        "cell_clip": 3,
+        "proj_clip": 3,
+        "dim": 4096,
+        "n_layers": 2,
+    },
+    "char_cnn": {
+        "activation": "relu",
+        "filters": [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]],
+        "n_highway": 2,
+        "embedding": {"dim": 16},
+        "n_characters": 262,
+        "max_characters_per_token": 50,
+    },
+}
+QUICK = {
+    "lstm": {**ENGLISH["lstm"], "projection_dim": 64, "dim": 256},
+    "char_cnn": {**ENGLISH["char_cnn"], "filters": [[1, 8], [2, 8], [3, 16]], "embedding": {"dim": 4}},
+}
 
 
 def write_weights(options: dict, path: Path, seed: int = 0) -> int:
@@ -143,8 +158,12 @@ def allennlp_lstm_layer(layer, inputs: torch.Tensor, cfg, go_forward: bool) -> t
     H, P = cfg.cells, cfg.projection_dim
     out = inputs.new_zeros(B, T, P)
     memory, state = inputs.new_zeros(B, H), inputs.new_zeros(B, P)
-    w_in, w_state, b_state, w_proj = layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_hh_l0 + layer.bias_ih_l0, \
-        layer.weight_hr_l0
+    w_in, w_state, b_state, w_proj = (
+        layer.weight_ih_l0,
+        layer.weight_hh_l0,
+        layer.bias_hh_l0 + layer.bias_ih_l0,
+        layer.weight_hr_l0,
+    )
     for step in range(T):
         index = step if go_forward else T - step - 1
         previous_memory, previous_state = memory.clone(), state.clone()
@@ -192,13 +211,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sentences", type=int, default=128, help="sentences of 20 words in the batch measurement")
-    ap.add_argument("--batch-tokens", type=int, default=0, help="Embedder's padded positions per batch (0: the "
-                    "biLM's default)")
+    ap.add_argument(
+        "--batch-tokens", type=int, default=0, help="Embedder's padded positions per batch (0: the biLM's default)"
+    )
     ap.add_argument("--reps", type=int, default=15, help="repetitions of the one-sentence latency")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of (matmul peak, batches, reference); the best of "
-                    "each")
-    ap.add_argument("--reference-batch", type=int, default=64, help="sentences per batch of the step-by-step "
-                    "reference (AllenNLP's ElmoEmbedder default)")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="rounds of (matmul peak, batches, reference); the best of each"
+    )
+    ap.add_argument(
+        "--reference-batch",
+        type=int,
+        default=64,
+        help="sentences per batch of the step-by-step reference (AllenNLP's ElmoEmbedder default)",
+    )
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -212,7 +237,8 @@ def main() -> None:
         base_s, base_mib = child_peak_mib("import torch, h5py\nimport elmokit.bilm.import_elmo")
         imp_s, imp_mib = child_peak_mib(
             "from elmokit.bilm.import_elmo import import_bilm_tf\n"
-            f"import_bilm_tf({str(tmp / 'options.json')!r}, {str(tmp / 'weights.hdf5')!r}, {str(tmp / 'bilm')!r})")
+            f"import_bilm_tf({str(tmp / 'options.json')!r}, {str(tmp / 'weights.hdf5')!r}, {str(tmp / 'bilm')!r})"
+        )
         import_s = imp_s - base_s  # the interpreter's and the imports' start-up counted once, in the baseline
         emb = Embedder(tmp / "bilm", batch_tokens=args.batch_tokens)
         sents = random_sentences(args.sentences, 20, 1)
@@ -247,33 +273,60 @@ def main() -> None:
         diff = max(float(np.abs(v[2] - r).max()) for v, r in zip(vecs, ref_top))
     table = [
         ("weights.hdf5", f"{weights_mib:.0f} MiB"),
-        ("import-elmo", f"{import_s:.1f} s; peak RSS {imp_mib:.0f} MiB = {imp_mib / weights_mib:.2f}x the weights "
-                        f"(a process importing torch + h5py alone: {base_mib:.0f} MiB)"),
-        (f"batches ({args.sentences} x 20 words)", f"{args.sentences / batch_s:.1f} sentences/s, "
-                                                   f"{positions / batch_s:.0f} words/s, {batch_rows} per batch"),
-        ("model FLOPs / matmul peak", f"{flops / batch_s / 1e9:.1f} / {peak / 1e9:.1f} GFLOP/s = {mfu:.1%} (counting "
-                                      f"every convolution window of the 50: {mfu_all:.1%})"),
-        ("one 20-word sentence", f"{latency_ms:.1f} ms (median of {args.reps}); the reference: {ref_lat_ms:.1f} ms "
-                                 f"({ref_lat_ms / latency_ms:.2f}x)"),
-        (f"step-by-step reference (batch {args.reference_batch})",
-         f"{args.sentences / ref_s:.1f} sentences/s; elmokit {ref_s / batch_s:.2f}x faster (top layers agree within "
-         f"{diff:.1e})"),
+        (
+            "import-elmo",
+            f"{import_s:.1f} s; peak RSS {imp_mib:.0f} MiB = {imp_mib / weights_mib:.2f}x the weights "
+            f"(a process importing torch + h5py alone: {base_mib:.0f} MiB)",
+        ),
+        (
+            f"batches ({args.sentences} x 20 words)",
+            f"{args.sentences / batch_s:.1f} sentences/s, {positions / batch_s:.0f} words/s, {batch_rows} per batch",
+        ),
+        (
+            "model FLOPs / matmul peak",
+            f"{flops / batch_s / 1e9:.1f} / {peak / 1e9:.1f} GFLOP/s = {mfu:.1%} (counting "
+            f"every convolution window of the 50: {mfu_all:.1%})",
+        ),
+        (
+            "one 20-word sentence",
+            f"{latency_ms:.1f} ms (median of {args.reps}); the reference: {ref_lat_ms:.1f} ms "
+            f"({ref_lat_ms / latency_ms:.2f}x)",
+        ),
+        (
+            f"step-by-step reference (batch {args.reference_batch})",
+            f"{args.sentences / ref_s:.1f} sentences/s; elmokit {ref_s / batch_s:.2f}x faster (top layers agree within "
+            f"{diff:.1e})",
+        ),
     ]
     w = max(len(k) for k, _ in table)
     print(f"ELMo {'(quick shape)' if args.quick else 'English shape'}, {args.threads} threads")
     for k, v in table:
         print(f"  {k:<{w}}  {v}")
-    print(json.dumps({
-        "bench": "elmo", "shape": "quick" if args.quick else "english", "threads": args.threads,
-        "weights_mib": round(weights_mib, 1), "import_s": round(import_s, 2), "import_peak_rss_mib": round(imp_mib),
-        "import_peak_over_weights": round(imp_mib / weights_mib, 3), "baseline_rss_mib": round(base_mib),
-        "sentences_per_s": round(args.sentences / batch_s, 2), "mfu": round(mfu, 3), "mfu_all_windows": round(mfu_all, 3),
-        "matmul_peak_gflops": round(peak / 1e9, 1), "latency_20_words_ms": round(latency_ms, 1),
-        "reference_latency_20_words_ms": round(ref_lat_ms, 1),
-        "reference_sentences_per_s": round(args.sentences / ref_s, 2), "speedup_vs_reference": round(ref_s / batch_s, 2), "reference_batch": args.reference_batch,
-        "batch_rows": batch_rows,
-        "max_abs_diff_vs_reference": diff,
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "elmo",
+                "shape": "quick" if args.quick else "english",
+                "threads": args.threads,
+                "weights_mib": round(weights_mib, 1),
+                "import_s": round(import_s, 2),
+                "import_peak_rss_mib": round(imp_mib),
+                "import_peak_over_weights": round(imp_mib / weights_mib, 3),
+                "baseline_rss_mib": round(base_mib),
+                "sentences_per_s": round(args.sentences / batch_s, 2),
+                "mfu": round(mfu, 3),
+                "mfu_all_windows": round(mfu_all, 3),
+                "matmul_peak_gflops": round(peak / 1e9, 1),
+                "latency_20_words_ms": round(latency_ms, 1),
+                "reference_latency_20_words_ms": round(ref_lat_ms, 1),
+                "reference_sentences_per_s": round(args.sentences / ref_s, 2),
+                "speedup_vs_reference": round(ref_s / batch_s, 2),
+                "reference_batch": args.reference_batch,
+                "batch_rows": batch_rows,
+                "max_abs_diff_vs_reference": diff,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def make_bundle(size: str, out: Path) -> Path:
     """A random-weight biLM bundle of a named size with the English vocab."""
     from elmokit.bilm.bundle import write_bundle
-    from elmokit.core.files import atomic_dir, commit_dir
-    from elmokit.lm.model_dir import write_model_files
     from elmokit.core.config import PretrainConfig, to_dict
+    from elmokit.core.files import atomic_dir, commit_dir
     from elmokit.lm.model import SIZES, LanguageModel
+    from elmokit.lm.model_dir import write_model_files
     from elmokit.lm.vocab import load_vocab
 
     vocab = load_vocab(ROOT / "vocab" / "en-wikitext2-16k.model")
@@ -132,8 +132,12 @@ except (OSError, StopIteration):  # not Linux: ru_maxrss (KiB on Linux, bytes on
 
 def peak_rss_mib(bundle: Path, text: Path, out: Path, layers: str) -> float:
     """Peak resident memory of ``elmokit embed``'s work in a fresh process (its own, not its parent's)."""
-    res = subprocess.run([sys.executable, "-c", RSS_CODE, str(bundle), str(text), str(out), layers],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", RSS_CODE, str(bundle), str(text), str(out), layers],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(res.stdout.strip().splitlines()[-1]) / 1024
 
 
@@ -142,11 +146,15 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=1000, help="per round of the throughput comparison")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the throughput comparison")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--no-mallopt", action="store_true", help="leave glibc's allocator as it is (`elmokit embed` "
-                    "tunes it; see elmokit/malloc.py), to measure what that is worth")
+    ap.add_argument(
+        "--no-mallopt",
+        action="store_true",
+        help="leave glibc's allocator as it is (`elmokit embed` "
+        "tunes it; see elmokit/malloc.py), to measure what that is worth",
+    )
     args = ap.parse_args()
-    from elmokit.embed import Embedder
     from elmokit.core.malloc import keep_freed_memory
+    from elmokit.embed import Embedder
 
     mallopt = False if args.no_mallopt else keep_freed_memory()  # as `elmokit embed` does
     os.environ["BENCH_MALLOPT"] = "1" if mallopt else "0"  # for the RSS children
@@ -208,14 +216,24 @@ def main() -> None:
     for name, val in rows:
         print(f"{name:<{w}}  {val}")
     print("-" * (w + 40))
-    print(json.dumps({
-        "embed_vs_forward": round(paired_median, 3), "embed_vs_forward_best_of_each": round(bare / e2e, 3),
-        "rss_ratio_100k_10k": round(rss_big / rss_small, 3),
-        "single_sentence_ms": round(single_ms, 2), "single_sentence_sequential_ms": round(single_seq_ms, 2),
-        "bare_sentences_per_s": round(n_thru / bare, 1),
-        "embed_sentences_per_s": round(n_thru / e2e, 1), "rss_mib_small": round(rss_small), "rss_mib_big": round(rss_big),
-        "threads": torch.get_num_threads(), "mallopt": mallopt, "quick": args.quick,
-    }))
+    print(
+        json.dumps(
+            {
+                "embed_vs_forward": round(paired_median, 3),
+                "embed_vs_forward_best_of_each": round(bare / e2e, 3),
+                "rss_ratio_100k_10k": round(rss_big / rss_small, 3),
+                "single_sentence_ms": round(single_ms, 2),
+                "single_sentence_sequential_ms": round(single_seq_ms, 2),
+                "bare_sentences_per_s": round(n_thru / bare, 1),
+                "embed_sentences_per_s": round(n_thru / e2e, 1),
+                "rss_mib_small": round(rss_small),
+                "rss_mib_big": round(rss_big),
+                "threads": torch.get_num_threads(),
+                "mallopt": mallopt,
+                "quick": args.quick,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from elmokit.lm.model import LanguageModel, small
 from elmokit.core.malloc import keep_freed_memory
+from elmokit.lm.model import LanguageModel, small
 from elmokit.modules.matmul import linear, onednn_available
 from elmokit.modules.recurrent import detach_state
 from elmokit.modules.softmax import SoftmaxHead
@@ -162,8 +162,12 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each figure is kept")
     ap.add_argument("--quick", action="store_true", help="few iterations (a smoke run, not a measurement)")
-    ap.add_argument("--no-mallopt", action="store_true", help="leave glibc's allocator as it is (elmokit pretrain "
-                    "tunes it; see elmokit/malloc.py), to measure what that is worth")
+    ap.add_argument(
+        "--no-mallopt",
+        action="store_true",
+        help="leave glibc's allocator as it is (elmokit pretrain "
+        "tunes it; see elmokit/malloc.py), to measure what that is worth",
+    )
     ap.add_argument("--baseline-only", action="store_true", help=argparse.SUPPRESS)  # the child of baseline_as_shipped
     args = ap.parse_args()
     warmup, iters = (1, 2) if args.quick else (3, args.iters)
@@ -172,8 +176,11 @@ def main() -> None:
         print(bench_baseline(V, B, T, warmup, max(2, iters // 2)))
         return
     mallopt = False if args.no_mallopt else keep_freed_memory()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {B} x bptt {T}, mallopt {mallopt}, "
-          f"oneDNN GEMM {onednn_available()}", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {B} x bptt {T}, mallopt {mallopt}, "
+        f"oneDNN GEMM {onednn_available()}",
+        flush=True,
+    )
 
     # interleaved rounds, best of each: the machine is noisy, and a ratio of two bests compares like with like
     cfg = small()
@@ -190,8 +197,11 @@ def main() -> None:
         for v in heads:
             f, s_ = bench_heads(v, B * T, cfg.proj_size, cfg.num_samples, warmup, iters)
             heads[v] = [min(heads[v][0] or f, f), min(heads[v][1] or s_, s_)]
-        print(f"round {r + 1}: peak {max(peaks.values()) / 1e9:.0f} GFLOP/s, small {small_tps:,.0f} tok/s, baseline "
-              f"{shipped_tps:,.0f} tok/s (same allocator as elmokit: {base_tps:,.0f})", flush=True)
+        print(
+            f"round {r + 1}: peak {max(peaks.values()) / 1e9:.0f} GFLOP/s, small {small_tps:,.0f} tok/s, baseline "
+            f"{shipped_tps:,.0f} tok/s (same allocator as elmokit: {base_tps:,.0f})",
+            flush=True,
+        )
     heads = {v: (f, s_, f / s_) for v, (f, s_) in heads.items()}
     peak = max(peaks.values())
     mfu = small_tps * fpt / peak
@@ -212,15 +222,29 @@ def main() -> None:
     for name, val in rows:
         print(f"{name:<{width}}  {val}")
     print("-" * (width + 30))
-    print(json.dumps({
-        "peak_gflops": round(peak / 1e9, 1), **{f"peak_{lib}_gflops": round(f / 1e9, 1) for lib, f in peaks.items()},
-        "small_tokens_per_s": round(small_tps), "mfu": round(mfu, 3), "mfu_vs_mkl_peak": round(small_tps * fpt /
-        peaks["mkl"], 3), "baseline_tokens_per_s": round(shipped_tps), "speedup_vs_baseline": round(
-        small_tps / shipped_tps, 2), "speedup_vs_baseline_same_allocator": round(small_tps / base_tps, 2),
-        "sampled_speedup_v16k": round(heads[16000][2], 1), "sampled_speedup_v32k": round(heads[32000][2], 1),
-        "batch": B, "bptt": T, "rounds": args.rounds, "threads": torch.get_num_threads(), "mallopt": mallopt,
-        "onednn": onednn_available(), "quick": args.quick,
-    }))
+    print(
+        json.dumps(
+            {
+                "peak_gflops": round(peak / 1e9, 1),
+                **{f"peak_{lib}_gflops": round(f / 1e9, 1) for lib, f in peaks.items()},
+                "small_tokens_per_s": round(small_tps),
+                "mfu": round(mfu, 3),
+                "mfu_vs_mkl_peak": round(small_tps * fpt / peaks["mkl"], 3),
+                "baseline_tokens_per_s": round(shipped_tps),
+                "speedup_vs_baseline": round(small_tps / shipped_tps, 2),
+                "speedup_vs_baseline_same_allocator": round(small_tps / base_tps, 2),
+                "sampled_speedup_v16k": round(heads[16000][2], 1),
+                "sampled_speedup_v32k": round(heads[32000][2], 1),
+                "batch": B,
+                "bptt": T,
+                "rounds": args.rounds,
+                "threads": torch.get_num_threads(),
+                "mallopt": mallopt,
+                "onednn": onednn_available(),
+                "quick": args.quick,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -33,23 +33,41 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     try:
         for mode in ("cache", "on_the_fly"):
-            cfg = load_task_config(args.config, [
-                f"out={work / mode}", f"data.max_train={args.examples}", "train.max_epochs=1",
-                f"train.features={mode}", f"train.cache_dir={work / 'cache'}", f"train.threads={args.threads}",
-                "train.progress=false", "train.max_minutes=0", *args.overrides,
-            ])
+            cfg = load_task_config(
+                args.config,
+                [
+                    f"out={work / mode}",
+                    f"data.max_train={args.examples}",
+                    "train.max_epochs=1",
+                    f"train.features={mode}",
+                    f"train.cache_dir={work / 'cache'}",
+                    f"train.threads={args.threads}",
+                    "train.progress=false",
+                    "train.max_minutes=0",
+                    *args.overrides,
+                ],
+            )
             t0 = time.time()
             s = train_task(cfg)
-            results[mode] = {"seconds_per_epoch": s["seconds_per_epoch"], "cache_seconds": s["cache_seconds"],
-                             "total_seconds": time.time() - t0}
-            print(f"{mode:>10}: {s['seconds_per_epoch']:.1f} s per training epoch "
-                  f"(cache built in {s['cache_seconds']:.1f} s)", file=sys.stderr)
+            results[mode] = {
+                "seconds_per_epoch": s["seconds_per_epoch"],
+                "cache_seconds": s["cache_seconds"],
+                "total_seconds": time.time() - t0,
+            }
+            print(
+                f"{mode:>10}: {s['seconds_per_epoch']:.1f} s per training epoch "
+                f"(cache built in {s['cache_seconds']:.1f} s)",
+                file=sys.stderr,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ratio = results["on_the_fly"]["seconds_per_epoch"] / results["cache"]["seconds_per_epoch"]
     print(f"cached epochs are {ratio:.1f}x faster than on the fly", file=sys.stderr)
-    print(json.dumps({"examples": args.examples, "threads": args.threads, **results,
-                      "on_the_fly_over_cached_epoch": ratio}))
+    print(
+        json.dumps(
+            {"examples": args.examples, "threads": args.threads, **results, "on_the_fly_over_cached_epoch": ratio}
+        )
+    )
     return 0
 
 

@@ -12,8 +12,12 @@ import math
 from pathlib import Path
 
 NAMES = {  # run name -> label
-    "rnn": "RNN (472)", "gru": "GRU (294)", "lstm": "LSTM (256)", "lstmp": "LSTMP (416 -> 128)",
-    "rnn-noclip": "RNN, no clipping", "lstm-bptt20": "LSTM, 20-step truncation",
+    "rnn": "RNN (472)",
+    "gru": "GRU (294)",
+    "lstm": "LSTM (256)",
+    "lstmp": "LSTMP (416 -> 128)",
+    "rnn-noclip": "RNN, no clipping",
+    "lstm-bptt20": "LSTM, 20-step truncation",
 }
 
 
@@ -54,8 +58,13 @@ def main() -> None:
     for name, r in runs.items():
         valid = [x for x in r["records"] if x["split"] == "valid" and "cpu_s" in x]
         style = "--" if "-" in name else "-"
-        ax.plot([x["cpu_s"] / 60 for x in valid], [x["loss"] / math.log(2) for x in valid], style, marker=".",
-                label=labels[name])
+        ax.plot(
+            [x["cpu_s"] / 60 for x in valid],
+            [x["loss"] / math.log(2) for x in valid],
+            style,
+            marker=".",
+            label=labels[name],
+        )
     ax.set_ylim(1.8, 3.6)  # a diverging run leaves the plot rather than squashing the others
     ax.set_xlabel("CPU minutes (one thread)")
     ax.set_ylabel("valid bits per piece (~ per character)")
@@ -66,10 +75,16 @@ def main() -> None:
     save_figure(fig, args.out.with_name(args.out.name + "-curves.png"))
     grads = {labels[n]: r["gradients"]["states"] for n, r in runs.items() if r["gradients"]}
     if grads:
-        plot_gradient_norms(grads, args.out.with_name(args.out.name + "-gradients.png"),
-                            title="||dloss_t / dh_(t-k)|| (first layer), median of 32 sequences, WikiText-2 valid")
-    rows = ["| run | parameters | steps | CPU min | valid bits/char (whole valid) | grad. ratio k=10 | k=50 | k=100 | "
-            "k where h1's falls to 1/100 | c1's |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        plot_gradient_norms(
+            grads,
+            args.out.with_name(args.out.name + "-gradients.png"),
+            title="||dloss_t / dh_(t-k)|| (first layer), median of 32 sequences, WikiText-2 valid",
+        )
+    rows = [
+        "| run | parameters | steps | CPU min | valid bits/char (whole valid) | grad. ratio k=10 | k=50 | k=100 | "
+        "k where h1's falls to 1/100 | c1's |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     report = {}
     for name, r in runs.items():
         s = r["summary"]
@@ -77,12 +92,22 @@ def main() -> None:
         g = r["gradients"]["states"] if r["gradients"] else {}
         ratio = {k: g["h1"]["ratio_to_lag0"][k] for k in (10, 50, 100)} if g else {}
         falls = {st: g[st]["lag_to_1/100"] for st in ("h1", "c1") if st in g}
-        report[name] = {"parameters": s.get("parameters"), "steps": s.get("steps"),
-                        "cpu_minutes": s.get("cpu_minutes_last_run"), "valid_bits_per_char": bpc,
-                        "grad_ratio_h1": ratio, "lag_to_1/100": falls}
-        cells = [NAMES[name], fmt(s.get("parameters"), ","), fmt(s.get("steps"), ","),
-                 fmt(s.get("cpu_minutes_last_run"), ".1f"), fmt(bpc, ".3f"),
-                 *(fmt(ratio.get(k), ".2g") for k in (10, 50, 100))]
+        report[name] = {
+            "parameters": s.get("parameters"),
+            "steps": s.get("steps"),
+            "cpu_minutes": s.get("cpu_minutes_last_run"),
+            "valid_bits_per_char": bpc,
+            "grad_ratio_h1": ratio,
+            "lag_to_1/100": falls,
+        }
+        cells = [
+            NAMES[name],
+            fmt(s.get("parameters"), ","),
+            fmt(s.get("steps"), ","),
+            fmt(s.get("cpu_minutes_last_run"), ".1f"),
+            fmt(bpc, ".3f"),
+            *(fmt(ratio.get(k), ".2g") for k in (10, 50, 100)),
+        ]
         for st in ("h1", "c1"):
             cells.append("" if st not in g else f">{len(g[st]['median']) - 1}" if falls[st] is None else str(falls[st]))
         rows.append("| " + " | ".join(cells) + " |")

@@ -42,8 +42,10 @@ def expected_numbers(out: Path) -> dict:
     from elmokit.tasks.readers import read_conll
 
     vecs = Embedder(out / "bilm").embed_sentences(TEXT)
-    ppl = {d: evaluate_model(str(out / "bilm" / d), [str(out / "text.txt")], mode="sentence", progress=False)[
-        "word_ppl"] for d in ("forward", "backward")}
+    ppl = {
+        d: evaluate_model(str(out / "bilm" / d), [str(out / "text.txt")], mode="sentence", progress=False)["word_ppl"]
+        for d in ("forward", "backward")
+    }
     with tempfile.TemporaryDirectory() as tmp:
         run_predict(load_task_model(out / "tagger", bilm=out / "bilm"), out / "tagged.conllu", Path(tmp) / "p.conll")
         tags = [s.tags for s in read_conll(Path(tmp) / "p.conll")]
@@ -69,17 +71,32 @@ def main() -> None:
     from elmokit.bilm.bundle import write_bundle
     from elmokit.demo import write_corpus, write_tagged
     from elmokit.lm.pretrain import pretrain
-    from elmokit.tasks.train import load_task_config, train_task
     from elmokit.lm.vocab import train_vocab
+    from elmokit.tasks.train import load_task_config, train_task
 
     torch.set_num_threads(1)
     with build_dir() as tmp:
         corpus = write_corpus(tmp / "train.txt", 1500, seed=31)
         train_vocab([str(corpus)], str(tmp / "v"), size=320, num_threads=1, command="scripts/make_golden.py")
-        ov = [f"data.vocab={tmp / 'v.model'}", f"data.train={corpus}", f"data.cache_dir={tmp / 'cache'}",
-              "data.num_proc=1", "model.size=tiny", "model.num_layers=1", "model.embed_dim=8", "model.proj_size=8",
-              "model.hidden_size=16", "model.num_samples=64", "model.dropout=0.0", "train.batch_size=8",
-              "train.max_steps=300", "train.lr=0.02", "train.checkpoint_every=0", "train.threads=1", "train.seed=5"]
+        ov = [
+            f"data.vocab={tmp / 'v.model'}",
+            f"data.train={corpus}",
+            f"data.cache_dir={tmp / 'cache'}",
+            "data.num_proc=1",
+            "model.size=tiny",
+            "model.num_layers=1",
+            "model.embed_dim=8",
+            "model.proj_size=8",
+            "model.hidden_size=16",
+            "model.num_samples=64",
+            "model.dropout=0.0",
+            "train.batch_size=8",
+            "train.max_steps=300",
+            "train.lr=0.02",
+            "train.checkpoint_every=0",
+            "train.threads=1",
+            "train.seed=5",
+        ]
         fwd = pretrain(None, "forward", tmp / "fwd", ov, progress=False)
         bwd = pretrain(None, "backward", tmp / "bwd", ov, progress=False)
         for d in ("bilm", "tagger"):  # the rest is overwritten; README.md stays
@@ -87,13 +104,33 @@ def main() -> None:
         OUT.mkdir(parents=True, exist_ok=True)
         write_bundle(fwd, bwd, OUT / "bilm")
         (OUT / "text.txt").write_text("".join(s + "\n" for s in TEXT), encoding="utf-8")
-        train, dev = write_tagged(tmp / "train.conllu", 80, 41, "conllu"), write_tagged(tmp / "dev.conllu", 20, 42, "conllu")
+        train, dev = (
+            write_tagged(tmp / "train.conllu", 80, 41, "conllu"),
+            write_tagged(tmp / "dev.conllu", 20, 42, "conllu"),
+        )
         write_tagged(OUT / "tagged.conllu", 6, 43, "conllu")
-        cfg = load_task_config(None, [
-            f"out={tmp / 'tagger'}", "data.format=conllu", f"data.train={train}", f"data.dev={dev}",
-            f"model.bilm={OUT / 'bilm'}", "model.hidden=16", "model.word_dim=0", "model.char_dim=0", "model.dropout=0.0",
-            "train.batch_size=8", "train.max_epochs=8", "train.lr=0.02", f"train.cache_dir={tmp / 'tcache'}",
-            "train.threads=1", "train.progress=false", "train.seed=7"], task="tagger")
+        cfg = load_task_config(
+            None,
+            [
+                f"out={tmp / 'tagger'}",
+                "data.format=conllu",
+                f"data.train={train}",
+                f"data.dev={dev}",
+                f"model.bilm={OUT / 'bilm'}",
+                "model.hidden=16",
+                "model.word_dim=0",
+                "model.char_dim=0",
+                "model.dropout=0.0",
+                "train.batch_size=8",
+                "train.max_epochs=8",
+                "train.lr=0.02",
+                f"train.cache_dir={tmp / 'tcache'}",
+                "train.threads=1",
+                "train.progress=false",
+                "train.seed=7",
+            ],
+            task="tagger",
+        )
         train_task(cfg)
         shutil.copytree(tmp / "tagger" / "model", OUT / "tagger")
     (OUT / "expected.json").write_text(json.dumps(expected_numbers(OUT), ensure_ascii=False) + "\n", encoding="utf-8")

@@ -28,9 +28,21 @@ def screenshot(page: Path, out: Path, width: int = 1200, height: int = 1400, tim
     if browser is None:
         raise FileNotFoundError("no Chromium found (apt-get install chromium)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--window-size={width},{height}", f"--screenshot={out.resolve()}", page.resolve().as_uri()],
-                   check=True, timeout=timeout, capture_output=True)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--window-size={width},{height}",
+            f"--screenshot={out.resolve()}",
+            page.resolve().as_uri(),
+        ],
+        check=True,
+        timeout=timeout,
+        capture_output=True,
+    )
     return out
 
 
@@ -40,9 +52,11 @@ def colour_shares(png: Path) -> dict[str, float]:
 
     img = mpimg.imread(str(png))[..., :3]  # (height, width, 3) in [0, 1]
     r, g, b = img[..., 0], img[..., 1], img[..., 2]
-    return {"red": float(((r > 0.8) & (g < 0.75) & (b < 0.75)).mean()),
-            "blue": float(((b > 0.8) & (r < 0.75)).mean()),
-            "not_white": float((img.min(-1) < 0.9).mean())}
+    return {
+        "red": float(((r > 0.8) & (g < 0.75) & (b < 0.75)).mean()),
+        "blue": float(((b > 0.8) & (r < 0.75)).mean()),
+        "not_white": float((img.min(-1) < 0.9).mean()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

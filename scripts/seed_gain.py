@@ -28,15 +28,28 @@ def read_run(run: str) -> dict:
     res = json.loads(res_path.read_text(encoding="utf-8"))
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     metric = "f1" if res.get("metric") == "span_f1" else "accuracy"
-    return {"run": d.name, "seed": cfg["train"]["seed"], "use_elmo": res["use_elmo"],
-            "char_dim": cfg["model"]["char_dim"], "epochs": res["epochs"], "best_step": res["best_step"],
-            "minutes": round(res["train_minutes"], 1), "dev": res["dev"][metric], "test": res["test"][metric],
-            "metric": metric}
+    return {
+        "run": d.name,
+        "seed": cfg["train"]["seed"],
+        "use_elmo": res["use_elmo"],
+        "char_dim": cfg["model"]["char_dim"],
+        "epochs": res["epochs"],
+        "best_step": res["best_step"],
+        "minutes": round(res["train_minutes"], 1),
+        "dev": res["dev"][metric],
+        "test": res["test"][metric],
+        "metric": metric,
+    }
 
 
 def stats(xs: list[float]) -> dict:
-    return {"mean": round(statistics.fmean(xs), 2), "sd": round(statistics.stdev(xs), 2) if len(xs) > 1 else 0.0,
-            "min": round(min(xs), 2), "max": round(max(xs), 2), "n": len(xs)}
+    return {
+        "mean": round(statistics.fmean(xs), 2),
+        "sd": round(statistics.stdev(xs), 2) if len(xs) > 1 else 0.0,
+        "min": round(min(xs), 2),
+        "max": round(max(xs), 2),
+        "n": len(xs),
+    }
 
 
 def main() -> None:
@@ -48,12 +61,16 @@ def main() -> None:
     print(f"{'side':<9} {'run':<34} {'seed':>4} {'char':>4} {'epochs':>6} {'min':>6} {'dev':>7} {'test':>7}")
     for side, rows in sides.items():
         for r in rows:
-            print(f"{side:<9} {r['run']:<34} {r['seed']:>4} {r['char_dim']:>4} {r['epochs']:>6} {r['minutes']:>6}"
-                  f" {r['dev']:>7.2f} {r['test']:>7.2f}")
+            print(
+                f"{side:<9} {r['run']:<34} {r['seed']:>4} {r['char_dim']:>4} {r['epochs']:>6} {r['minutes']:>6}"
+                f" {r['dev']:>7.2f} {r['test']:>7.2f}"
+            )
     out = {side: {split: stats([r[split] for r in rows]) for split in ("dev", "test")} for side, rows in sides.items()}
     for side, s in out.items():
-        print(f"{side:<9} mean (sd) over {s['test']['n']} seeds: dev {s['dev']['mean']:.2f} ({s['dev']['sd']:.2f}), "
-              f"test {s['test']['mean']:.2f} ({s['test']['sd']:.2f})")
+        print(
+            f"{side:<9} mean (sd) over {s['test']['n']} seeds: dev {s['dev']['mean']:.2f} ({s['dev']['sd']:.2f}), "
+            f"test {s['test']['mean']:.2f} ({s['test']['sd']:.2f})"
+        )
     gain = {split: round(out["elmo"][split]["mean"] - out["baseline"][split]["mean"], 2) for split in ("dev", "test")}
     print(f"gain of the means: dev {gain['dev']:+.2f}, test {gain['test']:+.2f}")
     print(json.dumps({"runs": sides, **out, "gain": gain}))

@@ -70,20 +70,45 @@ def setup(work: Path) -> dict:
     train = write_corpus(data / "train.txt", 2000, seed=1)
     valid = write_corpus(data / "valid.txt", 200, seed=2)
     train_vocab([str(train)], str(work / "vocab"), size=340, num_threads=1, command="torture")
-    ov = [f"data.vocab={work / 'vocab.model'}", f"data.train={train}", f"data.valid={valid}",
-          f"data.cache_dir={work / 'cache'}", "data.num_proc=1", "model.size=tiny", "train.batch_size=16",
-          "train.bptt=20", "train.warmup_steps=5", "train.lr=0.005", "train.threads=1", "train.log_every=2",
-          "train.eval_every=10", "train.eval_max_tokens=2000"]
+    ov = [
+        f"data.vocab={work / 'vocab.model'}",
+        f"data.train={train}",
+        f"data.valid={valid}",
+        f"data.cache_dir={work / 'cache'}",
+        "data.num_proc=1",
+        "model.size=tiny",
+        "train.batch_size=16",
+        "train.bptt=20",
+        "train.warmup_steps=5",
+        "train.lr=0.005",
+        "train.threads=1",
+        "train.log_every=2",
+        "train.eval_every=10",
+        "train.eval_max_tokens=2000",
+    ]
     for d in ("forward", "backward"):
-        r = run(["pretrain", "--direction", d, "--out", str(work / d), "--quiet", *ov, "train.max_steps=40",
-                 "train.checkpoint_every=0"])
+        r = run(
+            [
+                "pretrain",
+                "--direction",
+                d,
+                "--out",
+                str(work / d),
+                "--quiet",
+                *ov,
+                "train.max_steps=40",
+                "train.checkpoint_every=0",
+            ]
+        )
         if r.returncode:
             raise SystemExit(r.stderr[-2000:])
     r = run(["bundle", str(work / "forward"), str(work / "backward"), "--out", str(work / "bilm")])
     if r.returncode:
         raise SystemExit(r.stderr[-2000:])
-    inputs = {"under_one_chunk": write_corpus(data / "short.txt", 400, seed=3),
-              "several_chunks": write_corpus(data / "long.txt", 1500, seed=4)}
+    inputs = {
+        "under_one_chunk": write_corpus(data / "short.txt", 400, seed=3),
+        "several_chunks": write_corpus(data / "long.txt", 1500, seed=4),
+    }
     return {"bilm": work / "bilm", "inputs": inputs, "overrides": ov}
 
 
@@ -97,8 +122,8 @@ def same_embeddings(a: Path, b: Path) -> tuple[bool, bool]:
     """``(equal, complete)``: whether ``b`` equals the reference ``a`` in full, and whether it claims to be whole."""
     import numpy as np
 
-    from elmokit.embed.layouts import EmbeddingsFile
     from elmokit.core.errors import ElmokitError
+    from elmokit.embed.layouts import EmbeddingsFile
 
     try:
         fb = EmbeddingsFile(b)
@@ -145,8 +170,18 @@ def embed_trial(env: dict, ref: Path, ref_s: float, work: Path, layout: str, chu
 
 # --- pretrain ------------------------------------------------------------------------------------------------------
 def pretrain_args(env: dict, out: Path, every: int) -> list[str]:
-    return ["pretrain", "--direction", "forward", "--out", str(out), "--quiet", *env["overrides"],
-            "train.max_steps=30", f"train.checkpoint_every={every}", "train.keep_checkpoints=2"]
+    return [
+        "pretrain",
+        "--direction",
+        "forward",
+        "--out",
+        str(out),
+        "--quiet",
+        *env["overrides"],
+        "train.max_steps=30",
+        f"train.checkpoint_every={every}",
+        "train.keep_checkpoints=2",
+    ]
 
 
 def same_run(a: Path, b: Path) -> bool:
@@ -228,18 +263,22 @@ def main() -> None:
         cases.setdefault(r["case"], []).append(r)
     print(f"{'case':<42} {'trials':>6} {'kills':>6} {'equal':>6} {'corrupt':>8}")
     for case, rs in cases.items():
-        print(f"{case:<42} {len(rs):>6} {sum(r['kills'] for r in rs):>6} {sum(r['equal'] for r in rs):>6} "
-              f"{sum(r['corrupt'] for r in rs):>8}")
+        print(
+            f"{case:<42} {len(rs):>6} {sum(r['kills'] for r in rs):>6} {sum(r['equal'] for r in rs):>6} "
+            f"{sum(r['corrupt'] for r in rs):>8}"
+        )
     for r in results["embed"] + results["pretrain"]:
         if "error" in r:
             print(f"  {r['case']}: resume failed: {r['error']}")
     summary = {
-        "embed_resumes_equal": sum(r["equal"] for r in results["embed"]), "embed_runs": len(results["embed"]),
+        "embed_resumes_equal": sum(r["equal"] for r in results["embed"]),
+        "embed_runs": len(results["embed"]),
         "pretrain_resumes_equal": sum(r["equal"] for r in results["pretrain"]),
         "pretrain_runs": len(results["pretrain"]),
         "complete_but_corrupt": sum(r["corrupt"] for r in results["embed"] + results["pretrain"]),
         "kills_landed": sum(r["kills"] > 0 for r in results["embed"] + results["pretrain"]),  # trials, of all
-        "seed": args.seed, "minutes": round((time.time() - t0) / 60, 1),
+        "seed": args.seed,
+        "minutes": round((time.time() - t0) / 60, 1),
     }
     print(json.dumps(summary))
     if args.work is None:

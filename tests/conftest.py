@@ -28,10 +28,22 @@ def vocab_path(corpus, tmp_path_factory) -> Path:
 def tiny_overrides(corpus, vocab_path, tmp_path) -> list[str]:
     """Overrides for a fast, deterministic tiny run (no dropout, so process counts compare exactly)."""
     return [
-        f"data.vocab={vocab_path}", f"data.train={corpus['train']}", f"data.valid={corpus['valid']}",
-        f"data.cache_dir={tmp_path / 'cache'}", "data.num_proc=1", "model.size=tiny", "model.dropout=0.0",
-        "train.batch_size=8", "train.bptt=10", "train.max_steps=8", "train.warmup_steps=2", "train.log_every=1",
-        "train.eval_every=4", "train.eval_max_tokens=400", "train.checkpoint_every=4", "train.threads=1",
+        f"data.vocab={vocab_path}",
+        f"data.train={corpus['train']}",
+        f"data.valid={corpus['valid']}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.num_proc=1",
+        "model.size=tiny",
+        "model.dropout=0.0",
+        "train.batch_size=8",
+        "train.bptt=10",
+        "train.max_steps=8",
+        "train.warmup_steps=2",
+        "train.log_every=1",
+        "train.eval_every=4",
+        "train.eval_max_tokens=400",
+        "train.checkpoint_every=4",
+        "train.threads=1",
     ]
 
 
@@ -42,9 +54,18 @@ def tiny_pair(corpus, vocab_path, tmp_path_factory) -> dict[str, Path]:
     from elmokit.lm.pretrain import pretrain
 
     d = tmp_path_factory.mktemp("pair")
-    ov = [f"data.vocab={vocab_path}", f"data.train={corpus['train']}", f"data.cache_dir={d / 'cache'}",
-          "data.num_proc=1", "model.size=tiny", "train.batch_size=8", "train.max_steps=30", "train.lr=0.01",
-          "train.checkpoint_every=0", "train.threads=1"]
+    ov = [
+        f"data.vocab={vocab_path}",
+        f"data.train={corpus['train']}",
+        f"data.cache_dir={d / 'cache'}",
+        "data.num_proc=1",
+        "model.size=tiny",
+        "train.batch_size=8",
+        "train.max_steps=30",
+        "train.lr=0.01",
+        "train.checkpoint_every=0",
+        "train.threads=1",
+    ]
     fwd = pretrain(None, "forward", d / "fwd", ov, progress=False)
     bwd = pretrain(None, "backward", d / "bwd", ov, progress=False)
     return {"forward": fwd, "backward": bwd, "bundle": write_bundle(fwd, bwd, d / "bilm"), "dir": d}
@@ -65,5 +86,7 @@ def elmo_bundles(tmp_path_factory) -> dict[str, Path]:
     options = json.loads((ELMO_FIXTURE / "options.json").read_text())
     options["lstm"]["use_skip_connections"] = True
     (d / "skip-options.json").write_text(json.dumps(options))
-    return {"tf": import_bilm_tf(ELMO_FIXTURE / "options.json", ELMO_FIXTURE / "lm_weights.hdf5", d / "tf"),
-            "skip": import_bilm_tf(d / "skip-options.json", ELMO_FIXTURE / "lm_weights.hdf5", d / "skip")}
+    return {
+        "tf": import_bilm_tf(ELMO_FIXTURE / "options.json", ELMO_FIXTURE / "lm_weights.hdf5", d / "tf"),
+        "skip": import_bilm_tf(d / "skip-options.json", ELMO_FIXTURE / "lm_weights.hdf5", d / "skip"),
+    }

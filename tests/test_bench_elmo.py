@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_quick_shape_runs_and_agrees_with_the_reference():
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_elmo.py"), "--quick", "--rounds", "1",
-                        "--reps", "3"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_elmo.py"), "--quick", "--rounds", "1", "--reps", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["shape"] == "quick" and result["sentences_per_s"] > 0

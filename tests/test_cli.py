@@ -21,7 +21,9 @@ def test_help_is_instant_without_torch():
     import subprocess
     import sys
 
-    code = "import sys; from elmokit.cli import main; assert 'torch' not in sys.modules and 'datasets' not in sys.modules"
+    code = (
+        "import sys; from elmokit.cli import main; assert 'torch' not in sys.modules and 'datasets' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -45,10 +47,12 @@ def test_pretrain_bad_inputs(tmp_path, tiny_overrides, corpus):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  lerning_rate: 0.1\n")
     assert "unknown key train.lerning_rate" in run_err(
-        ["pretrain", "--config", str(cfg), "--direction", "forward", "--out", str(tmp_path / "o")])
+        ["pretrain", "--config", str(cfg), "--direction", "forward", "--out", str(tmp_path / "o")]
+    )
     cfg.write_text("train:\n  bptt: long\n")
     assert "train.bptt must be int" in run_err(
-        ["pretrain", "--config", str(cfg), "--direction", "forward", "--out", str(tmp_path / "o")])
+        ["pretrain", "--config", str(cfg), "--direction", "forward", "--out", str(tmp_path / "o")]
+    )
     (tmp_path / "nul.txt").write_bytes(b"a b\n" * 50 + b"\x00\n")
     ov = [o for o in tiny_overrides if not o.startswith("data.train")] + [f"data.train={tmp_path / 'nul.txt'}"]
     out = run_err(["pretrain", "--direction", "forward", "--out", str(tmp_path / "o2"), "--quiet", *ov])
@@ -67,12 +71,14 @@ def test_pretrain_handles_crlf_and_a_100k_token_line(tmp_path, tiny_overrides, c
 
 
 def test_evaluate_and_generate(tmp_path, tiny_overrides, corpus):
-    res = CliRunner().invoke(main, ["pretrain", "--direction", "forward", "--out", str(tmp_path / "m"), "--quiet",
-                                    *tiny_overrides])
+    res = CliRunner().invoke(
+        main, ["pretrain", "--direction", "forward", "--out", str(tmp_path / "m"), "--quiet", *tiny_overrides]
+    )
     assert res.exit_code == 0, res.output
     cache = [o.split("=", 1)[1] for o in tiny_overrides if o.startswith("data.cache_dir")][0]
-    res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m"), "--corpus", str(corpus["valid"]), "--json",
-                                    "--cache-dir", cache])
+    res = CliRunner().invoke(
+        main, ["evaluate", str(tmp_path / "m"), "--corpus", str(corpus["valid"]), "--json", "--cache-dir", cache]
+    )
     assert res.exit_code == 0, res.output
     r = json.loads(res.output.strip().splitlines()[-1])
     assert r["words"] == sum(len(ln.split()) + 1 for ln in corpus["valid"].read_text().splitlines())

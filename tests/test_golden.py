@@ -24,8 +24,11 @@ def numbers():
 
 def test_vectors_are_pinned(numbers):
     got, want = numbers
-    assert [np.shape(v) for v in got["vectors"]] == [np.shape(v) for v in want["vectors"]] == [(2, 7, 16), (2, 8, 16),
-                                                                                                (2, 4, 16)]
+    assert (
+        [np.shape(v) for v in got["vectors"]]
+        == [np.shape(v) for v in want["vectors"]]
+        == [(2, 7, 16), (2, 8, 16), (2, 4, 16)]
+    )
     for g, w in zip(got["vectors"], want["vectors"]):
         # pinned to 6 decimals; 1e-5 allows the float32 rounding of another thread count or kernel schedule
         np.testing.assert_allclose(g, w, atol=1e-5, rtol=0)

@@ -14,9 +14,23 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGKILL timing as on the project's machines")
 def test_killed_and_resumed_runs_equal_uninterrupted_ones(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "torture.py"), "--embed-runs", "4",
-                        "--pretrain-runs", "2", "--seed", "0", "--work", str(tmp_path)],
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "torture.py"),
+            "--embed-runs",
+            "4",
+            "--pretrain-runs",
+            "2",
+            "--seed",
+            "0",
+            "--work",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["complete_but_corrupt"] == 0, r.stdout

@@ -14,17 +14,15 @@ is low inside quotes counts as much as one that is high), Pearson correlation fo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from elmokit.analysis.page import shown_range, spread, write_html
+from elmokit.analysis.trace import Trace, read_lines, trace_text
 from elmokit.core.choices import CELL_FEATURES
 from elmokit.core.errors import ElmokitError
-from elmokit.core.textfile import iter_lines
-from elmokit.lm.vocab import EOS_ID
 
 # name -> (kind, what it is); binary features are scored by AUC, counts by correlation
 FEATURES = {
@@ -36,91 +34,6 @@ FEATURES = {
 }
 assert tuple(FEATURES) == CELL_FEATURES
 OPENING, CLOSING = "([{", ")]}"
-
-
-@dataclass
-class Trace:
-    """One LM's units over a text, in the text's order (for a backward LM too)."""
-
-    surfaces: list[str]  # per step: the text of the piece read ("\n" for a line's </s>)
-    line: np.ndarray  # (steps,) index of the line each step belongs to
-    units: dict[str, np.ndarray]  # "h1", "c1", "h2", ...: (steps, width) float32
-    direction: str
-
-    @property
-    def steps(self) -> int:
-        return len(self.surfaces)
-
-    def selection(self) -> np.ndarray:
-        """``(steps,)`` True on the first half of the lines, where units are chosen; False on the held-out rest (a
-        one-line text is split at its middle step)."""
-        last = int(self.line[-1])
-        return self.line < last // 2 + 1 if last > 0 else np.arange(self.steps) < self.steps // 2
-
-    def unit(self, name: str) -> np.ndarray:
-        """``(steps,)`` values of a unit named ``h2:17`` (layer 2's hidden state, unit 17) or ``c1:5``."""
-        m = re.fullmatch(r"([hc])(\d+):(\d+)", name)
-        if not m or f"{m[1]}{m[2]}" not in self.units or int(m[3]) >= self.units[f"{m[1]}{m[2]}"].shape[1]:
-            shapes = ", ".join(f"{k} (0..{v.shape[1] - 1})" for k, v in self.units.items())
-            raise ElmokitError(f"--unit {name}: no such unit; units are named STATE:INDEX, with {shapes}")
-        return self.units[f"{m[1]}{m[2]}"][:, int(m[3])]
-
-
-def read_lines(files: list[str], vocab, max_pieces: int, max_line_chars: int = 20000) -> list[list[int]]:
-    """The files' lines encoded, until ``max_pieces`` pieces (whole lines; at least one)."""
-    out: list[list[int]] = []
-    total = 0
-    for f in files:
-        for _, line in iter_lines(f, max_line_chars):
-            ids = vocab.encode(line)
-            if out and total + len(ids) + 1 > max_pieces:
-                return out
-            out.append(ids)
-            total += len(ids) + 1
-    if not out:
-        raise ElmokitError(f"{files[0]}: no lines to read")
-    return out
-
-
-@torch.no_grad()
-def trace_text(model, vocab, lines: list[list[int]], direction: str, chunk: int = 1000) -> Trace:
-    """Run ``model`` over ``lines`` (encoded) as one stream and record every unit at every piece.
-
-    The stream is ``</s> line1 </s> line2 ... </s>`` (reversed for a backward LM); step ``t`` is the state after
-    reading piece ``t``. The first ``</s>`` is only read, never recorded.
-    """
-    ids: list[int] = []
-    surfaces: list[str] = []
-    line_of: list[int] = []
-    for k, line_ids in enumerate(lines):
-        ids += [*line_ids, EOS_ID]
-        surfaces += [*vocab.surfaces(line_ids), "\n"]
-        line_of += [k] * (len(line_ids) + 1)
-    stream = [EOS_ID, *ids] if direction == "forward" else [EOS_ID, *ids[::-1]]
-    model.eval()
-    state = model.init_state(1)
-    parts: dict[str, list[np.ndarray]] = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one stream, one step at a time: more threads only add overhead
-    try:
-        _trace_chunks(model, stream, chunk, state, parts)
-    finally:
-        torch.set_num_threads(threads)
-    units = {}
-    for name in sorted(parts, key=lambda n: (int(n[1:]), n[0])):
-        a = np.concatenate(parts[name])[1:]  # drop the leading </s>: (steps, width), in reading order
-        units[name] = np.ascontiguousarray(a if direction == "forward" else a[::-1])
-    return Trace(surfaces, np.asarray(line_of), units, direction)
-
-
-def _trace_chunks(model, stream: list[int], chunk: int, state, parts: dict[str, list[np.ndarray]]) -> None:
-    for start in range(0, len(stream), chunk):
-        x = torch.tensor(stream[start : start + chunk]).view(-1, 1)  # (time, 1)
-        emb = model.embedding(x)  # (time, 1, embed_dim)
-        per_layer, state = model.rnn.trace(emb, state)
-        for k, layer in enumerate(per_layer, 1):
-            for kind, v in layer.items():
-                parts.setdefault(f"{kind}{k}", []).append(v[:, 0].float().numpy())  # (time, width)
 
 
 def text_features(trace: Trace, regex: str | None = None) -> dict[str, np.ndarray]:
@@ -140,7 +53,7 @@ def text_features(trace: Trace, regex: str | None = None) -> dict[str, np.ndarra
             continue
         if not s:
             continue
-        for ch in (s if trace.direction == "forward" else s[::-1]):
+        for ch in s if trace.direction == "forward" else s[::-1]:
             if ch == '"':
                 quotes ^= 1
             elif ch == quote_open:
@@ -245,10 +158,14 @@ def rank_units(trace: Trace, feats: dict[str, np.ndarray], top: int = 10) -> dic
         units = []
         for j, h in zip(best, s_held):
             flip = s_sel[j] < (0.5 if kind == "binary" else 0.0)
-            units.append({"unit": names[j], "selection": float(1 - s_sel[j] if flip and kind == "binary"
-                                                             else -s_sel[j] if flip else s_sel[j]),
-                          "heldout": float(1 - h if flip and kind == "binary" else -h if flip else h),
-                          "sign": -1 if flip else 1})
+            units.append(
+                {
+                    "unit": names[j],
+                    "selection": float(1 - s_sel[j] if flip and kind == "binary" else -s_sel[j] if flip else s_sel[j]),
+                    "heldout": float(1 - h if flip and kind == "binary" else -h if flip else h),
+                    "sign": -1 if flip else 1,
+                }
+            )
         rec["units"] = units
         out[name] = rec
     return out
@@ -258,6 +175,7 @@ def _sections(ranking: dict, control: dict, chosen: list[str]) -> list[dict]:
     """The page's sections (``{"unit", "title"}``): the ``chosen`` units, or by default the best unit of each
     feature, first the quote or bracket unit further above chance (held out, over the control's when there is one,
     else over 0.5); each titled with the features it is best for."""
+
     def margin(f: str) -> float:
         rec, ctrl = ranking[f], control.get(f)
         if not rec["units"]:
@@ -265,22 +183,36 @@ def _sections(ranking: dict, control: dict, chosen: list[str]) -> list[dict]:
         return rec["units"][0]["heldout"] - (ctrl["units"][0]["heldout"] if ctrl and ctrl["units"] else 0.5)
 
     if not chosen:
-        order = sorted(ranking, key=lambda f: (f not in ("quotes", "brackets"),
-                                               -margin(f) if f in ("quotes", "brackets") else 0))
+        order = sorted(
+            ranking, key=lambda f: (f not in ("quotes", "brackets"), -margin(f) if f in ("quotes", "brackets") else 0)
+        )
         chosen = list(dict.fromkeys(ranking[f]["units"][0]["unit"] for f in order if ranking[f]["units"]))
     best_for: dict[str, list[str]] = {}  # unit -> "quotes (held-out AUC 0.883)", ...
     for f, rec in ranking.items():
         if rec["units"]:
             metric = "AUC" if rec["kind"] == "binary" else "r"
             best_for.setdefault(rec["units"][0]["unit"], []).append(
-                f"{f} (held-out {metric} {rec['units'][0]['heldout']:.3f})")
-    return [{"unit": u, "title": f"unit {u}" + (f": best for {', '.join(best_for[u])}" if u in best_for else "")}
-            for u in chosen]
+                f"{f} (held-out {metric} {rec['units'][0]['heldout']:.3f})"
+            )
+    return [
+        {"unit": u, "title": f"unit {u}" + (f": best for {', '.join(best_for[u])}" if u in best_for else "")}
+        for u in chosen
+    ]
 
 
-def inspect_cells(model_path: str, files: list[str], out: str, features: list[str] | None = None,
-                  regex: str | None = None, units: list[str] | None = None, max_pieces: int = 40000,
-                  top: int = 10, control: bool = False, seed: int = 0, max_chars: int = 3000) -> dict:
+def inspect_cells(
+    model_path: str,
+    files: list[str],
+    out: str,
+    features: list[str] | None = None,
+    regex: str | None = None,
+    units: list[str] | None = None,
+    max_pieces: int = 40000,
+    top: int = 10,
+    control: bool = False,
+    seed: int = 0,
+    max_chars: int = 3000,
+) -> dict:
     """The ``elmokit cells`` command: trace, rank, write ``OUT/cells.json``, ``cells.html`` and ``cells.png``.
 
     Args:
@@ -299,9 +231,9 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
     Returns:
         What ``cells.json`` holds.
     """
-    from elmokit.lm.model_dir import load_model, made_by
-    from elmokit.lm.model import LanguageModel
     from elmokit.core.plots import plot_text_activation
+    from elmokit.lm.model import LanguageModel
+    from elmokit.lm.model_dir import load_model, made_by
 
     for f in features or []:
         if f not in FEATURES:
@@ -314,18 +246,24 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
     feats = {k: v for k, v in feats.items() if not features or k in features or k == "regex"}
     ranking = rank_units(trace, feats, top)
     result: dict = {
-        "model": str(model_path), "made_by": made_by(loaded), "direction": direction, "cell": loaded.cfg.model.cell,
+        "model": str(model_path),
+        "made_by": made_by(loaded),
+        "direction": direction,
+        "cell": loaded.cfg.model.cell,
         "files": [str(f) for f in files],
-        "pieces": trace.steps, "lines": len(lines), "regex": regex, "max_pieces": max_pieces,
-        "units": {k: v.shape[1] for k, v in trace.units.items()}, "ranking": ranking,
+        "pieces": trace.steps,
+        "lines": len(lines),
+        "regex": regex,
+        "max_pieces": max_pieces,
+        "units": {k: v.shape[1] for k, v in trace.units.items()},
+        "ranking": ranking,
         "features": {k: FEATURES.get(k, ("binary", f"inside a match of {regex!r}"))[1] for k in feats},
     }
     if control:
         torch.manual_seed(seed)
         fresh = LanguageModel(loaded.cfg.model, loaded.vocab.size).eval()
         c_rank = rank_units(trace_text(fresh, loaded.vocab, lines, direction), feats, top)
-        result["control"] = {"what": f"an untrained model of the same shape (torch seed {seed})",
-                             "ranking": c_rank}
+        result["control"] = {"what": f"an untrained model of the same shape (torch seed {seed})", "ranking": c_rank}
     chosen = list(units or [])
     for u in chosen:
         trace.unit(u)  # an unknown name fails before anything is written
@@ -337,8 +275,12 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
     if sections:
         write_html(out_dir / "cells.html", trace, sections, result, max_chars)
         start, end = shown_range(trace, min(max_chars, 1500))
-        plot_text_activation(trace.surfaces[start:end], spread(trace.unit(sections[0]["unit"])[start:end]),
-                             out_dir / "cells.png", f"{result['model']} ({direction}): {sections[0]['title']}")
+        plot_text_activation(
+            trace.surfaces[start:end],
+            spread(trace.unit(sections[0]["unit"])[start:end]),
+            out_dir / "cells.png",
+            f"{result['model']} ({direction}): {sections[0]['title']}",
+        )
     from elmokit.core.files import write_json
 
     write_json(out_dir / "cells.json", result)
@@ -347,20 +289,23 @@ def inspect_cells(model_path: str, files: list[str], out: str, features: list[st
 
 def summary_lines(result: dict) -> list[str]:
     """The table ``elmokit cells`` prints."""
-    rows = [f"{result['direction']} {result['cell']} LM, {result['pieces']:,} pieces; units chosen on the first "
-            f"half of the text, scored on the second (held out)",
-            f"{'feature':<14} {'best unit':<10} {'selection':>9} {'held out':>9}  score"
-            + ("  control (untrained, held out)" if "control" in result else "")]
+    rows = [
+        f"{result['direction']} {result['cell']} LM, {result['pieces']:,} pieces; units chosen on the first "
+        f"half of the text, scored on the second (held out)",
+        f"{'feature':<14} {'best unit':<10} {'selection':>9} {'held out':>9}  score"
+        + ("  control (untrained, held out)" if "control" in result else ""),
+    ]
     for feat, rec in result["ranking"].items():
         if not rec["units"]:
             rows.append(f"{feat:<14} {rec['note']}")
             continue
         u = rec["units"][0]
-        line = (f"{feat:<14} {u['unit']:<10} {u['selection']:>9.3f} {u['heldout']:>9.3f}  "
-                f"{'AUC' if rec['kind'] == 'binary' else 'r'}")
+        line = (
+            f"{feat:<14} {u['unit']:<10} {u['selection']:>9.3f} {u['heldout']:>9.3f}  "
+            f"{'AUC' if rec['kind'] == 'binary' else 'r'}"
+        )
         if "control" in result and result["control"]["ranking"][feat]["units"]:
             c = result["control"]["ranking"][feat]["units"][0]
             line += f"  {c['heldout']:.3f} ({c['unit']})"
         rows.append(line)
     return rows
-

@@ -23,8 +23,9 @@ import torch
 from elmokit.core.errors import ElmokitError
 
 
-def gradient_norms(model, tokens: np.ndarray, reverse: bool, max_lag: int = 300, sequences: int = 32,
-                   warmup: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+def gradient_norms(
+    model, tokens: np.ndarray, reverse: bool, max_lag: int = 300, sequences: int = 32, warmup: int = 100, seed: int = 0
+) -> dict[str, np.ndarray]:
     """``{"h1": (sequences, max_lag + 1), "c1": ..., ...}``: per sequence and lag ``k``, the norm of the gradient of
     the last step's loss with respect to the layer's state ``k`` steps before it.
 
@@ -39,8 +40,9 @@ def gradient_norms(model, tokens: np.ndarray, reverse: bool, max_lag: int = 300,
     need = warmup + max_lag + 2
     stream = tokens[::-1] if reverse else tokens
     if len(stream) < need:
-        raise ElmokitError(f"the corpus has {len(stream):,} pieces; --max-lag {max_lag} with --warmup {warmup} "
-                           f"needs at least {need:,}")
+        raise ElmokitError(
+            f"the corpus has {len(stream):,} pieces; --max-lag {max_lag} with --warmup {warmup} needs at least {need:,}"
+        )
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, len(stream) - need + 1, size=sequences)
     seqs = torch.from_numpy(np.stack([stream[s : s + need] for s in starts]).astype(np.int64))  # (B, need)
@@ -87,35 +89,58 @@ def summarize(norms: dict[str, np.ndarray]) -> dict[str, dict]:
         # how fast it still falls far back: orders of magnitude per 100 steps over the last two thirds of the lags
         k1, k2 = len(med) // 3, len(med) - 1
         tail = (math.log10(max(float(med[k1]), 1e-300)) - math.log10(max(float(med[k2]), 1e-300))) / max(k2 - k1, 1)
-        out[name] = {"median": med.tolist(), "q25": np.quantile(a, 0.25, 0).tolist(),
-                     "q75": np.quantile(a, 0.75, 0).tolist(), "ratio_to_lag0": ratio.tolist(), **falls,
-                     "tail_decades_per_100_steps": round(100 * tail, 4), "tail_lags": [k1, k2]}
+        out[name] = {
+            "median": med.tolist(),
+            "q25": np.quantile(a, 0.25, 0).tolist(),
+            "q75": np.quantile(a, 0.75, 0).tolist(),
+            "ratio_to_lag0": ratio.tolist(),
+            **falls,
+            "tail_decades_per_100_steps": round(100 * tail, 4),
+            "tail_lags": [k1, k2],
+        }
     return out
 
 
-def measure_gradients(model_path: str, corpus: list[str], out: str, max_lag: int = 300, sequences: int = 32,
-                      warmup: int = 100, seed: int = 0, cache_dir: str = "~/.cache/elmokit",
-                      progress: bool = True) -> dict:
+def measure_gradients(
+    model_path: str,
+    corpus: list[str],
+    out: str,
+    max_lag: int = 300,
+    sequences: int = 32,
+    warmup: int = 100,
+    seed: int = 0,
+    cache_dir: str = "~/.cache/elmokit",
+    progress: bool = True,
+) -> dict:
     """The ``elmokit gradients`` command: writes ``OUT.json`` and ``OUT.png`` and returns the JSON's content."""
     from elmokit.core.files import write_json
-    from elmokit.lm.model_dir import load_model, made_by
-    from elmokit.lm.corpus import encode_corpus
     from elmokit.core.plots import plot_gradient_norms
+    from elmokit.lm.corpus import encode_corpus
+    from elmokit.lm.model_dir import load_model, made_by
 
     loaded = load_model(model_path)
     reverse = loaded.manifest["direction"] == "backward"
-    tokens = encode_corpus(corpus, loaded.vocab, cache_dir, num_proc=1, max_line_chars=loaded.cfg.data.max_line_chars,
-                           progress=progress)
+    tokens = encode_corpus(
+        corpus, loaded.vocab, cache_dir, num_proc=1, max_line_chars=loaded.cfg.data.max_line_chars, progress=progress
+    )
     norms = gradient_norms(loaded.model, tokens, reverse, max_lag, sequences, warmup, seed)
     summary = summarize(norms)
     c = loaded.cfg
     result = {
-        "model": str(model_path), "made_by": made_by(loaded), "direction": loaded.manifest["direction"],
+        "model": str(model_path),
+        "made_by": made_by(loaded),
+        "direction": loaded.manifest["direction"],
         "cell": c.model.cell,
-        "hidden_size": c.model.hidden_size, "proj_size": c.model.proj_size, "num_layers": c.model.num_layers,
+        "hidden_size": c.model.hidden_size,
+        "proj_size": c.model.proj_size,
+        "num_layers": c.model.num_layers,
         "trained_with": {"bptt": c.train.bptt, "clip_norm": c.train.clip_norm},
-        "corpus": [str(f) for f in corpus], "max_lag": max_lag, "sequences": sequences, "warmup": warmup,
-        "seed": seed, "states": summary,
+        "corpus": [str(f) for f in corpus],
+        "max_lag": max_lag,
+        "sequences": sequences,
+        "warmup": warmup,
+        "seed": seed,
+        "states": summary,
     }
     base = Path(out)
     base.parent.mkdir(parents=True, exist_ok=True)
@@ -128,12 +153,18 @@ def measure_gradients(model_path: str, corpus: list[str], out: str, max_lag: int
 def summary_lines(result: dict) -> list[str]:
     """The table ``elmokit gradients`` prints: per state, the median norm at a few lags and where it falls."""
     lags = [k for k in (0, 1, 5, 10, 20, 50, 100, 200, 300, 500) if k <= result["max_lag"]]
-    rows = [f"{result['cell']} {result['direction']} LM; median over {result['sequences']} sequences of "
-            f"||dloss_t/dstate_(t-k)||",
-            f"{'state':<6}" + "".join(f"{'k=' + str(k):>10}" for k in lags)
-            + "   k at 1/10  1/100  1/1000   far back: decades per 100 steps"]
+    rows = [
+        f"{result['cell']} {result['direction']} LM; median over {result['sequences']} sequences of "
+        f"||dloss_t/dstate_(t-k)||",
+        f"{'state':<6}"
+        + "".join(f"{'k=' + str(k):>10}" for k in lags)
+        + "   k at 1/10  1/100  1/1000   far back: decades per 100 steps",
+    ]
     for name, s in result["states"].items():
         falls = "  ".join(f"{'-' if s[f'lag_to_1/{f}'] is None else s[f'lag_to_1/{f}']:>5}" for f in (10, 100, 1000))
-        rows.append(f"{name:<6}" + "".join(f"{s['median'][k]:>10.3g}" for k in lags)
-                    + f"   {falls}   {s['tail_decades_per_100_steps']:.2f}")
+        rows.append(
+            f"{name:<6}"
+            + "".join(f"{s['median'][k]:>10.3g}" for k in lags)
+            + f"   {falls}   {s['tail_decades_per_100_steps']:.2f}"
+        )
     return rows

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from elmokit.analysis.cells import Trace
+from elmokit.analysis.trace import Trace
 
 
 def _colour(v: float) -> str:
@@ -47,7 +45,8 @@ def write_html(path: Path, trace: Trace, sections: list[dict], info: dict, max_c
     (over its range on the shown text: :func:`spread`), each character's value in its tooltip."""
     start, end = shown_range(trace, max_chars)
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         f"<title>elmokit cells: {html.escape(info['model'])}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:70em}"
         ".text{font-family:'DejaVu Sans Mono',monospace;font-size:14px;line-height:1.7;white-space:pre-wrap;"
@@ -58,17 +57,23 @@ def write_html(path: Path, trace: Trace, sections: list[dict], info: dict, max_c
         f"<p>{html.escape(info['direction'])} LM, {trace.steps:,} pieces read; the text shown is from the held-out "
         f"half. Each unit's colours span its own range on the text shown: blue at its lowest, white at the middle, "
         f"red at its highest. Hover a character for its value.</p>",
-        '<p class="legend">' + "".join(f'<span style="background:{_colour(v)}">{t}</span>'
-                                        for v, t in ((-1, "low"), (0, "mid"), (1, "high"))) + "</p>",
+        '<p class="legend">'
+        + "".join(
+            f'<span style="background:{_colour(v)}">{t}</span>' for v, t in ((-1, "low"), (0, "mid"), (1, "high"))
+        )
+        + "</p>",
     ]
     if info.get("ranking"):
-        parts.append("<table><tr><th>feature</th><th>best unit</th><th>selection</th><th>held out</th>"
-                     "<th>score</th></tr>")
+        parts.append(
+            "<table><tr><th>feature</th><th>best unit</th><th>selection</th><th>held out</th><th>score</th></tr>"
+        )
         for feat, rec in info["ranking"].items():
             if rec["units"]:
                 u = rec["units"][0]
-                parts.append(f"<tr><td>{html.escape(feat)}</td><td>{u['unit']}</td><td>{u['selection']:.3f}</td>"
-                             f"<td>{u['heldout']:.3f}</td><td>{'AUC' if rec['kind'] == 'binary' else 'r'}</td></tr>")
+                parts.append(
+                    f"<tr><td>{html.escape(feat)}</td><td>{u['unit']}</td><td>{u['selection']:.3f}</td>"
+                    f"<td>{u['heldout']:.3f}</td><td>{'AUC' if rec['kind'] == 'binary' else 'r'}</td></tr>"
+                )
         parts.append("</table>")
     for sec in sections:
         v = trace.unit(sec["unit"])[start:end]

@@ -24,13 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from elmokit.bilm.charbilm import CHAR_BUNDLE_FORMAT, load_char_bilm
-from elmokit.core.files import atomic_dir, commit_dir, versions, write_json
-from elmokit.lm.model_dir import load_model, resolve_model_dir
-from elmokit.core.errors import CheckpointError
-from elmokit.core.textfile import sha256_file
-from elmokit.lm.vocab import EOS_ID, PAD_ID, Vocab
-from elmokit.core.choices import POOLINGS
 from elmokit.bilm.frozen import FrozenBiLM, padded_rows
+from elmokit.core.choices import POOLINGS
+from elmokit.core.errors import CheckpointError
+from elmokit.core.files import atomic_dir, commit_dir, versions, write_json
+from elmokit.core.textfile import sha256_file
+from elmokit.lm.model_dir import load_model, resolve_model_dir
+from elmokit.lm.vocab import EOS_ID, PAD_ID, Vocab
 
 BUNDLE_FORMAT = "elmokit-bilm/1"
 
@@ -42,14 +42,26 @@ class BiLM(FrozenBiLM):
         forward_lm, backward_lm: :class:`~elmokit.lm.model.LanguageModel` in the two directions.
         vocab: the shared vocabulary.
         sha256: a hash naming this pair (the bundle's, or both manifests' combined).
+        manifests: each direction's model manifest (``{"forward": ..., "backward": ...}``), where its validation
+            perplexity is kept for the domain-fit check.
     """
 
-    def __init__(self, forward_lm: nn.Module, backward_lm: nn.Module, vocab: Vocab, sha256: str = "") -> None:
+    has_softmax = True
+
+    def __init__(
+        self,
+        forward_lm: nn.Module,
+        backward_lm: nn.Module,
+        vocab: Vocab,
+        sha256: str = "",
+        manifests: dict[str, dict] | None = None,
+    ) -> None:
         super().__init__()
         self.forward_lm = forward_lm
         self.backward_lm = backward_lm
         self.vocab = vocab
         self.sha256 = sha256
+        self.manifests = manifests or {}
         self.dim = forward_lm.output_dim  # D; every output layer is 2D wide
         self.num_layers = forward_lm.cfg.num_layers + 1
         self._start_cache: dict[str, list] = {}  # per direction: the state after reading </s> from zero
@@ -76,8 +88,9 @@ class BiLM(FrozenBiLM):
         return [sum(len(w) for w in p) + 2 for p in pieces]
 
     @torch.no_grad()
-    def encode_words(self, rows: list[list[list[str]]], pooling: str = "edges",
-                     pieces: list[list[list[list[int]]]] | None = None) -> Tensor:
+    def encode_words(
+        self, rows: list[list[list[str]]], pooling: str = "edges", pieces: list[list[list[list[int]]]] | None = None
+    ) -> Tensor:
         """Both LMs over rows of sentences (see :meth:`FrozenBiLM.encode_rows`), pooled per word, every word of
         every row back to back, in order (rows, sentences, words).
 
@@ -97,7 +110,7 @@ class BiLM(FrozenBiLM):
         seqs, spans = [], []  # spans[r][s] = [(first, last) piece positions of each word]
         for r, row in enumerate(rows):
             seq, row_spans = [EOS_ID], []
-            for words in (pieces[r] if pieces is not None else self.pieces(row)):
+            for words in pieces[r] if pieces is not None else self.pieces(row):
                 word_spans = []
                 for ids in words:
                     word_spans.append((len(seq), len(seq) + len(ids) - 1))
@@ -182,7 +195,11 @@ def _check_pair(fwd_manifest: dict, bwd_manifest: dict, fwd_cfg, bwd_cfg, fwd_pa
             f"trained with the same vocab model"
         )
     f, b = fwd_cfg.model, bwd_cfg.model
-    if (f.num_layers, f.embed_dim, f.proj_size or f.hidden_size) != (b.num_layers, b.embed_dim, b.proj_size or b.hidden_size):
+    if (f.num_layers, f.embed_dim, f.proj_size or f.hidden_size) != (
+        b.num_layers,
+        b.embed_dim,
+        b.proj_size or b.hidden_size,
+    ):
         raise CheckpointError(
             f"{fwd_path} ({f.num_layers} layers, embed {f.embed_dim}, output {f.proj_size or f.hidden_size}) and "
             f"{bwd_path} ({b.num_layers} layers, embed {b.embed_dim}, output {b.proj_size or b.hidden_size}) do not "
@@ -206,8 +223,10 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
     if backward is None:
         manifest_path = p / "manifest.json"
         if not manifest_path.is_file():
-            raise CheckpointError(f"{path}: not a biLM bundle (no manifest.json); make one with `elmokit bundle "
-                                  f"FORWARD_RUN BACKWARD_RUN --out DIR`")
+            raise CheckpointError(
+                f"{path}: not a biLM bundle (no manifest.json); make one with `elmokit bundle "
+                f"FORWARD_RUN BACKWARD_RUN --out DIR`"
+            )
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except ValueError as e:
@@ -215,8 +234,10 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
         if manifest.get("format") == CHAR_BUNDLE_FORMAT:  # an imported ELMo (elmokit import-elmo)
             return load_char_bilm(p, manifest, device)
         if manifest.get("format") != BUNDLE_FORMAT:
-            raise CheckpointError(f"{path}: format {manifest.get('format')!r} is not a biLM bundle ({BUNDLE_FORMAT}); "
-                                  f"pass a bundle, or a forward and a backward model")
+            raise CheckpointError(
+                f"{path}: format {manifest.get('format')!r} is not a biLM bundle ({BUNDLE_FORMAT}); "
+                f"pass a bundle, or a forward and a backward model"
+            )
         fwd_dir, bwd_dir = p / "forward", p / "backward"
         for d, key in ((fwd_dir, "forward_manifest_sha256"), (bwd_dir, "backward_manifest_sha256")):
             if not (d / "manifest.json").is_file() or sha256_file(d / "manifest.json") != manifest[key]:
@@ -227,13 +248,15 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
         sha = _pair_sha(fwd_dir, bwd_dir)
     f, b = load_model(fwd_dir, device), load_model(bwd_dir, device)
     _check_pair(f.manifest, b.manifest, f.cfg, b.cfg, str(path), str(backward or bwd_dir))
-    return BiLM(f.model, b.model, f.vocab, sha)
+    return BiLM(f.model, b.model, f.vocab, sha, {"forward": f.manifest, "backward": b.manifest})
 
 
 def _pair_sha(fwd_dir: Path, bwd_dir: Path) -> str:
     import hashlib
 
-    return hashlib.sha256((sha256_file(fwd_dir / "manifest.json") + sha256_file(bwd_dir / "manifest.json")).encode()).hexdigest()
+    return hashlib.sha256(
+        (sha256_file(fwd_dir / "manifest.json") + sha256_file(bwd_dir / "manifest.json")).encode()
+    ).hexdigest()
 
 
 def write_bundle(forward: str | Path, backward: str | Path, out: str | Path) -> Path:
@@ -250,16 +273,19 @@ def write_bundle(forward: str | Path, backward: str | Path, out: str | Path) -> 
     shutil.copytree(fwd_dir, tmp / "forward")
     shutil.copytree(bwd_dir, tmp / "backward")
     fm, bm = sha256_file(tmp / "forward" / "manifest.json"), sha256_file(tmp / "backward" / "manifest.json")
-    write_json(tmp / "manifest.json", {
-        "format": BUNDLE_FORMAT,
-        "sha256": _pair_sha(tmp / "forward", tmp / "backward"),
-        "forward_manifest_sha256": fm,
-        "backward_manifest_sha256": bm,
-        "vocab_sha256": bilm.vocab.sha256,
-        "layers": bilm.num_layers,
-        "dim": 2 * bilm.dim,
-        "sources": {"forward": str(fwd_dir), "backward": str(bwd_dir)},
-        "versions": versions(),
-    })
+    write_json(
+        tmp / "manifest.json",
+        {
+            "format": BUNDLE_FORMAT,
+            "sha256": _pair_sha(tmp / "forward", tmp / "backward"),
+            "forward_manifest_sha256": fm,
+            "backward_manifest_sha256": bm,
+            "vocab_sha256": bilm.vocab.sha256,
+            "layers": bilm.num_layers,
+            "dim": 2 * bilm.dim,
+            "sources": {"forward": str(fwd_dir), "backward": str(bwd_dir)},
+            "versions": versions(),
+        },
+    )
     commit_dir(tmp, out)
     return out

@@ -128,13 +128,16 @@ def read_dic(path: Path, specials: tuple[str, ...]) -> dict[str, int]:
             if len(fields) == 1 and fields[0]:
                 fields.insert(0, "\u3000")
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                raise CheckpointError(f"{path}:{n}: expected `token<TAB>id`, got {line.rstrip()[:60]!r}; is this an "
-                                      f"ELMoForManyLangs lexicon?")
+                raise CheckpointError(
+                    f"{path}:{n}: expected `token<TAB>id`, got {line.rstrip()[:60]!r}; is this an "
+                    f"ELMoForManyLangs lexicon?"
+                )
             out[fields[0]] = int(fields[1])
     missing = [s for s in specials if s not in out]
     if missing:
-        raise CheckpointError(f"{path}: has no {', '.join(missing)} entry; ELMoForManyLangs lexicons hold "
-                              f"{', '.join(specials)}")
+        raise CheckpointError(
+            f"{path}: has no {', '.join(missing)} entry; ELMoForManyLangs lexicons hold {', '.join(specials)}"
+        )
     return out
 
 

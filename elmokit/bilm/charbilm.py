@@ -32,14 +32,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from elmokit.bilm.characters import LEXICON_SPECIALS, WORD_SPECIALS, ElmoBytes, Lexicon, read_dic, write_dic
+from elmokit.bilm.frozen import FrozenBiLM, padded_rows
 from elmokit.core.choices import POOLINGS
-from elmokit.bilm.characters import WORD_SPECIALS, LEXICON_SPECIALS, ElmoBytes, Lexicon, read_dic, write_dic
-from elmokit.core.files import (atomic_dir, commit_dir, removed_on_disk_error, safe_load, verify_files, versions, write_json,)
 from elmokit.core.errors import CheckpointError
+from elmokit.core.files import (
+    atomic_dir,
+    commit_dir,
+    removed_on_disk_error,
+    safe_load,
+    verify_files,
+    versions,
+    write_json,
+)
+from elmokit.core.textfile import sha256_file
 from elmokit.modules.char_cnn import CharCNN
 from elmokit.modules.recurrent import RecurrentStack, State
-from elmokit.core.textfile import sha256_file
-from elmokit.bilm.frozen import FrozenBiLM, padded_rows
 
 CHAR_BUNDLE_FORMAT = "elmokit-charbilm/1"
 CHARACTERS = ("elmo-bytes", "lexicon")
@@ -93,12 +101,21 @@ class CharBiLM(FrozenBiLM):
         super().__init__()
         self.cfg = cfg
         P = cfg.projection_dim
-        self.token_encoder = CharCNN(cfg.num_chars, cfg.char_dim, [tuple(f) for f in cfg.filters], cfg.num_highway, P,
-                                     cfg.activation, cfg.word_vocab, cfg.word_dim)
+        self.token_encoder = CharCNN(
+            cfg.num_chars,
+            cfg.char_dim,
+            [tuple(f) for f in cfg.filters],
+            cfg.num_highway,
+            P,
+            cfg.activation,
+            cfg.word_vocab,
+            cfg.word_dim,
+        )
 
         def stack() -> RecurrentStack:
-            return RecurrentStack("lstm", P, cfg.cells, cfg.num_layers, P, cfg.skip_connections, 0.0, "auto",
-                                  cfg.cell_clip, cfg.proj_clip)
+            return RecurrentStack(
+                "lstm", P, cfg.cells, cfg.num_layers, P, cfg.skip_connections, 0.0, "auto", cfg.cell_clip, cfg.proj_clip
+            )
 
         self.forward_rnn, self.backward_rnn = stack(), stack()
         self.vocab = mapper
@@ -124,8 +141,13 @@ class CharBiLM(FrozenBiLM):
         return self.token_encoder(chars, ids, m.pad_id)  # (U, D)
 
     @torch.no_grad()
-    def encode_words(self, rows: list[list[list[str]]], pooling: str = "edges", pieces: list | None = None,
-                     carry: CarriedState | None = None) -> Tensor:
+    def encode_words(
+        self,
+        rows: list[list[list[str]]],
+        pooling: str = "edges",
+        pieces: list | None = None,
+        carry: CarriedState | None = None,
+    ) -> Tensor:
         """Both directions over rows of sentences (see :meth:`FrozenBiLM.encode_rows`), every word of every row back
         to back, in order (rows, sentences, words).
 
@@ -191,8 +213,9 @@ class CharBiLM(FrozenBiLM):
             self._start_cache[direction] = rnn(first.view(1, 1, -1))[1]  # per layer (h, c), each (1, dim)
         return self.rows_of(self._start_cache[direction], batch)
 
-    def _run_carried(self, x_f: Tensor, x_b: Tensor, n: np.ndarray, carry: CarriedState
-                     ) -> tuple[list[Tensor], list[Tensor]]:
+    def _run_carried(
+        self, x_f: Tensor, x_b: Tensor, n: np.ndarray, carry: CarriedState
+    ) -> tuple[list[Tensor], list[Tensor]]:
         """Stateful mode: each row alone from its carried state (its final state is then the one at its own last
         position, as bilm-tf's and AllenNLP's are).
 
@@ -204,8 +227,10 @@ class CharBiLM(FrozenBiLM):
         b_out = [x_f.new_zeros(L, B, D) for _ in range(self.cfg.num_layers)]
         for r in range(B):
             t = int(n[r])
-            for x, rnn, outs, states in ((x_f, self.forward_rnn, f_out, carry.forward),
-                                         (x_b, self.backward_rnn, b_out, carry.backward)):
+            for x, rnn, outs, states in (
+                (x_f, self.forward_rnn, f_out, carry.forward),
+                (x_b, self.backward_rnn, b_out, carry.backward),
+            ):
                 layers, states[r] = rnn(x[:t, r : r + 1], states.get(r))  # per layer (t, 1, D)
                 for k, o in enumerate(layers):
                     outs[k][:t, r] = o[:, 0]
@@ -228,8 +253,15 @@ def config_from_dict(d: dict, where: str) -> CharBiLMConfig:
     return cfg
 
 
-def write_char_bundle(out: Path, cfg: CharBiLMConfig, state: dict[str, Tensor], source: dict, where: str,
-                      chars: dict[str, int] | None = None, words: dict[str, int] | None = None) -> Path:
+def write_char_bundle(
+    out: Path,
+    cfg: CharBiLMConfig,
+    state: dict[str, Tensor],
+    source: dict,
+    where: str,
+    chars: dict[str, int] | None = None,
+    words: dict[str, int] | None = None,
+) -> Path:
     """Write a bundle directory (temporary name, renamed once complete), after checking that the weights fit
     ``cfg`` by loading them into a :class:`CharBiLM`.
 
@@ -262,11 +294,20 @@ def write_char_bundle(out: Path, cfg: CharBiLMConfig, state: dict[str, Tensor], 
             names.append("word.dic")
         files = {n: sha256_file(tmp / n) for n in names}
         sha = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), files], sort_keys=True).encode()).hexdigest()
-        write_json(tmp / "manifest.json", {
-            "format": CHAR_BUNDLE_FORMAT, "sha256": sha, "model": dataclasses.asdict(cfg), "files": files,
-            "source": source, "layers": model.num_layers, "dim": 2 * model.dim, "vocab_sha256": mapper.sha256,
-            "versions": versions(),
-        })
+        write_json(
+            tmp / "manifest.json",
+            {
+                "format": CHAR_BUNDLE_FORMAT,
+                "sha256": sha,
+                "model": dataclasses.asdict(cfg),
+                "files": files,
+                "source": source,
+                "layers": model.num_layers,
+                "dim": 2 * model.dim,
+                "vocab_sha256": mapper.sha256,
+                "versions": versions(),
+            },
+        )
     commit_dir(tmp, out)
     return out
 
@@ -276,12 +317,16 @@ def check_state(model: CharBiLM, state: dict[str, Tensor], where: str) -> None:
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or extra:
-        raise CheckpointError(f"{where}: weights do not fit the options (missing {missing[:3]}, unexpected "
-                              f"{extra[:3]}); are the options and weights from the same model?")
+        raise CheckpointError(
+            f"{where}: weights do not fit the options (missing {missing[:3]}, unexpected "
+            f"{extra[:3]}); are the options and weights from the same model?"
+        )
     for k, v in own.items():
         if tuple(state[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"{where}: {k} has shape {tuple(state[k].shape)}, the options make it "
-                                  f"{tuple(v.shape)}; are the options and weights from the same model?")
+            raise CheckpointError(
+                f"{where}: {k} has shape {tuple(state[k].shape)}, the options make it "
+                f"{tuple(v.shape)}; are the options and weights from the same model?"
+            )
 
 
 def load_char_bilm(path: Path, manifest: dict, device: str = "cpu") -> CharBiLM:

@@ -11,15 +11,20 @@ The check also reports the text's casing and how many of its characters the voca
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from elmokit.core.choices import COLUMN_FORMATS
 from elmokit.core.errors import ElmokitError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from elmokit.bilm.frozen import FrozenBiLM
+    from elmokit.lm.vocab import Vocab
 
 MISFIT_RATIO = 2.0  # sample perplexity per piece / the LM's own validation perplexity per piece
 
@@ -54,43 +59,76 @@ def own_perplexity(manifest: dict) -> float | None:
     return v.get("ppl")
 
 
-def measure_fit(bilm_path: str | Path, lines: list[str], max_lines: int = 2000, seed: int = 0,
-                what: str = "the text", adapt_args: str = "TEXT_FILE") -> dict:
-    """Measure how well the biLM at ``bilm_path`` (a bundle, or one LM directory) fits ``lines``; ``adapt_args``
-    are the files (and ``--format`` options) that ``lines`` came from, for the command the warning gives.
+def language_models(bilm: FrozenBiLM | str | Path) -> tuple[dict[str, tuple[nn.Module, dict]], Vocab, str]:
+    """Each direction's LM (with its softmax) and manifest, their shared vocabulary, and a name for the biLM:
+    from a loaded biLM, or a bundle or one LM directory on disk.
+
+    Raises:
+        ElmokitError: a biLM without a softmax (an imported ELMo), whose perplexity cannot be measured.
+    """
+    from elmokit.bilm.bundle import load_bilm
+    from elmokit.lm.model_dir import load_model
+
+    name = str(bilm) if isinstance(bilm, (str, Path)) else "the biLM"
+    if isinstance(bilm, (str, Path)):
+        p = Path(bilm)
+        if (p / "manifest.json").is_file() and not (p / "forward").is_dir() and (p / "config.yaml").is_file():
+            one = load_model(p)  # one LM's model directory
+            return {one.manifest["direction"]: (one.model, one.manifest)}, one.vocab, name
+        bilm = load_bilm(p)
+    if not bilm.has_softmax:
+        raise ElmokitError(
+            f"{name}: an imported ELMo keeps no softmax, so its perplexity cannot be measured; "
+            f"elmokit fit needs a biLM trained with elmokit (`elmokit bundle`)"
+        )
+    lms = {
+        "forward": (bilm.forward_lm, bilm.manifests.get("forward", {})),
+        "backward": (bilm.backward_lm, bilm.manifests.get("backward", {})),
+    }
+    return lms, bilm.vocab, name
+
+
+def measure_fit(
+    bilm: FrozenBiLM | str | Path,
+    lines: list[str],
+    max_lines: int = 2000,
+    seed: int = 0,
+    what: str = "the text",
+    adapt_args: str = "TEXT_FILE",
+    name: str = "",
+) -> dict:
+    """Measure how well ``bilm`` (loaded, or a bundle or one LM directory) fits ``lines``; ``adapt_args`` are the
+    files (and ``--format`` options) that ``lines`` came from, and ``name`` the biLM's path, for the command the
+    warning gives.
 
     Returns:
         ``{"directions": {dir: {"sample_ppl", "own_valid_ppl", "ratio"}}, "ratio" (the larger), "fits",
         "threshold", "sample_lines", "sample_pieces", "casing", "character_coverage", "warning"}``;
         ``fits`` is None when no direction has an own validation figure to compare with.
+
+    Raises:
+        ElmokitError: a biLM without a softmax (see :func:`language_models`).
     """
-    from elmokit.bilm.charbilm import CHAR_BUNDLE_FORMAT
-    from elmokit.lm.model_dir import load_model
     from elmokit.lm.evaluate import stream_nll_by_stream
     from elmokit.lm.vocab import EOS_ID, measure
 
-    p = Path(bilm_path)
-    manifest = json.loads((p / "manifest.json").read_text(encoding="utf-8")) if (p / "manifest.json").is_file() else {}
-    if manifest.get("format") == CHAR_BUNDLE_FORMAT:
-        raise ElmokitError(f"{bilm_path}: an imported ELMo keeps no softmax, so its perplexity cannot be measured; "
-                           f"elmokit fit needs a biLM trained with elmokit (`elmokit bundle`)")
-    dirs = [p / "forward", p / "backward"] if (p / "forward").is_dir() else [p]
+    lms, vocab, default_name = language_models(bilm)
     sample = sample_lines(lines, max_lines, seed)
-    result: dict = {"bilm": str(bilm_path), "threshold": MISFIT_RATIO, "sample_lines": len(sample), "directions": {}}
-    vocab = tokens = None
-    for d in dirs:
-        loaded = load_model(d)
-        if tokens is None:  # both directions of a bundle share one vocabulary: encode the sample once
-            vocab = loaded.vocab
-            tokens = np.asarray([EOS_ID, *(t for x in vocab.encode_batch(sample) for t in [*x, EOS_ID])],
-                                dtype=np.int32)
-        reverse = loaded.manifest["direction"] == "backward"
-        nll, n = stream_nll_by_stream(loaded.model, tokens, reverse, batch=10, bptt=35)
+    result: dict = {
+        "bilm": name or default_name,
+        "threshold": MISFIT_RATIO,
+        "sample_lines": len(sample),
+        "directions": {},
+    }
+    # both directions share one vocabulary: the sample is encoded once
+    tokens = np.asarray([EOS_ID, *(t for x in vocab.encode_batch(sample) for t in [*x, EOS_ID])], dtype=np.int32)
+    result["sample_pieces"] = int(len(tokens) - 1)
+    for direction, (model, manifest) in lms.items():
+        device = next(model.parameters()).device
+        nll, n = stream_nll_by_stream(model, tokens, direction == "backward", batch=10, bptt=35, device=device)
         ppl = math.exp(float(nll.sum()) / max(int(n.sum()), 1))
-        own = own_perplexity(loaded.manifest)
-        result["directions"][loaded.manifest["direction"]] = {
-            "sample_ppl": ppl, "own_valid_ppl": own, "ratio": ppl / own if own else None}
-        result["sample_pieces"] = int(len(tokens) - 1)
+        own = own_perplexity(manifest)
+        result["directions"][direction] = {"sample_ppl": ppl, "own_valid_ppl": own, "ratio": ppl / own if own else None}
     ratios = [r["ratio"] for r in result["directions"].values() if r["ratio"] is not None]
     result["ratio"] = max(ratios) if ratios else None
     result["fits"] = (result["ratio"] <= MISFIT_RATIO) if ratios else None
@@ -104,52 +142,50 @@ def adapt_arguments(files: list[str], fmt: str = "text", text_column: str = "") 
     """The FILE... and format options of ``elmokit adapt`` that read the same text as ``files`` in ``fmt``."""
     import shlex
 
-    args = [*files, *([] if fmt == "text" else ["--format", fmt]), *(["--text-column", text_column] if text_column
-                                                                      else [])]
+    args = [
+        *files,
+        *([] if fmt == "text" else ["--format", fmt]),
+        *(["--text-column", text_column] if text_column else []),
+    ]
     return shlex.join(args)
 
 
 def misfit_warning(r: dict, what: str, adapt_args: str = "TEXT_FILE") -> str:
     """The warning for a biLM that does not fit, with the command that adapts it."""
-    per = "; ".join(f"{d} {x['sample_ppl']:.1f} vs {x['own_valid_ppl']:.1f}" for d, x in r["directions"].items()
-                    if x["ratio"] is not None)
+    per = "; ".join(
+        f"{d} {x['sample_ppl']:.1f} vs {x['own_valid_ppl']:.1f}"
+        for d, x in r["directions"].items()
+        if x["ratio"] is not None
+    )
     hints = []
     if r["casing"]["upper_share"] < 0.005:
         hints.append("the text is lower-cased")
     if r["character_coverage"] < 0.99:
         hints.append(f"{1 - r['character_coverage']:.1%} of its characters are not in the vocabulary")
     why = f" ({', '.join(hints)})" if hints else ""
-    return (f"warning: the biLM {r['bilm']} does not fit {what}{why}: perplexity per piece {per} on its own "
-            f"validation text, {r['ratio']:.1f} times (above {r['threshold']:g}). Its vectors may hurt more than "
-            f"help. Adapt it to the text first: elmokit adapt {r['bilm']} {adapt_args} --out {r['bilm']}-adapted "
-            f"(then model.bilm={r['bilm']}-adapted)")
+    return (
+        f"warning: the biLM {r['bilm']} does not fit {what}{why}: perplexity per piece {per} on its own "
+        f"validation text, {r['ratio']:.1f} times (above {r['threshold']:g}). Its vectors may hurt more than "
+        f"help. Adapt it to the text first: elmokit adapt {r['bilm']} {adapt_args} --out {r['bilm']}-adapted "
+        f"(then model.bilm={r['bilm']}-adapted)"
+    )
 
 
 def summary_lines(r: dict) -> list[str]:
     """The table ``elmokit fit`` prints."""
-    rows = [f"{r['sample_lines']:,} lines ({r.get('sample_pieces', 0):,} pieces); perplexity per piece:",
-            f"{'direction':<10} {'this text':>10} {'own valid':>10} {'ratio':>7}"]
+    rows = [
+        f"{r['sample_lines']:,} lines ({r.get('sample_pieces', 0):,} pieces); perplexity per piece:",
+        f"{'direction':<10} {'this text':>10} {'own valid':>10} {'ratio':>7}",
+    ]
     for d, x in r["directions"].items():
         own = f"{x['own_valid_ppl']:.1f}" if x["own_valid_ppl"] else "unknown"
         ratio = f"{x['ratio']:.2f}" if x["ratio"] is not None else "-"
         rows.append(f"{d:<10} {x['sample_ppl']:>10.1f} {own:>10} {ratio:>7}")
     c = r["casing"]
-    rows.append(f"letters in upper case {c['upper_share']:.1%}, lines starting upper case "
-                f"{c['lines_starting_upper']:.1%}; characters in the vocabulary {r['character_coverage']:.2%}")
+    rows.append(
+        f"letters in upper case {c['upper_share']:.1%}, lines starting upper case "
+        f"{c['lines_starting_upper']:.1%}; characters in the vocabulary {r['character_coverage']:.2%}"
+    )
     verdict = ("fits" if r["fits"] else "does NOT fit") if r["fits"] is not None else "cannot tell (no own figure)"
     rows.append(f"verdict: {verdict} (threshold ratio {r['threshold']:g})")
     return rows
-
-
-def read_text(files: list[str], fmt: str = "text", task: str = "classifier", text_column: str = "") -> list[str]:
-    """The lines of plain text files, or the sentences of task data (``fmt`` as ``data.format``), words joined by
-    spaces."""
-    from elmokit.core.textfile import iter_lines
-
-    if fmt == "text":
-        return [line for f in files for _, line in iter_lines(f)]
-    from elmokit.tasks.readers import read_items
-
-    task = "tagger" if fmt in COLUMN_FORMATS else task
-    return [" ".join(it.words) for f in files
-            for it in read_items(f, fmt, task, text_column=text_column, need_target=False)]

@@ -26,8 +26,18 @@ class ElmoLayer(nn.Module):
         num_layers, dim: without a biLM, its layer count and width per direction (layers are ``2 * dim`` wide).
     """
 
-    def __init__(self, bilm=None, num_mixes: int = 1, dropout: float = 0.5, layer_norm: bool = False,
-                 l2: float = 0.001, pooling: str = "edges", *, num_layers: int = 0, dim: int = 0) -> None:
+    def __init__(
+        self,
+        bilm=None,
+        num_mixes: int = 1,
+        dropout: float = 0.5,
+        layer_norm: bool = False,
+        l2: float = 0.001,
+        pooling: str = "edges",
+        *,
+        num_layers: int = 0,
+        dim: int = 0,
+    ) -> None:
         super().__init__()
         if isinstance(bilm, (str, Path)):
             from elmokit.bilm.bundle import load_bilm
@@ -44,8 +54,15 @@ class ElmoLayer(nn.Module):
         self.output_dim = 2 * dim
 
     @classmethod
-    def for_layers(cls, num_layers: int, dim: int, num_mixes: int = 1, dropout: float = 0.5, layer_norm: bool = False,
-                   l2: float = 0.001) -> ElmoLayer:
+    def for_layers(
+        cls,
+        num_layers: int,
+        dim: int,
+        num_mixes: int = 1,
+        dropout: float = 0.5,
+        layer_norm: bool = False,
+        l2: float = 0.001,
+    ) -> ElmoLayer:
         """The mixes without a biLM, for layers computed elsewhere (``forward(layers=..., mask=...)``).
 
         Args:
@@ -58,8 +75,9 @@ class ElmoLayer(nn.Module):
         """Sum of the mixes' L2 terms, to add to the training loss."""
         return sum(m.penalty() for m in self.mixes)
 
-    def forward(self, sentences: list[list[str]] | None = None, layers: Tensor | None = None,
-                mask: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
+    def forward(
+        self, sentences: list[list[str]] | None = None, layers: Tensor | None = None, mask: Tensor | None = None
+    ) -> tuple[list[Tensor], Tensor]:
         """Mixed representations of tokenized sentences, or of precomputed layers (e.g. read from HDF5).
 
         Args:

@@ -4,8 +4,8 @@ documents (``FrozenBiLM``), and the one way its two recurrent stacks are run.
 A biLM subclass sets ``num_layers``, ``dim`` (``D``; every output layer is ``2D`` wide), ``sha256``, ``vocab`` (with
 a ``sha256``) and implements ``pieces`` (the per-word units it reads, computed once for many sentences),
 ``sequence_lengths`` (positions a sentence takes, for batching) and ``encode_words``. The two kinds are
-:class:`elmokit.bilm.bundle.BiLM` (sentencepiece pieces pooled to words) and :class:`elmokit.bilm.charbilm.CharBiLM` (one
-position per word, from its characters: the original ELMo).
+:class:`elmokit.bilm.bundle.BiLM` (sentencepiece pieces pooled to words) and
+:class:`elmokit.bilm.charbilm.CharBiLM` (one position per word, from its characters: the original ELMo).
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class FrozenBiLM(nn.Module):
     """Base of the frozen, eval-mode biLMs (no parameter requires grad; no dropout whatever the parent does)."""
 
     supports_stateful = False  # whether encode_words can carry the state across calls (a CarriedState)
+    has_softmax = False  # whether each direction keeps its softmax, so its perplexity can be measured
     batch_tokens = 1000  # padded positions per batch that embed fastest (scripts/bench_embed.py, the small biLM)
     num_layers: int
     dim: int
@@ -131,8 +132,15 @@ class FrozenBiLM(nn.Module):
         """A one-row start state (per layer ``(h, c)``, each ``(1, dim)``) repeated for ``batch`` rows."""
         return [tuple(t.expand(batch, -1).contiguous() for t in layer) for layer in state]
 
-    def run_stacks(self, forward: RecurrentStack, backward: RecurrentStack, x_f: Tensor, x_b: Tensor,
-                   f_state: State | None, b_state: State | None) -> tuple[list[Tensor], list[Tensor]]:
+    def run_stacks(
+        self,
+        forward: RecurrentStack,
+        backward: RecurrentStack,
+        x_f: Tensor,
+        x_b: Tensor,
+        f_state: State | None,
+        b_state: State | None,
+    ) -> tuple[list[Tensor], list[Tensor]]:
         """The two recurrent stacks over their inputs.
 
         On a CPU with 2+ threads, a small batch runs both LSTMP stacks as one (:mod:`elmokit.modules.lockstep`): one
@@ -164,8 +172,9 @@ class FrozenBiLM(nn.Module):
         return [t[0] for t in outs], [t[1] for t in outs]
 
     @torch.no_grad()
-    def encode_rows(self, rows: list[list[list[str]]], pooling: str = "edges",
-                    pieces: list | None = None) -> list[list[Tensor]]:
+    def encode_rows(
+        self, rows: list[list[list[str]]], pooling: str = "edges", pieces: list | None = None
+    ) -> list[list[Tensor]]:
         """Run both directions over rows of sentences, word vectors per sentence.
 
         A row is one sequence of sentences: with one sentence per row every sentence starts from a fresh state; a

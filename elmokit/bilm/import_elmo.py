@@ -24,16 +24,26 @@ import torch
 
 from elmokit.bilm.characters import LEXICON_SPECIALS, WORD_SPECIALS, read_dic
 from elmokit.bilm.charbilm import CharBiLMConfig, write_char_bundle
-from elmokit.core.files import safe_load
 from elmokit.core.errors import CheckpointError
-from elmokit.modules.char_cnn import ACTIVATIONS
+from elmokit.core.files import safe_load
 from elmokit.core.textfile import sha256_file
+from elmokit.modules.char_cnn import ACTIVATIONS
 
 LSTM_KEYS = {"dim", "projection_dim", "n_layers", "cell_clip", "proj_clip", "use_skip_connections"}
 CNN_KEYS = {"embedding", "filters", "n_highway", "activation", "max_characters_per_token", "n_characters"}
 # what bilm-tf's training writes beside the model's shape; none of it changes the biLM's vectors
-TRAINING_KEYS = {"bidirectional", "dropout", "all_clip_norm_val", "n_epochs", "n_train_tokens", "batch_size",
-                 "n_tokens_vocab", "unroll_steps", "n_negative_samples_batch", "share_embedding_softmax"}
+TRAINING_KEYS = {
+    "bidirectional",
+    "dropout",
+    "all_clip_norm_val",
+    "n_epochs",
+    "n_train_tokens",
+    "batch_size",
+    "n_tokens_vocab",
+    "unroll_steps",
+    "n_negative_samples_batch",
+    "share_embedding_softmax",
+}
 FILE_CHARS = 261  # rows of bilm-tf's char_embed (ids 0..260); elmokit's table has one more (0 pads)
 
 
@@ -59,8 +69,11 @@ def _need(d: dict, key: str, where: str, kind: type | tuple = int):
 
 
 def _filters(v, where: str) -> list[list[int]]:
-    if not (isinstance(v, list) and v and all(isinstance(f, list) and len(f) == 2 and all(
-            isinstance(x, int) and x > 0 for x in f) for f in v)):
+    if not (
+        isinstance(v, list)
+        and v
+        and all(isinstance(f, list) and len(f) == 2 and all(isinstance(x, int) and x > 0 for x in f) for f in v)
+    ):
         raise CheckpointError(f"{where}: 'filters' must be a list of [width, count] pairs of positive ints, got {v!r}")
     return [list(f) for f in v]
 
@@ -74,18 +87,23 @@ def options_config(path: Path) -> CharBiLMConfig:
     o = _read_json(path, "bilm-tf's options.json")
     unknown = sorted(set(o) - {"lstm", "char_cnn"} - TRAINING_KEYS)
     if unknown:
-        raise CheckpointError(f"{path}: unknown key(s) {', '.join(unknown)}; elmokit reads bilm-tf's lstm and char_cnn "
-                              f"options")
+        raise CheckpointError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; elmokit reads bilm-tf's lstm and char_cnn options"
+        )
     if o.get("bidirectional") is False:
         raise CheckpointError(f"{path}: bidirectional is false; ELMo needs both directions")
     if "char_cnn" not in o:
-        raise CheckpointError(f"{path}: no char_cnn options; word-embedding ELMo models are not supported (only the "
-                              f"character-CNN ones that were published)")
+        raise CheckpointError(
+            f"{path}: no char_cnn options; word-embedding ELMo models are not supported (only the "
+            f"character-CNN ones that were published)"
+        )
     lstm, cnn = _need(o, "lstm", str(path), dict), o["char_cnn"]
     for section, d, known in (("lstm", lstm, LSTM_KEYS), ("char_cnn", cnn, CNN_KEYS)):
         bad = sorted(set(d) - known)
         if bad:
-            raise CheckpointError(f"{path}: unknown {section} key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+            raise CheckpointError(
+                f"{path}: unknown {section} key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}"
+            )
     w = f"{path}: char_cnn"
     activation = cnn.get("activation", "relu")
     if activation not in ACTIVATIONS:
@@ -99,12 +117,19 @@ def options_config(path: Path) -> CharBiLMConfig:
         raise CheckpointError(f"{w}: a filter is wider than max_characters_per_token ({max_chars})")
     wl = f"{path}: lstm"
     return CharBiLMConfig(
-        characters="elmo-bytes", max_chars=max_chars, num_chars=FILE_CHARS + 1,
-        char_dim=_need(_need(cnn, "embedding", w, dict), "dim", f"{w}.embedding"), filters=filters,
-        num_highway=cnn.get("n_highway", 0), activation=activation,
-        projection_dim=_need(lstm, "projection_dim", wl), cells=_need(lstm, "dim", wl),
-        num_layers=_need(lstm, "n_layers", wl), cell_clip=float(lstm.get("cell_clip") or 0),
-        proj_clip=float(lstm.get("proj_clip") or 0), skip_connections=bool(lstm.get("use_skip_connections", False)),
+        characters="elmo-bytes",
+        max_chars=max_chars,
+        num_chars=FILE_CHARS + 1,
+        char_dim=_need(_need(cnn, "embedding", w, dict), "dim", f"{w}.embedding"),
+        filters=filters,
+        num_highway=cnn.get("n_highway", 0),
+        activation=activation,
+        projection_dim=_need(lstm, "projection_dim", wl),
+        cells=_need(lstm, "dim", wl),
+        num_layers=_need(lstm, "n_layers", wl),
+        cell_clip=float(lstm.get("cell_clip") or 0),
+        proj_clip=float(lstm.get("proj_clip") or 0),
+        skip_connections=bool(lstm.get("use_skip_connections", False)),
     )
 
 
@@ -131,8 +156,10 @@ def bilm_tf_state(weights: Path, cfg: CharBiLMConfig) -> dict[str, torch.Tensor]
         if name not in f:
             raise CheckpointError(f"{weights}: no dataset {name}; is this the weights file of these options?")
         if f[name].shape != shape:
-            raise CheckpointError(f"{weights}: {name} has shape {f[name].shape}, the options make it {shape}; are "
-                                  f"the options and weights from the same model?")
+            raise CheckpointError(
+                f"{weights}: {name} has shape {f[name].shape}, the options make it {shape}; are "
+                f"the options and weights from the same model?"
+            )
 
     def get(name: str, shape: tuple) -> np.ndarray:
         get_shape(name, shape)
@@ -195,15 +222,18 @@ def manylangs_config(model_dir: Path) -> tuple[CharBiLMConfig, Path]:
     rel = _need(top, "config_path", str(model_dir / "config.json"), str)
     path = model_dir / rel if (model_dir / rel).is_file() else model_dir / Path(rel).name
     if not path.is_file():  # the published models name ELMoForManyLangs' own configs/ folder
-        raise CheckpointError(f"{model_dir / 'config.json'}: config_path {rel!r} is not found beside it; copy "
-                              f"{Path(rel).name} (ELMoForManyLangs' configs/ folder) into {model_dir}")
+        raise CheckpointError(
+            f"{model_dir / 'config.json'}: config_path {rel!r} is not found beside it; copy "
+            f"{Path(rel).name} (ELMoForManyLangs' configs/ folder) into {model_dir}"
+        )
     c = _read_json(path, f"the model JSON that {model_dir / 'config.json'} names")
     tok = _need(c, "token_embedder", str(path), dict)
     enc = _need(c, "encoder", str(path), dict)
     wt, we = f"{path}: token_embedder", f"{path}: encoder"
     if tok.get("name", "cnn").lower() != "cnn":
-        raise CheckpointError(f"{wt}: name {tok.get('name')!r}; only the character-CNN token embedder ('cnn') is "
-                              f"supported")
+        raise CheckpointError(
+            f"{wt}: name {tok.get('name')!r}; only the character-CNN token embedder ('cnn') is supported"
+        )
     if enc.get("name", "elmo").lower() != "elmo":
         raise CheckpointError(f"{we}: name {enc.get('name')!r}; only the ELMo encoder ('elmo') is supported")
     if _need(tok, "char_dim", wt) <= 0:
@@ -212,12 +242,21 @@ def manylangs_config(model_dir: Path) -> tuple[CharBiLMConfig, Path]:
     if activation not in ACTIVATIONS:
         raise CheckpointError(f"{wt}: activation must be one of {ACTIVATIONS}, got {activation!r}")
     return CharBiLMConfig(
-        characters="lexicon", max_chars=_need(tok, "max_characters_per_token", wt), num_chars=0,
-        char_dim=tok["char_dim"], filters=_filters(_need(tok, "filters", wt, list), wt),
-        num_highway=tok.get("n_highway", 0), activation=activation, projection_dim=_need(enc, "projection_dim", we),
-        cells=_need(enc, "dim", we), num_layers=_need(enc, "n_layers", we), cell_clip=float(enc.get("cell_clip") or 0),
-        proj_clip=float(enc.get("proj_clip") or 0), skip_connections=True,  # its ElmobiLm always adds them
-        word_vocab=0, word_dim=max(int(tok.get("word_dim") or 0), 0),
+        characters="lexicon",
+        max_chars=_need(tok, "max_characters_per_token", wt),
+        num_chars=0,
+        char_dim=tok["char_dim"],
+        filters=_filters(_need(tok, "filters", wt, list), wt),
+        num_highway=tok.get("n_highway", 0),
+        activation=activation,
+        projection_dim=_need(enc, "projection_dim", we),
+        cells=_need(enc, "dim", we),
+        num_layers=_need(enc, "n_layers", we),
+        cell_clip=float(enc.get("cell_clip") or 0),
+        proj_clip=float(enc.get("proj_clip") or 0),
+        skip_connections=True,  # its ElmobiLm always adds them
+        word_vocab=0,
+        word_dim=max(int(tok.get("word_dim") or 0), 0),
     ), path
 
 
@@ -245,8 +284,10 @@ def manylangs_state(token_embedder: dict, encoder: dict, cfg: CharBiLMConfig) ->
             state[dst + "weight_hr_l0"] = encoder.get(src + "state_projection.weight")
     missing = [k for k, v in state.items() if v is None]
     if missing:
-        raise CheckpointError(f"token_embedder.pkl/encoder.pkl: no weights for {', '.join(missing[:3])}; is this an "
-                              f"ELMoForManyLangs model with the options its config names?")
+        raise CheckpointError(
+            f"token_embedder.pkl/encoder.pkl: no weights for {', '.join(missing[:3])}; is this an "
+            f"ELMoForManyLangs model with the options its config names?"
+        )
     return {k: v.float().contiguous() for k, v in state.items()}
 
 
@@ -268,8 +309,10 @@ def import_manylangs(model_dir: str | Path, out: str | Path) -> Path:
     cfg.word_vocab = int(word_rows.shape[0]) if (cfg.word_dim and word_rows is not None) else 0
     for table, rows, name in ((chars, cfg.num_chars, "char.dic"), (words or {}, cfg.word_vocab, "word.dic")):
         if table and max(table.values()) >= rows:
-            raise CheckpointError(f"{d / name}: ids go up to {max(table.values())}, the embedding has {rows} rows; "
-                                  f"are the lexicon and the weights from the same model?")
+            raise CheckpointError(
+                f"{d / name}: ids go up to {max(table.values())}, the embedding has {rows} rows; "
+                f"are the lexicon and the weights from the same model?"
+            )
     state = manylangs_state(tok, enc, cfg)
     files = [d / "config.json", model_json, d / "char.dic", d / "token_embedder.pkl", d / "encoder.pkl"]
     if words is not None:

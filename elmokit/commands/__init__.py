@@ -27,8 +27,11 @@ def friendly_errors(fn):
         except OSError as e:  # a full disk where no stage caught it: one line, not a traceback
             if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 raise
-            click.echo(f"error: {e.filename or 'a file'}: cannot write ({e.strerror}); free space and run again "
-                       f"(with --resume where the command has it)", err=True)
+            click.echo(
+                f"error: {e.filename or 'a file'}: cannot write ({e.strerror}); free space and run again "
+                f"(with --resume where the command has it)",
+                err=True,
+            )
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; a run with checkpoints continues with --resume", err=True)

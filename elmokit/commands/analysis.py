@@ -1,4 +1,5 @@
-"""Commands that look at a trained LM: ``generate`` (sample text), ``cells`` (units that track features of the text), ``gradients`` (how far back the gradient reaches)."""
+"""Commands that look at a trained LM: ``generate`` (sample text), ``cells`` (units that track features of the
+text), ``gradients`` (how far back the gradient reaches)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import json
 
 import click
 
-from elmokit.core.choices import CELL_FEATURES
 from elmokit.commands import friendly_errors
+from elmokit.core.choices import CELL_FEATURES
 
 
 @click.command()
@@ -20,8 +21,8 @@ from elmokit.commands import friendly_errors
 @friendly_errors
 def generate(model, prompt, n_tokens, temperature, top_k, seed):
     """Sample text from MODEL: a forward LM continues --prompt, a backward LM writes what comes before it."""
-    from elmokit.lm.model_dir import load_model
     from elmokit.lm.generate import sample
+    from elmokit.lm.model_dir import load_model
 
     loaded = load_model(model)
     lm, vocab, manifest = loaded.model, loaded.vocab, loaded.manifest
@@ -32,16 +33,29 @@ def generate(model, prompt, n_tokens, temperature, top_k, seed):
 @click.argument("model", type=click.Path())
 @click.argument("input_files", metavar="INPUT...", nargs=-1, required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="Directory for cells.json, cells.html and cells.png.")
-@click.option("--feature", "features", multiple=True, type=click.Choice(list(CELL_FEATURES)),
-              help="Rank units by this feature (repeatable; default: all of them).")
+@click.option(
+    "--feature",
+    "features",
+    multiple=True,
+    type=click.Choice(list(CELL_FEATURES)),
+    help="Rank units by this feature (repeatable; default: all of them).",
+)
 @click.option("--regex", default=None, help="One more feature: inside a match of this regular expression.")
-@click.option("--unit", "units", multiple=True, metavar="STATE:INDEX",
-              help="Show this unit, e.g. c1:17 (layer 1's cell state, unit 17) or h2:5 (repeatable; default: the "
-                   "best unit of each feature).")
+@click.option(
+    "--unit",
+    "units",
+    multiple=True,
+    metavar="STATE:INDEX",
+    help="Show this unit, e.g. c1:17 (layer 1's cell state, unit 17) or h2:5 (repeatable; default: the "
+    "best unit of each feature).",
+)
 @click.option("--max-pieces", default=40000, show_default=True, help="Read at most this many pieces of INPUT.")
 @click.option("--top", default=10, show_default=True, help="Units listed per feature in cells.json.")
-@click.option("--control", is_flag=True,
-              help="Also rank the units of an untrained model of the same shape: the chance level to beat.")
+@click.option(
+    "--control",
+    is_flag=True,
+    help="Also rank the units of an untrained model of the same shape: the chance level to beat.",
+)
 @click.option("--show-chars", default=3000, show_default=True, help="Characters of text on the page.")
 @click.option("--json", "as_json", is_flag=True, help="Print cells.json's content instead of the table.")
 @friendly_errors
@@ -59,8 +73,18 @@ def cells(model, input_files, out, features, regex, units, max_pieces, top, cont
     """
     from elmokit.analysis.cells import inspect_cells, summary_lines
 
-    r = inspect_cells(model, list(input_files), out, list(features), regex, list(units), max_pieces, top, control,
-                      max_chars=show_chars)
+    r = inspect_cells(
+        model,
+        list(input_files),
+        out,
+        list(features),
+        regex,
+        list(units),
+        max_pieces,
+        top,
+        control,
+        max_chars=show_chars,
+    )
     if as_json:
         click.echo(json.dumps(r))
     else:
@@ -71,13 +95,20 @@ def cells(model, input_files, out, features, regex, units, max_pieces, top, cont
 @click.command()
 @click.argument("model", type=click.Path())
 @click.argument("corpus", nargs=-1, required=True, type=click.Path())
-@click.option("--out", required=True, type=click.Path(), help="Output path without suffix: writes OUT.json and OUT.png.")
+@click.option(
+    "--out", required=True, type=click.Path(), help="Output path without suffix: writes OUT.json and OUT.png."
+)
 @click.option("--max-lag", default=300, show_default=True, help="The longest lag k measured (steps back).")
 @click.option("--sequences", default=32, show_default=True, help="Sequences drawn from CORPUS (the median is shown).")
 @click.option("--warmup", default=100, show_default=True, help="Pieces read (no gradient) before the measured steps.")
 @click.option("--seed", default=0, show_default=True, help="Where the sequences start.")
-@click.option("--cache-dir", default="~/.cache/elmokit", show_default=True, envvar="ELMOKIT_CACHE",
-              help="Where encoded corpora are cached (env ELMOKIT_CACHE).")
+@click.option(
+    "--cache-dir",
+    default="~/.cache/elmokit",
+    show_default=True,
+    envvar="ELMOKIT_CACHE",
+    help="Where encoded corpora are cached (env ELMOKIT_CACHE).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or table.")
 @friendly_errors
 def gradients(model, corpus, out, max_lag, sequences, warmup, seed, cache_dir, quiet):

@@ -8,24 +8,41 @@ import sys
 
 import click
 
-from elmokit.core.choices import DIRECTIONS, DTYPES, LAYER_MODES, LAYOUTS, POOLINGS, VOCAB_TYPES
 from elmokit.commands import friendly_errors
+from elmokit.core.choices import DIRECTIONS, DTYPES, LAYER_MODES, LAYOUTS, POOLINGS, VOCAB_TYPES
 
 
 @click.command()
 @click.argument("corpus", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out_prefix", required=True, help="Output prefix: writes PREFIX.model, .vocab and .card.json.")
 @click.option("--size", default=16000, show_default=True, help="Vocabulary size (number of pieces).")
-@click.option("--model-type", type=click.Choice(VOCAB_TYPES), default="unigram", show_default=True,
-              help="char: one piece per character (every character meeting --character-coverage; --size is then "
-                   "only a cap), for character-level LMs: pretrain, evaluate (bits per character) and generate "
-                   "then work one character at a time.")
-@click.option("--character-coverage", default=0.9995, show_default=True,
-              help="Share of characters covered by pieces; the rest use byte fallback. 0.9995 suits Korean/CJK.")
-@click.option("--input-sentence-size", default=2_000_000, show_default=True,
-              help="Lines sampled for training, so huge corpora train in bounded memory.")
-@click.option("--user-symbol", "user_symbols", multiple=True,
-              help="A string kept as one piece, e.g. --user-symbol '<unk>' for WikiText. Repeatable.")
+@click.option(
+    "--model-type",
+    type=click.Choice(VOCAB_TYPES),
+    default="unigram",
+    show_default=True,
+    help="char: one piece per character (every character meeting --character-coverage; --size is then "
+    "only a cap), for character-level LMs: pretrain, evaluate (bits per character) and generate "
+    "then work one character at a time.",
+)
+@click.option(
+    "--character-coverage",
+    default=0.9995,
+    show_default=True,
+    help="Share of characters covered by pieces; the rest use byte fallback. 0.9995 suits Korean/CJK.",
+)
+@click.option(
+    "--input-sentence-size",
+    default=2_000_000,
+    show_default=True,
+    help="Lines sampled for training, so huge corpora train in bounded memory.",
+)
+@click.option(
+    "--user-symbol",
+    "user_symbols",
+    multiple=True,
+    help="A string kept as one piece, e.g. --user-symbol '<unk>' for WikiText. Repeatable.",
+)
 @click.option("--threads", default=2, show_default=True)
 @click.option("--note", default="", help="Free text stored in the card, e.g. how the corpus was prepared.")
 @friendly_errors
@@ -41,27 +58,58 @@ def vocab(corpus, out_prefix, size, model_type, character_coverage, input_senten
     from elmokit.core.config import expand_path
     from elmokit.lm.vocab import train_vocab
 
-    card = train_vocab([expand_path(c, "corpus") for c in corpus], out_prefix, size, model_type, character_coverage, input_sentence_size,
-                       list(user_symbols), num_threads=threads, note=note,
-                       command="elmokit vocab " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else None)
+    card = train_vocab(
+        [expand_path(c, "corpus") for c in corpus],
+        out_prefix,
+        size,
+        model_type,
+        character_coverage,
+        input_sentence_size,
+        list(user_symbols),
+        num_threads=threads,
+        note=note,
+        command="elmokit vocab " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else None,
+    )
     s = card["measured_on_sample"]
-    click.echo(f"wrote {out_prefix}.model ({card['vocab_size']} pieces); character coverage "
-               f"{s['character_coverage']:.4%}, {s['pieces_per_word']:.3f} pieces per word on a sample")
+    click.echo(
+        f"wrote {out_prefix}.model ({card['vocab_size']} pieces); character coverage "
+        f"{s['character_coverage']:.4%}, {s['pieces_per_word']:.3f} pieces per word on a sample"
+    )
 
 
 @click.command()
-@click.option("--config", "config", type=click.Path(), default=None,
-              help="Recipe YAML (see recipes/lm/). Without it: the tiny defaults plus your overrides.")
-@click.option("--direction", type=click.Choice(DIRECTIONS), required=True,
-              help="Which LM of the biLM: each direction is its own run and checkpoint.")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(),
+    default=None,
+    help="Recipe YAML (see recipes/lm/). Without it: the tiny defaults plus your overrides.",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(DIRECTIONS),
+    required=True,
+    help="Which LM of the biLM: each direction is its own run and checkpoint.",
+)
 @click.option("--out", required=True, type=click.Path(), help="Run directory: checkpoints/, metrics.jsonl, model/.")
-@click.option("--resume", is_flag=True,
-              help="Continue exactly from the newest checkpoint in --out (its files and the config are checked).")
-@click.option("--resume-from", default=None, metavar="CKPT",
-              help="Continue from this checkpoint instead (a directory in OUT/checkpoints/ or its step number).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue exactly from the newest checkpoint in --out (its files and the config are checked).",
+)
+@click.option(
+    "--resume-from",
+    default=None,
+    metavar="CKPT",
+    help="Continue from this checkpoint instead (a directory in OUT/checkpoints/ or its step number).",
+)
 @click.option("--overwrite", is_flag=True, help="Start over in an --out that holds checkpoints or a finished model.")
-@click.option("--init-from", type=click.Path(), default=None,
-              help="Start from another model's weights (domain fine-tuning); the vocab must be the same.")
+@click.option(
+    "--init-from",
+    type=click.Path(),
+    default=None,
+    help="Start from another model's weights (domain fine-tuning); the vocab must be the same.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.argument("overrides", nargs=-1)
 @friendly_errors
@@ -80,20 +128,39 @@ def pretrain(config, direction, out, resume, resume_from, overwrite, init_from, 
     """
     from elmokit.lm.pretrain import pretrain as run
 
-    run(config, direction, out, list(overrides), resume=resume, init_from=init_from, progress=not quiet,
-        overwrite=overwrite, resume_from=resume_from)
+    run(
+        config,
+        direction,
+        out,
+        list(overrides),
+        resume=resume,
+        init_from=init_from,
+        progress=not quiet,
+        overwrite=overwrite,
+        resume_from=resume_from,
+    )
 
 
 @click.command()
 @click.argument("model", type=click.Path())
 @click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(), help="Text file(s). Repeatable.")
-@click.option("--mode", type=click.Choice(["stream", "sentence"]), default="stream", show_default=True,
-              help="stream: carried state over the whole text (as in training); sentence: each line alone.")
+@click.option(
+    "--mode",
+    type=click.Choice(["stream", "sentence"]),
+    default="stream",
+    show_default=True,
+    help="stream: carried state over the whole text (as in training); sentence: each line alone.",
+)
 @click.option("--batch", default=10, show_default=True, help="Streams (stream mode) or sentences per batch.")
 @click.option("--bptt", default=35, show_default=True, help="Window length in stream mode (state is carried).")
 @click.option("--max-tokens", default=0, help="Evaluate only the first N tokens (0 = all).")
-@click.option("--cache-dir", default="~/.cache/elmokit", show_default=True, envvar="ELMOKIT_CACHE",
-              help="Where encoded corpora are cached (env ELMOKIT_CACHE).")
+@click.option(
+    "--cache-dir",
+    default="~/.cache/elmokit",
+    show_default=True,
+    envvar="ELMOKIT_CACHE",
+    help="Where encoded corpora are cached (env ELMOKIT_CACHE).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
 @friendly_errors
 def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
@@ -106,18 +173,24 @@ def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
     """
     from elmokit.lm.evaluate import evaluate_model
 
-    r = evaluate_model(model, list(corpus), mode, batch, bptt, cache_dir=cache_dir, max_tokens=max_tokens,
-                       progress=not as_json)
+    r = evaluate_model(
+        model, list(corpus), mode, batch, bptt, cache_dir=cache_dir, max_tokens=max_tokens, progress=not as_json
+    )
     if r.get("warning"):
         click.echo(r["warning"], err=True)
     if as_json:
         click.echo(json.dumps(r))
     else:
-        per_word = (f"{r['word_ppl']:.2f}" if r["word_ppl"] is not None
-                    else "not known (--max-tokens cuts lines, so the words read are not counted)")
+        per_word = (
+            f"{r['word_ppl']:.2f}"
+            if r["word_ppl"] is not None
+            else "not known (--max-tokens cuts lines, so the words read are not counted)"
+        )
         bpc = f", {r['bits_per_char']:.3f} bits per character" if r["bits_per_char"] is not None else ""
-        click.echo(f"{r['direction']} LM, {mode} mode: {r['tokens']:,} pieces, {r['words']:,} words; "
-                   f"perplexity per subword {r['subword_ppl']:.2f}, per word {per_word}{bpc}")
+        click.echo(
+            f"{r['direction']} LM, {mode} mode: {r['tokens']:,} pieces, {r['words']:,} words; "
+            f"perplexity per subword {r['subword_ppl']:.2f}, per word {per_word}{bpc}"
+        )
 
 
 @click.command()
@@ -141,53 +214,117 @@ def bundle(forward, backward, out):
 @click.argument("model", type=click.Path())
 @click.argument("input_file", metavar="INPUT", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option("--layers", type=click.Choice(LAYER_MODES), default="all", show_default=True,
-              help="all: (layers, words, 2D) per sentence; top / average: (words, 2D).")
+@click.option(
+    "--layers",
+    type=click.Choice(LAYER_MODES),
+    default="all",
+    show_default=True,
+    help="all: (layers, words, 2D) per sentence; top / average: (words, 2D).",
+)
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
-@click.option("--layout", type=click.Choice(LAYOUTS), default="allennlp", show_default=True,
-              help="allennlp: one dataset per line (keys '0', '1', ...) + sentence_to_index; packed: one chunked "
-                   "word-major array + offsets, for large corpora.")
-@click.option("--batch-tokens", default=0, show_default=True,
-              help="Padded positions per batch; 0: the biLM's own (1,000 pieces for elmokit's biLMs, 3,000 words "
-                   "for an imported ELMo: 128 sentences of 20 words; larger batches take more memory). For an "
-                   "imported ELMo on paragraph-long lines, 8000 ran 12% faster here with 0.4 GB more.")
-@click.option("--pooling", type=click.Choice(POOLINGS), default="edges", show_default=True,
-              help="edges: forward state at a word's last piece, backward state at its first.")
+@click.option(
+    "--layout",
+    type=click.Choice(LAYOUTS),
+    default="allennlp",
+    show_default=True,
+    help="allennlp: one dataset per line (keys '0', '1', ...) + sentence_to_index; packed: one chunked "
+    "word-major array + offsets, for large corpora.",
+)
+@click.option(
+    "--batch-tokens",
+    default=0,
+    show_default=True,
+    help="Padded positions per batch; 0: the biLM's own (1,000 pieces for elmokit's biLMs, 3,000 words "
+    "for an imported ELMo: 128 sentences of 20 words; larger batches take more memory). For an "
+    "imported ELMo on paragraph-long lines, 8000 ran 12% faster here with 0.4 GB more.",
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(POOLINGS),
+    default="edges",
+    show_default=True,
+    help="edges: forward state at a word's last piece, backward state at its first.",
+)
 @click.option("--tokenized", is_flag=True, help="INPUT is one token per line, blank lines between sentences.")
-@click.option("--resume", is_flag=True,
-              help="Continue OUTPUT.partial/ left by a killed run (or a full disk) with the same input and options.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (once the new one is complete) or "
-                                                "start over from an unfinished OUTPUT.partial/.")
-@click.option("--chunk-lines", default=0, show_default=True,
-              help="Lines per resumable part (0: 10,000 for allennlp, 1,000 for packed); a kill loses at most one.")
-@click.option("--backward", type=click.Path(), default=None,
-              help="Backward model directory, when MODEL is a forward model rather than a bundle.")
-@click.option("--stateful", is_flag=True,
-              help="Imported ELMo only: carry the LSTM state from batch to batch, row by row, as bilm-tf and "
-                   "AllenNLP do (their exact numbers; vectors then depend on order and --batch-size).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue OUTPUT.partial/ left by a killed run (or a full disk) with the same input and options.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing OUTPUT (once the new one is complete) or start over from an unfinished OUTPUT.partial/.",
+)
+@click.option(
+    "--chunk-lines",
+    default=0,
+    show_default=True,
+    help="Lines per resumable part (0: 10,000 for allennlp, 1,000 for packed); a kill loses at most one.",
+)
+@click.option(
+    "--backward",
+    type=click.Path(),
+    default=None,
+    help="Backward model directory, when MODEL is a forward model rather than a bundle.",
+)
+@click.option(
+    "--stateful",
+    is_flag=True,
+    help="Imported ELMo only: carry the LSTM state from batch to batch, row by row, as bilm-tf and "
+    "AllenNLP do (their exact numbers; vectors then depend on order and --batch-size).",
+)
 @click.option("--batch-size", default=64, show_default=True, help="Sentences per batch with --stateful (AllenNLP's).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
-def embed(model, input_file, output, layers, dtype, layout, batch_tokens, pooling, tokenized, resume, overwrite,
-          chunk_lines, backward, stateful, batch_size, quiet):
+def embed(
+    model,
+    input_file,
+    output,
+    layers,
+    dtype,
+    layout,
+    batch_tokens,
+    pooling,
+    tokenized,
+    resume,
+    overwrite,
+    chunk_lines,
+    backward,
+    stateful,
+    batch_size,
+    quiet,
+):
     """Write contextual vectors of every sentence of INPUT into OUTPUT (HDF5).
 
     MODEL is a biLM bundle (`elmokit bundle`, or `elmokit import-elmo` for the original ELMo). Each line of INPUT is
     a sentence of whitespace-separated words; an empty line gives a sentence of zero words. Each sentence is
-    embedded from a fresh state, so its vectors do not depend on its neighbours or its batch (unless --stateful). The file is written in parts under OUTPUT.partial/ and becomes OUTPUT
-    only when complete and verified; after a kill or a full disk, --resume continues from the last whole part.
+    embedded from a fresh state, so its vectors do not depend on its neighbours or its batch (unless --stateful).
+    The file is written in parts under OUTPUT.partial/ and becomes OUTPUT only when complete and verified; after a
+    kill or a full disk, --resume continues from the last whole part.
     An existing OUTPUT is kept unless --overwrite.
 
-    Read it back with plain h5py (f["0"][()]) or elmokit.embed.embedder.EmbeddingsFile (either layout).
+    Read it back with plain h5py (f["0"][()]) or elmokit.embed.EmbeddingsFile (either layout).
     """
-    from elmokit.embed import Embedder
     from elmokit.core.malloc import keep_freed_memory
+    from elmokit.embed import Embedder
 
     keep_freed_memory()  # each chunk's output buffers come from reused memory, not fresh page faults
-    emb = Embedder(model, backward, pooling=pooling, batch_tokens=batch_tokens, stateful=stateful,
-                   batch_size=batch_size)
-    path = emb.embed_file(input_file, output, layers=layers, dtype=dtype, layout=layout, tokenized=tokenized,
-                          resume=resume, progress=not quiet, overwrite=overwrite, chunk_lines=chunk_lines)
+    emb = Embedder(
+        model, backward, pooling=pooling, batch_tokens=batch_tokens, stateful=stateful, batch_size=batch_size
+    )
+    path = emb.embed_file(
+        input_file,
+        output,
+        layers=layers,
+        dtype=dtype,
+        layout=layout,
+        tokenized=tokenized,
+        resume=resume,
+        progress=not quiet,
+        overwrite=overwrite,
+        chunk_lines=chunk_lines,
+    )
     click.echo(f"wrote {path}")
 
 
@@ -227,8 +364,9 @@ def import_elmo(source, out, overwrite):
 
         path = import_manylangs(source[0], out)
     else:
-        raise ElmokitError(f"expected OPTIONS.json WEIGHTS.hdf5 or one ELMoForManyLangs directory, got {len(source)} "
-                           f"paths")
+        raise ElmokitError(
+            f"expected OPTIONS.json WEIGHTS.hdf5 or one ELMoForManyLangs directory, got {len(source)} paths"
+        )
     from elmokit.bilm.bundle import load_bilm
 
     bilm = load_bilm(path)

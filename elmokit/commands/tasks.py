@@ -1,4 +1,5 @@
-"""Downstream commands: ``fit`` and ``adapt`` (does the biLM fit the task's text; fit it), ``train-tagger``, ``train-classifier``, ``predict``, ``score``."""
+"""Downstream commands: ``fit`` and ``adapt`` (does the biLM fit the task's text; fit it), ``train-tagger``,
+``train-classifier``, ``predict``, ``score``."""
 
 from __future__ import annotations
 
@@ -6,15 +7,21 @@ import json
 
 import click
 
-from elmokit.core.choices import TASK_FORMATS
 from elmokit.commands import friendly_errors
+from elmokit.core.choices import TASK_FORMATS
 
 
 @click.command()
 @click.argument("bilm", type=click.Path())
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", *TASK_FORMATS]), default="text", show_default=True,
-              help="text: one sentence per line; or task data, read as `data.format` reads it.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", *TASK_FORMATS]),
+    default="text",
+    show_default=True,
+    help="text: one sentence per line; or task data, read as `data.format` reads it.",
+)
 @click.option("--text-column", default="", help="A table's text (or tokens) column, as data.text_column.")
 @click.option("--lines", "max_lines", default=2000, show_default=True, help="Lines sampled from the text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
@@ -29,10 +36,16 @@ def fit(bilm, files, fmt, text_column, max_lines, as_json):
 
     Example: elmokit fit runs/wt2-bilm reviews.txt
     """
-    from elmokit.bilm.domain_fit import adapt_arguments, measure_fit, read_text, summary_lines
+    from elmokit.bilm.domain_fit import adapt_arguments, measure_fit, summary_lines
+    from elmokit.tasks.readers import read_text
 
-    r = measure_fit(bilm, read_text(list(files), fmt, text_column=text_column), max_lines, what=", ".join(files),
-                    adapt_args=adapt_arguments(list(files), fmt, text_column))
+    r = measure_fit(
+        bilm,
+        read_text(list(files), fmt, text_column=text_column),
+        max_lines,
+        what=", ".join(files),
+        adapt_args=adapt_arguments(list(files), fmt, text_column),
+    )
     if as_json:
         click.echo(json.dumps(r))
     else:
@@ -44,16 +57,36 @@ def fit(bilm, files, fmt, text_column, max_lines, as_json):
 @click.command()
 @click.argument("bilm", type=click.Path())
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path())
-@click.option("--out", required=True, type=click.Path(), help="The adapted biLM bundle to write (runs go to OUT.work/).")
-@click.option("--minutes", default=10.0, show_default=True, help="Budget per direction (both run side by side on 2+ cores).")
+@click.option(
+    "--out", required=True, type=click.Path(), help="The adapted biLM bundle to write (runs go to OUT.work/)."
+)
+@click.option(
+    "--minutes", default=10.0, show_default=True, help="Budget per direction (both run side by side on 2+ cores)."
+)
 @click.option("--epochs", default=4, show_default=True, help="At most this many passes over the text.")
-@click.option("--dev", "dev", default=None, type=click.Path(),
-              help="Held-out text to measure on (default: every 20th line of FILE, at most 2,000).")
-@click.option("--format", "fmt", type=click.Choice(["text", *TASK_FORMATS]), default="text", show_default=True,
-              help="text: one sentence per line; or task data (its words are the text; labels are ignored).")
+@click.option(
+    "--dev",
+    "dev",
+    default=None,
+    type=click.Path(),
+    help="Held-out text to measure on (default: every 20th line of FILE, at most 2,000).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", *TASK_FORMATS]),
+    default="text",
+    show_default=True,
+    help="text: one sentence per line; or task data (its words are the text; labels are ignored).",
+)
 @click.option("--text-column", default="", help="A table's text (or tokens) column, as data.text_column.")
-@click.option("--cache-dir", default="~/.cache/elmokit", show_default=True, envvar="ELMOKIT_CACHE",
-              help="Where encoded text is cached (env ELMOKIT_CACHE).")
+@click.option(
+    "--cache-dir",
+    default="~/.cache/elmokit",
+    show_default=True,
+    envvar="ELMOKIT_CACHE",
+    help="Where encoded text is cached (env ELMOKIT_CACHE).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an adapted biLM already at --out.")
 @friendly_errors
 def adapt(bilm, files, out, minutes, epochs, dev, fmt, text_column, cache_dir, overwrite):
@@ -67,15 +100,17 @@ def adapt(bilm, files, out, minutes, epochs, dev, fmt, text_column, cache_dir, o
     Example: elmokit adapt runs/wt2-bilm ewt-train.conllu --format conllu --out runs/ewt-bilm --minutes 12
     """
     from elmokit.bilm.adapt import adapt as run_adapt
-    from elmokit.bilm.domain_fit import read_text
+    from elmokit.tasks.readers import read_text
 
     lines = read_text(list(files), fmt, text_column=text_column)
     dev_lines = read_text([dev], fmt, text_column=text_column) if dev else None
     r = run_adapt(bilm, lines, out, minutes, dev_lines, epochs, cache_dir, overwrite)
     for d in ("forward", "backward"):
         click.echo(f"{d}: held-out perplexity per piece {r['dev_ppl_before'][d]:.1f} -> {r['dev_ppl_after'][d]:.1f}")
-    click.echo(f"adapted biLM written to {out} ({r['steps']} steps per direction on {r['train_lines']:,} lines; "
-               f"figures in {out}.work/adapt.json)")
+    click.echo(
+        f"adapted biLM written to {out} ({r['steps']} steps per direction on {r['train_lines']:,} lines; "
+        f"figures in {out}.work/adapt.json)"
+    )
 
 
 def _train(task: str, config, out, resume, overwrite, quiet, overrides) -> None:
@@ -93,8 +128,12 @@ _TRAIN_OPTIONS = [
     click.argument("config", type=click.Path()),
     click.argument("overrides", nargs=-1),
     click.option("--out", type=click.Path(), default=None, help="Run directory (overrides `out:` in the config)."),
-    click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint (saved after every evaluation); the "
-                                                "config, data and biLM must be those it was made with."),
+    click.option(
+        "--resume",
+        is_flag=True,
+        help="Continue from OUT/checkpoint (saved after every evaluation); the "
+        "config, data and biLM must be those it was made with.",
+    ),
     click.option("--overwrite", is_flag=True, help="Start over in an OUT that holds a finished run or a checkpoint."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 ]
@@ -145,9 +184,15 @@ def train_classifier(config, overrides, out, resume, overwrite, quiet):
 @click.argument("model", type=click.Path())
 @click.argument("input_file", metavar="INPUT", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["auto", *TASK_FORMATS, "text"]), default="auto",
-              show_default=True, help="INPUT's format (auto: conllu for *.conllu, else the model's training format); "
-              "text = one sentence per line, words split on whitespace.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *TASK_FORMATS, "text"]),
+    default="auto",
+    show_default=True,
+    help="INPUT's format (auto: conllu for *.conllu, else the model's training format); "
+    "text = one sentence per line, words split on whitespace.",
+)
 @click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
 @friendly_errors
 def predict(model, input_file, output, fmt, bilm):
@@ -171,8 +216,14 @@ def predict(model, input_file, output, fmt, bilm):
 @click.command()
 @click.argument("model", type=click.Path())
 @click.argument("gold", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["auto", *TASK_FORMATS]), default="auto",
-              show_default=True, help="GOLD's format (auto: the model's training format).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *TASK_FORMATS]),
+    default="auto",
+    show_default=True,
+    help="GOLD's format (auto: the model's training format).",
+)
 @click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
 @friendly_errors
 def score(model, gold, fmt, bilm):

@@ -6,6 +6,7 @@ checkpoint :mod:`elmokit.lm.checkpoint`, a task model's :mod:`elmokit.tasks.mode
 Every directory is written under a temporary name and renamed when complete, so a directory with the final name is
 always whole; its manifest's sha256 sums catch later truncation.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,6 +26,7 @@ import torch
 from elmokit import __version__
 from elmokit.core.errors import CheckpointError
 from elmokit.core.textfile import sha256_file
+
 
 def versions() -> dict[str, str]:
     """Versions of what made a file."""
@@ -96,8 +98,9 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_model_dir(d: Path, fmt: str, weights: dict[str, torch.Tensor], config: dict, fields: dict,
-                    files: tuple[str, ...] = ()) -> dict:
+def write_model_dir(
+    d: Path, fmt: str, weights: dict[str, torch.Tensor], config: dict, fields: dict, files: tuple[str, ...] = ()
+) -> dict:
     """The files every elmokit model directory has (an LM's, a task model's), written into ``d`` (which the caller
     commits): ``weights.pt`` (tensors only), ``config.yaml``, and ``manifest.json`` with the format, ``fields``, the
     sha256 of ``weights.pt``, ``config.yaml`` and ``files`` (already written into ``d``), and the versions.
@@ -109,8 +112,12 @@ def write_model_dir(d: Path, fmt: str, weights: dict[str, torch.Tensor], config:
 
     (d / "weights.pt").write_bytes(torch_save_bytes({k: v.detach().cpu() for k, v in weights.items()}))
     (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    manifest = {"format": fmt, **fields,
-                "files": {n: sha256_file(d / n) for n in ("weights.pt", "config.yaml", *files)}, "versions": versions()}
+    manifest = {
+        "format": fmt,
+        **fields,
+        "files": {n: sha256_file(d / n) for n in ("weights.pt", "config.yaml", *files)},
+        "versions": versions(),
+    }
     write_json(d / "manifest.json", manifest)
     return manifest
 

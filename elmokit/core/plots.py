@@ -159,7 +159,8 @@ def plot_gradient_norms(runs: dict[str, dict], path: str | Path, title: str = ""
     shaded), normalised to lag 0. Written atomically.
 
     Args:
-        runs: label -> a state summary (``elmokit.analysis.gradients.summarize``: ``{state: {"median", "q25", "q75", ...}}``).
+        runs: label -> a state summary (``elmokit.analysis.gradients.summarize``:
+            ``{state: {"median", "q25", "q75", ...}}``).
         state: which state to draw (``h1``: the first layer's hidden state).
     """
     import matplotlib

@@ -50,9 +50,11 @@ def check_same_run(checkpoint: Path, now: dict[str, Any], hint: str) -> None:
     before = json.loads(stored.read_text(encoding="utf-8"))
     for key in sorted(set(before) | set(now)):
         if before.get(key) != now.get(key):
-            raise ConfigError(f"{checkpoint}: was made with {key}={_short(before.get(key))}, now "
-                              f"{_short(now.get(key))}; --resume continues the same run only: use the same value, "
-                              f"{hint}")
+            raise ConfigError(
+                f"{checkpoint}: was made with {key}={_short(before.get(key))}, now "
+                f"{_short(now.get(key))}; --resume continues the same run only: use the same value, "
+                f"{hint}"
+            )
 
 
 def _short(v: Any) -> str:
@@ -74,11 +76,14 @@ def check_fresh_out(out: Path, finished: bool, resumable: bool, resume: bool, ov
         return
     if finished and not (resume and resumable):
         more = " (or --resume to continue it from its checkpoint)" if resumable else ""
-        raise ConfigError(f"{out}: holds a finished run (its model and metrics); pass --overwrite to train it "
-                          f"again{more}, or another --out")
+        raise ConfigError(
+            f"{out}: holds a finished run (its model and metrics); pass --overwrite to train it "
+            f"again{more}, or another --out"
+        )
     if resumable and not resume:
-        raise ConfigError(f"{out}: has checkpoints already; pass --resume to continue, --overwrite to start over, "
-                          f"or another --out")
+        raise ConfigError(
+            f"{out}: has checkpoints already; pass --resume to continue, --overwrite to start over, or another --out"
+        )
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -99,8 +104,9 @@ def read_jsonl(path: Path) -> list[dict]:
         except ValueError:
             if all(not rest.strip() for rest in lines[n:]):  # the last line: torn by a kill
                 break
-            raise ConfigError(f"{path}:{n}: not a JSON record; the log was damaged: repair or delete the line, "
-                              f"then resume again") from None
+            raise ConfigError(
+                f"{path}:{n}: not a JSON record; the log was damaged: repair or delete the line, then resume again"
+            ) from None
     return out
 
 
@@ -111,9 +117,11 @@ def check_launch(num_processes: int) -> None:
 
     launched = "ACCELERATE_MIXED_PRECISION" in os.environ and "MASTER_ADDR" in os.environ
     if launched and num_processes == 1 and "WORLD_SIZE" not in os.environ:
-        raise ConfigError("accelerate launch started one process although --num_processes asked for more: add "
-                          "--multi_gpu (without GPUs the processes train over gloo on the CPU), e.g. `accelerate "
-                          "launch --multi_gpu --num_processes 2 -m elmokit.cli pretrain ...`")
+        raise ConfigError(
+            "accelerate launch started one process although --num_processes asked for more: add "
+            "--multi_gpu (without GPUs the processes train over gloo on the CPU), e.g. `accelerate "
+            "launch --multi_gpu --num_processes 2 -m elmokit.cli pretrain ...`"
+        )
 
 
 def write_json_lines(path: Path, records: list[dict]) -> None:
@@ -164,8 +172,10 @@ class MetricsLog:
             self.f.write(json.dumps(rec) + "\n")
             self.f.flush()
         except OSError as e:
-            raise self._error(f"{self.path}: cannot write ({e.strerror or e}); free space, then continue from the "
-                              f"last checkpoint with --resume") from None
+            raise self._error(
+                f"{self.path}: cannot write ({e.strerror or e}); free space, then continue from the "
+                f"last checkpoint with --resume"
+            ) from None
         self.lines += 1
 
     def close(self) -> None:

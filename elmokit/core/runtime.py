@@ -23,8 +23,12 @@ def start_accelerator(run_dir: Path, threads: int, mixed_precision: str, tracker
         torch.set_num_threads(threads)
     if not torch.cuda.is_available():
         keep_freed_memory()
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision,
-                              log_with=trackers or None, project_dir=str(run_dir))
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=mixed_precision,
+        log_with=trackers or None,
+        project_dir=str(run_dir),
+    )
     check_launch(accelerator.num_processes)
     return accelerator
 
@@ -40,8 +44,16 @@ class RunLog:
         project: the trackers' project name; config: the run's config (for the trackers).
     """
 
-    def __init__(self, accelerator, path: Path, keep: int | None, keep_step: int | None, project: str,
-                 config: dict, trackers: bool) -> None:
+    def __init__(
+        self,
+        accelerator,
+        path: Path,
+        keep: int | None,
+        keep_step: int | None,
+        project: str,
+        config: dict,
+        trackers: bool,
+    ) -> None:
         self.accelerator = accelerator
         self.metrics = MetricsLog(path, keep, keep_step) if accelerator.is_main_process else None
         if trackers:

@@ -48,16 +48,26 @@ class Embedder:
         batch_size: sentences per batch in stateful mode (AllenNLP's ``elmo`` command uses 64).
     """
 
-    def __init__(self, model: str | Path | FrozenBiLM, backward: str | Path | None = None, device: str = "cpu",
-                 pooling: str = "edges", batch_tokens: int = 0, max_words: int = 1000, stateful: bool = False,
-                 batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: str | Path | FrozenBiLM,
+        backward: str | Path | None = None,
+        device: str = "cpu",
+        pooling: str = "edges",
+        batch_tokens: int = 0,
+        max_words: int = 1000,
+        stateful: bool = False,
+        batch_size: int = 64,
+    ) -> None:
         from elmokit.bilm.bundle import load_bilm
         from elmokit.bilm.frozen import FrozenBiLM
 
         bilm = model if isinstance(model, FrozenBiLM) else load_bilm(model, backward, device)
         if stateful and not bilm.supports_stateful:
-            raise ElmokitError("stateful mode is for character biLMs imported by `elmokit import-elmo` (bilm-tf's "
-                               "and AllenNLP's way); elmokit's own biLMs embed each sentence from a fresh state")
+            raise ElmokitError(
+                "stateful mode is for character biLMs imported by `elmokit import-elmo` (bilm-tf's "
+                "and AllenNLP's way); elmokit's own biLMs embed each sentence from a fresh state"
+            )
         if batch_size < 1:
             raise ElmokitError(f"batch size must be >= 1, got {batch_size}")
         self.bilm, self.pooling, self.batch_tokens = bilm, pooling, batch_tokens or bilm.batch_tokens
@@ -94,6 +104,7 @@ class Embedder:
             budget: padded pieces per batch (0: ``batch_tokens``).
         """
         budget = budget or self.batch_tokens
+
         def kept(n: int) -> int:  # how many of a full batch's n sentences go: all, or a multiple of ROW_MULTIPLE
             return n - n % ROW_MULTIPLE if n >= ROW_MULTIPLE else n
 
@@ -119,8 +130,9 @@ class Embedder:
         buf, offsets = self.embed_packed(sentences, order="sentences")
         return sentence_blocks(buf, offsets, self.num_layers)
 
-    def embed_packed(self, sentences: list[list[str]], order: str = "layers",
-                     dtype: np.dtype | type | str = np.float32) -> tuple[np.ndarray, list[int]]:
+    def embed_packed(
+        self, sentences: list[list[str]], order: str = "layers", dtype: np.dtype | type | str = np.float32
+    ) -> tuple[np.ndarray, list[int]]:
         """Vectors for pre-tokenized sentences, back to back in one array.
 
         Every batch's vectors are scattered into that array (one copy per batch, converted to ``dtype`` on the way)
@@ -168,8 +180,9 @@ class Embedder:
             return rows.reshape(W, L, D2), offsets.tolist()
         return rows, offsets.tolist()
 
-    def iter_sentences(self, sentences: list[list[str]],
-                       dtype: np.dtype | type | str = np.float32) -> Iterator[tuple[int, np.ndarray]]:
+    def iter_sentences(
+        self, sentences: list[list[str]], dtype: np.dtype | type | str = np.float32
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """Vectors for pre-tokenized sentences, each yielded as soon as its batch is done (not in input order).
 
         All the sentences are sorted by length into batches, so the more are passed at once, the less padding;
@@ -201,8 +214,9 @@ class Embedder:
             for j, i in enumerate(idx):  # sentence j of the batch: rows L * a[j] .. L * a[j + 1]
                 yield keep[i], rows[L * a[j] : L * a[j + 1]].reshape(L, int(counts[j]), D2)  # (layers, words, 2D)
 
-    def iter_windows(self, words: list[str], dtype: np.dtype | type | str = np.float32
-                     ) -> Iterator[tuple[int, np.ndarray]]:
+    def iter_windows(
+        self, words: list[str], dtype: np.dtype | type | str = np.float32
+    ) -> Iterator[tuple[int, np.ndarray]]:
         """A sentence's vectors window by window (``max_words`` words each, each from a fresh state), so a
         line of any length is written without holding all of its vectors.
 
@@ -243,8 +257,7 @@ class Embedder:
         offsets = np.concatenate([starts[first], starts[-1:]]).astype(np.int64)  # per sentence
         return windows, starts, offsets, np.asarray(owner, dtype=np.int64)
 
-    def _window_batches(self, windows: list[list[str]], cut: bool = False
-                        ) -> Iterator[tuple[list[int], torch.Tensor]]:
+    def _window_batches(self, windows: list[list[str]], cut: bool = False) -> Iterator[tuple[list[int], torch.Tensor]]:
         """Length-sorted batches of the windows through the biLM: ``(indices, (layers, batch words, 2D))``, the
         words of the batch's windows back to back in the order of ``indices``.
 
@@ -282,15 +295,35 @@ class Embedder:
         toks = [s.split() if isinstance(s, str) else list(s) for s in sentences]
         return [v.cpu().numpy() for v in self.bilm.document(toks, self.pooling)]
 
-    def embed_file(self, input_path: str | Path, output_path: str | Path, layers: str = "all",
-                   dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
-                   chunk_lines: int = 0, progress: bool = True, overwrite: bool = False) -> Path:
+    def embed_file(
+        self,
+        input_path: str | Path,
+        output_path: str | Path,
+        layers: str = "all",
+        dtype: str = "float32",
+        layout: str = "allennlp",
+        tokenized: bool = False,
+        resume: bool = False,
+        chunk_lines: int = 0,
+        progress: bool = True,
+        overwrite: bool = False,
+    ) -> Path:
         """Embed a text file into HDF5; see :func:`elmokit.embed.writer.write_hdf5` for the options."""
         from elmokit.embed.writer import write_hdf5
 
-        return write_hdf5(self, input_path, output_path, layers=layers, dtype=dtype, layout=layout,
-                          tokenized=tokenized, resume=resume, chunk_lines=chunk_lines, progress=progress,
-                          overwrite=overwrite)
+        return write_hdf5(
+            self,
+            input_path,
+            output_path,
+            layers=layers,
+            dtype=dtype,
+            layout=layout,
+            tokenized=tokenized,
+            resume=resume,
+            chunk_lines=chunk_lines,
+            progress=progress,
+            overwrite=overwrite,
+        )
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -110,8 +110,10 @@ class SafeFile(io.RawIOBase):
 def disk_error(path: Path, e: OSError, partial: Path) -> DiskError:
     """The one-line error for a failed write of ``path``."""
     what = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else f"it failed ({e.strerror or e})"
-    return DiskError(f"{path}: cannot write: {what}. The chunks already done are kept in {partial}: free space (or "
-                     f"pick another output directory and move {partial.name} there), then run again with --resume")
+    return DiskError(
+        f"{path}: cannot write: {what}. The chunks already done are kept in {partial}: free space (or "
+        f"pick another output directory and move {partial.name} there), then run again with --resume"
+    )
 
 
 def check_space(directory: Path, needed: int, what: str, partial: Path) -> None:
@@ -119,9 +121,11 @@ def check_space(directory: Path, needed: int, what: str, partial: Path) -> None:
     free = shutil.disk_usage(directory).free
     if free < needed + MARGIN_BYTES:
         mib = 2**20
-        raise DiskError(f"{directory}: {free / mib:,.1f} MiB free, but {what} needs about "
-                        f"{(needed + MARGIN_BYTES) / mib:,.1f} MiB. The chunks already done are kept in {partial}: "
-                        f"free space, then run again with --resume")
+        raise DiskError(
+            f"{directory}: {free / mib:,.1f} MiB free, but {what} needs about "
+            f"{(needed + MARGIN_BYTES) / mib:,.1f} MiB. The chunks already done are kept in {partial}: "
+            f"free space, then run again with --resume"
+        )
 
 
 def open_hdf5(safe: SafeFile, create: bool):
@@ -140,8 +144,11 @@ def open_hdf5(safe: SafeFile, create: bool):
     fapl = _file_access()
     fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, safe)
     name = os.fsencode(safe.path)
-    fid = (h5py.h5f.create(name, h5py.h5f.ACC_TRUNC, fapl=fapl) if create
-           else h5py.h5f.open(name, h5py.h5f.ACC_RDWR, fapl=fapl))
+    fid = (
+        h5py.h5f.create(name, h5py.h5f.ACC_TRUNC, fapl=fapl)
+        if create
+        else h5py.h5f.open(name, h5py.h5f.ACC_RDWR, fapl=fapl)
+    )
     return _capped(h5py.File(fid))
 
 
@@ -208,7 +215,7 @@ def new_dataset(f, name: str, data: np.ndarray) -> None:
         dset.write(h5py.h5s.ALL, h5py.h5s.ALL, data, mtype=h5type)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dataset_props(dtype: np.dtype) -> tuple:
     """The dataset creation property list (creation times not tracked) and the HDF5 type for ``dtype``."""
     import h5py

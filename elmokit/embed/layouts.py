@@ -1,5 +1,6 @@
 """``elmokit embed``'s HDF5 files: the two layouts, writing them so that a kill or a full disk never leaves a bad
-file (:mod:`elmokit.embed.writer` fills them, :mod:`elmokit.embed.hdf5_safe` holds the write-error-proof file), and reading.
+file (:mod:`elmokit.embed.writer` fills them, :mod:`elmokit.embed.hdf5_safe` holds the write-error-proof file),
+and reading.
 
 HDF5 layouts (both carry provenance attributes: ``elmokit_version``, ``model_sha256``, ``vocab_sha256``,
 ``layers`` (all|top|average), ``pooling``, ``dtype``, ``layout``, ``input``, ``input_sha256``, ``tokenized``,
@@ -54,16 +55,25 @@ from pathlib import Path
 import numpy as np
 
 from elmokit.core.errors import ElmokitError
-from elmokit.embed.hdf5_safe import (DiskError, SafeFile, abandon, check_space, close_synced, disk_error, fsync_dir,
-                               new_dataset, open_hdf5, open_part)
 from elmokit.core.textfile import sha256_file
+from elmokit.embed.hdf5_safe import (
+    DiskError,
+    SafeFile,
+    abandon,
+    check_space,
+    close_synced,
+    disk_error,
+    fsync_dir,
+    new_dataset,
+    open_hdf5,
+    open_part,
+)
 
 PARTIAL_FORMAT = "elmokit-embed-partial/1"
 PACKED_CHUNK_WORDS = 256  # rows of a chunk of the packed layout's vectors
 
 
-def new_packed(f, vectors: np.ndarray | None, offsets: np.ndarray, width: tuple[int, ...], dtype,
-               total_words: int = 0):
+def new_packed(f, vectors: np.ndarray | None, offsets: np.ndarray, width: tuple[int, ...], dtype, total_words: int = 0):
     """The packed layout's datasets in the open file ``f``: ``vectors`` ``(words, *width)``, resizable (the merge
     appends parts) and chunked along words, given whole or (``vectors=None``) made for ``total_words`` rows that the
     caller fills; and ``offsets`` ``(sentences + 1,)``. ``elmokit embed``'s parts and the downstream feature cache
@@ -73,8 +83,14 @@ def new_packed(f, vectors: np.ndarray | None, offsets: np.ndarray, width: tuple[
         The ``vectors`` dataset.
     """
     rows = len(vectors) if vectors is not None else total_words
-    ds = f.create_dataset("vectors", shape=(rows, *width), dtype=dtype, data=vectors, maxshape=(None, *width),
-                          chunks=(PACKED_CHUNK_WORDS, *width))
+    ds = f.create_dataset(
+        "vectors",
+        shape=(rows, *width),
+        dtype=dtype,
+        data=vectors,
+        maxshape=(None, *width),
+        chunks=(PACKED_CHUNK_WORDS, *width),
+    )
     f.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64), maxshape=(None,))
     return ds
 
@@ -96,8 +112,10 @@ def packed_file(path: Path, attrs: dict, offsets: np.ndarray, width: tuple[int, 
         f = close_synced(f, safe, partial)  # flushed to disk before it is checked and gets its name
         with EmbeddingsFile(partial) as check:
             if len(check) != len(offsets) - 1:
-                raise ElmokitError(f"{partial}: holds {len(check)} of {len(offsets) - 1} sentences after writing; "
-                                   f"this is a bug, please report it")
+                raise ElmokitError(
+                    f"{partial}: holds {len(check)} of {len(offsets) - 1} sentences after writing; "
+                    f"this is a bug, please report it"
+                )
         os.replace(partial, path)
         fsync_dir(path.parent)
     except BaseException:
@@ -133,11 +151,15 @@ class Partial:
         self.parts: list[dict] = []
         self._safe: SafeFile | None = None
         if self.dir.is_file():
-            raise ElmokitError(f"{self.dir}: a partial file from an older elmokit (before the partial directory); "
-                               f"delete it and run again without --resume")
+            raise ElmokitError(
+                f"{self.dir}: a partial file from an older elmokit (before the partial directory); "
+                f"delete it and run again without --resume"
+            )
         if self.dir.exists() and not resume:
-            raise ElmokitError(f"{self.dir}: an unfinished run of this output is here; continue it with --resume, or "
-                               f"pass --overwrite to start over")
+            raise ElmokitError(
+                f"{self.dir}: an unfinished run of this output is here; continue it with --resume, or "
+                f"pass --overwrite to start over"
+            )
         if self.dir.exists() and self.journal.exists():
             self._read_journal()
         else:
@@ -162,17 +184,22 @@ class Partial:
         try:
             header = json.loads(lines[0])
         except ValueError:
-            raise ElmokitError(f"{self.journal}:1: unreadable journal header; delete {self.dir} and run again "
-                               f"without --resume") from None
+            raise ElmokitError(
+                f"{self.journal}:1: unreadable journal header; delete {self.dir} and run again without --resume"
+            ) from None
         if header.get("format") != PARTIAL_FORMAT:
-            raise ElmokitError(f"{self.journal}:1: format {header.get('format')!r} is not {PARTIAL_FORMAT}; delete "
-                               f"{self.dir} and run again without --resume")
+            raise ElmokitError(
+                f"{self.journal}:1: format {header.get('format')!r} is not {PARTIAL_FORMAT}; delete "
+                f"{self.dir} and run again without --resume"
+            )
         before = header.get("options", {})
         for key, now in self.options.items():
             if before.get(key) != now:
-                raise ElmokitError(f"{self.dir}: was started with {key}={before.get(key)!r}, now {now!r}; resume "
-                                   f"with the same input, model and options ({_flag(key)}), or pass --overwrite "
-                                   f"to start over")
+                raise ElmokitError(
+                    f"{self.dir}: was started with {key}={before.get(key)!r}, now {now!r}; resume "
+                    f"with the same input, model and options ({_flag(key)}), or pass --overwrite "
+                    f"to start over"
+                )
         good: list[dict] = []
         for n, line in enumerate(lines[1:], start=2):
             if not line:
@@ -182,11 +209,17 @@ class Partial:
             except ValueError:  # the kill tore the last line: its part is not trusted
                 break
             p = self.dir / rec["file"]
-            ok = (rec["part"] == len(good) and p.is_file() and p.stat().st_size == rec["bytes"]
-                  and sha256_file(p) == rec["sha256"])
+            ok = (
+                rec["part"] == len(good)
+                and p.is_file()
+                and p.stat().st_size == rec["bytes"]
+                and sha256_file(p) == rec["sha256"]
+            )
             if not ok:
-                print(f"note: {p}: missing or its sha256 differs from {self.journal.name}:{n}; embedding its lines "
-                      f"again", flush=True)
+                print(
+                    f"note: {p}: missing or its sha256 differs from {self.journal.name}:{n}; embedding its lines again",
+                    flush=True,
+                )
                 break
             good.append(rec)
         self.parts = good
@@ -201,8 +234,9 @@ class Partial:
     def _write_journal(self, path: Path, mode: str = "w", records: list[dict] | None = None) -> None:
         """Write (``mode="w"``: the header and the trusted parts) or append (``"a"``: ``records``) journal lines,
         fsynced before returning; a failed write is a :class:`DiskError`."""
-        lines = [] if mode == "a" else [json.dumps({"format": PARTIAL_FORMAT, "options": self.options},
-                                                   ensure_ascii=False)]
+        lines = (
+            [] if mode == "a" else [json.dumps({"format": PARTIAL_FORMAT, "options": self.options}, ensure_ascii=False)]
+        )
         lines += [json.dumps(rec) for rec in (self.parts if records is None else records)]
         try:
             with open(path, mode, encoding="utf-8") as j:
@@ -240,8 +274,14 @@ class Partial:
                 held = count_lines(g, packed)
             if held != lines:
                 raise ElmokitError(f"{tmp}: holds {held} lines, not {lines}; this is a bug, please report it")
-            rec = {"part": k, "file": name, "start": start, "lines": lines, "bytes": tmp.stat().st_size,
-                   "sha256": sha256_file(tmp)}
+            rec = {
+                "part": k,
+                "file": name,
+                "start": start,
+                "lines": lines,
+                "bytes": tmp.stat().st_size,
+                "sha256": sha256_file(tmp),
+            }
             os.replace(tmp, self.dir / name)
             fsync_dir(self.dir)
             self._write_journal(self.journal, "a", [rec])
@@ -312,8 +352,13 @@ def _append_packed(f, src, block: int = 65536) -> None:
 
 def _flag(key: str) -> str:
     """The command-line option behind a journal option."""
-    return {"input_sha256": "INPUT", "model_sha256": "MODEL", "vocab_sha256": "MODEL", "max_words": "max_words",
-            "chunk_lines": "--chunk-lines"}.get(key, "--" + key.replace("_", "-"))
+    return {
+        "input_sha256": "INPUT",
+        "model_sha256": "MODEL",
+        "vocab_sha256": "MODEL",
+        "max_words": "max_words",
+        "chunk_lines": "--chunk-lines",
+    }.get(key, "--" + key.replace("_", "-"))
 
 
 class EmbeddingsFile:
@@ -338,17 +383,22 @@ class EmbeddingsFile:
 
         self.path = Path(path)
         if self.path.is_dir():
-            raise ElmokitError(f"{path}: an unfinished `elmokit embed` (a .partial directory), incomplete; continue "
-                               f"it with `elmokit embed ... --resume`")
+            raise ElmokitError(
+                f"{path}: an unfinished `elmokit embed` (a .partial directory), incomplete; continue "
+                f"it with `elmokit embed ... --resume`"
+            )
         try:
             self.f = h5py.File(self.path, "r")
         except OSError as e:
-            raise ElmokitError(f"{path}: not a readable HDF5 file ({e}); it may be truncated. Re-run "
-                               f"`elmokit embed` (with --resume if a .partial directory exists)") from None
+            raise ElmokitError(
+                f"{path}: not a readable HDF5 file ({e}); it may be truncated. Re-run "
+                f"`elmokit embed` (with --resume if a .partial directory exists)"
+            ) from None
         if self.f.attrs.get("complete") is not None and not bool(self.f.attrs["complete"]):
             self.f.close()
-            raise ElmokitError(f"{path}: incomplete (the run stopped before the end); continue it with "
-                               f"`elmokit embed ... --resume`")
+            raise ElmokitError(
+                f"{path}: incomplete (the run stopped before the end); continue it with `elmokit embed ... --resume`"
+            )
         self.attrs = dict(self.f.attrs)
         self.packed = "offsets" in self.f
         self.all_layers = self.attrs.get("layers", "all") == "all"

@@ -1,6 +1,6 @@
-"""``elmokit embed``: a text file streamed through an :class:`~elmokit.embed.embedder.Embedder` into an HDF5 file of either
-layout (:mod:`elmokit.embed.layouts` describes them and holds the parts, journal and merge that make a kill or a full
-disk harmless).
+"""``elmokit embed``: a text file streamed through an :class:`~elmokit.embed.embedder.Embedder` into an HDF5
+file of either layout (:mod:`elmokit.embed.layouts` describes them and holds the parts, journal and merge that
+make a kill or a full disk harmless).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,8 +21,22 @@ from elmokit.core.errors import ElmokitError
 from elmokit.core.textfile import check_file, sha256_file
 from elmokit.embed.layouts import Partial
 
-if TYPE_CHECKING:
-    from elmokit.embed import Embedder
+
+class VectorSource(Protocol):
+    """What the writer asks of an :class:`~elmokit.embed.embedder.Embedder` (the only implementation; named here
+    so that the writer does not import the class that calls it)."""
+
+    bilm: Any  # the frozen biLM: its sha256 and vocabulary's are recorded
+    pooling: str
+    max_words: int
+    stateful: bool
+    batch_size: int
+    num_layers: int
+    dim: int
+
+    def embed_packed(
+        self, sentences: list[list[str]], order: str = "layers", dtype: np.dtype | type | str = np.float32
+    ) -> tuple[np.ndarray, list[int]]: ...
 
 
 def read_sentences(path: str | Path, tokenized: bool = False) -> Iterator[tuple[int, list[str], str]]:
@@ -100,7 +114,7 @@ def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
         digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
         if digest not in seen:
             seen.add(digest)
-            out.write(f'{sep}{json.dumps(text, ensure_ascii=False)}: "{k}"'.encode("utf-8"))  # as json.dumps(dict)
+            out.write(f'{sep}{json.dumps(text, ensure_ascii=False)}: "{k}"'.encode())  # as json.dumps(dict)
             sep = ", "
     out.write(b"}")
     return out.getvalue(), k + 1
@@ -110,7 +124,7 @@ def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
 class _Plan:
     """What every chunk of one :func:`write_hdf5` call is written with."""
 
-    embedder: Embedder
+    embedder: VectorSource
     layers: str  # all | top | average
     np_dtype: type  # the output's dtype
     buf_dtype: type  # what the embedder is asked for: float32 for the average (taken in float32), else np_dtype
@@ -120,13 +134,18 @@ class _Plan:
 
 
 def _write_packed(plan: _Plan, f, words: list[list[str]]) -> None:
-    """A chunk's lines: its vectors in the packed layout's word-major order (:meth:`Embedder.embed_packed`), already
+    """A chunk's lines: its vectors in the packed layout's word-major order (``Embedder.embed_packed``), already
     in the output dtype, and its offsets from 0."""
     from elmokit.embed.layouts import new_packed
 
     vecs, offsets = plan.embedder.embed_packed(words, "words", plan.buf_dtype)  # (words, layers, 2D)
-    new_packed(f, _select_layers(vecs, plan.layers, axis=1).astype(plan.np_dtype, copy=False), offsets, plan.width,
-               plan.np_dtype)  # (words, [layers,] 2D)
+    new_packed(
+        f,
+        _select_layers(vecs, plan.layers, axis=1).astype(plan.np_dtype, copy=False),
+        offsets,
+        plan.width,
+        plan.np_dtype,
+    )  # (words, [layers,] 2D)
     plan.bar.update(len(words))
 
 
@@ -185,8 +204,10 @@ def _verifier(out: Path, packed: bool, total: int, s2i_sha: str, parts_dir: Path
             raw = f["sentence_to_index"][0]
             ok = ok and hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode("utf-8")).hexdigest() == s2i_sha
         if not ok:
-            raise ElmokitError(f"{out}: the merged file does not verify ({held} of {total} lines); this is a bug, "
-                               f"please report it (the parts are kept in {parts_dir})")
+            raise ElmokitError(
+                f"{out}: the merged file does not verify ({held} of {total} lines); this is a bug, "
+                f"please report it (the parts are kept in {parts_dir})"
+            )
 
     return verify
 
@@ -200,7 +221,7 @@ def _check_choices(layers: str, layout: str, dtype: str) -> None:
         raise ElmokitError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
 
 
-def _chunk_size(embedder: Embedder, layout: str, chunk_lines: int) -> int:
+def _chunk_size(embedder: VectorSource, layout: str, chunk_lines: int) -> int:
     """Lines per part file: the packed layout buffers a chunk's vectors (its rows must be in line order), the
     AllenNLP layout holds one batch, so its chunks can be larger: they are the window sentences are sorted in, and
     larger means less padding. Stateful: whole batches, so the batches are the same however the file is cut."""
@@ -211,22 +232,39 @@ def _chunk_size(embedder: Embedder, layout: str, chunk_lines: int) -> int:
     return chunk_lines
 
 
-def _options(embedder: Embedder, inp: Path, layers: str, layout: str, dtype: str, tokenized: bool,
-             chunk_lines: int) -> dict:
+def _options(
+    embedder: VectorSource, inp: Path, layers: str, layout: str, dtype: str, tokenized: bool, chunk_lines: int
+) -> dict:
     """What shapes the output: recorded in the file and in ``OUTPUT.partial/``, where ``--resume`` compares it."""
     return {
-        "input_sha256": sha256_file(inp), "model_sha256": embedder.bilm.sha256,
-        "vocab_sha256": embedder.bilm.vocab.sha256, "layers": layers, "layout": layout, "dtype": dtype,
-        "pooling": embedder.pooling, "tokenized": tokenized, "chunk_lines": chunk_lines,
-        "max_words": embedder.max_words, "stateful": embedder.stateful,
+        "input_sha256": sha256_file(inp),
+        "model_sha256": embedder.bilm.sha256,
+        "vocab_sha256": embedder.bilm.vocab.sha256,
+        "layers": layers,
+        "layout": layout,
+        "dtype": dtype,
+        "pooling": embedder.pooling,
+        "tokenized": tokenized,
+        "chunk_lines": chunk_lines,
+        "max_words": embedder.max_words,
+        "stateful": embedder.stateful,
         "batch_size": embedder.batch_size if embedder.stateful else 0,
     }
 
 
 def write_hdf5(
-    embedder: Embedder, input_path: str | Path, output_path: str | Path, layers: str = "all",
-    dtype: str = "float32", layout: str = "allennlp", tokenized: bool = False, resume: bool = False,
-    chunk_lines: int = 0, progress: bool = True, stop_after_chunks: int = 0, overwrite: bool = False,
+    embedder: VectorSource,
+    input_path: str | Path,
+    output_path: str | Path,
+    layers: str = "all",
+    dtype: str = "float32",
+    layout: str = "allennlp",
+    tokenized: bool = False,
+    resume: bool = False,
+    chunk_lines: int = 0,
+    progress: bool = True,
+    stop_after_chunks: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Stream ``input_path`` through the embedder into an HDF5 file (see the module docstring for the layouts).
 
@@ -238,7 +276,7 @@ def write_hdf5(
     if killed (tests, time-sliced jobs). An existing ``OUTPUT`` is refused unless ``overwrite`` (it is then replaced
     only once the new file is complete). Peak memory is nearly flat in the input's size (recipes/README.md,
     Benchmarks): ``sentence_to_index`` is made first, before the biLM runs; batch shapes come from a bounded set
-    (:meth:`Embedder._batches`, :data:`elmokit.modules.matmul.ROW_PAD`), so the kernels' shape-keyed caches stop
+    (``Embedder._batches``, :data:`elmokit.modules.matmul.ROW_PAD`), so the kernels' shape-keyed caches stop
     growing; and the HDF5 library's metadata cache drops each dataset's header once it is written
     (:func:`elmokit.embed.hdf5_safe.open_hdf5`).
 
@@ -253,8 +291,10 @@ def write_hdf5(
     inp = check_file(input_path)
     out = Path(output_path)
     if out.exists() and not overwrite:
-        raise ElmokitError(f"{out}: exists; pass --overwrite to replace it (the old file stays until the new one is "
-                           f"complete), or choose another output")
+        raise ElmokitError(
+            f"{out}: exists; pass --overwrite to replace it (the old file stays until the new one is "
+            f"complete), or choose another output"
+        )
     chunk_lines = _chunk_size(embedder, layout, chunk_lines)
     packed = layout == "packed"
     options = _options(embedder, inp, layers, layout, dtype, tokenized, chunk_lines)
@@ -266,15 +306,26 @@ def write_hdf5(
     else:
         s2i, total = _sentence_to_index(inp, tokenized)
     s2i_sha = hashlib.sha256(s2i).hexdigest() if s2i is not None else ""
-    attrs = {"elmokit_version": __version__, **options, "input": str(input_path), "num_layers": embedder.num_layers,
-             "dim": embedder.dim, "sentences": total}
+    attrs = {
+        "elmokit_version": __version__,
+        **options,
+        "input": str(input_path),
+        "num_layers": embedder.num_layers,
+        "dim": embedder.dim,
+        "sentences": total,
+    }
     partial = Partial(out, options, resume)
     done = partial.lines_done
     np_dtype = np.float16 if dtype == "float16" else np.float32
-    plan = _Plan(embedder, layers, np_dtype, np.float32 if layers == "average" else np_dtype,
-                 (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,),
-                 tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress,
-                      dynamic_ncols=True), partial)
+    plan = _Plan(
+        embedder,
+        layers,
+        np_dtype,
+        np.float32 if layers == "average" else np_dtype,
+        (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,),
+        tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress, dynamic_ncols=True),
+        partial,
+    )
     row_bytes = int(np.prod(plan.width)) * np.dtype(np_dtype).itemsize
     chunks_written = 0
     index = 0
@@ -286,8 +337,9 @@ def write_hdf5(
             index += len(chunk)
             continue
         first = index == 0
-        estimate = (sum(len(w) for w in words) * row_bytes + 1024 * len(words)
-                    + (len(s2i) if first and s2i is not None else 0))
+        estimate = (
+            sum(len(w) for w in words) * row_bytes + 1024 * len(words) + (len(s2i) if first and s2i is not None else 0)
+        )
         with partial.part(index, len(words), estimate, packed) as f:
             if first:
                 _start_file(f, attrs, s2i)

@@ -13,14 +13,20 @@ from pathlib import Path
 
 import torch
 
-from elmokit.core.files import (
-    atomic_dir, commit_dir, read_manifest, removed_on_disk_error, safe_load, torch_save_bytes, write_json,
-)
-from elmokit.lm.model_dir import MODEL_FORMAT, write_model_files
 from elmokit.core.config import to_dict
 from elmokit.core.errors import CheckpointError, ConfigError
-from elmokit.lm.model import LanguageModel
+from elmokit.core.files import (
+    atomic_dir,
+    commit_dir,
+    read_manifest,
+    removed_on_disk_error,
+    safe_load,
+    torch_save_bytes,
+    write_json,
+)
 from elmokit.core.run_guard import check_same_run
+from elmokit.lm.model import LanguageModel
+from elmokit.lm.model_dir import MODEL_FORMAT, write_model_files
 
 
 def _rng_state(model: LanguageModel, states: list, window: tuple[float, int]) -> dict:
@@ -46,8 +52,22 @@ def _set_rng_state(model: LanguageModel, st: dict, device) -> list:
     return [None if s is None else [tuple(t.to(device) for t in layer) for layer in s] for s in st["carried"]]
 
 
-def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, scheduler, states, cfg, vocab,
-                    direction: str, keep: int, run_print: dict, window: tuple[float, int], metrics_lines: int) -> None:
+def save_checkpoint(
+    accelerator,
+    run_dir: Path,
+    step: int,
+    model,
+    optimizer,
+    scheduler,
+    states,
+    cfg,
+    vocab,
+    direction: str,
+    keep: int,
+    run_print: dict,
+    window: tuple[float, int],
+    metrics_lines: int,
+) -> None:
     """Write ``run_dir/checkpoints/step-N`` atomically, every process contributing its RNG and carried state.
 
     Every file (the model files, ``train_state.pt``, each ``rank-K.pt``, ``fingerprint.json``) is listed with its
@@ -63,8 +83,9 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
         broadcast_object_list(tmp_holder)
     tmp = Path(tmp_holder[0])
     unwrapped = accelerator.unwrap_model(model)
-    with removed_on_disk_error(tmp, final, " the checkpoint", "the earlier checkpoints are intact: free space, then "
-                               "continue with --resume"):
+    with removed_on_disk_error(
+        tmp, final, " the checkpoint", "the earlier checkpoints are intact: free space, then continue with --resume"
+    ):
         rank_file = tmp / f"rank-{accelerator.process_index}.pt"
         rank_file.write_bytes(torch_save_bytes(_rng_state(unwrapped, states, window)))
         accelerator.wait_for_everyone()
@@ -79,8 +100,17 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, model, optimizer, sch
             (tmp / "train_state.pt").write_bytes(torch_save_bytes(train_state))
             write_json(tmp / "fingerprint.json", run_print)
             extra = ["train_state.pt", "fingerprint.json"] + [f"rank-{r}.pt" for r in range(accelerator.num_processes)]
-            write_model_files(tmp, unwrapped.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction,
-                              vocab.size, {"step": step, "checkpoint": True}, extra_files=extra)
+            write_model_files(
+                tmp,
+                unwrapped.state_dict(),
+                to_dict(cfg),
+                vocab.path,
+                vocab.sha256,
+                direction,
+                vocab.size,
+                {"step": step, "checkpoint": True},
+                extra_files=extra,
+            )
             commit_dir(tmp, final)
             prune_checkpoints(run_dir, keep)
     accelerator.wait_for_everyone()
@@ -96,24 +126,32 @@ class RunState:
     metrics_lines: int | None = None  # records of metrics.jsonl the checkpoint saw (None: a new run, or older)
 
 
-def resume_checkpoint(ck: Path, run_print: dict, model: LanguageModel, optimizer, scheduler, world: int, rank: int,
-                      device) -> RunState:
+def resume_checkpoint(
+    ck: Path, run_print: dict, model: LanguageModel, optimizer, scheduler, world: int, rank: int, device
+) -> RunState:
     """Load checkpoint ``ck`` (its files already verified against their sha256) into the model, optimizer and
     schedule, after checking the run against its fingerprint; returns the state it saved, this process's RNGs
     restored."""
     train_state = safe_load(ck / "train_state.pt", "training state")
     if train_state["world_size"] != world:
-        raise ConfigError(f"{ck}: was written by {train_state['world_size']} processes; resume it with the "
-                          f"same number (got {world}), so every stream continues where it stopped")
-    check_same_run(ck, run_print, "or start a new run with --overwrite or another --out (train.max_steps and "
-                   "train.epochs may change when train.schedule_steps fixes the LR schedule's length)")
+        raise ConfigError(
+            f"{ck}: was written by {train_state['world_size']} processes; resume it with the "
+            f"same number (got {world}), so every stream continues where it stopped"
+        )
+    check_same_run(
+        ck,
+        run_print,
+        "or start a new run with --overwrite or another --out (train.max_steps and "
+        "train.epochs may change when train.schedule_steps fixes the LR schedule's length)",
+    )
     model.load_state_dict(safe_load(ck / "weights.pt", "weights"))
     optimizer.load_state_dict(train_state["optimizer"])
     scheduler.load_state_dict(train_state["scheduler"])
     rank_state = safe_load(ck / f"rank-{rank}.pt", "RNG state")
     states = _set_rng_state(model, rank_state, device)
-    return RunState(int(train_state["step"]), states, tuple(rank_state.get("window", (0.0, 0))),
-                    train_state.get("metrics_lines"))
+    return RunState(
+        int(train_state["step"]), states, tuple(rank_state.get("window", (0.0, 0))), train_state.get("metrics_lines")
+    )
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -153,8 +191,11 @@ def verified_checkpoint(run_dir: Path, resume_from: str | None) -> Path | None:
         read_manifest(ck, MODEL_FORMAT, "a pretraining checkpoint", todo="")
     except CheckpointError as e:
         intact = [c for c in checkpoints[::-1] if c != ck and _intact(c)]
-        what = (f"continue from the newest intact one with --resume-from {intact[0]}" if intact
-                else "no intact checkpoint is left: start over with --overwrite")
+        what = (
+            f"continue from the newest intact one with --resume-from {intact[0]}"
+            if intact
+            else "no intact checkpoint is left: start over with --overwrite"
+        )
         raise CheckpointError(f"{e}; {what}") from None
     return ck
 

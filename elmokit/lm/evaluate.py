@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from elmokit.lm.corpus import eval_batches
 from elmokit.core.textfile import iter_lines
+from elmokit.lm.corpus import eval_batches
 from elmokit.lm.vocab import EOS_ID, PAD_ID
 
 
@@ -45,8 +45,13 @@ class Perplexity:
 
     def as_dict(self) -> dict:
         return {  # strict JSON: an unknown per-word figure is null, not NaN
-            "nll": self.nll, "tokens": self.tokens, "words": self.words, "chars": self.chars,
-            "subword_ppl": self.subword_ppl, "word_ppl": self.word_ppl, "bits_per_char": self.bits_per_char,
+            "nll": self.nll,
+            "tokens": self.tokens,
+            "words": self.words,
+            "chars": self.chars,
+            "subword_ppl": self.subword_ppl,
+            "word_ppl": self.word_ppl,
+            "bits_per_char": self.bits_per_char,
         }
 
 
@@ -69,8 +74,14 @@ def count_words_chars(lines) -> tuple[int, int]:
 
 @torch.no_grad()
 def stream_nll_by_stream(
-    model, tokens: np.ndarray, reverse: bool, batch: int = 10, bptt: int = 35, max_tokens: int = 0,
-    device: str | torch.device = "cpu", progress: bool = False,
+    model,
+    tokens: np.ndarray,
+    reverse: bool,
+    batch: int = 10,
+    bptt: int = 35,
+    max_tokens: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Full-softmax NLL over a token array read as ``batch`` carried-state streams, summed per stream.
 
@@ -128,16 +139,24 @@ def runaway_warning(nll: np.ndarray, count: np.ndarray, bad: list[int], where: s
     ok = count > 0
     clean = float(nll[ok].sum() - nll[bad].sum()) / max(int(count[ok].sum() - count[bad].sum()), 1)
     worst = ", ".join(f"stream {i}: {per_piece[i]:.2f}" for i in bad)
-    return (f"warning: {where}: {len(bad)} of {int(ok.sum())} streams read at more than twice the median NLL per "
-            f"piece ({worst}; median {float(np.median(per_piece[ok])):.2f}; the other streams together "
-            f"{clean:.3f}). The carried state runs away there: the model is unstable in stream mode. Train with "
-            f"model.cell_clip=3 model.proj_clip=3 (bilm-tf's bound), or compare with --mode sentence.")
+    return (
+        f"warning: {where}: {len(bad)} of {int(ok.sum())} streams read at more than twice the median NLL per "
+        f"piece ({worst}; median {float(np.median(per_piece[ok])):.2f}; the other streams together "
+        f"{clean:.3f}). The carried state runs away there: the model is unstable in stream mode. Train with "
+        f"model.cell_clip=3 model.proj_clip=3 (bilm-tf's bound), or compare with --mode sentence."
+    )
 
 
 @torch.no_grad()
 def sentence_nll(
-    model, vocab, files: list[str], reverse: bool, batch: int = 32, max_line_chars: int = 20000,
-    device: str | torch.device = "cpu", progress: bool = False,
+    model,
+    vocab,
+    files: list[str],
+    reverse: bool,
+    batch: int = 32,
+    max_line_chars: int = 20000,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> tuple[float, int, int, int]:
     """Each line scored alone from a zero state: ``</s> pieces </s>``, predicting the pieces and the final ``</s>``.
 
@@ -168,19 +187,26 @@ def sentence_nll(
 
 
 def evaluate_model(
-    model_path: str, corpus: list[str], mode: str = "stream", batch: int = 10, bptt: int = 35,
-    cache_dir: str = "~/.cache/elmokit", max_tokens: int = 0, progress: bool = True,
+    model_path: str,
+    corpus: list[str],
+    mode: str = "stream",
+    batch: int = 10,
+    bptt: int = 35,
+    cache_dir: str = "~/.cache/elmokit",
+    max_tokens: int = 0,
+    progress: bool = True,
 ) -> dict:
     """Load a model directory and compute its perplexities on ``corpus`` (the ``elmokit evaluate`` command)."""
-    from elmokit.lm.model_dir import load_model
     from elmokit.lm.corpus import encode_corpus
+    from elmokit.lm.model_dir import load_model
 
     loaded = load_model(model_path)
     model, cfg, vocab, manifest = loaded.model, loaded.cfg, loaded.vocab, loaded.manifest
     reverse = manifest["direction"] == "backward"
     if mode == "stream":
-        tokens = encode_corpus(corpus, vocab, cache_dir, num_proc=1, max_line_chars=cfg.data.max_line_chars,
-                               progress=progress)
+        tokens = encode_corpus(
+            corpus, vocab, cache_dir, num_proc=1, max_line_chars=cfg.data.max_line_chars, progress=progress
+        )
         per_nll, per_n = stream_nll_by_stream(model, tokens, reverse, batch, bptt, max_tokens, progress=progress)
         nll, n = float(per_nll.sum()), int(per_n.sum())
         words, chars = count_text(corpus, cfg.data.max_line_chars) if not max_tokens else (0, 0)
@@ -188,13 +214,27 @@ def evaluate_model(
         warning = runaway_warning(per_nll, per_n, runaway, str(model_path))
     elif mode == "sentence":
         runaway, warning = [], ""
-        nll, n, words, chars = sentence_nll(model, vocab, corpus, reverse, batch=max(batch, 32),
-                                            max_line_chars=cfg.data.max_line_chars, progress=progress)
+        nll, n, words, chars = sentence_nll(
+            model,
+            vocab,
+            corpus,
+            reverse,
+            batch=max(batch, 32),
+            max_line_chars=cfg.data.max_line_chars,
+            progress=progress,
+        )
     else:
         raise ValueError(f"mode must be stream or sentence, got {mode!r}")
     result = Perplexity(nll, n, words, chars).as_dict()
-    result.update({"model": str(model_path), "direction": manifest["direction"], "mode": mode,
-                   "corpus": [str(c) for c in corpus], "runaway_streams": runaway})
+    result.update(
+        {
+            "model": str(model_path),
+            "direction": manifest["direction"],
+            "mode": mode,
+            "corpus": [str(c) for c in corpus],
+            "runaway_streams": runaway,
+        }
+    )
     if warning:
         result["warning"] = warning
     return result

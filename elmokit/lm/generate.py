@@ -8,8 +8,16 @@ from elmokit.lm.vocab import EOS_ID
 
 
 @torch.no_grad()
-def sample(model, vocab, prompt: str = "", n_tokens: int = 50, temperature: float = 1.0, top_k: int = 0,
-           seed: int = 0, reverse: bool = False) -> str:
+def sample(
+    model,
+    vocab,
+    prompt: str = "",
+    n_tokens: int = 50,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    reverse: bool = False,
+) -> str:
     """Sample ``n_tokens`` pieces after ``prompt`` (before it, for a backward LM) and return the text.
 
     A forward LM continues the prompt; a backward LM writes what comes before it (its output is reversed back).

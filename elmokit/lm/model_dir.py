@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -24,15 +24,32 @@ MODEL_FORMAT = "elmokit-lm/1"
 
 
 def write_model_files(
-    d: Path, state_dict: dict[str, torch.Tensor], config: dict, vocab_path: Path, vocab_sha: str, direction: str,
-    vocab_size: int, summary: dict | None = None, extra_files: list[str] = (),
+    d: Path,
+    state_dict: dict[str, torch.Tensor],
+    config: dict,
+    vocab_path: Path,
+    vocab_sha: str,
+    direction: str,
+    vocab_size: int,
+    summary: dict | None = None,
+    extra_files: list[str] = (),
 ) -> None:
     """Write an LM's model directory into ``d`` (:func:`write_model_dir` plus a copy of its vocabulary);
     ``extra_files`` (already in ``d``, e.g. a checkpoint's training state) are listed in the manifest too."""
     shutil.copyfile(vocab_path, d / "vocab.model")
-    write_model_dir(d, MODEL_FORMAT, state_dict, config, {
-        "direction": direction, "vocab_size": vocab_size, "vocab_sha256": vocab_sha, "summary": summary or {},
-    }, ("vocab.model", *extra_files))
+    write_model_dir(
+        d,
+        MODEL_FORMAT,
+        state_dict,
+        config,
+        {
+            "direction": direction,
+            "vocab_size": vocab_size,
+            "vocab_sha256": vocab_sha,
+            "summary": summary or {},
+        },
+        ("vocab.model", *extra_files),
+    )
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -52,8 +69,8 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 @dataclass
 class LoadedLM(ModelDir):
-    """An LM's model directory (``model``: an ``elmokit.lm.model.LanguageModel``, ``cfg``: its ``PretrainConfig``), with its
-    vocabulary. A task model's is :class:`elmokit.tasks.model_dir.TaskModel`."""
+    """An LM's model directory (``model``: an ``elmokit.lm.model.LanguageModel``, ``cfg``: its
+    ``PretrainConfig``), with its vocabulary. A task model's is :class:`elmokit.tasks.model_dir.TaskModel`."""
 
     vocab: Any = None  # its elmokit.lm.vocab.Vocab
 
@@ -61,8 +78,12 @@ class LoadedLM(ModelDir):
 def made_by(loaded: LoadedLM) -> dict:
     """What an output made from an LM records about it: its directory, weights and vocabulary hashes, and the
     versions that read it."""
-    return {"model": str(loaded.path), "weights_sha256": loaded.manifest["files"]["weights.pt"],
-            "vocab_sha256": loaded.manifest["vocab_sha256"], "versions": versions()}
+    return {
+        "model": str(loaded.path),
+        "weights_sha256": loaded.manifest["files"]["weights.pt"],
+        "vocab_sha256": loaded.manifest["vocab_sha256"],
+        "versions": versions(),
+    }
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedLM:

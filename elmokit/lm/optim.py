@@ -34,8 +34,9 @@ def lr_lambda(cfg, total_steps: int):
     return f
 
 
-def schedule_budget_warning(step: int, first_step: int, total_steps: int, elapsed_s: float, max_minutes: float,
-                            schedule: str) -> str:
+def schedule_budget_warning(
+    step: int, first_step: int, total_steps: int, elapsed_s: float, max_minutes: float, schedule: str
+) -> str:
     """A warning when, at the speed measured so far in this run, ``max_minutes`` ends the run before the LR
     schedule does (a cut schedule leaves the LR high and the model short of what the budget could give); empty
     when the budget fits."""
@@ -43,9 +44,11 @@ def schedule_budget_warning(step: int, first_step: int, total_steps: int, elapse
     reach = step + int((60 * max_minutes - elapsed_s) / per_step)
     if reach >= total_steps:
         return ""
-    return (f"warning: at {per_step:.2f} s/step the {max_minutes:g}-minute budget (train.max_minutes) ends near "
-            f"step {reach} of {total_steps}, before the {schedule} LR schedule has decayed; set "
-            f"train.max_steps={int(reach * 0.97)} (or a larger budget) so that it completes")
+    return (
+        f"warning: at {per_step:.2f} s/step the {max_minutes:g}-minute budget (train.max_minutes) ends near "
+        f"step {reach} of {total_steps}, before the {schedule} LR schedule has decayed; set "
+        f"train.max_steps={int(reach * 0.97)} (or a larger budget) so that it completes"
+    )
 
 
 def make_optimizer(t, params) -> torch.optim.Optimizer:

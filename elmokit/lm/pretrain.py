@@ -24,30 +24,45 @@ from typing import Any
 
 import torch
 
-from elmokit.core.files import atomic_dir, commit_dir, removed_on_disk_error, write_json
-from elmokit.lm.model_dir import check_vocab_fits, load_model, write_model_files
-from elmokit.lm.checkpoint import list_checkpoints, verified_checkpoint
 from elmokit.core.choices import DIRECTIONS, HEADS, PRECISIONS
 from elmokit.core.config import PretrainConfig, build_config, load_raw, to_dict
-from elmokit.lm.corpus import StreamBatcher, encode_corpus, unigram_counts
 from elmokit.core.errors import ConfigError
-from elmokit.lm.evaluate import Perplexity, count_text, runaway_streams, runaway_warning, stream_nll_by_stream
-from elmokit.lm.model import LanguageModel, count_parameters, resolve_model_config
-from elmokit.modules.recurrent import detach_state, stack_problem
-from elmokit.lm.optim import OPTIMIZERS, SCHEDULES, lr_lambda, make_optimizer, schedule_budget_warning, schedule_length
-from elmokit.lm.checkpoint import RunState, resume_checkpoint, save_checkpoint
+from elmokit.core.files import atomic_dir, commit_dir, removed_on_disk_error, write_json
 from elmokit.core.run_guard import check_fresh_out, fingerprint, remove_torn_dirs
 from elmokit.core.runtime import RunLog, start_accelerator
+from elmokit.lm.checkpoint import RunState, list_checkpoints, resume_checkpoint, save_checkpoint, verified_checkpoint
+from elmokit.lm.corpus import StreamBatcher, encode_corpus, unigram_counts
+from elmokit.lm.evaluate import Perplexity, count_text, runaway_streams, runaway_warning, stream_nll_by_stream
+from elmokit.lm.model import LanguageModel, count_parameters, resolve_model_config
+from elmokit.lm.model_dir import check_vocab_fits, load_model, write_model_files
+from elmokit.lm.optim import OPTIMIZERS, SCHEDULES, lr_lambda, make_optimizer, schedule_budget_warning, schedule_length
 from elmokit.lm.vocab import load_vocab
+from elmokit.modules.recurrent import detach_state, stack_problem
 
 # what may change when a run is resumed: its budget, its logging, and paths whose content the fingerprint pins by
 # hash (the vocabulary, the token arrays); every other key of the config makes the run (run_guard.fingerprint)
-RESUMABLE_KEYS = frozenset({
-    "train.max_minutes", "train.max_cpu_minutes", "train.stop_at_step", "train.max_steps", "train.epochs",
-    "train.eval_every", "train.eval_batch_size", "train.eval_max_tokens", "train.checkpoint_every", "train.keep_checkpoints",
-    "train.log_every", "train.threads", "train.trackers", "data.cache_dir", "data.num_proc", "data.vocab",
-    "data.train", "data.valid",
-})
+RESUMABLE_KEYS = frozenset(
+    {
+        "train.max_minutes",
+        "train.max_cpu_minutes",
+        "train.stop_at_step",
+        "train.max_steps",
+        "train.epochs",
+        "train.eval_every",
+        "train.eval_batch_size",
+        "train.eval_max_tokens",
+        "train.checkpoint_every",
+        "train.keep_checkpoints",
+        "train.log_every",
+        "train.threads",
+        "train.trackers",
+        "data.cache_dir",
+        "data.num_proc",
+        "data.vocab",
+        "data.train",
+        "data.valid",
+    }
+)
 
 
 def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
@@ -66,10 +81,14 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
         (t.log_every > 0, f"train.log_every must be positive (steps between train-loss records), got {t.log_every}"),
         (t.max_steps >= 0, f"train.max_steps must be >= 0 (0 = train.epochs epochs), got {t.max_steps}"),
         (t.max_steps > 0 or t.epochs > 0, f"train.epochs must be positive when train.max_steps=0, got {t.epochs}"),
-        (min(t.eval_every, t.checkpoint_every, t.keep_checkpoints, t.stop_at_step, t.eval_max_tokens) >= 0,
-         "train.eval_every, checkpoint_every, keep_checkpoints, stop_at_step and eval_max_tokens must be >= 0"),
-        (min(t.max_minutes, t.max_cpu_minutes, t.warmup_steps) >= 0,
-         "train.max_minutes, train.max_cpu_minutes and train.warmup_steps must be >= 0"),
+        (
+            min(t.eval_every, t.checkpoint_every, t.keep_checkpoints, t.stop_at_step, t.eval_max_tokens) >= 0,
+            "train.eval_every, checkpoint_every, keep_checkpoints, stop_at_step and eval_max_tokens must be >= 0",
+        ),
+        (
+            min(t.max_minutes, t.max_cpu_minutes, t.warmup_steps) >= 0,
+            "train.max_minutes, train.max_cpu_minutes and train.warmup_steps must be >= 0",
+        ),
         (t.schedule_steps >= 0, "train.schedule_steps must be >= 0 (0 = the run's length)"),
         (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
         (bool(cfg.data.vocab), "data.vocab is required (a .model file from `elmokit vocab`)"),
@@ -109,8 +128,11 @@ def _read_tokens(cfg: PretrainConfig, accelerator, progress: bool):
     vocab = load_vocab(d.vocab)
     with accelerator.main_process_first():
         train_tokens = encode_corpus(d.train, vocab, d.cache_dir, d.num_proc, d.max_line_chars, progress=progress)
-        valid_tokens = (encode_corpus(d.valid, vocab, d.cache_dir, d.num_proc, d.max_line_chars, progress=progress)
-                        if d.valid else None)
+        valid_tokens = (
+            encode_corpus(d.valid, vocab, d.cache_dir, d.num_proc, d.max_line_chars, progress=progress)
+            if d.valid
+            else None
+        )
     return vocab, train_tokens, valid_tokens
 
 
@@ -132,8 +154,9 @@ def _new_model(cfg: PretrainConfig, vocab, train_tokens, init_from: str | None) 
     return model
 
 
-def _write_model(run_dir: Path, model: LanguageModel, cfg: PretrainConfig, vocab, direction: str,
-                 summary: dict) -> Path:
+def _write_model(
+    run_dir: Path, model: LanguageModel, cfg: PretrainConfig, vocab, direction: str, summary: dict
+) -> Path:
     """``run_dir/model`` (written aside, then renamed) with ``summary`` and the last validation in its manifest,
     and ``curves.png``."""
     from elmokit.core.plots import plot_curves
@@ -144,10 +167,12 @@ def _write_model(run_dir: Path, model: LanguageModel, cfg: PretrainConfig, vocab
     if vals:
         summary["final_valid"] = vals[-1]
     tmp = atomic_dir(model_dir)
-    with removed_on_disk_error(tmp, model_dir, " the model", "the checkpoints are intact: free space, then run "
-                               "again with --resume"):
-        write_model_files(tmp, model.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction, vocab.size,
-                          summary)
+    with removed_on_disk_error(
+        tmp, model_dir, " the model", "the checkpoints are intact: free space, then run again with --resume"
+    ):
+        write_model_files(
+            tmp, model.state_dict(), to_dict(cfg), vocab.path, vocab.sha256, direction, vocab.size, summary
+        )
     commit_dir(tmp, model_dir)
     plot_curves(records, run_dir / "curves.png", title=f"{direction} LM: {cfg.model.size}")
     return model_dir
@@ -185,14 +210,28 @@ class PretrainRun:
             return
         t, accelerator = self.cfg.train, self.accelerator
         if accelerator.is_main_process:
-            per_nll, per_n = stream_nll_by_stream(self.unwrapped, self.valid_tokens, self.direction == "backward",
-                                                  t.eval_batch_size, t.bptt, t.eval_max_tokens, accelerator.device)
+            per_nll, per_n = stream_nll_by_stream(
+                self.unwrapped,
+                self.valid_tokens,
+                self.direction == "backward",
+                t.eval_batch_size,
+                t.bptt,
+                t.eval_max_tokens,
+                accelerator.device,
+            )
             nll, n = float(per_nll.sum()), int(per_n.sum())
             runaway = runaway_streams(per_nll, per_n)
             ppl = Perplexity(nll, n, self.valid_words, self.valid_chars)
-            rec = {"step": at_step, "split": "valid", "loss": nll / n, "ppl": ppl.subword_ppl,
-                   "word_ppl": ppl.word_ppl,  # None when the words are not counted (eval_max_tokens)
-                   "bits_per_char": ppl.bits_per_char, "runaway_streams": len(runaway), **clock}
+            rec = {
+                "step": at_step,
+                "split": "valid",
+                "loss": nll / n,
+                "ppl": ppl.subword_ppl,
+                "word_ppl": ppl.word_ppl,  # None when the words are not counted (eval_max_tokens)
+                "bits_per_char": ppl.bits_per_char,
+                "runaway_streams": len(runaway),
+                **clock,
+            }
             warning = runaway_warning(per_nll, per_n, runaway, f"validation at step {at_step}")
             if warning:
                 tqdm.write(warning)
@@ -201,13 +240,34 @@ class PretrainRun:
 
     def save(self, step: int, states: list, window: tuple[float, int]) -> None:
         """A checkpoint at ``step``: weights, optimizer, schedule, carried states, RNGs and the loss window."""
-        save_checkpoint(self.accelerator, self.run_dir, step, self.model, self.optimizer, self.scheduler, states,
-                        self.cfg, self.vocab, self.direction, self.cfg.train.keep_checkpoints, self.run_print,
-                        window, self.log.lines)
+        save_checkpoint(
+            self.accelerator,
+            self.run_dir,
+            step,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            states,
+            self.cfg,
+            self.vocab,
+            self.direction,
+            self.cfg.train.keep_checkpoints,
+            self.run_print,
+            window,
+            self.log.lines,
+        )
 
 
-def _start_run(cfg: PretrainConfig, direction: str, run_dir: Path, resume: bool, init_from: str | None,
-               progress: bool, overwrite: bool, resume_from: str | None) -> PretrainRun:
+def _start_run(
+    cfg: PretrainConfig,
+    direction: str,
+    run_dir: Path,
+    resume: bool,
+    init_from: str | None,
+    progress: bool,
+    overwrite: bool,
+    resume_from: str | None,
+) -> PretrainRun:
     """Everything before the loop: the accelerator, the run directory's checks, the token streams, the model, the
     optimizer and schedule, the checkpoint resumed from (its files verified first) and the run's log."""
     from accelerate.utils import set_seed
@@ -219,8 +279,9 @@ def _start_run(cfg: PretrainConfig, direction: str, run_dir: Path, resume: bool,
     main = accelerator.is_main_process
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
     # every process sees the same directory, so every process stops here
-    check_fresh_out(run_dir, (run_dir / "model" / "manifest.json").exists(), bool(list_checkpoints(run_dir)),
-                    resume, overwrite)
+    check_fresh_out(
+        run_dir, (run_dir / "model" / "manifest.json").exists(), bool(list_checkpoints(run_dir)), resume, overwrite
+    )
     if main:
         if overwrite and not resume:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
@@ -232,17 +293,26 @@ def _start_run(cfg: PretrainConfig, direction: str, run_dir: Path, resume: bool,
     vocab, train_tokens, valid_tokens = _read_tokens(cfg, accelerator, main and progress)
     batcher = StreamBatcher(train_tokens, t.batch_size, t.bptt, rank, world, direction == "backward")
     if batcher.local_batch % t.grad_accum:
-        raise ConfigError(f"train.batch_size/{world} processes = {batcher.local_batch} streams per process is not "
-                          f"divisible by train.grad_accum={t.grad_accum}")
+        raise ConfigError(
+            f"train.batch_size/{world} processes = {batcher.local_batch} streams per process is not "
+            f"divisible by train.grad_accum={t.grad_accum}"
+        )
     total_steps = t.max_steps or t.epochs * batcher.steps_per_epoch
-    valid_words, valid_chars = (count_text(cfg.data.valid, cfg.data.max_line_chars)
-                                if cfg.data.valid and not t.eval_max_tokens else (0, 0))
-    run_print = fingerprint(to_dict(cfg), RESUMABLE_KEYS, {
-        "direction": direction, "world_size": world, "vocab_sha256": vocab.sha256,
-        "train_tokens_sha256": _array_sha256(train_tokens),
-        "valid_tokens_sha256": _array_sha256(valid_tokens) if valid_tokens is not None else "",
-        "schedule_steps": schedule_length(t, total_steps),
-    })
+    valid_words, valid_chars = (
+        count_text(cfg.data.valid, cfg.data.max_line_chars) if cfg.data.valid and not t.eval_max_tokens else (0, 0)
+    )
+    run_print = fingerprint(
+        to_dict(cfg),
+        RESUMABLE_KEYS,
+        {
+            "direction": direction,
+            "world_size": world,
+            "vocab_sha256": vocab.sha256,
+            "train_tokens_sha256": _array_sha256(train_tokens),
+            "valid_tokens_sha256": _array_sha256(valid_tokens) if valid_tokens is not None else "",
+            "schedule_steps": schedule_length(t, total_steps),
+        },
+    )
 
     model = _new_model(cfg, vocab, train_tokens, init_from if checkpoint is None else None)
     set_seed(t.seed + 1000 * rank + 1)  # dropout masks independent per process
@@ -259,14 +329,46 @@ def _start_run(cfg: PretrainConfig, direction: str, run_dir: Path, resume: bool,
     elif resume and main:
         print(f"no checkpoint in {run_dir}; starting from scratch", flush=True)
     if main:
-        write_json(run_dir / "run.json", {"direction": direction, "config": to_dict(cfg), "world_size": world,
-                                          "total_steps": total_steps, "parameters": count_parameters(unwrapped),
-                                          "steps_per_epoch": batcher.steps_per_epoch})
+        write_json(
+            run_dir / "run.json",
+            {
+                "direction": direction,
+                "config": to_dict(cfg),
+                "world_size": world,
+                "total_steps": total_steps,
+                "parameters": count_parameters(unwrapped),
+                "steps_per_epoch": batcher.steps_per_epoch,
+            },
+        )
     keep_step = state.step if checkpoint is not None and state.metrics_lines is None else None
-    log = RunLog(accelerator, run_dir / "metrics.jsonl", state.metrics_lines, keep_step,
-                 f"elmokit-pretrain-{direction}", to_dict(cfg), bool(t.trackers))
-    return PretrainRun(cfg, direction, run_dir, accelerator, vocab, batcher, valid_tokens, valid_words, valid_chars,
-                       total_steps, run_print, model, unwrapped, optimizer, scheduler, state, log)
+    log = RunLog(
+        accelerator,
+        run_dir / "metrics.jsonl",
+        state.metrics_lines,
+        keep_step,
+        f"elmokit-pretrain-{direction}",
+        to_dict(cfg),
+        bool(t.trackers),
+    )
+    return PretrainRun(
+        cfg,
+        direction,
+        run_dir,
+        accelerator,
+        vocab,
+        batcher,
+        valid_tokens,
+        valid_words,
+        valid_chars,
+        total_steps,
+        run_print,
+        model,
+        unwrapped,
+        optimizer,
+        scheduler,
+        state,
+        log,
+    )
 
 
 def pretrain(
@@ -290,15 +392,22 @@ def pretrain(
     if direction not in DIRECTIONS:
         raise ConfigError(f"--direction must be forward or backward, got {direction!r}")
     cfg = load_pretrain_config(config, overrides)
-    run = _start_run(cfg, direction, Path(out).expanduser(), resume or bool(resume_from), init_from, progress,
-                     overwrite, resume_from)
+    run = _start_run(
+        cfg, direction, Path(out).expanduser(), resume or bool(resume_from), init_from, progress, overwrite, resume_from
+    )
     t, accelerator, model, optimizer, scheduler = cfg.train, run.accelerator, run.model, run.optimizer, run.scheduler
     main, world, device = accelerator.is_main_process, accelerator.num_processes, accelerator.device
     micro = run.batcher.local_batch // t.grad_accum  # streams per micro-batch
     tokens_per_step = t.batch_size * t.bptt
     step, states, total_steps = run.state.step, run.state.states, run.total_steps
-    bar = tqdm(total=total_steps, initial=step, disable=not (main and progress), unit="step", dynamic_ncols=True,
-               desc=f"pretrain {direction}")
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        disable=not (main and progress),
+        unit="step",
+        dynamic_ncols=True,
+        desc=f"pretrain {direction}",
+    )
     start, cpu_start = time.time(), time.process_time()
 
     def clock() -> dict[str, float]:
@@ -339,16 +448,25 @@ def pretrain(
             tps = tokens_per_step * timed_steps / max(time.time() - window_start, 1e-9)
             if main:
                 lr = scheduler.get_last_lr()[0]
-                rec = {"step": step, "split": "train", "epoch": epoch, "loss": loss_avg,
-                       "ppl": math.exp(min(loss_avg, 50)), "tokens_per_s": tps, "lr": lr, **clock()}
+                rec = {
+                    "step": step,
+                    "split": "train",
+                    "epoch": epoch,
+                    "loss": loss_avg,
+                    "ppl": math.exp(min(loss_avg, 50)),
+                    "tokens_per_s": tps,
+                    "lr": lr,
+                    **clock(),
+                }
                 run.log.write(rec, {"train/loss": loss_avg, "train/tokens_per_s": tps, "lr": lr})
                 bar.set_postfix(loss=f"{loss_avg:.3f}", ppl=f"{rec['ppl']:.1f}", tok_s=f"{tps:,.0f}")
             window_start, window_loss, window_steps, timed_steps = time.time(), torch.zeros((), device=device), 0, 0
         bar.update(1)
         if not budget_checked and (step - first_step >= 100 or time.time() - start > 120):
             budget_checked = True
-            warning = schedule_budget_warning(step, first_step, total_steps, time.time() - start, t.max_minutes,
-                                              t.schedule)
+            warning = schedule_budget_warning(
+                step, first_step, total_steps, time.time() - start, t.max_minutes, t.schedule
+            )
             if warning and main:
                 tqdm.write(warning)
         if t.eval_every and step % t.eval_every == 0 and step < total_steps:
@@ -373,10 +491,16 @@ def pretrain(
     run.validate(step, clock())
     run.log.close()
     if main:
-        summary = {"steps": step, "tokens": step * tokens_per_step, "wall_minutes_last_run": (time.time() - start) / 60,
-                   "cpu_minutes_last_run": (time.process_time() - cpu_start) / 60,
-                   "stopped_by": stop_reason, "schedule_done": step / schedule_length(t, total_steps),
-                   "world_size": world, "parameters": count_parameters(run.unwrapped)}
+        summary = {
+            "steps": step,
+            "tokens": step * tokens_per_step,
+            "wall_minutes_last_run": (time.time() - start) / 60,
+            "cpu_minutes_last_run": (time.process_time() - cpu_start) / 60,
+            "stopped_by": stop_reason,
+            "schedule_done": step / schedule_length(t, total_steps),
+            "world_size": world,
+            "parameters": count_parameters(run.unwrapped),
+        }
         model_dir = _write_model(run.run_dir, run.unwrapped, cfg, run.vocab, direction, summary)
         print(f"model written to {model_dir}", flush=True)
     accelerator.wait_for_everyone()
@@ -389,8 +513,9 @@ def _out_of_time(t, accelerator, start: float, cpu_start: float) -> bool:
     process gets the same answer (the max over processes), so all of them stop at the same step."""
     if t.max_minutes <= 0 and t.max_cpu_minutes <= 0:
         return False
-    over = ((t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes)
-            or (t.max_cpu_minutes > 0 and time.process_time() - cpu_start > 60 * t.max_cpu_minutes))
+    over = (t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes) or (
+        t.max_cpu_minutes > 0 and time.process_time() - cpu_start > 60 * t.max_cpu_minutes
+    )
     flag = torch.tensor(float(over), device=accelerator.device)
     if accelerator.num_processes > 1:
         flag = accelerator.reduce(flag, "max")

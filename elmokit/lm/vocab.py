@@ -143,13 +143,25 @@ def _training_error(msg: str, size: int) -> ElmokitError:
             f"corpus's characters ({msg.strip().split('.')[-3].strip()}); pass a larger --size"
         )
     if "Vocabulary size" in msg or "vocab_size" in msg:
-        return ElmokitError(f"sentencepiece could not build {size} pieces from this corpus ({msg.strip()}); "
-                            f"pass a smaller --size")
+        return ElmokitError(
+            f"sentencepiece could not build {size} pieces from this corpus ({msg.strip()}); pass a smaller --size"
+        )
     return ElmokitError(f"sentencepiece training failed: {msg.strip()}")
 
 
-def _write_card(out: Path, vocab, files: list[str], n_lines: int, model_type: str, user_symbols: list[str],
-                character_coverage: float, max_line_chars: int, seed: int, command: str | None, note: str) -> dict:
+def _write_card(
+    out: Path,
+    vocab,
+    files: list[str],
+    n_lines: int,
+    model_type: str,
+    user_symbols: list[str],
+    character_coverage: float,
+    max_line_chars: int,
+    seed: int,
+    command: str | None,
+    note: str,
+) -> dict:
     """``OUT_PREFIX.card.json``: what made the vocabulary (command, corpus and its sha256, settings) and what it does
     to a sample of the corpus (:func:`measure`); written aside and renamed. Returns the card."""
     stats = measure(vocab, _sample_lines(files, max_line_chars, 5000, seed))
@@ -247,5 +259,16 @@ def train_vocab(
     Path(tmp_prefix + ".model").replace(str(out) + ".model")
     Path(tmp_prefix + ".vocab").replace(str(out) + ".vocab")
     vocab = load_vocab(str(out) + ".model")
-    return _write_card(out, vocab, files, n_lines, model_type, user_symbols or [], character_coverage, max_line_chars,
-                       seed, command, note)
+    return _write_card(
+        out,
+        vocab,
+        files,
+        n_lines,
+        model_type,
+        user_symbols or [],
+        character_coverage,
+        max_line_chars,
+        seed,
+        command,
+        note,
+    )

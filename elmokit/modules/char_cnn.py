@@ -39,8 +39,17 @@ class CharCNN(nn.Module):
         word_dim: its width.
     """
 
-    def __init__(self, num_chars: int, char_dim: int, filters: list[tuple[int, int]], num_highway: int,
-                 output_dim: int, activation: str = "relu", word_vocab: int = 0, word_dim: int = 0) -> None:
+    def __init__(
+        self,
+        num_chars: int,
+        char_dim: int,
+        filters: list[tuple[int, int]],
+        num_highway: int,
+        output_dim: int,
+        activation: str = "relu",
+        word_vocab: int = 0,
+        word_dim: int = 0,
+    ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")

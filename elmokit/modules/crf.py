@@ -53,8 +53,11 @@ class CRF(nn.Module):
         self.start = nn.Parameter(torch.zeros(num_tags))
         self.end = nn.Parameter(torch.zeros(num_tags))
         if constraints is None:
-            constraints = (torch.ones(num_tags, num_tags, dtype=torch.bool), torch.ones(num_tags, dtype=torch.bool),
-                           torch.ones(num_tags, dtype=torch.bool))
+            constraints = (
+                torch.ones(num_tags, num_tags, dtype=torch.bool),
+                torch.ones(num_tags, dtype=torch.bool),
+                torch.ones(num_tags, dtype=torch.bool),
+            )
         for name, m in zip(("mask_trans", "mask_start", "mask_end"), constraints):
             self.register_buffer(name, (~m).float() * -1e4)
 

@@ -43,12 +43,14 @@ class LockstepLSTMP:
         with torch.no_grad():
             for lf, lb in zip(forward.layers, backward.layers):
                 pair = (lf, lb)
-                self.layers.append((
-                    torch.stack([m.weight_ih_l0.t() for m in pair]).contiguous(),  # (2, I, 4H)
-                    torch.stack([m.weight_hh_l0.t() for m in pair]).contiguous(),  # (2, P, 4H)
-                    torch.stack([(m.bias_ih_l0 + m.bias_hh_l0).unsqueeze(0) for m in pair]),  # (2, 1, 4H)
-                    torch.stack([m.weight_hr_l0.t() for m in pair]).contiguous(),  # (2, H, P)
-                ))
+                self.layers.append(
+                    (
+                        torch.stack([m.weight_ih_l0.t() for m in pair]).contiguous(),  # (2, I, 4H)
+                        torch.stack([m.weight_hh_l0.t() for m in pair]).contiguous(),  # (2, P, 4H)
+                        torch.stack([(m.bias_ih_l0 + m.bias_hh_l0).unsqueeze(0) for m in pair]),  # (2, 1, 4H)
+                        torch.stack([m.weight_hr_l0.t() for m in pair]).contiguous(),  # (2, H, P)
+                    )
+                )
 
     @torch.no_grad()
     def run(self, x: Tensor, state: list[tuple[Tensor, Tensor]]) -> list[Tensor]:

@@ -36,8 +36,21 @@ class LSTMPFunction(torch.autograd.Function):
     """Autograd function for one LSTMP layer over a whole ``(T, B, I)`` sequence."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, w_hr: Tensor,
-                w_ih_t: Tensor, w_hh_t: Tensor, w_hr_t: Tensor, cell_clip: float = 0.0, proj_clip: float = 0.0):
+    def forward(
+        ctx,
+        x: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        bias: Tensor,
+        w_hr: Tensor,
+        w_ih_t: Tensor,
+        w_hh_t: Tensor,
+        w_hr_t: Tensor,
+        cell_clip: float = 0.0,
+        proj_clip: float = 0.0,
+    ):
         """Run the layer.
 
         Args:
@@ -158,8 +171,17 @@ def frozen_weights_key(weights) -> tuple:
 
 
 def lstmp_forward(
-    x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, w_hr: Tensor,
-    transposed: tuple[Tensor, Tensor, Tensor] | None = None, cell_clip: float = 0.0, proj_clip: float = 0.0,
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor,
+    b_hh: Tensor,
+    w_hr: Tensor,
+    transposed: tuple[Tensor, Tensor, Tensor] | None = None,
+    cell_clip: float = 0.0,
+    proj_clip: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One LSTMP layer with ``nn.LSTM``'s parameter names and shapes.
 
@@ -172,5 +194,15 @@ def lstmp_forward(
         ``(out (T, B, P), h_T (B, P), c_T (B, H))``.
     """
     wt = transposed if transposed is not None else transposed_weights(w_ih.detach(), w_hh.detach(), w_hr.detach())
-    return LSTMPFunction.apply(x.contiguous(), h0.contiguous(), c0.contiguous(), w_ih, w_hh, b_ih + b_hh, w_hr, *wt,
-                               float(cell_clip), float(proj_clip))
+    return LSTMPFunction.apply(
+        x.contiguous(),
+        h0.contiguous(),
+        c0.contiguous(),
+        w_ih,
+        w_hh,
+        b_ih + b_hh,
+        w_hr,
+        *wt,
+        float(cell_clip),
+        float(proj_clip),
+    )

@@ -1,11 +1,11 @@
 """Matrix products for the fused CPU kernels: oneDNN's GEMM where PyTorch ships it, ``torch.mm`` otherwise.
 
-For fp32 on the CPU, ``torch.mm`` calls MKL. On CPUs that MKL does not tune for (this machine is an AMD EPYC with
-AVX-512) it runs an AVX2 path: ~83 GFLOP/s per core on large square products, and 56 at the LSTM's step shape
-``(128, 256) x (256, 4096)``, where oneDNN's AVX-512 ``brg_matmul`` reaches ~100 and 86
-(``scripts/bench_pretrain.py`` measures both peaks in every run). PyTorch exposes oneDNN's fp32 linear layer to
-Python only through a private op made for its compiler, ``torch.ops.mkldnn._linear_pointwise``. So it is probed once (present, runs, agrees with ``torch.mm``), and every product falls back to ``torch.mm`` when
-it is not there, for other dtypes and devices, or when ``ELMOKIT_ONEDNN=0``.
+For fp32 on the CPU, ``torch.mm`` calls MKL. On CPUs that MKL does not tune for (AMD's) it runs an AVX2 path, slower
+than oneDNN's AVX-512 ``brg_matmul`` at the LSTM's step shapes (``scripts/bench_pretrain.py`` measures both peaks in
+every run; figures in recipes/README.md). PyTorch exposes oneDNN's fp32 linear layer to Python only through a
+private op made for its compiler, ``torch.ops.mkldnn._linear_pointwise``. So it is probed once (present, runs,
+agrees with ``torch.mm``), and every product falls back to ``torch.mm`` when it is not there, for other dtypes and
+devices, or when ``ELMOKIT_ONEDNN=0``.
 
 Both functions take the weight in ``nn.Linear``'s layout ``(out, in)`` and, for the fallback, its row-major
 transpose when the caller has one (MKL is faster with no transposed operand at these shapes).
@@ -18,7 +18,6 @@ import os
 
 import torch
 from torch import Tensor
-
 
 # oneDNN builds and caches a kernel per product shape, and keeps them: a process that multiplies many different row
 # counts (the biLM's input projection over time x batch rows when embedding sentences of every length) grows by
@@ -60,8 +59,9 @@ def _use_onednn(*ts: Tensor) -> bool:
 MKL_MAX_ROWS = 1
 
 
-def linear(x: Tensor, w: Tensor, w_t: Tensor | None = None, bias: Tensor | None = None,
-           pad_rows: bool = False) -> Tensor:
+def linear(
+    x: Tensor, w: Tensor, w_t: Tensor | None = None, bias: Tensor | None = None, pad_rows: bool = False
+) -> Tensor:
     """``x @ w.T + bias`` as a new tensor.
 
     Args:

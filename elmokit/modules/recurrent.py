@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from elmokit.core.choices import CELLS, IMPLS
 from elmokit.modules.lstmp import frozen_weights_key, lstmp_forward, transposed_weights
 
-
 State = list[tuple[Tensor, ...]]  # per layer: (h, c) for LSTM, (h,) for GRU/RNN; h: (B, P or H), c: (B, H)
 
 
@@ -27,8 +26,10 @@ def stack_problem(cell: str, proj_size: int, impl: str, cell_clip: float, proj_c
     if cell_clip < 0 or proj_clip < 0:
         return f"model.cell_clip and model.proj_clip must be >= 0 (0 = off), got {cell_clip}, {proj_clip}"
     if (cell_clip or proj_clip) and not (cell == "lstm" and proj_size and impl != "torch"):
-        return ("model.cell_clip/proj_clip need an LSTMP stack (model.cell=lstm, model.proj_size > 0, model.impl auto "
-                "or fused: nn.LSTM cannot clip)")
+        return (
+            "model.cell_clip/proj_clip need an LSTMP stack (model.cell=lstm, model.proj_size > 0, model.impl auto "
+            "or fused: nn.LSTM cannot clip)"
+        )
     return None
 
 
@@ -100,7 +101,8 @@ class RecurrentStack(nn.Module):
             return True
         # auto: the fused kernel on CPU (also without gradients: nn.LSTM's projection path is ~4x slower there)
         return self.impl == "fused" or (
-            self.impl == "auto" and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"))
+            self.impl == "auto" and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+        )
 
     def _transposed(self, k: int, layer: nn.LSTM) -> tuple[Tensor, Tensor, Tensor] | None:
         """Layer ``k``'s weights as the fused kernel wants them. A frozen layer (no weight requires grad, as in the
@@ -139,8 +141,17 @@ class RecurrentStack(nn.Module):
             st = state[k]
             if fused:
                 out, h, c = lstmp_forward(
-                    inp, st[0], st[1], layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0,
-                    layer.bias_hh_l0, layer.weight_hr_l0, self._transposed(k, layer), self.cell_clip, self.proj_clip,
+                    inp,
+                    st[0],
+                    st[1],
+                    layer.weight_ih_l0,
+                    layer.weight_hh_l0,
+                    layer.bias_ih_l0,
+                    layer.bias_hh_l0,
+                    layer.weight_hr_l0,
+                    self._transposed(k, layer),
+                    self.cell_clip,
+                    self.proj_clip,
                 )  # out: (T, B, P)
                 new = (h, c)
             elif self.cell == "lstm":
@@ -213,8 +224,10 @@ class RecurrentStack(nn.Module):
             _, state = self.step(x[t], state)
             steps.append(state)
         kinds = ("h", "c") if self.cell == "lstm" else ("h",)
-        per_layer = [{kind: torch.stack([st[k][j] for st in steps]) for j, kind in enumerate(kinds)}
-                     for k in range(self.num_layers)]  # each (time, batch, width)
+        per_layer = [
+            {kind: torch.stack([st[k][j] for st in steps]) for j, kind in enumerate(kinds)}
+            for k in range(self.num_layers)
+        ]  # each (time, batch, width)
         return per_layer, state
 
 

@@ -19,8 +19,9 @@ class ScalarMix(nn.Module):
         initial_weights: the raw weights ``w`` before the softmax (default zeros: every layer weighs the same).
     """
 
-    def __init__(self, num_layers: int, layer_norm: bool = False, l2: float = 0.001,
-                 initial_weights: list[float] | None = None) -> None:
+    def __init__(
+        self, num_layers: int, layer_norm: bool = False, l2: float = 0.001, initial_weights: list[float] | None = None
+    ) -> None:
         super().__init__()
         w = initial_weights or [0.0] * num_layers
         if len(w) != num_layers:
@@ -61,4 +62,3 @@ class ScalarMix(nn.Module):
             layers = (layers - mean) / torch.sqrt(var + 1e-12)
         s = self.normalized_weights().to(layers.dtype)
         return self.gamma * torch.einsum("k,bkwd->bwd", s, layers)  # (batch, words, dim)
-

@@ -6,9 +6,9 @@ import random
 
 import torch
 
+from elmokit.tasks.items import Item
 from elmokit.tasks.lexicon import Lexicon
 from elmokit.tasks.models import Batch
-from elmokit.tasks.readers import Item
 
 POOL = 50  # batches per sorting pool when shuffling
 
@@ -34,8 +34,16 @@ def make_batches(lengths: list[int], batch_size: int, shuffle: bool, seed: int =
     return batches
 
 
-def collate(indices: list[int], items: list[Item], lexicon: Lexicon, features=None, use_words: bool = True,
-            use_chars: bool = False, with_targets: bool = True, path: str = "") -> Batch:
+def collate(
+    indices: list[int],
+    items: list[Item],
+    lexicon: Lexicon,
+    features=None,
+    use_words: bool = True,
+    use_chars: bool = False,
+    with_targets: bool = True,
+    path: str = "",
+) -> Batch:
     """Tensors for ``items[indices]``.
 
     Args:

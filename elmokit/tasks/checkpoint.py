@@ -12,8 +12,16 @@ from pathlib import Path
 
 import torch
 
-from elmokit.core.files import (atomic_dir, commit_dir, read_manifest, removed_on_disk_error, safe_load, torch_save_bytes, write_json,)
 from elmokit.core.errors import ConfigError
+from elmokit.core.files import (
+    atomic_dir,
+    commit_dir,
+    read_manifest,
+    removed_on_disk_error,
+    safe_load,
+    torch_save_bytes,
+    write_json,
+)
 from elmokit.core.run_guard import check_same_run
 from elmokit.core.textfile import sha256_file
 
@@ -48,12 +56,17 @@ def save_state(run: Path, model, optimizer, plateau, average, loop: LoopState, r
     """The resumable state after an evaluation: weights (and their average), optimizer, annealing, loop counters,
     RNG states, the run's fingerprint, and a manifest with every file's sha256 (verified on resume)."""
     tmp = atomic_dir(run / "checkpoint")
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "plateau": plateau.state_dict(),
-             "torch_rng": torch.get_rng_state()}
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "plateau": plateau.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
     if average is not None:
         state["average"] = average.state_dict()
-    with removed_on_disk_error(tmp, run / "checkpoint", "", "the previous checkpoint is intact: free space, then "
-                               "continue with --resume"):
+    with removed_on_disk_error(
+        tmp, run / "checkpoint", "", "the previous checkpoint is intact: free space, then continue with --resume"
+    ):
         (tmp / "state.pt").write_bytes(torch_save_bytes(state))
         write_json(tmp / "loop.json", dataclasses.asdict(loop))
         write_json(tmp / "fingerprint.json", run_print)
@@ -75,10 +88,10 @@ def resume_state(run: Path, run_print: dict, model, optimizer, plateau, average)
     plateau.load_state_dict(st["plateau"])
     torch.set_rng_state(st["torch_rng"])
     if (average is None) != ("average" not in st):  # the best model so far was selected with or without it
-        raise ConfigError(f"{run}: the checkpoint was trained with{'out' if average else ''} averaged weights; "
-                          f"resume it with the same train.ema_decay")
+        raise ConfigError(
+            f"{run}: the checkpoint was trained with{'out' if average else ''} averaged weights; "
+            f"resume it with the same train.ema_decay"
+        )
     if average is not None:
         average.load_state_dict(st["average"])
     return LoopState.read(ck / "loop.json")
-
-

@@ -7,7 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from elmokit.core.choices import (
-    COLUMN_FORMATS, DTYPES, FEATURE_SOURCES, POOLINGS, PRECISIONS, SENTENCE_POOLINGS, TAG_KINDS, TASK_FORMATS, TASKS,
+    COLUMN_FORMATS,
+    DTYPES,
+    FEATURE_SOURCES,
+    POOLINGS,
+    PRECISIONS,
+    SENTENCE_POOLINGS,
+    TAG_KINDS,
+    TASK_FORMATS,
+    TASKS,
 )
 from elmokit.core.errors import ConfigError
 
@@ -105,34 +113,48 @@ def check_task_config(cfg: TaskConfig, where: str = "config") -> None:
     Raises:
         ConfigError: naming the key, the value and what is allowed.
     """
+
     def bad(key: str, value, allowed) -> ConfigError:
         return ConfigError(f"{where}: {key}={value!r} is not one of {', '.join(map(repr, allowed))}")
 
     d, m, t = cfg.data, cfg.model, cfg.train
     for key, value, allowed in (
-        ("task", cfg.task, TASKS), ("data.format", d.format, TASK_FORMATS), ("data.scheme", d.scheme, SCHEMES),
-        ("data.tag", d.tag, TAG_KINDS), ("model.pooling", m.pooling, POOLINGS),
+        ("task", cfg.task, TASKS),
+        ("data.format", d.format, TASK_FORMATS),
+        ("data.scheme", d.scheme, SCHEMES),
+        ("data.tag", d.tag, TAG_KINDS),
+        ("model.pooling", m.pooling, POOLINGS),
         ("model.sentence_pooling", m.sentence_pooling, SENTENCE_POOLINGS),
-        ("train.features", t.features, FEATURE_SOURCES), ("train.cache_dtype", t.cache_dtype, DTYPES),
-        ("train.metric", t.metric, METRICS), ("train.mixed_precision", t.mixed_precision, PRECISIONS),
+        ("train.features", t.features, FEATURE_SOURCES),
+        ("train.cache_dtype", t.cache_dtype, DTYPES),
+        ("train.metric", t.metric, METRICS),
+        ("train.mixed_precision", t.mixed_precision, PRECISIONS),
     ):
         if value not in allowed:
             raise bad(key, value, allowed)
     if cfg.task == "classifier" and d.format in COLUMN_FORMATS:
-        raise ConfigError(f"{where}: a classifier reads a table (data.format=tsv, csv, jsonl or label_text), got "
-                          f"{d.format!r}")
+        raise ConfigError(
+            f"{where}: a classifier reads a table (data.format=tsv, csv, jsonl or label_text), got {d.format!r}"
+        )
     if cfg.task == "tagger" and d.format == "label_text":
-        raise ConfigError(f"{where}: a tagger reads conllu, conll or a table with tokens and tags (tsv, csv, jsonl), "
-                          f"not label_text")
+        raise ConfigError(
+            f"{where}: a tagger reads conllu, conll or a table with tokens and tags (tsv, csv, jsonl), not label_text"
+        )
     if not d.train or not (d.dev or d.dev_size > 0):
-        raise ConfigError(f"{where}: data.train and data.dev (or data.dev_size) are required (pass e.g. "
-                          f"data.train=PATH data.dev=PATH)")
+        raise ConfigError(
+            f"{where}: data.train and data.dev (or data.dev_size) are required (pass e.g. "
+            f"data.train=PATH data.dev=PATH)"
+        )
     if d.train_hdf5 and d.dev_size and not d.dev:
-        raise ConfigError(f"{where}: data.train_hdf5 with data.dev_size is not supported (the held-out dev would "
-                          f"need its own file); give data.dev and data.dev_hdf5")
+        raise ConfigError(
+            f"{where}: data.train_hdf5 with data.dev_size is not supported (the held-out dev would "
+            f"need its own file); give data.dev and data.dev_hdf5"
+        )
     if m.use_elmo and not m.bilm:
-        raise ConfigError(f"{where}: model.use_elmo is true but model.bilm is empty; pass model.bilm=BUNDLE_DIR "
-                          f"(made by `elmokit bundle`) or model.use_elmo=false")
+        raise ConfigError(
+            f"{where}: model.use_elmo is true but model.bilm is empty; pass model.bilm=BUNDLE_DIR "
+            f"(made by `elmokit bundle`) or model.use_elmo=false"
+        )
     if not m.use_elmo and not m.word_dim and not m.char_dim:
         raise ConfigError(f"{where}: without ELMo the model needs model.word_dim or model.char_dim > 0")
     if t.batch_size < 1 or t.max_epochs < 1:

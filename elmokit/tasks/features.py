@@ -76,20 +76,26 @@ class EmbedFileFeatures(_StoredFeatures):
     """
 
     def __init__(self, path: str | Path, bilm_sha: str, items: list) -> None:
-        from elmokit.embed.layouts import EmbeddingsFile
         from elmokit.core.errors import ElmokitError
+        from elmokit.embed.layouts import EmbeddingsFile
 
         self.file = EmbeddingsFile(path)
         a = self.file.attrs
         if str(a.get("model_sha256", "")) != bilm_sha:
-            raise ElmokitError(f"{path}: made with biLM {str(a.get('model_sha256'))[:12]}…, the model uses "
-                               f"{bilm_sha[:12]}…; embed the split again with model.bilm")
+            raise ElmokitError(
+                f"{path}: made with biLM {str(a.get('model_sha256'))[:12]}…, the model uses "
+                f"{bilm_sha[:12]}…; embed the split again with model.bilm"
+            )
         if not self.file.all_layers:
-            raise ElmokitError(f"{path}: has --layers {a.get('layers')}; the scalar mix needs every layer "
-                               f"(`elmokit embed ... --layers all`)")
+            raise ElmokitError(
+                f"{path}: has --layers {a.get('layers')}; the scalar mix needs every layer "
+                f"(`elmokit embed ... --layers all`)"
+            )
         if len(self.file) < len(items):  # more is fine: data.max_train uses the first N
-            raise ElmokitError(f"{path}: {len(self.file)} sentences, the split has {len(items)}; embed the same "
-                               f"file (for CoNLL/CoNLL-U: `elmokit embed BILM FILE OUT --tokenized`)")
+            raise ElmokitError(
+                f"{path}: {len(self.file)} sentences, the split has {len(items)}; embed the same "
+                f"file (for CoNLL/CoNLL-U: `elmokit embed BILM FILE OUT --tokenized`)"
+            )
         self.path, self.items = path, items
 
     def get(self, i: int) -> np.ndarray:
@@ -98,8 +104,10 @@ class EmbedFileFeatures(_StoredFeatures):
 
         v = self.file[i]
         if v.shape[1] != len(self.items[i].words):
-            raise ElmokitError(f"{self.path}: sentence {i} has {v.shape[1]} words, the split's example at line "
-                               f"{self.items[i].line} has {len(self.items[i].words)}; the file is of other text")
+            raise ElmokitError(
+                f"{self.path}: sentence {i} has {v.shape[1]} words, the split's example at line "
+                f"{self.items[i].line} has {len(self.items[i].words)}; the file is of other text"
+            )
         return v
 
     def close(self) -> None:
@@ -114,8 +122,15 @@ def cache_key(bilm_sha: str, pooling: str, dtype: str, sentences: list[list[str]
     return h.hexdigest()
 
 
-def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, name: str, dtype: str = "float16",
-                progress: bool = True, chunk: int = 2000) -> Path:
+def build_cache(
+    embedder,
+    sentences: list[list[str]],
+    cache_dir: str | Path,
+    name: str,
+    dtype: str = "float16",
+    progress: bool = True,
+    chunk: int = 2000,
+) -> Path:
     """Embed ``sentences`` once into ``cache_dir/NAME-KEY.hdf5`` (reused while biLM and words are the same).
 
     Returns:
@@ -133,13 +148,22 @@ def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, nam
     path.parent.mkdir(parents=True, exist_ok=True)
     np_dtype = np.float16 if dtype == "float16" else np.float32
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sentences])]).astype(np.int64)
-    attrs = {"elmokit_version": __version__, "model_sha256": embedder.bilm.sha256,
-             "vocab_sha256": embedder.bilm.vocab.sha256, "pooling": embedder.pooling, "dtype": dtype,
-             "layers": "all", "num_layers": embedder.num_layers, "dim": embedder.dim, "key": key}
+    attrs = {
+        "elmokit_version": __version__,
+        "model_sha256": embedder.bilm.sha256,
+        "vocab_sha256": embedder.bilm.vocab.sha256,
+        "pooling": embedder.pooling,
+        "dtype": dtype,
+        "layers": "all",
+        "num_layers": embedder.num_layers,
+        "dim": embedder.dim,
+        "key": key,
+    }
     try:
         with packed_file(path, attrs, offsets, (embedder.num_layers, embedder.dim), np_dtype) as vec:
-            bar = tqdm(total=len(sentences), unit="sent", desc=f"caching {name}", disable=not progress,
-                       dynamic_ncols=True)
+            bar = tqdm(
+                total=len(sentences), unit="sent", desc=f"caching {name}", disable=not progress, dynamic_ncols=True
+            )
             for start in range(0, len(sentences), chunk):
                 part = sentences[start : start + chunk]
                 words, _ = embedder.embed_packed(part, "words", np_dtype)  # (words, layers, 2D), back to back
@@ -149,7 +173,9 @@ def build_cache(embedder, sentences: list[list[str]], cache_dir: str | Path, nam
             bar.close()
     except DiskError as e:  # embed's advice (parts, --resume) does not apply to a cache: say what does
         why = str(e).split(": cannot write: ")[-1].split(".")[0]  # "the disk is full", or the OS error
-        raise DiskError(f"{path}: cannot write the biLM feature cache ({why}); nothing was kept: free space or "
-                        f"set train.cache_dir to another disk, then run again (a stopped run continues with "
-                        f"--resume)") from None
+        raise DiskError(
+            f"{path}: cannot write the biLM feature cache ({why}); nothing was kept: free space or "
+            f"set train.cache_dir to another disk, then run again (a stopped run continues with "
+            f"--resume)"
+        ) from None
     return path

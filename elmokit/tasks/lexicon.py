@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elmokit.core.errors import CorpusError
-from elmokit.tasks.readers import Item
+from elmokit.tasks.items import Item
 
 PAD, UNK = 0, 1
 

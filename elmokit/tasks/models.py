@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from elmokit.core.choices import SENTENCE_POOLINGS
 from elmokit.bilm.elmo import ElmoLayer
+from elmokit.core.choices import SENTENCE_POOLINGS
 from elmokit.modules.crf import CRF
 from elmokit.modules.scalar_mix import ScalarMix
 
@@ -84,26 +84,47 @@ class Encoder(nn.Module):
             the biLM directly too ("ELMo at the output", ELMo paper section 3.3).
     """
 
-    def __init__(self, num_layers: int, elmo_dim: int, hidden: int = 200, lstm_layers: int = 1, dropout: float = 0.5,
-                 use_elmo: bool = True, vocab_size: int = 0, word_dim: int = 0, num_chars: int = 0,
-                 char_dim: int = 0, char_filters: int = 50, char_width: int = 3, mix_l2: float = 0.001,
-                 layer_norm: bool = False, elmo_output: bool = False) -> None:
+    def __init__(
+        self,
+        num_layers: int,
+        elmo_dim: int,
+        hidden: int = 200,
+        lstm_layers: int = 1,
+        dropout: float = 0.5,
+        use_elmo: bool = True,
+        vocab_size: int = 0,
+        word_dim: int = 0,
+        num_chars: int = 0,
+        char_dim: int = 0,
+        char_filters: int = 50,
+        char_width: int = 3,
+        mix_l2: float = 0.001,
+        layer_norm: bool = False,
+        elmo_output: bool = False,
+    ) -> None:
         super().__init__()
         self.use_elmo = use_elmo
         # the mixes' dropout is the encoder's own, on the joined word representation (and on the output)
-        self.elmo = (ElmoLayer.for_layers(num_layers, elmo_dim // 2, 2 if elmo_output else 1, 0.0, layer_norm, mix_l2)
-                     if use_elmo else None)
+        self.elmo = (
+            ElmoLayer.for_layers(num_layers, elmo_dim // 2, 2 if elmo_output else 1, 0.0, layer_norm, mix_l2)
+            if use_elmo
+            else None
+        )
         self.elmo_output = use_elmo and elmo_output
         self.register_load_state_dict_pre_hook(_rename_old_mix_keys)
         self.words = nn.Embedding(vocab_size, word_dim, padding_idx=0) if vocab_size and word_dim else None
         self.chars = CharCNN(num_chars, char_dim, char_filters, char_width) if num_chars and char_dim else None
-        d_in = ((elmo_dim if use_elmo else 0) + (word_dim if self.words is not None else 0)
-                + (char_filters if self.chars is not None else 0))
+        d_in = (
+            (elmo_dim if use_elmo else 0)
+            + (word_dim if self.words is not None else 0)
+            + (char_filters if self.chars is not None else 0)
+        )
         if d_in == 0:
             raise ValueError("the model needs ELMo features, a word embedding or a character CNN")
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(d_in, hidden, lstm_layers, batch_first=True, bidirectional=True,
-                            dropout=dropout if lstm_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            d_in, hidden, lstm_layers, batch_first=True, bidirectional=True, dropout=dropout if lstm_layers > 1 else 0.0
+        )
         self.output_dim = 2 * hidden + (elmo_dim if self.elmo_output else 0)
 
     def forward(self, batch: Batch) -> Tensor:
@@ -147,7 +168,7 @@ def _rename_old_mix_keys(module: nn.Module, state: dict, prefix: str, *args) -> 
     kept the mixes as ``mix.*`` and ``mix_out.*``: read them as ``elmo.mixes.0.*`` and ``elmo.mixes.1.*``."""
     for old, new in (("mix.", "elmo.mixes.0."), ("mix_out.", "elmo.mixes.1.")):
         for key in [k for k in state if k.startswith(prefix + old)]:
-            state[prefix + new + key[len(prefix + old):]] = state.pop(key)
+            state[prefix + new + key[len(prefix + old) :]] = state.pop(key)
 
 
 class Tagger(nn.Module):

@@ -15,22 +15,30 @@ from torch import nn
 
 from elmokit.core.errors import CorpusError
 from elmokit.tasks.batching import collate, make_batches
+from elmokit.tasks.items import Item
 from elmokit.tasks.lexicon import Lexicon
 from elmokit.tasks.metrics import classification_scores, span_f1
-from elmokit.tasks.readers import Item, read_items
+from elmokit.tasks.readers import read_items
 
 
 @torch.no_grad()
-def predict_items(model: nn.Module, items: list[Item], lexicon: Lexicon, features=None, batch_size: int = 64,
-                  device: torch.device | str = "cpu") -> list[list[str] | str]:
+def predict_items(
+    model: nn.Module,
+    items: list[Item],
+    lexicon: Lexicon,
+    features=None,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> list[list[str] | str]:
     """Predicted tags (a list per sentence) or labels, in input order."""
     was_training = model.training
     model.eval()
     enc = model.encoder
     out: list = [None] * len(items)
     for idx in make_batches([len(it.words) for it in items], batch_size, shuffle=False):
-        batch = collate(idx, items, lexicon, features, enc.words is not None, enc.chars is not None,
-                        with_targets=False).to(device)
+        batch = collate(
+            idx, items, lexicon, features, enc.words is not None, enc.chars is not None, with_targets=False
+        ).to(device)
         for i, pred in zip(idx, model.decode(batch)):
             out[i] = [lexicon.labels[t] for t in pred] if isinstance(pred, list) else lexicon.labels[pred]
     model.train(was_training)
@@ -46,8 +54,14 @@ def score_predictions(items: list[Item], preds: list, scheme: str = "") -> dict[
         s = span_f1([it.target for it in items], preds, {"iob1": "bio"}.get(scheme, scheme or "bio"))
         out = {"accuracy": s.accuracy}
         if scheme:
-            out.update({"f1": s.f1, "precision": s.precision, "recall": s.recall,
-                        **{f"f1_{t}": v for t, v in s.type_f1().items()}})
+            out.update(
+                {
+                    "f1": s.f1,
+                    "precision": s.precision,
+                    "recall": s.recall,
+                    **{f"f1_{t}": v for t, v in s.type_f1().items()},
+                }
+            )
         return out
     return classification_scores([it.target for it in items], preds)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from elmokit.core.choices import COLUMN_FORMATS, TAG_KINDS
 from elmokit.core.errors import CorpusError
 from elmokit.core.textfile import conllu_form, iter_lines
+from elmokit.tasks.items import Item
 
 
 @dataclass
@@ -55,8 +56,10 @@ def read_conll(path: str | Path, tag_column: int = -1, min_columns: int = 2) -> 
         for lineno, line in block:
             cols = line.split()
             if len(cols) < min_columns:
-                raise CorpusError(f"{path}:{lineno}: {len(cols)} column(s), need at least {min_columns} (token ... "
-                                  f"tag); separate sentences by blank lines")
+                raise CorpusError(
+                    f"{path}:{lineno}: {len(cols)} column(s), need at least {min_columns} (token ... "
+                    f"tag); separate sentences by blank lines"
+                )
             if ncols is not None and len(cols) != ncols:
                 raise CorpusError(f"{path}:{lineno}: {len(cols)} columns, but this sentence's lines have {ncols}")
             ncols = len(cols)
@@ -87,8 +90,10 @@ def read_conllu(path: str | Path, tag: str = "upos") -> list[TaggedSentence]:
                 continue
             cols = line.split("\t")
             if len(cols) != 10:
-                raise CorpusError(f"{path}:{lineno}: {len(cols)} tab-separated columns, CoNLL-U has 10; is this a "
-                                  f"CoNLL-U file (fields separated by tabs)?")
+                raise CorpusError(
+                    f"{path}:{lineno}: {len(cols)} tab-separated columns, CoNLL-U has 10; is this a "
+                    f"CoNLL-U file (fields separated by tabs)?"
+                )
             form = conllu_form(cols)
             if form is None:  # multiword-token range or empty node
                 continue
@@ -104,17 +109,17 @@ def read_conllu(path: str | Path, tag: str = "upos") -> list[TaggedSentence]:
     return out
 
 
-@dataclass
-class Item:
-    """One downstream example: its words and its target (a tag per word, or one label), and where it came from."""
-
-    words: list[str]
-    target: list[str] | str
-    line: int = 0
-
-
-def read_items(path: str | Path, fmt: str, task: str, tag: str = "upos", tag_column: int = -1, scheme: str = "",
-               text_column: str = "", label_column: str = "", need_target: bool = True) -> list[Item]:
+def read_items(
+    path: str | Path,
+    fmt: str,
+    task: str,
+    tag: str = "upos",
+    tag_column: int = -1,
+    scheme: str = "",
+    text_column: str = "",
+    label_column: str = "",
+    need_target: bool = True,
+) -> list[Item]:
     """Read a split as :class:`Item` s.
 
     Args:
@@ -138,3 +143,14 @@ def read_items(path: str | Path, fmt: str, task: str, tag: str = "upos", tag_col
     if scheme == "iob1":
         return [Item(it.words, iob1_to_bio(it.target), it.line) for it in items]
     return items
+
+
+def read_text(files: list[str], fmt: str = "text", task: str = "classifier", text_column: str = "") -> list[str]:
+    """The lines of plain text files, or the sentences of task data (``fmt`` as ``data.format``), words joined by
+    spaces: the text ``elmokit fit`` measures and ``elmokit adapt`` trains on."""
+    if fmt == "text":
+        return [line for f in files for _, line in iter_lines(f)]
+    task = "tagger" if fmt in COLUMN_FORMATS else task
+    return [
+        " ".join(it.words) for f in files for it in read_items(f, fmt, task, text_column=text_column, need_target=False)
+    ]

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from elmokit.core.files import write_json
 from elmokit.core.config import to_dict
 from elmokit.core.errors import ConfigError
+from elmokit.core.files import write_json
 from elmokit.core.run_guard import check_fresh_out, fingerprint
 from elmokit.core.runtime import RunLog, start_accelerator
 from elmokit.tasks.averaging import WeightAverage
@@ -28,12 +28,26 @@ from elmokit.tasks.readers import read_items
 from elmokit.tasks.tables import source_sha256
 
 # what may change when a task run is resumed: its budget, logging and paths whose content is pinned by hash
-RESUMABLE_KEYS = frozenset({
-    "out", "train.max_epochs", "train.max_minutes", "train.threads", "train.log_every", "train.trackers",
-    "train.progress", "train.cache_dir", "data.train", "data.dev", "data.test", "data.train_hdf5", "data.dev_hdf5",
-    "data.test_hdf5", "model.bilm", "train.fit_lines",
-})
-
+RESUMABLE_KEYS = frozenset(
+    {
+        "out",
+        "train.max_epochs",
+        "train.max_minutes",
+        "train.threads",
+        "train.log_every",
+        "train.trackers",
+        "train.progress",
+        "train.cache_dir",
+        "data.train",
+        "data.dev",
+        "data.test",
+        "data.train_hdf5",
+        "data.dev_hdf5",
+        "data.test_hdf5",
+        "model.bilm",
+        "train.fit_lines",
+    }
+)
 
 
 @dataclass
@@ -49,7 +63,7 @@ class TaskRun:
     bilm_sha: str  # "" without ELMo
     features: dict  # per split: the biLM's features, or None without ELMo
     cache_seconds: float  # spent writing the feature caches
-    domain_fit: dict | None  # fit.measure_fit's result on the training text (main process, with ELMo)
+    domain_fit: dict | None  # domain_fit.measure_fit's result on the training text (main process, with ELMo)
     model: Any  # as prepared by the accelerator
     raw_model: Any
     eval_model: Any  # what is evaluated, selected and saved: the trained model or the average of its weights
@@ -64,8 +78,14 @@ class TaskRun:
     def evaluate(self, name: str) -> dict:
         """Scores of the evaluated model on split ``name``."""
         t = self.cfg.train
-        preds = predict_items(self.eval_model, self.splits[name], self.lexicon, self.features[name],
-                              2 * t.batch_size, self.accelerator.device)
+        preds = predict_items(
+            self.eval_model,
+            self.splits[name],
+            self.lexicon,
+            self.features[name],
+            2 * t.batch_size,
+            self.accelerator.device,
+        )
         return score_predictions(self.splits[name], preds, self.cfg.data.scheme)
 
     def record(self, rec: dict) -> None:
@@ -78,13 +98,27 @@ class TaskRun:
         loop = self.loop
         scores = self.evaluate("dev")
         score = main_metric(scores, self.metric)
-        self.record({"step": loop.step, "split": "dev", "epoch": loop.epoch,
-                     "lr": self.optimizer.param_groups[0]["lr"], **scores, **mix_summary(self.eval_model.encoder)})
+        self.record(
+            {
+                "step": loop.step,
+                "split": "dev",
+                "epoch": loop.epoch,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                **scores,
+                **mix_summary(self.eval_model.encoder),
+            }
+        )
         if loop.best is None or score > loop.best:
             loop.best, loop.best_step, loop.bad_evals = score, loop.step, 0
             if self.accelerator.is_main_process:
-                save_task_model(self.out / "model", self.eval_model, self.cfg, self.lexicon, self.bilm_sha,
-                                {"dev": scores, "step": loop.step})
+                save_task_model(
+                    self.out / "model",
+                    self.eval_model,
+                    self.cfg,
+                    self.lexicon,
+                    self.bilm_sha,
+                    {"dev": scores, "step": loop.step},
+                )
         else:
             loop.bad_evals += 1
         self.plateau.step(score)
@@ -118,8 +152,10 @@ def start_task_run(cfg: TaskConfig, resume: bool, overwrite: bool) -> TaskRun:
 
     splits, lexicon = _read_splits(cfg)
     metric = ("span_f1" if cfg.data.scheme else "accuracy") if t.metric == "auto" else t.metric
-    say(f"{cfg.task}: {len(splits['train'])} train / {len(splits['dev'])} dev examples, "
-        f"{len(lexicon.labels)} labels, {len(lexicon.words)} words, {len(lexicon.chars)} chars; metric {metric}")
+    say(
+        f"{cfg.task}: {len(splits['train'])} train / {len(splits['dev'])} dev examples, "
+        f"{len(lexicon.labels)} labels, {len(lexicon.words)} words, {len(lexicon.chars)} chars; metric {metric}"
+    )
     bilm = None
     if m.use_elmo:
         from elmokit.bilm.bundle import load_bilm
@@ -135,8 +171,9 @@ def start_task_run(cfg: TaskConfig, resume: bool, overwrite: bool) -> TaskRun:
     trainable = list(model.parameters())  # the biLM is not part of the model: it only makes features
     optimizer = torch.optim.Adam(trainable, lr=t.lr, weight_decay=t.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=t.anneal_factor,
-                                                         patience=t.anneal_patience, min_lr=t.min_lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=t.anneal_factor, patience=t.anneal_patience, min_lr=t.min_lr
+    )
     raw_model = accelerator.unwrap_model(model)
     average = WeightAverage(raw_model, t.ema_decay) if t.ema_decay else None
 
@@ -151,11 +188,37 @@ def start_task_run(cfg: TaskConfig, resume: bool, overwrite: bool) -> TaskRun:
         write_json(out / "run.json", {"config": to_dict(cfg), "bilm_sha256": bilm_sha})
     # a resume keeps the records its checkpoint saw (older checkpoints: those up to its step), a new run none
     keep = loop.metrics_lines if resumed else None
-    log = RunLog(accelerator, out / "metrics.jsonl", keep, loop.step if resumed and keep is None else None,
-                 f"elmokit-{cfg.task}", to_dict(cfg), bool(t.trackers))
-    return TaskRun(cfg, out, accelerator, splits, lexicon, metric, bilm_sha, features, cache_seconds, domain_fit,
-                   model, raw_model, average.model if average is not None else raw_model, average, trainable,
-                   optimizer, plateau, run_print, loop, log)
+    log = RunLog(
+        accelerator,
+        out / "metrics.jsonl",
+        keep,
+        loop.step if resumed and keep is None else None,
+        f"elmokit-{cfg.task}",
+        to_dict(cfg),
+        bool(t.trackers),
+    )
+    return TaskRun(
+        cfg,
+        out,
+        accelerator,
+        splits,
+        lexicon,
+        metric,
+        bilm_sha,
+        features,
+        cache_seconds,
+        domain_fit,
+        model,
+        raw_model,
+        average.model if average is not None else raw_model,
+        average,
+        trainable,
+        optimizer,
+        plateau,
+        run_print,
+        loop,
+        log,
+    )
 
 
 def _read_splits(cfg: TaskConfig) -> tuple[dict[str, list], Lexicon]:
@@ -203,9 +266,14 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
         if cfg.train.features == "on_the_fly":
             out[name] = LiveFeatures(bilm, cfg.model.pooling)
             continue
-        path = build_cache(emb, [it.words for it in items], cfg.train.cache_dir,
-                           f"{Path(getattr(cfg.data, name) or cfg.data.train).name}-{name}", cfg.train.cache_dtype,
-                           progress)
+        path = build_cache(
+            emb,
+            [it.words for it in items],
+            cfg.train.cache_dir,
+            f"{Path(getattr(cfg.data, name) or cfg.data.train).name}-{name}",
+            cfg.train.cache_dtype,
+            progress,
+        )
         out[name] = CachedFeatures(path)
     return out
 
@@ -214,8 +282,10 @@ def _fingerprint(cfg: TaskConfig, bilm) -> dict:
     """What makes a task run (:func:`elmokit.core.run_guard.fingerprint`): the config less :data:`RESUMABLE_KEYS`,
     the data files' and the biLM's sha256."""
     d = cfg.data
-    files = {f"{k}_sha256": source_sha256(getattr(d, k)) if getattr(d, k) else ""
-             for k in ("train", "dev", "test", "train_hdf5", "dev_hdf5", "test_hdf5")}
+    files = {
+        f"{k}_sha256": source_sha256(getattr(d, k)) if getattr(d, k) else ""
+        for k in ("train", "dev", "test", "train_hdf5", "dev_hdf5", "test_hdf5")
+    }
     return fingerprint(to_dict(cfg), RESUMABLE_KEYS, {**files, "bilm_sha256": bilm.sha256 if bilm else ""})
 
 
@@ -231,19 +301,23 @@ def mix_summary(encoder) -> dict:
 
 
 def check_domain_fit(cfg: TaskConfig, bilm, train_items: list) -> dict | None:
-    """Does the biLM fit the training text (:mod:`elmokit.bilm.domain_fit`)? Prints the warning, with the command that adapts
-    it, when it does not; the result goes into results.json. None when there is nothing to check."""
-    from elmokit.bilm.bundle import BiLM
+    """Does the biLM fit the training text (:mod:`elmokit.bilm.domain_fit`)? Prints the warning, with the command
+    that adapts it, when it does not; the result goes into results.json. None when there is nothing to check."""
+    from elmokit.bilm.domain_fit import adapt_arguments, measure_fit
 
     if bilm is None or cfg.train.fit_lines <= 0:
         return None
-    if not isinstance(bilm, BiLM):
+    if not bilm.has_softmax:
         return {"skipped": "an imported ELMo keeps no softmax to measure its perplexity with"}
-    from elmokit.bilm.domain_fit import adapt_arguments, measure_fit
-
     d = cfg.data
-    r = measure_fit(cfg.model.bilm, [" ".join(it.words) for it in train_items], cfg.train.fit_lines,
-                    what=f"the training text ({d.train})", adapt_args=adapt_arguments([d.train], d.format, d.text_column))
+    r = measure_fit(
+        bilm,
+        [" ".join(it.words) for it in train_items],
+        cfg.train.fit_lines,
+        what=f"the training text ({d.train})",
+        adapt_args=adapt_arguments([d.train], d.format, d.text_column),
+        name=cfg.model.bilm,
+    )
     if r["warning"]:
         print(r["warning"], file=sys.stderr, flush=True)
     return r

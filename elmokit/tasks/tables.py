@@ -21,6 +21,7 @@ from typing import Any
 
 from elmokit.core.errors import CorpusError
 from elmokit.core.textfile import iter_lines
+from elmokit.tasks.items import Item
 
 TEXT_NAMES = ("text", "document", "sentence", "review", "comment", "comments", "content", "tweet")
 LABEL_NAMES = ("label", "labels", "sentiment", "class", "target", "category")
@@ -29,28 +30,34 @@ TAG_NAMES = ("tags", "ner_tags", "pos_tags", "upos", "labels", "label")
 TABLE_FORMATS = ("tsv", "csv", "jsonl", "label_text")
 
 
-def _column(wanted: str, names: list[str] | None, defaults: tuple[str, ...], position: int, what: str,
-            where: str) -> str | int:
+def _column(
+    wanted: str, names: list[str] | None, defaults: tuple[str, ...], position: int, what: str, where: str
+) -> str | int:
     """The key (a name, or an index into a row) of one column."""
     key = f"data.{what}_column"
     if wanted.strip().lstrip("-").isdigit():
         return int(wanted)
     if names is None:  # rows without names: the default position
         if wanted:
-            raise CorpusError(f"{where}: {key}={wanted!r} names a column, but the file has no header; give its number "
-                              f"(from 0) or add a header row")
+            raise CorpusError(
+                f"{where}: {key}={wanted!r} names a column, but the file has no header; give its number "
+                f"(from 0) or add a header row"
+            )
         return position
     lower = [str(n).strip().lower() for n in names]
     if wanted:
         if wanted.strip().lower() in lower:
             return names[lower.index(wanted.strip().lower())]
-        raise CorpusError(f"{where}: no column {wanted!r} among {list(names)}; set {key} to one of them (or a "
-                          f"column number, from 0)")
+        raise CorpusError(
+            f"{where}: no column {wanted!r} among {list(names)}; set {key} to one of them (or a column number, from 0)"
+        )
     for d in defaults:
         if d in lower:
             return names[lower.index(d)]
-    raise CorpusError(f"{where}: none of the columns {list(names)} is a {what} column ({', '.join(defaults)}); set "
-                      f"{key} to its name (or number, from 0)")
+    raise CorpusError(
+        f"{where}: none of the columns {list(names)} is a {what} column ({', '.join(defaults)}); set "
+        f"{key} to its name (or number, from 0)"
+    )
 
 
 def _delimited_rows(path: str | Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
@@ -74,8 +81,9 @@ def _jsonl_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise CorpusError(f"{path}:{lineno}: not JSON ({e.msg}, column {e.colno}); a JSONL file holds one JSON "
-                              f"object per line") from None
+            raise CorpusError(
+                f"{path}:{lineno}: not JSON ({e.msg}, column {e.colno}); a JSONL file holds one JSON object per line"
+            ) from None
         if not isinstance(row, dict):
             raise CorpusError(f"{path}:{lineno}: a JSON {type(row).__name__}, not an object with named fields")
         yield lineno, row
@@ -102,8 +110,10 @@ def open_hf(spec: str):
             return ds
         return datasets.load_dataset(name, split=split or "train")
     except (FileNotFoundError, ValueError, OSError) as e:
-        raise CorpusError(f"{spec}: cannot load the dataset ({str(e).splitlines()[0][:200]}); give a directory "
-                          f"written by save_to_disk, hf:json:FILE, hf:csv:FILE or a hub name") from None
+        raise CorpusError(
+            f"{spec}: cannot load the dataset ({str(e).splitlines()[0][:200]}); give a directory "
+            f"written by save_to_disk, hf:json:FILE, hf:csv:FILE or a hub name"
+        ) from None
 
 
 def source_sha256(spec: str) -> str:
@@ -167,9 +177,10 @@ def _open_rows(path: str | Path, fmt: str, looked_for: set[str]):
     raise CorpusError(f"{path}: data.format={fmt!r} is not a table format ({', '.join(TABLE_FORMATS)})")
 
 
-def read_table(path: str | Path, fmt: str, task: str, text_column: str = "", label_column: str = "",
-               need_target: bool = True) -> list:
-    """Read a split as :class:`elmokit.tasks.readers.Item` s.
+def read_table(
+    path: str | Path, fmt: str, task: str, text_column: str = "", label_column: str = "", need_target: bool = True
+) -> list:
+    """Read a split as :class:`elmokit.tasks.items.Item` s.
 
     Args:
         fmt: ``tsv`` | ``csv`` | ``jsonl`` | ``label_text`` (ignored for an ``hf:`` path).
@@ -181,8 +192,6 @@ def read_table(path: str | Path, fmt: str, task: str, text_column: str = "", lab
         CorpusError: naming the file and the line: a missing column, a bad row, an empty label, tokens and tags of
             different lengths, an empty file.
     """
-    from elmokit.tasks.readers import Item
-
     tagger = task == "tagger"
     text_names, label_names = (TOKEN_NAMES, TAG_NAMES) if tagger else (TEXT_NAMES, LABEL_NAMES)
     what_text, what_label = ("tokens", "tags") if tagger else ("text", "label")
@@ -203,16 +212,19 @@ def read_table(path: str | Path, fmt: str, task: str, text_column: str = "", lab
         tk, lk = (names[k] if isinstance(k, int) and -len(names) <= k < len(names) else k for k in (tk, lk))
         for k, key in ((tk, "text"), (lk, "label")):
             if isinstance(k, int):
-                raise CorpusError(f"{where0}: no column {k} in the header's {len(names)} ({names}); set "
-                                  f"data.{key}_column")
+                raise CorpusError(
+                    f"{where0}: no column {k} in the header's {len(names)} ({names}); set data.{key}_column"
+                )
     width = len(names) if names is not None else None
     out = []
     for n, row in rows:
         where = where_of(n)
         if isinstance(row, list):
             if width is not None and len(row) != width:
-                raise CorpusError(f"{where}: {len(row)} columns, the header has {width} ({names}); a {fmt.upper()} "
-                                  f"row per line" + (" (a tab inside the text?)" if fmt == "tsv" else ""))
+                raise CorpusError(
+                    f"{where}: {len(row)} columns, the header has {width} ({names}); a {fmt.upper()} "
+                    f"row per line" + (" (a tab inside the text?)" if fmt == "tsv" else "")
+                )
             cells = dict(zip(names, row)) if names is not None else dict(enumerate(row))
         else:
             cells = row
@@ -243,8 +255,6 @@ def read_table(path: str | Path, fmt: str, task: str, text_column: str = "", lab
 
 def _label_text(path: str | Path, tagger: bool) -> list:
     """``LABEL text`` lines (a fastText ``__label__`` prefix is dropped)."""
-    from elmokit.tasks.readers import Item
-
     if tagger:
         raise CorpusError(f"{path}: data.format=label_text holds one label per line: a classifier's format")
     out = []

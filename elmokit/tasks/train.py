@@ -18,9 +18,9 @@ import json
 import time
 from pathlib import Path
 
-from elmokit.core.files import safe_load, write_json
 from elmokit.core.config import build_config, expand_path, load_raw
 from elmokit.core.errors import ConfigError
+from elmokit.core.files import safe_load, write_json
 from elmokit.tasks.batching import collate, make_batches
 from elmokit.tasks.checkpoint import LoopState
 from elmokit.tasks.config import TaskConfig, check_task_config
@@ -28,8 +28,9 @@ from elmokit.tasks.model_dir import save_task_model
 from elmokit.tasks.run import mix_summary, start_task_run
 
 
-def load_task_config(config: str | None, overrides: list[str] | tuple[str, ...] = (), task: str = "",
-                     out: str | None = None) -> TaskConfig:
+def load_task_config(
+    config: str | None, overrides: list[str] | tuple[str, ...] = (), task: str = "", out: str | None = None
+) -> TaskConfig:
     """Load, check and path-expand a downstream config (``task`` forces tagger/classifier)."""
     raw, where = load_raw(config, overrides)
     if task:
@@ -44,8 +45,9 @@ def load_task_config(config: str | None, overrides: list[str] | tuple[str, ...] 
         raise ConfigError(f"{where}: no output directory; set out: in the config or pass --out DIR")
     d = cfg.data
     d.train, d.dev, d.test = (expand_path(p, where) if p else p for p in (d.train, d.dev, d.test))
-    d.train_hdf5, d.dev_hdf5, d.test_hdf5 = (expand_path(p, where) if p else p
-                                             for p in (d.train_hdf5, d.dev_hdf5, d.test_hdf5))
+    d.train_hdf5, d.dev_hdf5, d.test_hdf5 = (
+        expand_path(p, where) if p else p for p in (d.train_hdf5, d.dev_hdf5, d.test_hdf5)
+    )
     cfg.out = expand_path(cfg.out, where)
     if cfg.model.bilm:
         cfg.model.bilm = expand_path(cfg.model.bilm, where)
@@ -57,16 +59,22 @@ def _still_stopped(loop: LoopState, patience: int, out_of_time: bool) -> bool:
     """Does a resumed run stay stopped? One that early stopping ended does; one that its time budget ended goes on
     when the budget is now larger (``--resume train.max_minutes=...``; runs saved before ``stop_reason`` existed:
     the patience not run out means the time did)."""
-    reason = loop.stop_reason if loop.stop_reason is not None else (
-        "patience" if loop.bad_evals >= patience else "time")
+    reason = (
+        loop.stop_reason if loop.stop_reason is not None else ("patience" if loop.bad_evals >= patience else "time")
+    )
     return loop.stopped and not (reason == "time" and not out_of_time)
 
 
 def _loop_summary(loop: LoopState) -> dict:
     """What results.json says of the loop: steps, epochs, the best step, minutes and seconds per epoch."""
     per_epoch = sum(loop.epoch_seconds) / len(loop.epoch_seconds) if loop.epoch_seconds else None
-    return {"best_step": loop.best_step, "steps": loop.step, "epochs": loop.epoch,
-            "train_minutes": loop.train_seconds / 60, "seconds_per_epoch": per_epoch}
+    return {
+        "best_step": loop.best_step,
+        "steps": loop.step,
+        "epochs": loop.epoch,
+        "train_minutes": loop.train_seconds / 60,
+        "seconds_per_epoch": per_epoch,
+    }
 
 
 def _write_plots(run: Path, cfg: TaskConfig, metric: str, encoder) -> None:
@@ -76,8 +84,11 @@ def _write_plots(run: Path, cfg: TaskConfig, metric: str, encoder) -> None:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     plot_task_curves(records, run / "curves.png", metric, title=f"{cfg.task} ({Path(cfg.data.train).name})")
     if encoder.mixes():
-        plot_mix_weights(list(encoder.mixes().values()), run / "mix_weights.png",
-                         [f"scalar mix ({name})" for name in encoder.mixes()])
+        plot_mix_weights(
+            list(encoder.mixes().values()),
+            run / "mix_weights.png",
+            [f"scalar mix ({name})" for name in encoder.mixes()],
+        )
 
 
 def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -> dict:
@@ -96,8 +107,14 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     use_words, use_chars = run.raw_model.encoder.words is not None, run.raw_model.encoder.chars is not None
     lengths = [len(it.words) for it in train]
     steps_per_epoch = len(make_batches([0] * len(lengths), t.batch_size, False)) // world
-    bar = tqdm(total=t.max_epochs * steps_per_epoch, initial=loop.step, unit="step", desc=cfg.task,
-               disable=not (t.progress and main), dynamic_ncols=True)
+    bar = tqdm(
+        total=t.max_epochs * steps_per_epoch,
+        initial=loop.step,
+        unit="step",
+        desc=cfg.task,
+        disable=not (t.progress and main),
+        dynamic_ncols=True,
+    )
     start = time.time() - loop.train_seconds
 
     def out_of_time() -> bool:
@@ -112,16 +129,18 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     seen, window_t = 0, time.time()  # examples and start of the current train record (loop.window: its loss, steps)
     stop = _still_stopped(loop, t.patience, out_of_time())
     if loop.stopped and not stop and t.progress:
-        accelerator.print(f"the time budget is now {t.max_minutes:g} minutes ({loop.train_seconds / 60:.1f} used): "
-                          f"training goes on")
+        accelerator.print(
+            f"the time budget is now {t.max_minutes:g} minutes ({loop.train_seconds / 60:.1f} used): training goes on"
+        )
     while not stop and loop.epoch < t.max_epochs:
         batches = make_batches(lengths, t.batch_size, shuffle=True, seed=t.seed * 1000 + loop.epoch)
         batches = batches[rank::world][:steps_per_epoch]
         epoch_t = time.time()
         model.train()
         for pos in range(loop.batch_pos, len(batches)):
-            batch = collate(batches[pos], train, run.lexicon, features, use_words, use_chars,
-                            path=d.train).to(accelerator.device)
+            batch = collate(batches[pos], train, run.lexicon, features, use_words, use_chars, path=d.train).to(
+                accelerator.device
+            )
             with accelerator.autocast():
                 loss = model(batch)
             accelerator.backward(loss)
@@ -138,9 +157,16 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
             bar.update(1)
             if loop.step % t.log_every == 0:  # the mean loss of the steps since the last record
                 now, mean_loss = time.time(), loop.window[0] / loop.window[1]
-                run.record({"step": loop.step, "split": "train", "epoch": loop.epoch, "loss": mean_loss,
-                            "lr": run.optimizer.param_groups[0]["lr"],
-                            "examples_per_s": seen * world / (now - window_t)})
+                run.record(
+                    {
+                        "step": loop.step,
+                        "split": "train",
+                        "epoch": loop.epoch,
+                        "loss": mean_loss,
+                        "lr": run.optimizer.param_groups[0]["lr"],
+                        "examples_per_s": seen * world / (now - window_t),
+                    }
+                )
                 bar.set_postfix(loss=f"{mean_loss:.3f}")
                 seen, window_t, loop.window = 0, now, [0.0, 0]
             timed_out = out_of_time()
@@ -161,14 +187,23 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     eval_model = run.eval_model
     eval_model.load_state_dict(safe_load(run.out / "model" / "weights.pt", "weights"), strict=True)
     final = {name: run.evaluate(name) for name in run.splits if name != "train"}
-    summary = {"task": cfg.task, "metric": run.metric, "use_elmo": cfg.model.use_elmo, **_loop_summary(loop),
-               "cache_seconds": run.cache_seconds, "features": t.features if run.bilm_sha else "none", **final,
-               **mix_summary(eval_model.encoder)}
+    summary = {
+        "task": cfg.task,
+        "metric": run.metric,
+        "use_elmo": cfg.model.use_elmo,
+        **_loop_summary(loop),
+        "cache_seconds": run.cache_seconds,
+        "features": t.features if run.bilm_sha else "none",
+        **final,
+        **mix_summary(eval_model.encoder),
+    }
     if run.domain_fit is not None:
         summary["domain_fit"] = run.domain_fit
     run.log.close()
     if main:
-        save_task_model(run.out / "model", eval_model, cfg, run.lexicon, run.bilm_sha, {**final, "step": loop.best_step})
+        save_task_model(
+            run.out / "model", eval_model, cfg, run.lexicon, run.bilm_sha, {**final, "step": loop.best_step}
+        )
         write_json(run.out / "results.json", summary)
         _write_plots(run.out, cfg, run.metric, eval_model.encoder)
     accelerator.wait_for_everyone()

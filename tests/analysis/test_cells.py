@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from elmokit.analysis.cells import Trace, _auc, rank_units, text_features
+from elmokit.analysis.cells import _auc, rank_units, text_features
+from elmokit.analysis.trace import Trace
 from elmokit.cli import main
 
 
@@ -100,12 +101,28 @@ def char_pair(tmp_path_factory):
     d = tmp_path_factory.mktemp("chars")
     train, valid = quoted_corpus(d / "train.txt", 800, 1), quoted_corpus(d / "valid.txt", 120, 2)
     card = train_vocab([str(train)], str(d / "char"), size=16000, model_type="char", num_threads=1, command="t")
-    ov = [f"data.vocab={d / 'char.model'}", f"data.train={train}", f"data.cache_dir={d / 'cache'}",
-          "data.num_proc=1", "model.size=tiny", "model.proj_size=0", "model.head=full", "train.batch_size=8",
-          "train.bptt=40", "train.max_steps=25", "train.lr=0.01", "train.checkpoint_every=0", "train.threads=1"]
-    return {"card": card, "valid": valid, "dir": d,
-            "forward": pretrain(None, "forward", d / "fwd", ov, progress=False),
-            "backward": pretrain(None, "backward", d / "bwd", ov, progress=False)}
+    ov = [
+        f"data.vocab={d / 'char.model'}",
+        f"data.train={train}",
+        f"data.cache_dir={d / 'cache'}",
+        "data.num_proc=1",
+        "model.size=tiny",
+        "model.proj_size=0",
+        "model.head=full",
+        "train.batch_size=8",
+        "train.bptt=40",
+        "train.max_steps=25",
+        "train.lr=0.01",
+        "train.checkpoint_every=0",
+        "train.threads=1",
+    ]
+    return {
+        "card": card,
+        "valid": valid,
+        "dir": d,
+        "forward": pretrain(None, "forward", d / "fwd", ov, progress=False),
+        "backward": pretrain(None, "backward", d / "bwd", ov, progress=False),
+    }
 
 
 def test_char_vocab_is_one_piece_per_character(char_pair):
@@ -122,8 +139,21 @@ def test_char_vocab_is_one_piece_per_character(char_pair):
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 def test_cells_command_writes_the_ranking_page_and_png(char_pair, direction, tmp_path):
     out = tmp_path / "cells"
-    res = CliRunner().invoke(main, ["cells", str(char_pair[direction]), str(char_pair["valid"]), "--out", str(out),
-                                    "--control", "--regex", "dog", "--top", "3"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "cells",
+            str(char_pair[direction]),
+            str(char_pair["valid"]),
+            "--out",
+            str(out),
+            "--control",
+            "--regex",
+            "dog",
+            "--top",
+            "3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = json.loads((out / "cells.json").read_text())
     assert r["direction"] == direction and set(r["units"]) == {"h1", "c1", "h2", "c2"}
@@ -138,8 +168,10 @@ def test_cells_command_writes_the_ranking_page_and_png(char_pair, direction, tmp
 
 
 def test_cells_bad_unit_is_one_line(char_pair, tmp_path):
-    res = CliRunner().invoke(main, ["cells", str(char_pair["forward"]), str(char_pair["valid"]), "--out",
-                                    str(tmp_path / "c"), "--unit", "c9:1"])
+    res = CliRunner().invoke(
+        main,
+        ["cells", str(char_pair["forward"]), str(char_pair["valid"]), "--out", str(tmp_path / "c"), "--unit", "c9:1"],
+    )
     assert res.exit_code == 2 and "no such unit" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "c" / "cells.json").exists()
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from elmokit.analysis.gradients import gradient_norms, summarize
 from elmokit.cli import main
 from elmokit.core.config import ModelConfig
-from elmokit.analysis.gradients import gradient_norms, summarize
 from elmokit.lm.model import LanguageModel
 
 
@@ -54,12 +54,38 @@ def test_summary_finds_where_the_gradient_falls():
 
 def test_gradients_command(tiny_pair, corpus, tmp_path):
     out = tmp_path / "g" / "rnn"
-    res = CliRunner().invoke(main, ["gradients", str(tiny_pair["backward"]), str(corpus["valid"]), "--out", str(out),
-                                    "--max-lag", "20", "--sequences", "4", "--cache-dir", str(tmp_path / "cache")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "gradients",
+            str(tiny_pair["backward"]),
+            str(corpus["valid"]),
+            "--out",
+            str(out),
+            "--max-lag",
+            "20",
+            "--sequences",
+            "4",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = json.loads(out.with_suffix(".json").read_text())
     assert r["direction"] == "backward" and len(r["states"]["c2"]["median"]) == 21
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
-    res = CliRunner().invoke(main, ["gradients", str(tiny_pair["forward"]), str(corpus["valid"]), "--out", str(out),
-                                    "--max-lag", "100000", "--cache-dir", str(tmp_path / "cache")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "gradients",
+            str(tiny_pair["forward"]),
+            str(corpus["valid"]),
+            "--out",
+            str(out),
+            "--max-lag",
+            "100000",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert res.exit_code == 2 and "needs at least" in res.output

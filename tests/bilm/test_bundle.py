@@ -1,7 +1,6 @@
 import shutil
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -80,9 +79,21 @@ def test_refuses_mismatched_pairs(tiny_pair, tmp_path, corpus):
     from elmokit.lm.vocab import train_vocab
 
     train_vocab([str(corpus["train"])], str(tmp_path / "v2"), size=330, num_threads=1)
-    other = pretrain(None, "backward", tmp_path / "b2", [
-        f"data.vocab={tmp_path / 'v2.model'}", f"data.train={corpus['train']}", f"data.cache_dir={tmp_path / 'c'}",
-        "data.num_proc=1", "train.batch_size=4", "train.max_steps=1", "train.checkpoint_every=0"], progress=False)
+    other = pretrain(
+        None,
+        "backward",
+        tmp_path / "b2",
+        [
+            f"data.vocab={tmp_path / 'v2.model'}",
+            f"data.train={corpus['train']}",
+            f"data.cache_dir={tmp_path / 'c'}",
+            "data.num_proc=1",
+            "train.batch_size=4",
+            "train.max_steps=1",
+            "train.checkpoint_every=0",
+        ],
+        progress=False,
+    )
     with pytest.raises(CheckpointError, match="different vocabularies"):
         write_bundle(tiny_pair["forward"], other, tmp_path / "nope")
     assert not (tmp_path / "nope").exists()

@@ -96,7 +96,7 @@ def reference_layers(words: list[str], skip: bool) -> np.ndarray:
     tokens = ["<S>", *words, "</S>"]
     emb = table[np.stack([elmo_char_ids(t) for t in tokens])]  # (T, 50, 4)
     feats = []
-    for i, (width, n) in enumerate(opts["char_cnn"]["filters"]):
+    for i, (width, _n) in enumerate(opts["char_cnn"]["filters"]):
         W, b = w[f"CNN/W_cnn_{i}"][0], w[f"CNN/b_cnn_{i}"]  # (width, 4, n)
         conv = np.stack([sum(emb[:, p + q] @ W[q] for q in range(width)) for p in range(50 - width + 1)], 1) + b
         feats.append(np.maximum(conv.max(1), 0))  # max over positions, then relu

@@ -6,13 +6,12 @@ import json
 import random
 
 import numpy as np
-
 import pytest
 from click.testing import CliRunner
 
+from elmokit.bilm.domain_fit import casing, measure_fit
 from elmokit.cli import main
 from elmokit.demo import sentence, write_corpus
-from elmokit.bilm.domain_fit import casing, measure_fit
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +21,25 @@ def validated_pair(corpus, vocab_path, tmp_path_factory):
     from elmokit.lm.pretrain import pretrain
 
     d = tmp_path_factory.mktemp("fitpair")
-    ov = [f"data.vocab={vocab_path}", f"data.train={corpus['train']}", f"data.valid={corpus['valid']}",
-          f"data.cache_dir={d / 'cache'}", "data.num_proc=1", "model.size=tiny", "train.batch_size=8",
-          "train.max_steps=120", "train.lr=0.01", "train.checkpoint_every=0", "train.eval_every=0", "train.threads=1"]
-    return write_bundle(pretrain(None, "forward", d / "f", ov, progress=False),
-                        pretrain(None, "backward", d / "b", ov, progress=False), d / "bilm")
+    ov = [
+        f"data.vocab={vocab_path}",
+        f"data.train={corpus['train']}",
+        f"data.valid={corpus['valid']}",
+        f"data.cache_dir={d / 'cache'}",
+        "data.num_proc=1",
+        "model.size=tiny",
+        "train.batch_size=8",
+        "train.max_steps=120",
+        "train.lr=0.01",
+        "train.checkpoint_every=0",
+        "train.eval_every=0",
+        "train.threads=1",
+    ]
+    return write_bundle(
+        pretrain(None, "forward", d / "f", ov, progress=False),
+        pretrain(None, "backward", d / "b", ov, progress=False),
+        d / "bilm",
+    )
 
 
 def test_silent_on_its_own_domain_and_warns_on_foreign_text(validated_pair, tmp_path):
@@ -62,17 +75,37 @@ def test_every_downstream_run_records_the_fit_and_warns(validated_pair, tmp_path
     from elmokit.demo import write_tagged
     from elmokit.tasks.train import load_task_config, train_task
 
-    files = {s: write_tagged(tmp_path / f"{s}.tsv", n, seed, "tsv") for s, n, seed in (("train", 80, 1), ("dev", 30, 2))}
+    files = {
+        s: write_tagged(tmp_path / f"{s}.tsv", n, seed, "tsv") for s, n, seed in (("train", 80, 1), ("dev", 30, 2))
+    }
     shouted = tmp_path / "train-upper.tsv"
-    shouted.write_text("".join(f"{t.upper()}\t{lab}" for t, lab in
-                               (ln.split("\t") for ln in files["train"].read_text(encoding="utf-8").splitlines(True))),
-                       encoding="utf-8")
+    shouted.write_text(
+        "".join(
+            f"{t.upper()}\t{lab}"
+            for t, lab in (ln.split("\t") for ln in files["train"].read_text(encoding="utf-8").splitlines(True))
+        ),
+        encoding="utf-8",
+    )
     for train, fits in ((files["train"], True), (shouted, False)):
-        r = train_task(load_task_config(None, [
-            f"out={tmp_path / ('run-' + str(fits))}", "data.format=tsv", f"data.train={train}",
-            f"data.dev={files['dev']}", f"model.bilm={validated_pair}", "model.hidden=8", "model.word_dim=0",
-            "train.max_epochs=1", "train.progress=false", f"train.cache_dir={tmp_path / 'cache'}", "train.threads=1"],
-            task="classifier"))
+        r = train_task(
+            load_task_config(
+                None,
+                [
+                    f"out={tmp_path / ('run-' + str(fits))}",
+                    "data.format=tsv",
+                    f"data.train={train}",
+                    f"data.dev={files['dev']}",
+                    f"model.bilm={validated_pair}",
+                    "model.hidden=8",
+                    "model.word_dim=0",
+                    "train.max_epochs=1",
+                    "train.progress=false",
+                    f"train.cache_dir={tmp_path / 'cache'}",
+                    "train.threads=1",
+                ],
+                task="classifier",
+            )
+        )
         saved = json.loads((tmp_path / f"run-{fits}" / "results.json").read_text())["domain_fit"]
         assert r["domain_fit"]["fits"] is fits and saved["ratio"] == r["domain_fit"]["ratio"]
         err = capsys.readouterr().err
@@ -86,14 +119,28 @@ def test_adapt_fits_the_biLM_to_new_text(validated_pair, tmp_path):
     rng = random.Random(3)
     text = tmp_path / "upper.txt"
     text.write_text("".join(sentence(rng).upper() + "\n" for _ in range(600)), encoding="utf-8")
-    res = CliRunner().invoke(main, ["adapt", str(validated_pair), str(text), "--out", str(tmp_path / "adapted"),
-                                    "--minutes", "1", "--cache-dir", str(tmp_path / "cache")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "adapt",
+            str(validated_pair),
+            str(text),
+            "--out",
+            str(tmp_path / "adapted"),
+            "--minutes",
+            "1",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = json.loads((tmp_path / "adapted.work" / "adapt.json").read_text())
     for d in ("forward", "backward"):
         assert r["dev_ppl_after"][d] < 0.7 * r["dev_ppl_before"][d]
-    assert measure_fit(tmp_path / "adapted", text.read_text().splitlines())["ratio"] < \
-        measure_fit(validated_pair, text.read_text().splitlines())["ratio"]
+    assert (
+        measure_fit(tmp_path / "adapted", text.read_text().splitlines())["ratio"]
+        < measure_fit(validated_pair, text.read_text().splitlines())["ratio"]
+    )
     res = CliRunner().invoke(main, ["adapt", str(validated_pair), str(text), "--out", str(tmp_path / "adapted")])
     assert res.exit_code == 2 and "--overwrite" in res.output
 

@@ -15,8 +15,12 @@ def test_side_by_side_runs_both_calls_at_once_and_keeps_the_callers_threads():
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        seen = _side_by_side([lambda: (torch.get_num_threads(), torch.is_grad_enabled()),
-                              lambda: (torch.get_num_threads(), torch.is_grad_enabled())])
+        seen = _side_by_side(
+            [
+                lambda: (torch.get_num_threads(), torch.is_grad_enabled()),
+                lambda: (torch.get_num_threads(), torch.is_grad_enabled()),
+            ]
+        )
         assert seen == [(1, False), (1, False)]  # half the threads each, no gradients
         assert torch.get_num_threads() == 2
         with pytest.raises(ValueError, match="boom"):  # an error in a call reaches the caller

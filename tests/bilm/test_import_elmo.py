@@ -11,9 +11,9 @@ import torch
 from click.testing import CliRunner
 
 from elmokit.bilm.bundle import load_bilm
+from elmokit.bilm.import_elmo import import_bilm_tf, import_manylangs
 from elmokit.cli import main
 from elmokit.core.errors import CheckpointError
-from elmokit.bilm.import_elmo import import_bilm_tf, import_manylangs
 from tests.conftest import ELMO_FIXTURE
 
 FILTERS = [[1, 4], [2, 6], [3, 8]]
@@ -25,10 +25,20 @@ def write_manylangs(d, seed: int = 0, legacy: bool = False, word_dim: int = 5):
     """A small ELMoForManyLangs model directory with random weights under its own key names."""
     g = torch.Generator().manual_seed(seed)
     d.mkdir(parents=True, exist_ok=True)
-    model = {"token_embedder": {"name": "cnn", "activation": "relu", "filters": FILTERS, "n_highway": 1,
-                                "word_dim": word_dim, "char_dim": 3, "max_characters_per_token": 10},
-             "encoder": {"name": "elmo", "projection_dim": 6, "cell_clip": 3, "proj_clip": 3, "dim": 12, "n_layers": 2},
-             "classifier": {"name": "sampled_softmax", "n_samples": 8}, "dropout": 0.1}
+    model = {
+        "token_embedder": {
+            "name": "cnn",
+            "activation": "relu",
+            "filters": FILTERS,
+            "n_highway": 1,
+            "word_dim": word_dim,
+            "char_dim": 3,
+            "max_characters_per_token": 10,
+        },
+        "encoder": {"name": "elmo", "projection_dim": 6, "cell_clip": 3, "proj_clip": 3, "dim": 12, "n_layers": 2},
+        "classifier": {"name": "sampled_softmax", "n_samples": 8},
+        "dropout": 0.1,
+    }
     (d / "cnn_model.json").write_text(json.dumps(model))
     (d / "config.json").write_text(json.dumps({"config_path": "cnn_model.json", "char_dim": 3}))
     (d / "char.dic").write_text("".join(f"{c}\t{i}\n" for i, c in enumerate(CHARS)), encoding="utf-8")
@@ -38,8 +48,13 @@ def write_manylangs(d, seed: int = 0, legacy: bool = False, word_dim: int = 5):
     def r(*shape):
         return torch.randn(*shape, generator=g) * 0.5
 
-    tok = {"char_emb_layer.embedding.weight": r(len(CHARS), 3), "projection.weight": r(6, F + word_dim),
-           "projection.bias": r(6), "highways._layers.0.weight": r(2 * F, F), "highways._layers.0.bias": r(2 * F)}
+    tok = {
+        "char_emb_layer.embedding.weight": r(len(CHARS), 3),
+        "projection.weight": r(6, F + word_dim),
+        "projection.bias": r(6),
+        "highways._layers.0.weight": r(2 * F, F),
+        "highways._layers.0.bias": r(2 * F),
+    }
     if word_dim:
         tok["word_emb_layer.embedding.weight"] = r(len(WORDS), word_dim)
     for i, (w, n) in enumerate(FILTERS):
@@ -76,7 +91,7 @@ def manylangs_reference(words, tok, enc, word_dim: int = 5) -> np.ndarray:
             chars[j, 1 + len(w)] = cid["<bow>"]
     x = t["char_emb_layer.embedding.weight"][chars]  # (T, 10, 3)
     feats = []
-    for i, (width, n) in enumerate(FILTERS):
+    for i, (width, _n) in enumerate(FILTERS):
         W, b = t[f"convolutions.{i}.weight"], t[f"convolutions.{i}.bias"]  # (n, 3, width)
         conv = np.stack([np.einsum("tkc,nck->tn", x[:, p : p + width], W) for p in range(10 - width + 1)], 1) + b
         feats.append(np.maximum(conv.max(1), 0))
@@ -97,8 +112,11 @@ def manylangs_reference(words, tok, enc, word_dim: int = 5) -> np.ndarray:
             p = f"{direction}_layer_{k}."
             m, c, hs = np.zeros(6), np.zeros(12), []
             for step in range(len(inp)):
-                z = inp[step] @ e[p + "input_linearity.weight"].T + m @ e[p + "state_linearity.weight"].T \
+                z = (
+                    inp[step] @ e[p + "input_linearity.weight"].T
+                    + m @ e[p + "state_linearity.weight"].T
                     + e[p + "state_linearity.bias"]
+                )
                 i_, f_, g_, o = np.split(z, 4)
                 c = np.clip(sigmoid(i_) * np.tanh(g_) + sigmoid(f_) * c, -3, 3)
                 m = np.clip((sigmoid(o) * np.tanh(c)) @ e[p + "state_projection.weight"].T, -3, 3)
@@ -132,7 +150,10 @@ def test_bundle_is_self_contained_and_checked(tmp_path, elmo_bundles):
     with open(copy / "weights.pt", "r+b") as f:
         f.seek(100)
         f.write(b"\0\0\0\0")
-    with pytest.raises(CheckpointError, match="weights.pt: sha256 differs from the manifest; the file is corrupt or truncated; import it again"):
+    with pytest.raises(
+        CheckpointError,
+        match="weights.pt: sha256 differs from the manifest; the file is corrupt or truncated; import it again",
+    ):
         load_bilm(copy)
 
 
@@ -144,15 +165,18 @@ def _options(tmp_path, edit) -> str:
     return str(p)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda o: o["lstm"].update(attention=True), "unknown lstm key"),
-    (lambda o: o.update(extra_section={}), "unknown key"),
-    (lambda o: o["lstm"].update(projection_dim=8), "has shape"),
-    (lambda o: o["char_cnn"]["filters"].append([6, 2]), "no dataset CNN/W_cnn_5"),
-    (lambda o: o["char_cnn"].update(activation="gelu"), "activation must be"),
-    (lambda o: o.pop("char_cnn"), "word-embedding ELMo"),
-    (lambda o: o["lstm"].pop("dim"), "missing key 'dim'"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda o: o["lstm"].update(attention=True), "unknown lstm key"),
+        (lambda o: o.update(extra_section={}), "unknown key"),
+        (lambda o: o["lstm"].update(projection_dim=8), "has shape"),
+        (lambda o: o["char_cnn"]["filters"].append([6, 2]), "no dataset CNN/W_cnn_5"),
+        (lambda o: o["char_cnn"].update(activation="gelu"), "activation must be"),
+        (lambda o: o.pop("char_cnn"), "word-embedding ELMo"),
+        (lambda o: o["lstm"].pop("dim"), "missing key 'dim'"),
+    ],
+)
 def test_refuses_what_the_format_does_not_allow(tmp_path, edit, message):
     with pytest.raises(CheckpointError, match=message):
         import_bilm_tf(_options(tmp_path, edit), ELMO_FIXTURE / "lm_weights.hdf5", tmp_path / "out")
@@ -178,26 +202,40 @@ def test_manylangs_refusals(tmp_path):
 def test_cli_import_embed_and_errors(tmp_path):
     runner = CliRunner()
     out = tmp_path / "elmo"
-    r = runner.invoke(main, ["import-elmo", str(ELMO_FIXTURE / "options.json"), str(ELMO_FIXTURE / "lm_weights.hdf5"),
-                             "--out", str(out)])
+    r = runner.invoke(
+        main,
+        ["import-elmo", str(ELMO_FIXTURE / "options.json"), str(ELMO_FIXTURE / "lm_weights.hdf5"), "--out", str(out)],
+    )
     assert r.exit_code == 0, r.output
     assert "3 layers of 32" in r.output
-    r = runner.invoke(main, ["import-elmo", str(ELMO_FIXTURE / "options.json"), str(ELMO_FIXTURE / "lm_weights.hdf5"),
-                             "--out", str(out)])
+    r = runner.invoke(
+        main,
+        ["import-elmo", str(ELMO_FIXTURE / "options.json"), str(ELMO_FIXTURE / "lm_weights.hdf5"), "--out", str(out)],
+    )
     assert r.exit_code == 2 and "exists; pass --overwrite" in r.output
-    r = runner.invoke(main, ["import-elmo", str(ELMO_FIXTURE / "options.json"), str(ELMO_FIXTURE / "options.json"),
-                             "--out", str(tmp_path / "x")])
+    r = runner.invoke(
+        main,
+        [
+            "import-elmo",
+            str(ELMO_FIXTURE / "options.json"),
+            str(ELMO_FIXTURE / "options.json"),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
     assert r.exit_code == 2 and "cannot read as HDF5" in r.output and "Traceback" not in r.output
     text = tmp_path / "s.txt"
     text.write_text("The cat sat .\nHello\n")
     for layers, shape in (("all", (3, 4, 32)), ("top", (4, 32)), ("average", (4, 32))):
-        r = runner.invoke(main, ["embed", str(out), str(text), str(tmp_path / f"{layers}.hdf5"), "--layers", layers,
-                                 "--quiet"])
+        r = runner.invoke(
+            main, ["embed", str(out), str(text), str(tmp_path / f"{layers}.hdf5"), "--layers", layers, "--quiet"]
+        )
         assert r.exit_code == 0, r.output
         with h5py.File(tmp_path / f"{layers}.hdf5", "r") as f:
             assert f["0"].shape == shape and json.loads(f["sentence_to_index"][0])["Hello"] == "1"
-    r = runner.invoke(main, ["embed", str(out), str(text), str(tmp_path / "st.hdf5"), "--stateful", "--batch-size", "1",
-                             "--quiet"])
+    r = runner.invoke(
+        main, ["embed", str(out), str(text), str(tmp_path / "st.hdf5"), "--stateful", "--batch-size", "1", "--quiet"]
+    )
     assert r.exit_code == 0, r.output
     with h5py.File(tmp_path / "st.hdf5", "r") as f, h5py.File(tmp_path / "all.hdf5", "r") as g:
         np.testing.assert_allclose(f["0"][...], g["0"][...], atol=1e-6)  # the first batch starts from zeros
@@ -221,8 +259,9 @@ def test_stateful_resume_replays_to_the_same_numbers(tmp_path, elmo_bundles):
     text.write_text("".join(s + "\n" for k in range(3) for s in sents[k]), encoding="utf-8")
 
     def run(out, **kw):
-        return write_hdf5(Embedder(elmo_bundles["tf"], stateful=True, batch_size=3), text, out, chunk_lines=4,
-                          progress=False, **kw)
+        return write_hdf5(
+            Embedder(elmo_bundles["tf"], stateful=True, batch_size=3), text, out, chunk_lines=4, progress=False, **kw
+        )
 
     whole = run(tmp_path / "a.hdf5")
     assert run(tmp_path / "b.hdf5", stop_after_chunks=2).name == "b.hdf5.partial"  # killed after 2 chunks

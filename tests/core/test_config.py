@@ -91,17 +91,21 @@ def test_recipe_configs_load(monkeypatch):
         assert cfg.model.char_dim > 0, f"{r}: the baseline must be the strongest: word embedding + character CNN"
 
 
-@pytest.mark.parametrize("overrides, msg", [
-    (["model.cell_clip=-1"], "must be >= 0"),
-    (["model.cell=gru", "model.proj_size=0", "model.proj_clip=3"], "need an LSTMP stack"),
-    (["model.proj_size=16", "model.impl=torch", "model.cell_clip=3"], "nn.LSTM cannot clip"),
-    (["model.cell=gru", "model.proj_size=16"], "proj_size needs model.cell=lstm"),
-    (["model.impl=cuda"], "model.impl must be one of auto, fused, torch"),
-    (["model.cell=lstmp"], "model.cell must be one of lstm, gru, rnn"),
-])
+@pytest.mark.parametrize(
+    "overrides, msg",
+    [
+        (["model.cell_clip=-1"], "must be >= 0"),
+        (["model.cell=gru", "model.proj_size=0", "model.proj_clip=3"], "need an LSTMP stack"),
+        (["model.proj_size=16", "model.impl=torch", "model.cell_clip=3"], "nn.LSTM cannot clip"),
+        (["model.cell=gru", "model.proj_size=16"], "proj_size needs model.cell=lstm"),
+        (["model.impl=cuda"], "model.impl must be one of auto, fused, torch"),
+        (["model.cell=lstmp"], "model.cell must be one of lstm, gru, rnn"),
+    ],
+)
 def test_clipping_needs_the_fused_lstmp(overrides, msg):
     with pytest.raises(ConfigError, match=msg):
         load_pretrain_config(None, ["data.vocab=v", "data.train=t", *overrides])
-    cfg = load_pretrain_config(None, ["data.vocab=v", "data.train=t", "model.size=small", "model.cell_clip=3",
-                                      "model.proj_clip=3"])
+    cfg = load_pretrain_config(
+        None, ["data.vocab=v", "data.train=t", "model.size=small", "model.cell_clip=3", "model.proj_clip=3"]
+    )
     assert (cfg.model.cell_clip, cfg.model.proj_clip, cfg.model.proj_size) == (3.0, 3.0, 256)

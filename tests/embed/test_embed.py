@@ -7,12 +7,19 @@ import pytest
 from click.testing import CliRunner
 
 from elmokit.cli import main
+from elmokit.core.errors import CorpusError, ElmokitError
 from elmokit.embed import Embedder, EmbeddingsFile
 from elmokit.embed.writer import write_hdf5
-from elmokit.core.errors import CorpusError, ElmokitError
 
-LINES = ["The old farmer sees many cats .", "", "Birds sing .", "고양이가 책을 본다 .", "Birds sing .",
-         "a/b c/d keys with slashes are fine", "Some machines wait today ."] * 3
+LINES = [
+    "The old farmer sees many cats .",
+    "",
+    "Birds sing .",
+    "고양이가 책을 본다 .",
+    "Birds sing .",
+    "a/b c/d keys with slashes are fine",
+    "Some machines wait today .",
+] * 3
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +62,9 @@ def test_allennlp_layout_with_plain_h5py(emb, text, tmp_path):
 @pytest.mark.parametrize("layout", ["allennlp", "packed"])
 @pytest.mark.parametrize("layers", ["all", "top", "average"])
 def test_float16(emb, text, tmp_path, layout, layers):
-    out = write_hdf5(emb, text, tmp_path / "v.hdf5", dtype="float16", layout=layout, layers=layers, chunk_lines=5,
-                     progress=False)
+    out = write_hdf5(
+        emb, text, tmp_path / "v.hdf5", dtype="float16", layout=layout, layers=layers, chunk_lines=5, progress=False
+    )
     want = emb.embed_sentences(LINES)
     with EmbeddingsFile(out) as f:
         for i, w in enumerate(want):
@@ -78,20 +86,21 @@ def test_packed_orders_hold_the_same_vectors(tiny_pair):
     assert offsets == off_w == off_s and offsets[-1] == W == sum(len(s) for s in sents)
     np.testing.assert_array_equal(by_word, by_layer.transpose(1, 0, 2))
     assert rows.shape == (L * W, D2) and half.dtype == np.float16
-    for i, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+    for a, b in zip(offsets[:-1], offsets[1:]):
         block = rows[L * a : L * b].reshape(L, b - a, D2)
         np.testing.assert_array_equal(block, by_layer[:, a:b])
         np.testing.assert_array_equal(half[L * a : L * b].reshape(L, b - a, D2), block.astype(np.float16))
     got = e.embed_tokens(sents)
     assert all(g.flags.c_contiguous for g in got)
-    np.testing.assert_array_equal(got[-1], by_layer[:, offsets[-2]:])
+    np.testing.assert_array_equal(got[-1], by_layer[:, offsets[-2] :])
     with pytest.raises(ValueError, match="order"):
         e.embed_packed(sents, order="columns")
 
 
 def test_iter_sentences_yields_each_sentence_once_as_embed_tokens(tiny_pair):
     """The streaming path (one batch in memory, sentences as their batch is done) gives the same arrays as the
-    buffered one (within the 1e-5 any batching gives), also for a sentence longer than max_words and for empty sentences."""
+    buffered one (within the 1e-5 any batching gives), also for a sentence longer than max_words and for empty
+    sentences."""
     e = Embedder(tiny_pair["bundle"], batch_tokens=40, max_words=4)
     sents = [s.split() for s in LINES[:8]] + [[], "cats sing near the old river today .".split()]
     want = e.embed_tokens(sents)
@@ -188,13 +197,16 @@ def test_killed_then_resumed_equals_uninterrupted(emb, text, tmp_path, layout):
         assert a.sentence_to_index() == b.sentence_to_index()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"layers": "top"}, "was started with layers='all', now 'top'"),
-    ({"tokenized": True}, "was started with tokenized=False, now True"),
-    ({"chunk_lines": 5}, "was started with chunk_lines=4, now 5"),
-    ({"layout": "packed"}, "was started with layout='allennlp'"),
-    ({"dtype": "float16"}, "was started with dtype='float32'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"layers": "top"}, "was started with layers='all', now 'top'"),
+        ({"tokenized": True}, "was started with tokenized=False, now True"),
+        ({"chunk_lines": 5}, "was started with chunk_lines=4, now 5"),
+        ({"layout": "packed"}, "was started with layout='allennlp'"),
+        ({"dtype": "float16"}, "was started with dtype='float32'"),
+    ],
+)
 def test_resume_refuses_other_options(emb, text, tmp_path, change, message):
     write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, stop_after_chunks=1)
     opts = {"chunk_lines": 4, **change}
@@ -390,16 +402,30 @@ def test_tokenized_input(emb, tmp_path):
 
 
 def test_cli_bundle_and_embed(tiny_pair, text, tmp_path):
-    r = CliRunner().invoke(main, ["bundle", str(tiny_pair["forward"]), str(tiny_pair["backward"]), "--out",
-                                  str(tmp_path / "b")])
+    r = CliRunner().invoke(
+        main, ["bundle", str(tiny_pair["forward"]), str(tiny_pair["backward"]), "--out", str(tmp_path / "b")]
+    )
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["embed", str(tmp_path / "b"), str(text), str(tmp_path / "v.hdf5"), "--layers",
-                                  "average", "--layout", "packed", "--quiet"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "embed",
+            str(tmp_path / "b"),
+            str(text),
+            str(tmp_path / "v.hdf5"),
+            "--layers",
+            "average",
+            "--layout",
+            "packed",
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     with EmbeddingsFile(tmp_path / "v.hdf5") as f:
         assert len(f) == len(LINES) and f[0].shape == (7, 64)
-    r = CliRunner().invoke(main, ["bundle", str(tiny_pair["backward"]), str(tiny_pair["forward"]), "--out",
-                                  str(tmp_path / "b2")])
+    r = CliRunner().invoke(
+        main, ["bundle", str(tiny_pair["backward"]), str(tiny_pair["forward"]), "--out", str(tmp_path / "b2")]
+    )
     assert r.exit_code == 2 and "pass the forward LM first" in r.output and "Traceback" not in r.output
 
 
@@ -407,9 +433,12 @@ def test_tokenized_reads_the_form_column_of_conllu(tmp_path):
     from elmokit.embed.writer import read_sentences
 
     p = tmp_path / "s.conllu"
-    p.write_text("# text = Don't go\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\tdo\tAUX\t_\t_\t_\t_\t_\t_\n"
-                 "2\tn't\tnot\tPART\t_\t_\t_\t_\t_\t_\n2.1\tgone\t_\t_\t_\t_\t_\t_\t_\t_\n3\tgo\tgo\tVERB\t_\t_\t_\t_\t_\t_\n\n"
-                 "hello\tX\nworld\tY\n", encoding="utf-8")
+    p.write_text(
+        "# text = Don't go\n1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tDo\tdo\tAUX\t_\t_\t_\t_\t_\t_\n"
+        "2\tn't\tnot\tPART\t_\t_\t_\t_\t_\t_\n2.1\tgone\t_\t_\t_\t_\t_\t_\t_\t_\n3\tgo\tgo\tVERB\t_\t_\t_\t_\t_\t_\n\n"
+        "hello\tX\nworld\tY\n",
+        encoding="utf-8",
+    )
     assert [w for _, w, _ in read_sentences(p, tokenized=True)] == [["Do", "n't", "go"], ["hello", "world"]]
 
 

@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from elmokit.embed import Embedder
 from elmokit.bilm.elmo import ElmoLayer
+from elmokit.embed import Embedder
 
-SENTENCES = [["The", "old", "farmer", "sees", "many", "cats", "."], ["Birds", "sing", "."], ["고양이가", "책을", "본다", "."],
-             ["A", "quiet", "machine", "waits", "near", "the", "distant", "river", "today", "."], ["Hello"]]
+SENTENCES = [
+    ["The", "old", "farmer", "sees", "many", "cats", "."],
+    ["Birds", "sing", "."],
+    ["고양이가", "책을", "본다", "."],
+    ["A", "quiet", "machine", "waits", "near", "the", "distant", "river", "today", "."],
+    ["Hello"],
+]
 
 
 class EmbedderAPI:
@@ -58,7 +63,9 @@ def make(request):
 
 @pytest.fixture(params=["elmokit", "elmo-tf", "elmo-skip"])
 def bundle(request, tiny_pair, elmo_bundles):
-    return {"elmokit": tiny_pair["bundle"], "elmo-tf": elmo_bundles["tf"], "elmo-skip": elmo_bundles["skip"]}[request.param]
+    return {"elmokit": tiny_pair["bundle"], "elmo-tf": elmo_bundles["tf"], "elmo-skip": elmo_bundles["skip"]}[
+        request.param
+    ]
 
 
 def test_frozen_and_eval(make, bundle):

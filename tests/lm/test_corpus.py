@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from elmokit.lm.corpus import StreamBatcher, encode_corpus, eval_batches
 from elmokit.core.errors import CorpusError
+from elmokit.lm.corpus import StreamBatcher, encode_corpus, eval_batches
 from elmokit.lm.vocab import EOS_ID, load_vocab
 
 

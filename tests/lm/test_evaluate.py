@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from elmokit.lm.evaluate import Perplexity, count_text, runaway_streams, runaway_warning, sentence_nll, stream_nll_by_stream
+from elmokit.lm.evaluate import (
+    Perplexity,
+    count_text,
+    runaway_streams,
+    runaway_warning,
+    sentence_nll,
+    stream_nll_by_stream,
+)
 from elmokit.lm.model import LanguageModel, tiny
 from elmokit.lm.vocab import EOS_ID, load_vocab
 

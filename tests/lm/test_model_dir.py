@@ -3,17 +3,24 @@ import shutil
 
 import pytest
 
-from elmokit.lm.model_dir import load_model
 from elmokit.core.errors import CheckpointError
+from elmokit.lm.model_dir import load_model
 from elmokit.lm.pretrain import pretrain
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, corpus, vocab_path):
     out = tmp_path_factory.mktemp("run")
-    ov = [f"data.vocab={vocab_path}", f"data.train={corpus['train']}", f"data.cache_dir={out / 'cache'}",
-          "data.num_proc=1", "train.batch_size=4", "train.max_steps=3", "train.checkpoint_every=0",
-          "train.threads=1"]
+    ov = [
+        f"data.vocab={vocab_path}",
+        f"data.train={corpus['train']}",
+        f"data.cache_dir={out / 'cache'}",
+        "data.num_proc=1",
+        "train.batch_size=4",
+        "train.max_steps=3",
+        "train.checkpoint_every=0",
+        "train.threads=1",
+    ]
     return pretrain(None, "forward", out / "run", ov, progress=False)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from elmokit.lm.model_dir import load_model
 from elmokit.core.errors import CheckpointError, ConfigError
+from elmokit.lm.model_dir import load_model
 from elmokit.lm.optim import lr_lambda, schedule_budget_warning
 from elmokit.lm.pretrain import pretrain
 
@@ -76,8 +76,14 @@ def test_corrupt_checkpoint_on_resume(tiny_overrides, tmp_path):
 
 def test_init_from_and_vocab_mismatch(tiny_overrides, tmp_path, corpus):
     src = pretrain(None, "forward", tmp_path / "src", tiny_overrides, progress=False)
-    ft = pretrain(None, "forward", tmp_path / "ft", [*tiny_overrides, "train.max_steps=1", "train.lr=0"],
-                  init_from=str(src), progress=False)
+    ft = pretrain(
+        None,
+        "forward",
+        tmp_path / "ft",
+        [*tiny_overrides, "train.max_steps=1", "train.lr=0"],
+        init_from=str(src),
+        progress=False,
+    )
     a, b = weights(tmp_path / "src"), weights(tmp_path / "ft")
     assert all(torch.equal(a[k], b[k]) for k in a)  # lr=0: the fine-tune starts exactly from the source
     from elmokit.lm.vocab import train_vocab
@@ -101,10 +107,31 @@ def test_two_gloo_processes_equal_one(tiny_overrides, tmp_path, direction):
     """2 processes x 4 streams each == 1 process x 8 streams (same shared negatives, no dropout)."""
     ov = [*tiny_overrides, "train.checkpoint_every=0"]
     pretrain(None, direction, tmp_path / "one", ov, progress=False)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()), "-m", "elmokit.cli", "pretrain", "--direction", direction,
-           "--out", str(tmp_path / "two"), "--quiet", *ov]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "elmokit.cli",
+        "pretrain",
+        "--direction",
+        direction,
+        "--out",
+        str(tmp_path / "two"),
+        "--quiet",
+        *ov,
+    ]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -133,11 +160,27 @@ def test_sigkill_then_resume_is_exact(tiny_overrides, tmp_path):
     import signal
     import time
 
-    ov = [*tiny_overrides, "model.dropout=0.1", "train.max_steps=300", "train.checkpoint_every=25",
-          "train.eval_every=0", "train.log_every=25"]
+    ov = [
+        *tiny_overrides,
+        "model.dropout=0.1",
+        "train.max_steps=300",
+        "train.checkpoint_every=25",
+        "train.eval_every=0",
+        "train.log_every=25",
+    ]
     pretrain(None, "forward", tmp_path / "full", ov, progress=False)
-    cmd = [sys.executable, "-m", "elmokit.cli", "pretrain", "--direction", "forward", "--out",
-           str(tmp_path / "cut"), "--quiet", *ov]
+    cmd = [
+        sys.executable,
+        "-m",
+        "elmokit.cli",
+        "pretrain",
+        "--direction",
+        "forward",
+        "--out",
+        str(tmp_path / "cut"),
+        "--quiet",
+        *ov,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = tmp_path / "cut" / "checkpoints" / "step-00000050"
     deadline = time.time() + 120

@@ -41,12 +41,15 @@ def test_checkpoints_without_resume_are_refused_and_overwrite_starts_over(tiny_o
     assert [r["step"] for r in records(run) if r["split"] == "train"] == list(range(1, 9))
 
 
-@pytest.mark.parametrize("change, key", [
-    (["model.hidden_size=48"], "model.hidden_size"),
-    (["train.batch_size=4"], "train.batch_size"),
-    (["train.lr=0.05"], "train.lr"),
-    (["train.max_steps=12"], "schedule_steps"),  # a longer cosine schedule is another run
-])
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        (["model.hidden_size=48"], "model.hidden_size"),
+        (["train.batch_size=4"], "train.batch_size"),
+        (["train.lr=0.05"], "train.lr"),
+        (["train.max_steps=12"], "schedule_steps"),  # a longer cosine schedule is another run
+    ],
+)
 def test_resume_refuses_a_changed_run(tiny_overrides, tmp_path, change, key):
     run = tmp_path / "r"
     pretrain(None, "forward", run, [*tiny_overrides, "train.stop_at_step=4"], progress=False)
@@ -69,8 +72,14 @@ def test_resume_refuses_another_vocab_or_corpus_and_accepts_budget_and_logging(t
         pretrain(None, "forward", run, [*tiny_overrides, f"data.train={moved}"], resume=True, progress=False)
     same = tmp_path / "same.txt"  # the same text under another name is the same run
     shutil.copyfile(corpus["train"], same)
-    pretrain(None, "forward", run, [*tiny_overrides, f"data.train={same}", "train.log_every=2", "train.eval_every=0",
-                                    "train.max_minutes=30"], resume=True, progress=False)
+    pretrain(
+        None,
+        "forward",
+        run,
+        [*tiny_overrides, f"data.train={same}", "train.log_every=2", "train.eval_every=0", "train.max_minutes=30"],
+        resume=True,
+        progress=False,
+    )
     assert (run / "model" / "manifest.json").exists()
 
 
@@ -82,8 +91,11 @@ def test_a_damaged_checkpoint_is_refused_and_an_earlier_one_can_be_picked(tiny_o
     data = bytearray((newest / "weights.pt").read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit
     (newest / "weights.pt").write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match=r"step-00000006/weights.pt: sha256 differs.*--resume-from "
-                                              r".*step-00000004"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"step-00000006/weights.pt: sha256 differs.*--resume-from "
+        r".*step-00000004",
+    ):
         pretrain(None, "forward", run, ov, resume=True, progress=False)
     for name in ("train_state.pt", "rank-0.pt", "fingerprint.json"):  # every file of a checkpoint is pinned
         assert name in json.loads((run / "checkpoints" / "step-00000004" / "manifest.json").read_text())["files"]
@@ -121,11 +133,14 @@ def test_the_first_record_after_a_resume_averages_the_whole_window(tiny_override
     assert train(tmp_path / "cut") == train(tmp_path / "full")  # step 6 averages steps 4-6 in both
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.log_every=0", "train.log_every must be positive"),
-    ("train.max_steps=-5", "train.max_steps must be >= 0"),
-    ("train.checkpoint_every=-1", "must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.log_every=0", "train.log_every must be positive"),
+        ("train.max_steps=-5", "train.max_steps must be >= 0"),
+        ("train.checkpoint_every=-1", "must be >= 0"),
+    ],
+)
 def test_bad_values_fail_at_load_time(tiny_overrides, tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
         pretrain(None, "forward", tmp_path / "r", [*tiny_overrides, override], progress=False)
@@ -133,12 +148,24 @@ def test_bad_values_fail_at_load_time(tiny_overrides, tmp_path, override, messag
 
 
 def test_a_missing_corpus_is_one_line(tiny_overrides, tmp_path):
-    r = CliRunner().invoke(main, ["pretrain", "--direction", "forward", "--out", str(tmp_path / "r"), "--quiet",
-                                  *tiny_overrides, f"data.train={tmp_path / 'nope.txt'}"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "pretrain",
+            "--direction",
+            "forward",
+            "--out",
+            str(tmp_path / "r"),
+            "--quiet",
+            *tiny_overrides,
+            f"data.train={tmp_path / 'nope.txt'}",
+        ],
+    )
     assert r.exit_code == 2 and "nope.txt: corpus file not found" in r.output and "Traceback" not in r.output
     with pytest.raises(CorpusError):
-        pretrain(None, "forward", tmp_path / "r2", [*tiny_overrides, f"data.train={tmp_path / 'nope.txt'}"],
-                 progress=False)
+        pretrain(
+            None, "forward", tmp_path / "r2", [*tiny_overrides, f"data.train={tmp_path / 'nope.txt'}"], progress=False
+        )
 
 
 def test_a_full_disk_in_a_checkpoint_is_one_line_and_keeps_the_earlier_ones(tiny_overrides, tmp_path, monkeypatch):
@@ -156,8 +183,11 @@ def test_a_full_disk_in_a_checkpoint_is_one_line_and_keeps_the_earlier_ones(tiny
         return real(obj)
 
     monkeypatch.setattr("elmokit.lm.checkpoint.torch_save_bytes", full_disk_later)
-    with pytest.raises(CheckpointError, match=r"step-00000006: cannot write the checkpoint \(No space left on "
-                                              r"device\); the earlier checkpoints are intact"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"step-00000006: cannot write the checkpoint \(No space left on "
+        r"device\); the earlier checkpoints are intact",
+    ):
         pretrain(None, "forward", run, ov, progress=False)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002", "step-00000004"]
     monkeypatch.setattr("elmokit.lm.checkpoint.torch_save_bytes", real)

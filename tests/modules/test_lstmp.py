@@ -19,8 +19,9 @@ def test_fused_lstmp_equals_nn_lstm_values_and_gradients():
     want = [t.grad.clone() for t in leaves]
     for t in leaves:
         t.grad = None
-    out2, h2, c2 = lstmp_forward(x, h0[0], c0[0], ref.weight_ih_l0, ref.weight_hh_l0, ref.bias_ih_l0,
-                                 ref.bias_hh_l0, ref.weight_hr_l0)
+    out2, h2, c2 = lstmp_forward(
+        x, h0[0], c0[0], ref.weight_ih_l0, ref.weight_hh_l0, ref.bias_ih_l0, ref.bias_hh_l0, ref.weight_hr_l0
+    )
     ((out2**2).sum() + (1.3 * h2).sum() + (0.7 * c2).sum()).backward()
     torch.testing.assert_close(out2, out)
     torch.testing.assert_close(h2, h[0])
@@ -33,8 +34,10 @@ def test_fused_lstmp_equals_nn_lstm_values_and_gradients():
 def test_gradcheck(T):
     torch.manual_seed(1)
     B, I, H, P = 2, 3, 4, 2
-    args = [torch.randn(s, dtype=torch.double, requires_grad=True) for s in
-            [(T, B, I), (B, P), (B, H), (4 * H, I), (4 * H, P), (4 * H,), (4 * H,), (P, H)]]
+    args = [
+        torch.randn(s, dtype=torch.double, requires_grad=True)
+        for s in [(T, B, I), (B, P), (B, H), (4 * H, I), (4 * H, P), (4 * H,), (4 * H,), (P, H)]
+    ]
     assert torch.autograd.gradcheck(lambda *a: lstmp_forward(*a), args)
 
 
@@ -53,8 +56,9 @@ def test_stack_kernels_agree_and_shapes(cell, proj):
     # carrying the state over two halves equals one pass
     first, st = stack(x[:2])
     second, _ = stack(x[2:], st)
-    torch.testing.assert_close(torch.cat([first[-1], second[-1]]), outs[-1] if not proj else outs_t[-1],
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        torch.cat([first[-1], second[-1]]), outs[-1] if not proj else outs_t[-1], atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("use_onednn", [True, False])
@@ -75,8 +79,16 @@ def test_float32_products_agree_with_nn_lstm(use_onednn, monkeypatch):
     want = [x.grad.clone()] + [p.grad.clone() for p in ref.parameters()]
     x.grad = None
     ref.zero_grad()
-    out2, h2, c2 = lstmp_forward(x, torch.zeros(B, P), torch.zeros(B, H), ref.weight_ih_l0, ref.weight_hh_l0,
-                                 ref.bias_ih_l0, ref.bias_hh_l0, ref.weight_hr_l0)
+    out2, h2, c2 = lstmp_forward(
+        x,
+        torch.zeros(B, P),
+        torch.zeros(B, H),
+        ref.weight_ih_l0,
+        ref.weight_hh_l0,
+        ref.bias_ih_l0,
+        ref.bias_hh_l0,
+        ref.weight_hr_l0,
+    )
     (out2.square().sum() + h2.sum() + c2.sum()).backward()
     torch.testing.assert_close(out2, out, atol=1e-5, rtol=1e-4)
     for g, w in zip([x.grad] + [p.grad for p in ref.parameters()], want):
@@ -102,8 +114,10 @@ def _reference_lstmp(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr, cell_clip, proj_clip
 def test_clipping_equals_the_plain_reference_values_and_gradients(cell_clip, proj_clip):
     torch.manual_seed(4)
     T, B, I, H, P = 6, 3, 5, 7, 4
-    leaves = [torch.randn(s, dtype=torch.double, requires_grad=True) for s in
-              [(T, B, I), (B, P), (B, H), (4 * H, I), (4 * H, P), (4 * H,), (4 * H,), (P, H)]]
+    leaves = [
+        torch.randn(s, dtype=torch.double, requires_grad=True)
+        for s in [(T, B, I), (B, P), (B, H), (4 * H, I), (4 * H, P), (4 * H,), (4 * H,), (P, H)]
+    ]
     got = lstmp_forward(*leaves, cell_clip=cell_clip, proj_clip=proj_clip)
     # the bounds are small, so a good share of the entries is clipped (else the test would not test clipping)
     if cell_clip:

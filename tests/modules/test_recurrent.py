@@ -6,8 +6,9 @@ import torch
 from elmokit.modules.recurrent import RecurrentStack
 
 
-@pytest.mark.parametrize("cell,proj,clip", [("lstm", 0, 0.0), ("lstm", 8, 0.0), ("lstm", 8, 0.5), ("gru", 0, 0.0),
-                                            ("rnn", 0, 0.0)])
+@pytest.mark.parametrize(
+    "cell,proj,clip", [("lstm", 0, 0.0), ("lstm", 8, 0.0), ("lstm", 8, 0.5), ("gru", 0, 0.0), ("rnn", 0, 0.0)]
+)
 def test_trace_is_what_forward_computes(cell, proj, clip):
     torch.manual_seed(0)
     stack = RecurrentStack(cell, 5, 16, 2, proj, cell_clip=clip, proj_clip=clip).eval()

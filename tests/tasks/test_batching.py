@@ -3,11 +3,15 @@ import torch
 
 from elmokit.core.errors import CorpusError
 from elmokit.tasks.batching import collate, make_batches
+from elmokit.tasks.items import Item
 from elmokit.tasks.lexicon import PAD, UNK, Lexicon
-from elmokit.tasks.readers import Item
 
-ITEMS = [Item(["the", "cat", "sleeps"], ["DET", "NOUN", "VERB"], 1), Item([], [], 5),
-         Item(["a", "dog"], ["DET", "NOUN"], 7), Item(["the", "dog", "sees", "the", "cat"], ["DET"] * 5, 10)]
+ITEMS = [
+    Item(["the", "cat", "sleeps"], ["DET", "NOUN", "VERB"], 1),
+    Item([], [], 5),
+    Item(["a", "dog"], ["DET", "NOUN"], 7),
+    Item(["the", "dog", "sees", "the", "cat"], ["DET"] * 5, 10),
+]
 
 
 def test_batches_cover_every_index_once_and_are_reproducible():

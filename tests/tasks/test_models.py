@@ -29,8 +29,9 @@ def test_tagger_fits_a_toy_task(crf):
     mask = torch.ones(4, 6, dtype=torch.bool)
     mask[1, 4:] = False
     gold = torch.tensor([[0, 1, 2, 0, 1, 2]] * 4)
-    model = Tagger(3, Encoder(3, 8, hidden=16, dropout=0.0), crf=crf,
-                   constraints=allowed_transitions(tags, "bio") if crf else None)
+    model = Tagger(
+        3, Encoder(3, 8, hidden=16, dropout=0.0), crf=crf, constraints=allowed_transitions(tags, "bio") if crf else None
+    )
     batch = Batch(mask, layers, targets=gold)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     first = float(model(batch))
@@ -131,8 +132,10 @@ def test_task_models_of_earlier_elmokit_load_their_mixes():
     torch.manual_seed(0)
     enc = Encoder(3, 8, hidden=4, dropout=0.0, elmo_output=True)
     model = Tagger(3, enc, crf=True)
-    old = {k.replace("encoder.elmo.mixes.0.", "encoder.mix.").replace("encoder.elmo.mixes.1.", "encoder.mix_out."): v
-           for k, v in model.state_dict().items()}
+    old = {
+        k.replace("encoder.elmo.mixes.0.", "encoder.mix.").replace("encoder.elmo.mixes.1.", "encoder.mix_out."): v
+        for k, v in model.state_dict().items()
+    }
     assert "encoder.mix.weights" in old and "encoder.mix_out.gamma" in old
     old["encoder.mix_out.weights"] = torch.tensor([0.5, -1.0, 2.0])
     fresh = Tagger(3, Encoder(3, 8, hidden=4, dropout=0.0, elmo_output=True), crf=True)

@@ -7,7 +7,9 @@ from elmokit.tasks.tables import read_table
 
 def test_conll(tmp_path):
     p = tmp_path / "a.conll"
-    p.write_text("-DOCSTART- -X- O O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n", encoding="utf-8")
+    p.write_text(
+        "-DOCSTART- -X- O O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n", encoding="utf-8"
+    )
     sents = read_conll(p)
     assert [s.words for s in sents] == [["EU", "rejects"], ["Peter"]]
     assert sents[0].tags == ["B-ORG", "O"] and read_conll(p, tag_column=1)[0].tags == ["NNP", "VBZ"]
@@ -33,7 +35,8 @@ def test_conllu_skips_ranges_and_empty_nodes(tmp_path):
         "2\tdo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_",
         "3\tn't\tnot\tPART\tRB\t_\t0\troot\t_\t_",
         "3.1\tgo\tgo\tVERB\tVB\t_\t_\t_\t_\t_",
-        "", "",
+        "",
+        "",
     ]
     p.write_text("\n".join(rows), encoding="utf-8")
     (s,) = read_conllu(p)

@@ -16,10 +16,14 @@ def rows(items):
 
 def test_csv_named_columns_quotes_and_multiline(tmp_path):
     p = tmp_path / "hate.csv"
-    p.write_text('id,comments,hate\n1,"you, sir, are kind",none\n2,"two\nlines ""quoted""",hate\n3,ok,none\n',
-                 encoding="utf-8")
-    with pytest.raises(CorpusError, match=r"hate.csv:1: none of the columns \['id', 'comments', 'hate'\] is a label "
-                                          r"column .*set data.label_column"):
+    p.write_text(
+        'id,comments,hate\n1,"you, sir, are kind",none\n2,"two\nlines ""quoted""",hate\n3,ok,none\n', encoding="utf-8"
+    )
+    with pytest.raises(
+        CorpusError,
+        match=r"hate.csv:1: none of the columns \['id', 'comments', 'hate'\] is a label "
+        r"column .*set data.label_column",
+    ):
         read_table(p, "csv", "classifier")
     got = read_table(p, "csv", "classifier", text_column="comments", label_column="hate")
     assert rows(got) == [("you, sir, are kind", "none", 2), ('two lines "quoted"', "hate", 3), ("ok", "none", 5)]
@@ -45,10 +49,17 @@ def test_jsonl_classifier_and_tagger(tmp_path):
     p.write_text(json.dumps({"text": "nice one", "label": 1}) + "\n\n" + json.dumps({"text": "meh", "label": 0}) + "\n")
     assert rows(read_table(p, "jsonl", "classifier")) == [("nice one", "1", 1), ("meh", "0", 3)]
     t = tmp_path / "t.jsonl"
-    t.write_text(json.dumps({"tokens": ["I", "run"], "tags": ["PRON", "VERB"]}) + "\n"
-                 + json.dumps({"tokens": "You sing", "tags": "PRON VERB"}) + "\n")
+    t.write_text(
+        json.dumps({"tokens": ["I", "run"], "tags": ["PRON", "VERB"]})
+        + "\n"
+        + json.dumps({"tokens": "You sing", "tags": "PRON VERB"})
+        + "\n"
+    )
     items = read_table(t, "jsonl", "tagger")
-    assert [(i.words, i.target) for i in items] == [(["I", "run"], ["PRON", "VERB"]), (["You", "sing"], ["PRON", "VERB"])]
+    assert [(i.words, i.target) for i in items] == [
+        (["I", "run"], ["PRON", "VERB"]),
+        (["You", "sing"], ["PRON", "VERB"]),
+    ]
     t.write_text(json.dumps({"tokens": ["I", "run"], "tags": ["PRON"]}) + "\n")
     with pytest.raises(CorpusError, match=r"t.jsonl:1: 2 tokens but 1 tags"):
         read_table(t, "jsonl", "tagger")
@@ -77,19 +88,30 @@ def test_hf_datasets_offline(tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    features = datasets.Features({"sentence": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
-    ds = datasets.DatasetDict({"train": datasets.Dataset.from_dict(
-        {"sentence": ["good film", "bad film"], "label": [1, 0]}, features=features)})
+    features = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+    )
+    ds = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {"sentence": ["good film", "bad film"], "label": [1, 0]}, features=features
+            )
+        }
+    )
     ds.save_to_disk(str(tmp_path / "saved"))
     got = read_table(f"hf:{tmp_path / 'saved'}:train", "tsv", "classifier")
     assert rows(got) == [("good film", "pos", 1), ("bad film", "neg", 2)]  # class ids as their names
     with pytest.raises(CorpusError, match="no split 'test'"):
         read_table(f"hf:{tmp_path / 'saved'}:test", "tsv", "classifier")
-    tags = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
-                              "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER"]))})
+    tags = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-PER"])),
+        }
+    )
     datasets.Dataset.from_dict({"tokens": [["Ann", "sings"]], "ner_tags": [[1, 0]]}, features=tags).save_to_disk(
-        str(tmp_path / "ner"))
+        str(tmp_path / "ner")
+    )
     (item,) = read_table(f"hf:{tmp_path / 'ner'}", "", "tagger")
     assert item.words == ["Ann", "sings"] and item.target == ["B-PER", "O"]
     j = tmp_path / "d.jsonl"

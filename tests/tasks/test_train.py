@@ -9,8 +9,8 @@ import torch
 from click.testing import CliRunner
 
 from elmokit.cli import main
-from elmokit.demo import write_tagged
 from elmokit.core.errors import ConfigError, CorpusError
+from elmokit.demo import write_tagged
 from elmokit.tasks.model_dir import load_task_model
 from elmokit.tasks.predict import run_predict, run_score
 from elmokit.tasks.readers import read_conll, read_conllu
@@ -23,18 +23,34 @@ def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("taskdata")
     out = {}
     for kind, ext in (("conllu", "conllu"), ("conll", "txt"), ("tsv", "tsv")):
-        out[kind] = {split: write_tagged(d / f"{split}.{ext}", n, seed, kind)
-                     for split, n, seed in (("train", 120, 21), ("dev", 40, 22), ("test", 40, 23))}
+        out[kind] = {
+            split: write_tagged(d / f"{split}.{ext}", n, seed, kind)
+            for split, n, seed in (("train", 120, 21), ("dev", 40, 22), ("test", 40, 23))
+        }
     return out
 
 
 def config(tmp_path, data, kind, bundle, *extra, task="tagger"):
     files = data[kind]
-    ov = [f"out={tmp_path / 'run'}", f"data.format={kind}", f"data.train={files['train']}",
-          f"data.dev={files['dev']}", f"data.test={files['test']}", f"model.bilm={bundle}", "model.hidden=16",
-          "model.word_dim=8", "model.dropout=0.1", "train.batch_size=8", "train.max_epochs=3", "train.lr=0.01",
-          f"train.cache_dir={tmp_path / 'cache'}", "train.threads=1", "train.progress=false", "train.log_every=5",
-          *extra]
+    ov = [
+        f"out={tmp_path / 'run'}",
+        f"data.format={kind}",
+        f"data.train={files['train']}",
+        f"data.dev={files['dev']}",
+        f"data.test={files['test']}",
+        f"model.bilm={bundle}",
+        "model.hidden=16",
+        "model.word_dim=8",
+        "model.dropout=0.1",
+        "train.batch_size=8",
+        "train.max_epochs=3",
+        "train.lr=0.01",
+        f"train.cache_dir={tmp_path / 'cache'}",
+        "train.threads=1",
+        "train.progress=false",
+        "train.log_every=5",
+        *extra,
+    ]
     return load_task_config(None, ov, task=task)
 
 
@@ -43,8 +59,9 @@ def weights(run):
 
 
 def test_tagger_learns_and_predict_round_trips(tmp_path, data, tiny_pair):
-    cfg = config(tmp_path, data, "conll", tiny_pair["bundle"], "data.scheme=bio", "model.char_dim=8",
-                 "train.max_epochs=6")
+    cfg = config(
+        tmp_path, data, "conll", tiny_pair["bundle"], "data.scheme=bio", "model.char_dim=8", "train.max_epochs=6"
+    )
     summary = train_task(cfg)
     assert summary["metric"] == "span_f1" and summary["dev"]["f1"] > 80
     run = tmp_path / "run"
@@ -75,11 +92,28 @@ def test_tagger_learns_and_predict_round_trips(tmp_path, data, tiny_pair):
 def test_classifier_and_cli(tmp_path, data, tiny_pair):
     files = data["tsv"]
     (tmp_path / "c.yaml").write_text("task: classifier\ndata:\n  format: tsv\n", encoding="utf-8")
-    r = CliRunner().invoke(main, [
-        "train-classifier", str(tmp_path / "c.yaml"), f"data.train={files['train']}", f"data.dev={files['dev']}",
-        f"model.bilm={tiny_pair['bundle']}", "model.hidden=16", "model.word_dim=8", "train.batch_size=8",
-        "train.max_epochs=12", "train.lr=0.01", f"train.cache_dir={tmp_path / 'cache'}", "train.threads=1",
-        "model.sentence_pooling=attention", "model.elmo_output=true", "--out", str(tmp_path / "cls"), "--quiet"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "train-classifier",
+            str(tmp_path / "c.yaml"),
+            f"data.train={files['train']}",
+            f"data.dev={files['dev']}",
+            f"model.bilm={tiny_pair['bundle']}",
+            "model.hidden=16",
+            "model.word_dim=8",
+            "train.batch_size=8",
+            "train.max_epochs=12",
+            "train.lr=0.01",
+            f"train.cache_dir={tmp_path / 'cache'}",
+            "train.threads=1",
+            "model.sentence_pooling=attention",
+            "model.elmo_output=true",
+            "--out",
+            str(tmp_path / "cls"),
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output.splitlines()[0])["dev"]["accuracy"] > 60
     results = json.loads((tmp_path / "cls" / "results.json").read_text(encoding="utf-8"))
@@ -95,10 +129,20 @@ def test_classifier_and_cli(tmp_path, data, tiny_pair):
 
 def test_cached_features_train_like_on_the_fly(tmp_path, data, tiny_pair):
     """Same seed, float32 cache vs the biLM per batch: the same weights and scores."""
-    a = train_task(config(tmp_path / "a", data, "conllu", tiny_pair["bundle"], "train.features=cache",
-                          "train.cache_dtype=float32", "train.max_epochs=2"))
-    b = train_task(config(tmp_path / "b", data, "conllu", tiny_pair["bundle"], "train.features=on_the_fly",
-                          "train.max_epochs=2"))
+    a = train_task(
+        config(
+            tmp_path / "a",
+            data,
+            "conllu",
+            tiny_pair["bundle"],
+            "train.features=cache",
+            "train.cache_dtype=float32",
+            "train.max_epochs=2",
+        )
+    )
+    b = train_task(
+        config(tmp_path / "b", data, "conllu", tiny_pair["bundle"], "train.features=on_the_fly", "train.max_epochs=2")
+    )
     assert a["dev"] == pytest.approx(b["dev"]) and a["test"] == pytest.approx(b["test"])
     wa, wb = weights(tmp_path / "a" / "run"), weights(tmp_path / "b" / "run")
     for k in wa:
@@ -117,11 +161,31 @@ def test_resume_with_a_larger_time_budget_goes_on(tmp_path, data, tiny_pair):
     assert more["epochs"] == 2 and more["steps"] > 1
     loop = json.loads((tmp_path / "run" / "checkpoint" / "loop.json").read_text())
     assert loop["stop_reason"] == ""
-    patience = train_task(config(tmp_path / "p", data, "conllu", tiny_pair["bundle"], "train.max_epochs=20",
-                                 "train.patience=1", "train.lr=0.0"))  # no progress: stops after 2 evaluations
+    patience = train_task(
+        config(
+            tmp_path / "p",
+            data,
+            "conllu",
+            tiny_pair["bundle"],
+            "train.max_epochs=20",
+            "train.patience=1",
+            "train.lr=0.0",
+        )
+    )  # no progress: stops after 2 evaluations
     assert patience["epochs"] == 2
-    resumed = train_task(config(tmp_path / "p", data, "conllu", tiny_pair["bundle"], "train.max_epochs=20",
-                                "train.patience=1", "train.lr=0.0", "train.max_minutes=60"), resume=True)
+    resumed = train_task(
+        config(
+            tmp_path / "p",
+            data,
+            "conllu",
+            tiny_pair["bundle"],
+            "train.max_epochs=20",
+            "train.patience=1",
+            "train.lr=0.0",
+            "train.max_minutes=60",
+        ),
+        resume=True,
+    )
     assert resumed["steps"] == patience["steps"]
 
 
@@ -131,8 +195,9 @@ def test_resume_continues_exactly(tmp_path, data, tiny_pair, ema):
     extra = ("train.patience=10", f"train.ema_decay={ema}")
     full = train_task(config(tmp_path / "full", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra))
     train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1", *extra))
-    resumed = train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra),
-                         resume=True)
+    resumed = train_task(
+        config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra), resume=True
+    )
     assert resumed["steps"] == full["steps"] and resumed["dev"] == pytest.approx(full["dev"])
     with pytest.raises(ConfigError, match="holds a finished run .*--overwrite .*--resume to continue it"):
         train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"]))
@@ -149,8 +214,7 @@ def test_resume_keeps_the_metrics_its_checkpoint_saw(tmp_path, data, tiny_pair):
     train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1", *extra))
     with open(tmp_path / "cut" / "run" / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write('{"step": 999, "split": "train", "loss": 1.0}\n{"step": 1000, "spl')  # after the checkpoint; torn
-    train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra),
-               resume=True)
+    train_task(config(tmp_path / "cut", data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", *extra), resume=True)
 
     def records(run):
         recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -162,8 +226,9 @@ def test_resume_keeps_the_metrics_its_checkpoint_saw(tmp_path, data, tiny_pair):
 def test_moving_average_is_what_is_selected_saved_and_scored(tmp_path, data, tiny_pair):
     """With train.ema_decay the saved model is the averaged one: `score` reproduces the run's dev and test figures,
     and its weights differ from the raw weights in the checkpoint."""
-    cfg = config(tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", "train.ema_decay=0.9",
-                 "train.patience=10")
+    cfg = config(
+        tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", "train.ema_decay=0.9", "train.patience=10"
+    )
     summary = train_task(cfg)
     run = tmp_path / "run"
     tm = load_task_model(run)
@@ -175,9 +240,15 @@ def test_moving_average_is_what_is_selected_saved_and_scored(tmp_path, data, tin
     saved, raw = weights(run), state["model"]
     assert any(not torch.equal(saved[k], raw[k]) for k in saved)
     train_task(config(tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=1"))
-    with pytest.raises(ConfigError, match="was made with train.ema_decay=0.0, now 0.9; --resume continues the same run only"):
-        train_task(config(tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=2",
-                          "train.ema_decay=0.9"), resume=True)
+    with pytest.raises(
+        ConfigError, match="was made with train.ema_decay=0.0, now 0.9; --resume continues the same run only"
+    ):
+        train_task(
+            config(
+                tmp_path / "plain", data, "conllu", tiny_pair["bundle"], "train.max_epochs=2", "train.ema_decay=0.9"
+            ),
+            resume=True,
+        )
     with pytest.raises(ConfigError, match="was made with train.ema_decay=0.9, now 0.0"):
         train_task(config(tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=4"), resume=True)
 
@@ -255,12 +326,39 @@ def test_two_gloo_processes_train_a_tagger(tmp_path, data, tiny_pair):
 
     files = data["conllu"]
     (tmp_path / "t.yaml").write_text("task: tagger\n", encoding="utf-8")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()), "-m", "elmokit.cli", "train-tagger", str(tmp_path / "t.yaml"),
-           f"data.train={files['train']}", f"data.dev={files['dev']}", f"model.bilm={tiny_pair['bundle']}",
-           "model.hidden=16", "model.word_dim=8", "train.batch_size=8", "train.max_epochs=3", "train.lr=0.01",
-           f"train.cache_dir={tmp_path / 'cache'}", "train.threads=1", "--out", str(tmp_path / "two"), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "elmokit.cli",
+        "train-tagger",
+        str(tmp_path / "t.yaml"),
+        f"data.train={files['train']}",
+        f"data.dev={files['dev']}",
+        f"model.bilm={tiny_pair['bundle']}",
+        "model.hidden=16",
+        "model.word_dim=8",
+        "train.batch_size=8",
+        "train.max_epochs=3",
+        "train.lr=0.01",
+        f"train.cache_dir={tmp_path / 'cache'}",
+        "train.threads=1",
+        "--out",
+        str(tmp_path / "two"),
+        "--quiet",
+    ]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -276,13 +374,33 @@ def test_features_from_elmokit_embed_files_equal_the_cache(tmp_path, data, tiny_
     for split in ("train", "dev", "test"):
         dumps[split] = tmp_path / f"{split}.hdf5"
         layout = "packed" if split == "train" else "allennlp"
-        r = CliRunner().invoke(main, ["embed", str(tiny_pair["bundle"]), str(files[split]), str(dumps[split]),
-                                      "--tokenized", "--layout", layout, "--quiet"])
+        r = CliRunner().invoke(
+            main,
+            [
+                "embed",
+                str(tiny_pair["bundle"]),
+                str(files[split]),
+                str(dumps[split]),
+                "--tokenized",
+                "--layout",
+                layout,
+                "--quiet",
+            ],
+        )
         assert r.exit_code == 0, r.output
-    a = train_task(config(tmp_path / "a", data, "conllu", tiny_pair["bundle"], "train.cache_dtype=float32",
-                          "train.max_epochs=2"))
-    b = train_task(config(tmp_path / "b", data, "conllu", tiny_pair["bundle"], "train.max_epochs=2",
-                          *(f"data.{s}_hdf5={p}" for s, p in dumps.items())))
+    a = train_task(
+        config(tmp_path / "a", data, "conllu", tiny_pair["bundle"], "train.cache_dtype=float32", "train.max_epochs=2")
+    )
+    b = train_task(
+        config(
+            tmp_path / "b",
+            data,
+            "conllu",
+            tiny_pair["bundle"],
+            "train.max_epochs=2",
+            *(f"data.{s}_hdf5={p}" for s, p in dumps.items()),
+        )
+    )
     assert a["dev"] == pytest.approx(b["dev"]) and a["test"] == pytest.approx(b["test"])
     # a dump of other text is refused, naming the file
     with pytest.raises(Exception, match="sentences, the split has|words, the split's example"):
@@ -295,9 +413,13 @@ def test_imported_elmo_trains_a_tagger_and_a_classifier_and_predicts(tmp_path, d
     cfg = config(tmp_path, data, "conllu", bundle, "train.max_epochs=2")
     summary = train_task(cfg)
     assert len(summary["mix_weights"]) == 3 and summary["dev"]["accuracy"] > 0
-    r = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(data["conllu"]["test"]), str(tmp_path / "p.conllu")])
+    r = CliRunner().invoke(
+        main, ["predict", str(tmp_path / "run"), str(data["conllu"]["test"]), str(tmp_path / "p.conllu")]
+    )
     assert r.exit_code == 0, r.output
-    assert [s.words for s in read_conll(tmp_path / "p.conllu")] == [s.words for s in read_conllu(data["conllu"]["test"])]
+    assert [s.words for s in read_conll(tmp_path / "p.conllu")] == [
+        s.words for s in read_conllu(data["conllu"]["test"])
+    ]
     cls = config(tmp_path / "c", data, "tsv", bundle, "train.max_epochs=2", task="classifier")
     assert len(train_task(cls)["mix_weights"]) == 3
 
@@ -315,15 +437,45 @@ def test_classifier_reads_a_csv_with_its_own_column_names(tmp_path, data, tiny_p
             w.writerow(["id", "comments", "hate"])
             for i, e in enumerate(read_table(path, "tsv", "classifier")):
                 w.writerow([i, " ".join(e.words), e.target])
-    common = [f"model.bilm={tiny_pair['bundle']}", "model.hidden=16", "model.word_dim=8", "train.batch_size=8",
-              "train.max_epochs=2", "train.lr=0.01", "train.progress=false", f"train.cache_dir={tmp_path / 'cache'}",
-              "train.threads=1"]
-    csv_run = train_task(load_task_config(None, [
-        f"out={tmp_path / 'run'}", "data.format=csv", f"data.train={out['train']}", f"data.dev={out['dev']}",
-        "data.text_column=comments", "data.label_column=hate", *common], task="classifier"))
-    tsv_run = train_task(load_task_config(None, [
-        f"out={tmp_path / 'tsv'}", "data.format=tsv", f"data.train={data['tsv']['train']}",
-        f"data.dev={data['tsv']['dev']}", *common], task="classifier"))
+    common = [
+        f"model.bilm={tiny_pair['bundle']}",
+        "model.hidden=16",
+        "model.word_dim=8",
+        "train.batch_size=8",
+        "train.max_epochs=2",
+        "train.lr=0.01",
+        "train.progress=false",
+        f"train.cache_dir={tmp_path / 'cache'}",
+        "train.threads=1",
+    ]
+    csv_run = train_task(
+        load_task_config(
+            None,
+            [
+                f"out={tmp_path / 'run'}",
+                "data.format=csv",
+                f"data.train={out['train']}",
+                f"data.dev={out['dev']}",
+                "data.text_column=comments",
+                "data.label_column=hate",
+                *common,
+            ],
+            task="classifier",
+        )
+    )
+    tsv_run = train_task(
+        load_task_config(
+            None,
+            [
+                f"out={tmp_path / 'tsv'}",
+                "data.format=tsv",
+                f"data.train={data['tsv']['train']}",
+                f"data.dev={data['tsv']['dev']}",
+                *common,
+            ],
+            task="classifier",
+        )
+    )
     assert csv_run["dev"] == tsv_run["dev"]  # the same examples, read from another shape
     unlabelled = tmp_path / "new.csv"
     unlabelled.write_text("id,comments\n1,the dogs run .\n", encoding="utf-8")
