@@ -178,7 +178,7 @@ def _write_model(
     return model_dir
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PretrainRun:
     """What the pretraining loop reads, built once by :func:`_start_run`: the run's config, processes, data, model,
     optimizer, schedule, the state it resumes from, and its log."""
@@ -351,23 +351,23 @@ def _start_run(
         bool(t.trackers),
     )
     return PretrainRun(
-        cfg,
-        direction,
-        run_dir,
-        accelerator,
-        vocab,
-        batcher,
-        valid_tokens,
-        valid_words,
-        valid_chars,
-        total_steps,
-        run_print,
-        model,
-        unwrapped,
-        optimizer,
-        scheduler,
-        state,
-        log,
+        cfg=cfg,
+        direction=direction,
+        run_dir=run_dir,
+        accelerator=accelerator,
+        vocab=vocab,
+        batcher=batcher,
+        valid_tokens=valid_tokens,
+        valid_words=valid_words,
+        valid_chars=valid_chars,
+        total_steps=total_steps,
+        run_print=run_print,
+        model=model,
+        unwrapped=unwrapped,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        state=state,
+        log=log,
     )
 
 

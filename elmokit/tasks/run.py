@@ -50,7 +50,7 @@ RESUMABLE_KEYS = frozenset(
 )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TaskRun:
     """What the downstream loop reads, built once by :func:`start_task_run`."""
 
@@ -198,26 +198,26 @@ def start_task_run(cfg: TaskConfig, resume: bool, overwrite: bool) -> TaskRun:
         bool(t.trackers),
     )
     return TaskRun(
-        cfg,
-        out,
-        accelerator,
-        splits,
-        lexicon,
-        metric,
-        bilm_sha,
-        features,
-        cache_seconds,
-        domain_fit,
-        model,
-        raw_model,
-        average.model if average is not None else raw_model,
-        average,
-        trainable,
-        optimizer,
-        plateau,
-        run_print,
-        loop,
-        log,
+        cfg=cfg,
+        out=out,
+        accelerator=accelerator,
+        splits=splits,
+        lexicon=lexicon,
+        metric=metric,
+        bilm_sha=bilm_sha,
+        features=features,
+        cache_seconds=cache_seconds,
+        domain_fit=domain_fit,
+        model=model,
+        raw_model=raw_model,
+        eval_model=average.model if average is not None else raw_model,
+        average=average,
+        trainable=trainable,
+        optimizer=optimizer,
+        plateau=plateau,
+        run_print=run_print,
+        loop=loop,
+        log=log,
     )
 
 
@@ -256,7 +256,7 @@ def _features(cfg: TaskConfig, bilm, splits: dict, progress: bool) -> dict:
 
     if bilm is None:
         return {name: None for name in splits}
-    emb = Embedder(bilm, pooling=cfg.model.pooling, batch_tokens=2000)
+    emb = Embedder(bilm, pooling=cfg.model.pooling)  # batches of the biLM's own size (FrozenBiLM.batch_tokens)
     out = {}
     for name, items in splits.items():
         dump = getattr(cfg.data, f"{name}_hdf5")
