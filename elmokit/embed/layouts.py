@@ -95,6 +95,37 @@ def new_packed(f, vectors: np.ndarray | None, offsets: np.ndarray, width: tuple[
     return ds
 
 
+def new_sentence(f, index: int, vectors: np.ndarray) -> None:
+    """The allennlp layout: line ``index``'s vectors as dataset ``str(index)``, ``(layers, words, 2D)`` or
+    ``(words, 2D)``."""
+    new_dataset(f, str(index), vectors)
+
+
+def new_long_sentence(f, index: int, shape: tuple[int, ...], dtype):
+    """The allennlp layout: line ``index``'s dataset made empty, of ``shape`` ``(layers, words, 2D)`` or
+    ``(words, 2D)``, for the caller to fill window by window (a line longer than the embedder's window).
+
+    Returns:
+        The dataset.
+    """
+    return f.create_dataset(str(index), shape=shape, dtype=dtype)
+
+
+def new_sentence_to_index(f, s2i: bytes) -> None:
+    """The allennlp layout's ``sentence_to_index``: one UTF-8 string, the JSON map from sentence text to key."""
+    import h5py
+
+    f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object), dtype=h5py.string_dtype("utf-8"))
+
+
+def sentence_to_index_sha256(f) -> str:
+    """The sha256 of the allennlp layout's ``sentence_to_index`` in the open file ``f`` (as its UTF-8 bytes)."""
+    import hashlib
+
+    raw = f["sentence_to_index"][0]
+    return hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode("utf-8")).hexdigest()
+
+
 @contextmanager
 def packed_file(path: Path, attrs: dict, offsets: np.ndarray, width: tuple[int, ...], dtype) -> Iterator:
     """A whole ``packed`` file written in one go (the downstream feature cache): yields the ``vectors`` dataset

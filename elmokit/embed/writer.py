@@ -152,7 +152,7 @@ def _write_packed(plan: _Plan, f, words: list[list[str]]) -> None:
 def _write_sentences(plan: _Plan, f, words: list[list[str]], index: int) -> None:
     """A chunk's lines ``index ..``, one dataset each, written as each batch is done (a line longer than
     ``max_words``: window by window into its dataset). Returns early when the disk is full."""
-    from elmokit.embed.hdf5_safe import new_dataset
+    from elmokit.embed.layouts import new_long_sentence, new_sentence
 
     emb, layers, np_dtype = plan.embedder, plan.layers, plan.np_dtype
     short = [j for j, w in enumerate(words) if len(w) <= emb.max_words]
@@ -160,7 +160,7 @@ def _write_sentences(plan: _Plan, f, words: list[list[str]], index: int) -> None
         shape = (len(words[j]), emb.dim)  # (words, 2D) for top and average
         if layers == "all":
             shape = (emb.num_layers, *shape)  # (layers, words, 2D)
-        dset = f.create_dataset(str(index + j), shape=shape, dtype=np_dtype)
+        dset = new_long_sentence(f, index + j, shape, np_dtype)
         for start, part in emb.iter_windows(words[j], plan.buf_dtype):  # (layers, window words, 2D)
             dset[..., start : start + part.shape[1], :] = _select_layers(part, layers).astype(np_dtype, copy=False)
         plan.bar.update(1)
@@ -168,7 +168,7 @@ def _write_sentences(plan: _Plan, f, words: list[list[str]], index: int) -> None
             return
     pending = 0
     for j, block in emb.iter_sentences([words[j] for j in short], plan.buf_dtype):  # (layers, words, 2D)
-        new_dataset(f, str(index + short[j]), _select_layers(block, layers).astype(np_dtype, copy=False))
+        new_sentence(f, index + short[j], _select_layers(block, layers).astype(np_dtype, copy=False))
         pending += 1
         if pending == 256:
             plan.bar.update(pending)
@@ -180,29 +180,26 @@ def _write_sentences(plan: _Plan, f, words: list[list[str]], index: int) -> None
 
 def _start_file(f, attrs: dict, s2i: bytes | None) -> None:
     """Part 0 holds the file's attributes (``complete`` false until the merge) and ``sentence_to_index``."""
-    import h5py
+    from elmokit.embed.layouts import new_sentence_to_index
 
     for k, v in attrs.items():
         f.attrs[k] = v
     f.attrs["complete"] = False
     f.attrs["lines_done"] = 0
     if s2i is not None:
-        f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object), dtype=h5py.string_dtype("utf-8"))
+        new_sentence_to_index(f, s2i)
 
 
 def _verifier(out: Path, packed: bool, total: int, s2i_sha: str, parts_dir: Path):
     """The check the merged file must pass before it gets its final name: every line, and (AllenNLP layout) the
     ``sentence_to_index`` that was made."""
-    import hashlib
-
-    from elmokit.embed.layouts import count_lines
+    from elmokit.embed.layouts import count_lines, sentence_to_index_sha256
 
     def verify(f) -> None:
         held = count_lines(f, packed)
         ok = held == total and bool(f.attrs["complete"])
         if not packed:
-            raw = f["sentence_to_index"][0]
-            ok = ok and hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode("utf-8")).hexdigest() == s2i_sha
+            ok = ok and sentence_to_index_sha256(f) == s2i_sha
         if not ok:
             raise ElmokitError(
                 f"{out}: the merged file does not verify ({held} of {total} lines); this is a bug, "
