@@ -6,13 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-
-def _split(tag: str) -> tuple[str, str]:
-    """``B-PER`` -> (``B``, ``PER``); ``O`` -> (``O``, ``""``)."""
-    if "-" not in tag:
-        return tag, ""
-    prefix, _, typ = tag.partition("-")
-    return prefix, typ
+from elmokit.tasks.tags import bioes_to_bio, split_tag
 
 
 def _start_of_chunk(prev_tag: str, tag: str, prev_type: str, typ: str) -> bool:
@@ -79,8 +73,6 @@ def span_f1(gold: list[list[str]], pred: list[list[str]], scheme: str = "bio") -
         ValueError: sentences of different lengths.
     """
     if scheme == "bioes":
-        from elmokit.tasks.tags import bioes_to_bio
-
         gold, pred = [bioes_to_bio(t) for t in gold], [bioes_to_bio(t) for t in pred]
     s = SpanScores()
     per = {}
@@ -90,8 +82,8 @@ def span_f1(gold: list[list[str]], pred: list[list[str]], scheme: str = "bio") -
         in_correct = False
         last_g, last_p, last_gt, last_pt = "O", "O", "", ""
         for g_tag, p_tag in [*zip(gs, ps), ("O", "O")]:  # a trailing O closes open chunks
-            g, gt = _split(g_tag)
-            p, pt = _split(p_tag)
+            g, gt = split_tag(g_tag)
+            p, pt = split_tag(p_tag)
             end_g = _end_of_chunk(last_g, g, last_gt, gt)
             end_p = _end_of_chunk(last_p, p, last_pt, pt)
             start_g = _start_of_chunk(last_g, g, last_gt, gt)

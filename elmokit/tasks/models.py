@@ -42,7 +42,7 @@ class Batch:
         return Batch(move(self.mask), move(self.layers), move(self.word_ids), move(self.char_ids), move(self.targets))
 
 
-class CharCNN(nn.Module):
+class WordCharCNN(nn.Module):
     """Character embedding → 1-D convolution → max over the word's characters (Ma & Hovy 2016).
 
     Args:
@@ -113,7 +113,7 @@ class Encoder(nn.Module):
         self.elmo_output = use_elmo and elmo_output
         self.register_load_state_dict_pre_hook(_rename_old_mix_keys)
         self.words = nn.Embedding(vocab_size, word_dim, padding_idx=0) if vocab_size and word_dim else None
-        self.chars = CharCNN(num_chars, char_dim, char_filters, char_width) if num_chars and char_dim else None
+        self.chars = WordCharCNN(num_chars, char_dim, char_filters, char_width) if num_chars and char_dim else None
         d_in = (
             (elmo_dim if use_elmo else 0)
             + (word_dim if self.words is not None else 0)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 
-def _split(tag: str) -> tuple[str, str]:
-    return (tag, "") if "-" not in tag else tuple(tag.split("-", 1))  # type: ignore[return-value]
+def split_tag(tag: str) -> tuple[str, str]:
+    """``B-PER`` -> (``B``, ``PER``); ``O`` -> (``O``, ``""``); only the first ``-`` splits."""
+    prefix, _, typ = tag.partition("-")
+    return prefix, typ
 
 
 def iob1_to_bio(tags: list[str]) -> list[str]:
@@ -12,11 +14,11 @@ def iob1_to_bio(tags: list[str]) -> list[str]:
     out = []
     prev_p, prev_t = "O", ""
     for tag in tags:
-        p, t = _split(tag)
+        p, t = split_tag(tag)
         if p == "I" and (prev_p == "O" or prev_t != t):
             tag = f"B-{t}"
         out.append(tag)
-        prev_p, prev_t = _split(tag)
+        prev_p, prev_t = split_tag(tag)
     return out
 
 
@@ -24,7 +26,7 @@ def bioes_to_bio(tags: list[str]) -> list[str]:
     """BIOES → BIO."""
     out = []
     for tag in tags:
-        p, t = _split(tag)
+        p, t = split_tag(tag)
         out.append(f"B-{t}" if p == "S" else f"I-{t}" if p == "E" else tag)
     return out
 
@@ -34,7 +36,7 @@ def spans(tags: list[str]) -> list[tuple[str, int, int]]:
     out = []
     cur = None
     for i, tag in enumerate([*tags, "O"]):
-        p, t = _split(tag)
+        p, t = split_tag(tag)
         if cur and (p in ("B", "O") or t != cur[0]):
             out.append((cur[0], cur[1], i - 1))
             cur = None

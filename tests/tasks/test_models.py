@@ -5,7 +5,7 @@ import torch
 from elmokit.embed import Embedder, EmbeddingsFile
 from elmokit.embed.writer import write_hdf5
 from elmokit.modules.crf import allowed_transitions
-from elmokit.tasks.models import Batch, CharCNN, Classifier, Encoder, Tagger
+from elmokit.tasks.models import Batch, Classifier, Encoder, Tagger, WordCharCNN
 
 SENTS = [["The", "old", "farmer", "sees", "cats", "."], ["Birds", "sing", "."], ["A", "dog", "waits", "today", "."]]
 
@@ -99,7 +99,7 @@ def test_without_elmo_uses_word_embeddings():
 
 def test_char_cnn_ignores_padding():
     torch.manual_seed(0)
-    cnn = CharCNN(10, dim=4, filters=6, width=3)
+    cnn = WordCharCNN(10, dim=4, filters=6, width=3)
     chars = torch.tensor([[[2, 3, 4, 0, 0], [5, 0, 0, 0, 0], [0, 0, 0, 0, 0]]])  # (1, 3 words, 5 chars)
     out = cnn(chars)
     assert out.shape == (1, 3, 6)
