@@ -22,13 +22,13 @@ from elmokit.modules.recurrent import RecurrentStack, State
 
 LOCKSTEP_MAX_BATCH = 8  # rows up to which the two directions run in lockstep (see FrozenBiLM.run_stacks)
 # Lockstep pays where a step's small products are overhead-bound; where the step reads large weights from memory
-# (the published ELMo's (512, 16384) recurrent weight: 32 MiB per direction), both directions' products in one
-# batched call ran at ~22 GB/s against ~28 for one direction's through MKL at a time: a 20-word sentence took 206 ms
-# in lockstep (scripts/bench_elmo.py). Stacks whose recurrent weights are larger than this never run in lockstep.
+# (the published ELMo's (512, 16384) recurrent weight), both directions' products in one batched call move fewer
+# bytes per second than one direction's through MKL at a time (scripts/bench_elmo.py; recipes/README.md). Stacks
+# whose recurrent weights are larger than this never run in lockstep.
 LOCKSTEP_MAX_BYTES = 8 << 20
-# Such stacks run side by side instead, each in its own thread with half the intra-op threads (one core each on 2):
-# one 20-word sentence of the published ELMo took ~130 ms against ~141 one stack after the other (median of 5
-# interleaved rounds, 2 threads; batches of 128 sentences: 2.49 s either way).
+# Such stacks run side by side instead, each in its own thread with half the intra-op threads (one core each on 2),
+# faster for one sentence than one stack after the other and the same for large batches (recipes/README.md, "The
+# original ELMo, faster").
 _side_by_side_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process it was made in, the pool)
 
 
@@ -144,8 +144,8 @@ class FrozenBiLM(nn.Module):
         """The two recurrent stacks over their inputs.
 
         On a CPU with 2+ threads, a small batch runs both LSTMP stacks as one (:mod:`elmokit.modules.lockstep`): one
-        sentence takes ~0.75x as long. From ~10 rows on, each stack's own products split well over the threads and
-        one after the other is ~10% faster (``scripts/bench_embed.py`` measures both). Stacks with large recurrent
+        sentence takes less time. From ~10 rows on, each stack's own products split well over the threads and one
+        after the other is faster (``scripts/bench_embed.py`` measures both). Stacks with large recurrent
         weights (over ``LOCKSTEP_MAX_BYTES``, the published ELMo) run side by side in two threads at any batch.
 
         Args:

@@ -235,8 +235,8 @@ def bundle(forward, backward, out):
     default=0,
     show_default=True,
     help="Padded positions per batch; 0: the biLM's own (1,000 pieces for elmokit's biLMs, 3,000 words "
-    "for an imported ELMo: 128 sentences of 20 words; larger batches take more memory). For an "
-    "imported ELMo on paragraph-long lines, 8000 ran 12% faster here with 0.4 GB more.",
+    "for an imported ELMo: 128 sentences of 20 words). Larger batches take more memory and can be "
+    "faster on long lines (measured in recipes/README.md).",
 )
 @click.option(
     "--pooling",

@@ -1,10 +1,10 @@
 """Keep freed memory in the process on CPU training runs (glibc's ``mallopt``).
 
-PyTorch allocates CPU tensors with ``malloc``. glibc serves every block above a threshold (dynamic, at most
-32 MiB) with ``mmap`` and unmaps it again on ``free``, so a training step that allocates the same large buffers
-every time (the LSTMP kernel's gates alone are ``(T, B, 4H)`` = 42 MB at batch 128) pays the kernel to map and
-zero them anew: here ~24,000 page faults and 10-20% of a `small` step. Raising the mmap threshold and switching
-off heap trimming lets the second step reuse the first step's memory (0 faults per step).
+PyTorch allocates CPU tensors with ``malloc``. glibc serves every block above a threshold (dynamic, at most 32 MiB)
+with ``mmap`` and unmaps it again on ``free``, so a training step that allocates the same large buffers every time
+(the LSTMP kernel's gates alone are ``(T, B, 4H)`` = 42 MB at batch 128) pays the kernel to map and zero them anew:
+tens of thousands of page faults per `small` step (scripts/bench_pretrain.py; recipes/README.md). Raising the mmap
+threshold and switching off heap trimming lets the second step reuse the first step's memory (0 faults per step).
 
 This is what Intel's PyTorch CPU tuning guide gets by preloading jemalloc or tcmalloc; ``mallopt`` gets it without
 a preload. The cost: memory freed by the process is kept for reuse instead of being returned to the OS, so peak

@@ -39,7 +39,7 @@ class Embedder:
         pooling: ``edges`` (default) | ``first`` | ``last`` | ``mean``.
         batch_tokens: positions (pieces, or words for an imported ELMo) per batch, padded, when embedding many
             sentences; sentences are sorted by their length first, so little is padding. 0: the biLM's own
-            ``batch_tokens`` (1,000 for elmokit's biLMs, 3,000 for an imported ELMo: what ran fastest here).
+            ``batch_tokens`` (1,000 for elmokit's biLMs, 3,000 for an imported ELMo; see recipes/README.md).
         max_words: longer sentences are embedded in windows of this many words (memory stays bounded).
         stateful: bilm-tf's and AllenNLP's way, for their exact numbers (character biLMs imported by
             ``elmokit import-elmo`` only): sentences go in input order, ``batch_size`` per batch, and row ``r`` of a

@@ -52,8 +52,8 @@ def schedule_budget_warning(
 
 
 def make_optimizer(t, params) -> torch.optim.Optimizer:
-    """Adam, SGD or Adagrad; the fused kernels (one pass over all parameters: ~8x faster than the per-tensor
-    loop for Adam on CPU here) where this torch has them for the device."""
+    """Adam, SGD or Adagrad; the fused kernels (one pass over all parameters, much faster than the per-tensor
+    loop on CPU) where this torch has them for the device."""
     cls = OPTIMIZERS[t.optimizer]
     params = list(params)
     try:

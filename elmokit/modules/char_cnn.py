@@ -117,8 +117,8 @@ class CharCNN(nn.Module):
         """Every filter's activated maximum over positions, ``(n, max_chars)`` ids → ``(n, F)``.
 
         Each convolution is one product of the words' character windows with the filter weights, ``(n * L, d * w) x
-        (d * w, count)`` for ``L`` positions: PyTorch's ``conv1d`` (oneDNN) took 1.4 s for the published English
-        model's filters over 2,562 words on 2 threads, ~32 GFLOP/s (``scripts/bench_elmo.py``). Windows start only
+        (d * w, count)`` for ``L`` positions, much faster than PyTorch's ``conv1d`` at the published model's filters
+        (``scripts/bench_elmo.py``; figures in recipes/README.md). Windows start only
         before the chunk's longest word ends (``ends``); a word with windows in its padding beyond that gets the
         padding's output (``pad_windows``) in its maximum. The bias is added after the maximum (it is the same at
         every position).

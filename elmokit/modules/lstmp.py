@@ -1,14 +1,14 @@
 """A fused LSTM-with-projection (LSTMP, as in ELMo) kernel for the CPU, with a hand-written backward.
 
-``nn.LSTM(proj_size=...)`` is not supported by oneDNN and falls back to a slow path on CPU (56–63% of the matmul
-peak here). This kernel keeps exactly ``nn.LSTM``'s parameters and maths (gate order i, f, g, o; ``h = W_hr (o *
-tanh(c))``) but:
+``nn.LSTM(proj_size=...)`` is not supported by oneDNN and falls back to a slow path on CPU (well under the matmul
+peak: scripts/bench_pretrain.py, recipes/README.md). This kernel keeps exactly ``nn.LSTM``'s parameters and maths
+(gate order i, f, g, o; ``h = W_hr (o * tanh(c))``) but:
 
 - hoists the input GEMM out of the time loop (one ``(T*B, I) x (I, 4H)`` matmul when training; without gradients
   one per few steps, see ``GATE_CHUNK_BYTES``),
 - runs only the recurrent and projection matmuls inside the time loop, with the gate maths in place, and every
-  ``tanh`` as ``2 sigmoid(2z) - 1`` (PyTorch's CPU ``tanh`` is ~3.5x slower than its ``sigmoid`` here: 233 vs
-  67 µs for a (64, 1024) block, the four-op form included; the two agree within 2e-7),
+  ``tanh`` as ``2 sigmoid(2z) - 1`` (PyTorch's CPU ``tanh`` is several times slower than its ``sigmoid``,
+  the four-op form included; the two agree within 2e-7),
 - computes every gate's local derivative for all steps at once before the backward time loop (fused
   ``sigmoid_backward``/``tanh_backward`` kernels), so the loop itself is two matmuls and four in-place products,
 - computes every weight gradient after the backward time loop as batched GEMMs over ``T*B`` rows,
@@ -26,9 +26,9 @@ from torch import Tensor
 
 from elmokit.modules.matmul import linear, linear_add
 
-# Without gradients, the input product runs over a few steps at a time: at the published ELMo's shape (batch 128,
-# 4 x 4,096 gates) two steps' 256 rows ran at ~220 GFLOP/s against ~200 for all 20 steps' 2,560 in one product
-# (2 threads), and the gates of all steps (168 MB there) are never held at once.
+# Without gradients, the input product runs over a few steps at a time (this many bytes of gates): no slower than one
+# product over all steps at the published ELMo's shape, and the gates of all steps are never held at once
+# (measured in recipes/README.md, "The original ELMo, faster").
 GATE_CHUNK_BYTES = 16 << 20
 
 
@@ -146,7 +146,7 @@ class LSTMPFunction(torch.autograd.Function):
             dh = linear(dg, w_hh_t, w_hh)  # (B, P): dg @ w_hh
         dg2 = d_gates.view(T * B, 4 * H)  # (T*B, 4H)
         d_x = linear(dg2, w_ih_t, w_ih).view(T, B, I) if ctx.needs_input_grad[0] else None  # dg2 @ w_ih
-        # both input weights' gradients in one GEMM, (4H, T*B) x (T*B, I+P): ~15% faster than two
+        # both input weights' gradients in one GEMM, (4H, T*B) x (T*B, I+P): faster than two
         h_prev = torch.cat([h0.unsqueeze(0), out[:-1]], 0).view(T * B, P)  # (T*B, P)
         d_w = dg2.t() @ torch.cat([x.reshape(T * B, I), h_prev], 1)  # (4H, I+P)
         d_bias = dg2.sum(0)
@@ -157,8 +157,8 @@ class LSTMPFunction(torch.autograd.Function):
 def transposed_weights(w_ih: Tensor, w_hh: Tensor, w_hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Row-major copies of the transposed weights, ``(I, 4H)``, ``(P, 4H)``, ``(H, P)``.
 
-    MKL's GEMM with no transposed operand is faster at the kernel's shapes on this kind of CPU (a batch-1 step's
-    ``(1, P) x (P, 4H)`` product 1.5x, batch 64-128 10-30%); a frozen model keeps the copies (see
+    MKL's GEMM with no transposed operand is faster at the kernel's shapes on the CPUs measured (most for a
+    batch-1 step's ``(1, P) x (P, 4H)`` product; recipes/README.md); a frozen model keeps the copies (see
     :class:`~elmokit.modules.recurrent.RecurrentStack`), a training step makes them once per window.
     """
     return w_ih.t().contiguous(), w_hh.t().contiguous(), w_hr.t().contiguous()

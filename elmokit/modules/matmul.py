@@ -53,9 +53,9 @@ def _use_onednn(*ts: Tensor) -> bool:
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in ts) and onednn_available()
 
 
-# A one-row product (one sentence's LSTM step) through MKL with the row-major transposed weight is ~1.4x faster than
-# through oneDNN at every LSTM shape measured here, (1, 32) x (32, 256) to (1, 512) x (512, 16384) (the published
-# ELMo's recurrent product: 1.46 vs 2.07 ms); from two rows on, the two trade places shape by shape.
+# A one-row product (one sentence's LSTM step) goes through MKL with the row-major transposed weight, faster than
+# through oneDNN at every LSTM shape measured, up to the published ELMo's recurrent product; from two rows on, the
+# two trade places shape by shape (recipes/README.md).
 MKL_MAX_ROWS = 1
 
 
