@@ -15,7 +15,7 @@ depend on the weights) and sentences from the demo grammar, then measures:
    short; memory flatness is about streaming, not model size);
 3. the latency of one sentence through the Python API (`Embedder.embed_sentences`), median of many: as shipped
    (the two LMs in lockstep when there are 2+ threads) and with the two LMs one after the other.
-The process (and each RSS child) tunes glibc's allocator as `elmokit embed` does (elmokit/malloc.py); --no-mallopt
+The process (and each RSS child) tunes glibc's allocator as `elmokit embed` does (elmokit/core/malloc.py); --no-mallopt
 measures without. Ends with one JSON line.
 """
 
@@ -150,7 +150,7 @@ def main() -> None:
         "--no-mallopt",
         action="store_true",
         help="leave glibc's allocator as it is (`elmokit embed` "
-        "tunes it; see elmokit/malloc.py), to measure what that is worth",
+        "tunes it; see elmokit/core/malloc.py), to measure what that is worth",
     )
     args = ap.parse_args()
     from elmokit.core.malloc import keep_freed_memory

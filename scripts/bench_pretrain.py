@@ -12,7 +12,7 @@ Measures:
 4. tokens/s of a plain PyTorch baseline of the same size and vocab (the word_language_model setup: `nn.Embedding`,
    `nn.LSTM(proj_size=256)`, `nn.Linear` + full softmax cross-entropy, SGD), and the ratio. The baseline runs in a
    child process with glibc's allocator as shipped (as a user runs it); it is also measured in this process, under
-   the allocator tuning that elmokit applies to itself (elmokit/malloc.py), and that ratio is reported too.
+   the allocator tuning that elmokit applies to itself (elmokit/core/malloc.py), and that ratio is reported too.
 
 Model FLOPs count only the matmuls the model needs, 6 per multiply-accumulate per token (forward 2, backward 4):
 per LSTMP layer ``I*4H + P*4H + H*P`` MACs, the sampled head ``D*(K+1)``. Ends with one JSON line.
@@ -166,7 +166,7 @@ def main() -> None:
         "--no-mallopt",
         action="store_true",
         help="leave glibc's allocator as it is (elmokit pretrain "
-        "tunes it; see elmokit/malloc.py), to measure what that is worth",
+        "tunes it; see elmokit/core/malloc.py), to measure what that is worth",
     )
     ap.add_argument("--baseline-only", action="store_true", help=argparse.SUPPRESS)  # the child of baseline_as_shipped
     args = ap.parse_args()

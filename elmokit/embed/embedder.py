@@ -1,7 +1,7 @@
 """Contextual vectors through the Python API: :class:`Embedder`, a small layer over a frozen biLM that batches
 sentences by length, cuts very long ones into windows, and returns arrays (or streams them to
 :func:`elmokit.embed.writer.write_hdf5`, the ``elmokit embed`` writer; :mod:`elmokit.embed.layouts` holds the HDF5
-layouts and their reader, :class:`EmbeddingsFile`, importable from :mod:`elmokit.embed`).
+layouts and their reader, :class:`~elmokit.embed.layouts.EmbeddingsFile`, importable from :mod:`elmokit.embed`).
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ class Embedder:
 
         ``cut`` (windows of sentences longer than ``max_words``): a batch holds up to ``ROW_MULTIPLE`` windows
         whatever ``batch_tokens`` says; a window of 1,000 words is longer than the default budget, and one window
-        per batch ran ~10x slower than sixteen (one LSTM step per piece either way)."""
+        per batch ran several times slower than sixteen (one LSTM step per piece either way)."""
         if self.carry is not None:  # stateful: in input order, batch_size at a time, the state carried
             for a in range(0, len(windows), self.batch_size):
                 idx = list(range(a, min(a + self.batch_size, len(windows))))

@@ -121,7 +121,7 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
         return t.max_minutes > 0 and time.time() - start > 60 * t.max_minutes
 
     def select() -> bool:
-        """Dev evaluation (:meth:`TaskRun.select`), shown on the bar. True when patience ran out."""
+        """Dev evaluation (:meth:`elmokit.tasks.run.TaskRun.select`), shown on the bar. True when patience ran out."""
         score, patience_out = run.select()
         bar.set_postfix(dev=f"{score:.2f}", best=f"{loop.best:.2f}")
         return patience_out
