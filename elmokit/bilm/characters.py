@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ import numpy as np
 from elmokit.core.errors import CheckpointError
 
 BOS_CHAR, EOS_CHAR, BOW_CHAR, EOW_CHAR, PAD_CHAR = 256, 257, 258, 259, 260
+ID = re.compile(r"[0-9]{1,18}\Z")  # an id: ASCII digits only (isdigit() takes "²", which int() refuses)
 LEXICON_SPECIALS = ("<oov>", "<pad>", "<bow>", "<eow>", "<bos>", "<eos>")
 WORD_SPECIALS = ("<oov>", "<pad>")
 
@@ -115,24 +118,38 @@ class Lexicon:
 
 
 def read_dic(path: Path, specials: tuple[str, ...]) -> dict[str, int]:
-    """Read an ELMoForManyLangs ``.dic`` file (``token<TAB>id`` per line; a line holding only an id is the
-    full-width space, whose token its writer's ``strip`` lost), refusing a malformed one.
+    """Read an ELMoForManyLangs ``.dic`` file (UTF-8, ``token<TAB>id`` per line, ids ``0, 1, ...``; a line holding
+    only an id is the full-width space, whose token its writer's ``strip`` lost), refusing a malformed one.
 
     Raises:
-        CheckpointError: a line that is not ``token<TAB>id``, or a missing special entry.
+        CheckpointError: a missing file, one that is not UTF-8, a line that is not ``token<TAB>id`` (the id a
+            non-negative integer), or a missing special entry.
     """
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: no such lexicon; an ELMoForManyLangs model directory holds it beside config.json (copy it "
+            f"from the downloaded model)"
+        )
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise CheckpointError(
+            f"{path}:{line}: not UTF-8 (byte {data[e.start]:#04x}); ELMoForManyLangs lexicons are UTF-8: re-encode "
+            f"it (e.g. `iconv -f latin1 -t utf-8`) or use the file as published"
+        ) from None
     out: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            fields = line.strip().split("\t")
-            if len(fields) == 1 and fields[0]:
-                fields.insert(0, "\u3000")
-            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                raise CheckpointError(
-                    f"{path}:{n}: expected `token<TAB>id`, got {line.rstrip()[:60]!r}; is this an "
-                    f"ELMoForManyLangs lexicon?"
-                )
-            out[fields[0]] = int(fields[1])
+    for n, line in enumerate(io.StringIO(text, newline=None), 1):
+        fields = line.strip().split("\t")
+        if len(fields) == 1 and fields[0]:
+            fields.insert(0, "\u3000")
+        if len(fields) != 2 or not ID.match(fields[1]):
+            raise CheckpointError(
+                f"{path}:{n}: expected `token<TAB>id` with an id >= 0, got {line.rstrip()[:60]!r}; is this an "
+                f"ELMoForManyLangs lexicon?"
+            )
+        out[fields[0]] = int(fields[1])
     missing = [s for s in specials if s not in out]
     if missing:
         raise CheckpointError(

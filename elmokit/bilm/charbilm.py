@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +41,13 @@ from elmokit.core.files import (
     commit_dir,
     removed_on_disk_error,
     safe_load,
+    save_tensors,
     verify_files,
     versions,
     write_json,
 )
 from elmokit.core.textfile import sha256_file
-from elmokit.modules.char_cnn import CharCNN
+from elmokit.modules.char_cnn import ACTIVATIONS, CharCNN
 from elmokit.modules.recurrent import RecurrentStack, State
 
 CHAR_BUNDLE_FORMAT = "elmokit-charbilm/1"
@@ -238,18 +239,82 @@ class CharBiLM(FrozenBiLM):
 
 
 # --- the bundle -----------------------------------------------------------------------------------------------
+# least value of each integer field (a character id table needs begin, end and one character: max_chars >= 3)
+CONFIG_INTS = {
+    "max_chars": 3,
+    "num_chars": 1,
+    "char_dim": 1,
+    "num_highway": 0,
+    "projection_dim": 1,
+    "cells": 1,
+    "num_layers": 1,
+    "word_vocab": 0,
+    "word_dim": 0,
+}
+
+
+def check_config(cfg: CharBiLMConfig, where: str) -> None:
+    """Refuse a config whose values have the wrong type or sign (a manifest's ``model``, or an importer's result),
+    naming the key: what :class:`CharBiLM` would otherwise build wrong, or crash on later.
+
+    Raises:
+        CheckpointError: ``WHERE: model.KEY must be ..., got VALUE``.
+    """
+
+    def bad(key: str, want: str) -> CheckpointError:
+        return CheckpointError(
+            f"{where}: model.{key} must be {want}, got {getattr(cfg, key)!r:.80}; the model's description is "
+            f"corrupt: import the model again"
+        )
+
+    if cfg.characters not in CHARACTERS:
+        raise CheckpointError(f"{where}: characters must be one of {CHARACTERS}, got {cfg.characters!r:.80}")
+    for key, least in CONFIG_INTS.items():
+        v = getattr(cfg, key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise bad(key, f"an integer >= {least}")
+    for key in ("cell_clip", "proj_clip"):
+        v = getattr(cfg, key)
+        if (
+            not isinstance(v, (int, float))
+            or isinstance(v, bool)
+            or (isinstance(v, float) and not math.isfinite(v))
+            or v < 0
+        ):
+            raise bad(key, "a number >= 0 (0: no clipping)")
+    if not isinstance(cfg.skip_connections, bool):
+        raise bad("skip_connections", "true or false")
+    if cfg.activation not in ACTIVATIONS:
+        raise bad("activation", f"one of {ACTIVATIONS}")
+    f = cfg.filters
+    if not (
+        isinstance(f, list)
+        and f
+        and all(
+            isinstance(p, list)
+            and len(p) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in p)
+            for p in f
+        )
+    ):
+        raise bad("filters", "a list of [width, count] pairs of positive integers")
+    if max(w for w, _ in f) > cfg.max_chars:
+        raise bad("filters", f"no wider than max_chars ({cfg.max_chars})")
+
+
 def config_from_dict(d: dict, where: str) -> CharBiLMConfig:
-    """A :class:`CharBiLMConfig` from a manifest's ``model``, refusing unknown or missing keys."""
+    """A :class:`CharBiLMConfig` from a manifest's ``model``, refusing unknown, missing or ill-typed keys."""
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{where}: 'model' must be an object, got {type(d).__name__}; the bundle is corrupt")
     names = {f.name for f in dataclasses.fields(CharBiLMConfig)}
-    unknown = sorted(set(d) - names)
+    unknown = sorted(map(str, set(d) - names))
     if unknown:
         raise CheckpointError(f"{where}: unknown model keys {', '.join(unknown)}; written by a newer elmokit?")
     try:
         cfg = CharBiLMConfig(**d)
     except TypeError as e:
         raise CheckpointError(f"{where}: {e}; the manifest is incomplete") from None
-    if cfg.characters not in CHARACTERS:
-        raise CheckpointError(f"{where}: characters must be one of {CHARACTERS}, got {cfg.characters!r}")
+    check_config(cfg, where)
     return cfg
 
 
@@ -275,16 +340,14 @@ def write_char_bundle(
     Raises:
         CheckpointError: weights that do not fit the shape (the message names the tensor).
     """
+    check_config(cfg, where)
     mapper = ElmoBytes(cfg.max_chars) if cfg.characters == "elmo-bytes" else Lexicon(chars, words, cfg.max_chars)
     with torch.device("meta"):  # shapes only: no second copy of the weights in memory
         model = CharBiLM(cfg, mapper)
     check_state(model, state, where)
     tmp = atomic_dir(out)
     with removed_on_disk_error(tmp, out, "", "free some space and run the import again"):
-        with open(tmp / "weights.pt", "wb") as f:  # straight to the file: no second copy of the weights in memory
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        save_tensors(state, tmp / "weights.pt")  # straight to the file: no second copy of the weights in memory
         names = ["weights.pt"]
         if chars is not None:
             write_dic(tmp / "char.dic", chars)
@@ -335,15 +398,22 @@ def load_char_bilm(path: Path, manifest: dict, device: str = "cpu") -> CharBiLM:
     Raises:
         CheckpointError: a missing or changed file, or a manifest this version cannot read.
     """
-    verify_files(path, manifest, "; import it again")
-    cfg = config_from_dict(manifest.get("model", {}), str(path / "manifest.json"))
+    where = str(path / "manifest.json")
+    cfg = config_from_dict(manifest.get("model", {}), where)
+    sha = manifest.get("sha256")
+    if not (isinstance(sha, str) and sha):
+        raise CheckpointError(f"{where}: no 'sha256' naming the model (got {sha!r:.80}); the bundle is corrupt")
+    lexicons = ("char.dic", "word.dic") if cfg.word_vocab else ("char.dic",)
+    verify_files(
+        path, manifest, "; import it again", ("weights.pt", *(lexicons if cfg.characters == "lexicon" else ()))
+    )
     if cfg.characters == "elmo-bytes":
         mapper: ElmoBytes | Lexicon = ElmoBytes(cfg.max_chars)
     else:
         words = read_dic(path / "word.dic", WORD_SPECIALS) if cfg.word_vocab else None
         mapper = Lexicon(read_dic(path / "char.dic", LEXICON_SPECIALS), words, cfg.max_chars)
     with torch.device("meta"):  # built without weights; the loaded tensors become its parameters
-        model = CharBiLM(cfg, mapper, manifest["sha256"])
+        model = CharBiLM(cfg, mapper, sha)
     state = safe_load(path / "weights.pt", "weights")
     check_state(model, state, str(path / "weights.pt"))
     model.load_state_dict(state, assign=True)

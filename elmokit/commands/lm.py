@@ -349,20 +349,18 @@ def import_elmo(source, out, overwrite):
       elmokit embed BILM sentences.txt vectors.hdf5              each sentence from a fresh state
       elmokit embed BILM sentences.txt vectors.hdf5 --stateful   bilm-tf's / AllenNLP's numbers
     """
-    from pathlib import Path
-
     from elmokit.core.errors import ElmokitError
 
-    if Path(out).exists() and not overwrite:
-        raise ElmokitError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
+    # --out is checked before anything is read (see elmokit.bilm.import_elmo.check_out): not a source, not a link,
+    # an existing one only with --overwrite and only a bundle; what a killed import left beside it is put right
     if len(source) == 2:
         from elmokit.bilm.import_elmo import import_bilm_tf
 
-        path = import_bilm_tf(source[0], source[1], out)
+        path = import_bilm_tf(source[0], source[1], out, overwrite=overwrite)
     elif len(source) == 1:
         from elmokit.bilm.import_elmo import import_manylangs
 
-        path = import_manylangs(source[0], out)
+        path = import_manylangs(source[0], out, overwrite=overwrite)
     else:
         raise ElmokitError(
             f"expected OPTIONS.json WEIGHTS.hdf5 or one ELMoForManyLangs directory, got {len(source)} paths"

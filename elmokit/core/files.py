@@ -4,21 +4,27 @@ has (:func:`write_model_dir`, :class:`ModelDir`). An LM's directory is :mod:`elm
 checkpoint :mod:`elmokit.lm.checkpoint`, a task model's :mod:`elmokit.tasks.model_dir`.
 
 Every directory is written under a temporary name and renamed when complete, so a directory with the final name is
-always whole; its manifest's sha256 sums catch later truncation.
+always whole; its manifest's sha256 sums catch later truncation. The hidden names beside ``NAME`` carry the writer's
+PID: ``.NAME.tmp-PID-*`` (being written) and ``.NAME.old-PID`` (the directory being replaced, for the moment between
+:func:`commit_dir`'s two renames). Whatever a killed writer left there is put right by the next writer or reader of
+``NAME`` (:func:`recover_dir`): the old directory comes back when ``NAME`` is missing, goes when ``NAME`` is there,
+and a temporary goes; a live writer's are left alone.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
@@ -61,23 +67,116 @@ def safe_load(path: Path, what: str) -> Any:
         ) from None
 
 
+def save_tensors(obj: Any, path: Path) -> None:
+    """``torch.save`` straight into ``path`` (no second copy in memory), flushed to the disk. torch reports a failed
+    write (a full disk) as a ``RuntimeError`` ("unexpected pos ...", "file write failed"): it becomes an
+    ``OSError`` naming the file, which :func:`removed_on_disk_error` turns into one line."""
+    try:
+        with open(path, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except RuntimeError as e:
+        reason = str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
+        raise OSError(errno.EIO, f"torch could not write {path.name}: {reason}; is the disk full?", str(path)) from None
+
+
+_HIDDEN = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]{1,10})(?:-.*)?\Z", re.S)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be running (this one, or one that ``kill -0`` finds; when unsure, yes)."""
+    if pid <= 0 or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):  # another user's process (EPERM), or a number no PID can be
+        return True
+    return True
+
+
+def _remove(p: Path) -> None:
+    """Remove a directory tree, or a file or link (never what a link points to)."""
+    try:
+        if p.is_symlink() or not p.is_dir():
+            p.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+    except OSError:
+        pass
+
+
+def recover_dir(final: Path) -> None:
+    """Put right what killed writers of ``final`` left beside it (see the module docstring): ``.NAME.old-PID`` of a
+    process that is gone is renamed back to ``final`` when ``final`` is missing (the kill fell between
+    :func:`commit_dir`'s renames) and removed when ``final`` is there; ``.NAME.tmp-PID-*`` of a process that is gone
+    is removed. A live process's directories are not touched, so a concurrent writer is not disturbed. Called by
+    :func:`atomic_dir` and :func:`read_manifest`; failures (a read-only parent) are ignored."""
+    final = Path(final)
+    parent, name = final.parent, final.name
+    if not name or name in (".", ".."):
+        return
+    try:
+        entries = [e.name for e in os.scandir(parent)]
+    except OSError:
+        return
+    olds: list[Path] = []
+    for entry in entries:
+        m = _HIDDEN.match(entry)
+        if not m or m["name"] != name or _alive(int(m["pid"])):
+            continue
+        if m["kind"] == "tmp":
+            _remove(parent / entry)
+        elif entry == f".{name}.old-{m['pid']}":
+            olds.append(parent / entry)
+    if not olds:
+        return
+    if not (final.exists() or final.is_symlink()):  # killed between the renames: the old one is the last whole one
+        try:
+            newest = max(olds, key=lambda p: p.lstat().st_ctime)
+            os.replace(newest, final)
+            olds.remove(newest)
+        except (OSError, ValueError):
+            return
+    for p in olds:
+        _remove(p)
+
+
 def atomic_dir(final: Path) -> Path:
-    """A fresh temporary directory beside ``final`` (same filesystem, so :func:`commit_dir` can rename it)."""
+    """A fresh temporary directory beside ``final`` (same filesystem, so :func:`commit_dir` can rename it), named
+    ``.NAME.tmp-PID-*``, after putting right what killed writers of ``final`` left (:func:`recover_dir`)."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    recover_dir(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the committed directory should read like any other
     return tmp
 
 
 def commit_dir(tmp: Path, final: Path) -> None:
-    """Replace ``final`` by ``tmp`` (a directory with the final name is complete at every moment but one rename)."""
+    """Replace ``final`` by ``tmp`` (a directory with the final name is complete at every moment but one rename).
+
+    The old ``final`` waits as ``.NAME.old-PID`` between the two renames: a failed second rename puts it back (and
+    removes ``tmp``); a kill there is put right by the next run (:func:`recover_dir`)."""
     old = None
-    if final.exists():
+    if final.exists() or final.is_symlink():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        if old.exists() or old.is_symlink():  # left by an earlier process with this PID
+            _remove(old)
         os.replace(final, old)
-    os.replace(tmp, final)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if old is not None:
+            try:
+                os.replace(old, final)
+            except OSError:
+                pass  # left as .NAME.old-PID: the next run restores it
+        _remove(tmp)
+        raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
 
 
 @contextmanager
@@ -122,32 +221,101 @@ def write_model_dir(
     return manifest
 
 
-def read_manifest(d: Path, fmt: str, what: str, verify: bool = True, todo: str = " (re-copy it or re-run)") -> dict:
-    """Read and check a manifest: format ``fmt``, and (``verify``) the sha256 of every listed file; ``todo`` ends
-    the message of a file that does not match."""
+def read_manifest(
+    d: Path,
+    fmt: str,
+    what: str,
+    verify: bool = True,
+    todo: str = " (re-copy it or re-run)",
+    required: tuple[str, ...] = (),
+) -> dict:
+    """Read and check a manifest: format ``fmt``, and (``verify``) every listed file (:func:`verify_files`, which
+    ``required`` names must be among); ``todo`` ends the message of a file that does not match. What killed writers
+    of ``d`` left beside it is put right first (:func:`recover_dir`)."""
+    recover_dir(d)
     try:
         manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{d / 'manifest.json'}: unreadable manifest ({e}); the directory is corrupt") from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{d / 'manifest.json'}: not a JSON object; the directory is corrupt{todo}")
     if manifest.get("format") != fmt:
         raise CheckpointError(f"{d}: format {manifest.get('format')!r} is not {fmt}; not {what}")
     if verify:
-        verify_files(d, manifest, todo)
+        verify_files(d, manifest, todo, required)
     return manifest
 
 
-def verify_files(d: Path, manifest: dict, todo: str = " (re-copy it or re-run)") -> None:
-    """Every file the manifest lists (``files``: name → sha256) is in ``d`` with that hash; ``todo`` ends the message
-    of a file that does not match.
+SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def manifest_files(d: Path, manifest: dict, required: tuple[str, ...] = ()) -> dict[str, Path]:
+    """The files a manifest lists (``files``: name → sha256), each checked to be a plain relative path that stays
+    inside ``d`` (no ``..``, no absolute path, no link pointing out), and ``required`` among them; nothing outside
+    ``d`` is opened.
+
+    Returns:
+        name → path inside ``d``.
 
     Raises:
-        CheckpointError: naming the missing or changed file.
+        CheckpointError: naming ``manifest.json`` and the entry.
     """
-    for name, sha in manifest.get("files", {}).items():
+    where = d / "manifest.json"
+    files = manifest.get("files")
+    if not files:
+        raise CheckpointError(f"{where}: lists no files with their sha256 ('files'); the directory is corrupt")
+    if not isinstance(files, dict):
+        raise CheckpointError(
+            f"{where}: 'files' must map each file name to its sha256, got a {type(files).__name__}; the directory "
+            f"is corrupt"
+        )
+    missing = [n for n in required if n not in files]
+    if missing:
+        raise CheckpointError(f"{where}: does not list {', '.join(missing)} in 'files'; the directory is corrupt")
+    try:
+        base = d.resolve(strict=True)
+    except (OSError, RuntimeError) as e:
+        raise CheckpointError(f"{d}: cannot open the directory ({e})") from None
+    out: dict[str, Path] = {}
+    for name, sha in files.items():
+        if not (isinstance(sha, str) and SHA256.match(sha)):
+            raise CheckpointError(
+                f"{where}: files[{name!r}] must be a sha256 (64 hex digits), got {sha!r:.80}; the directory is corrupt"
+            )
+        plain = PurePosixPath(name) if isinstance(name, str) and "\0" not in name and "\\" not in name else None
+        if plain is None or not plain.parts or plain.is_absolute() or ".." in plain.parts or str(plain) != name:
+            raise CheckpointError(
+                f"{where}: files lists {name!r}, not a plain path inside {d}; the manifest is corrupt or hostile, "
+                f"nothing outside the directory is read"
+            )
         f = d / name
+        try:
+            real = f.resolve()
+        except (OSError, RuntimeError):  # a loop of links
+            real = None
+        if real is None or not real.is_relative_to(base) or real == base:
+            raise CheckpointError(
+                f"{where}: files lists {name!r}, a link that points out of {d}; the manifest is corrupt or hostile, "
+                f"nothing outside the directory is read"
+            )
+        out[name] = f
+    return out
+
+
+def verify_files(
+    d: Path, manifest: dict, todo: str = " (re-copy it or re-run)", required: tuple[str, ...] = ()
+) -> None:
+    """Every file the manifest lists (``files``: name → sha256) is in ``d`` with that hash (every path first checked
+    to stay inside ``d``: :func:`manifest_files`); ``required`` names must be listed; ``todo`` ends the message of a
+    file that does not match.
+
+    Raises:
+        CheckpointError: naming the manifest's bad entry, or the missing or changed file.
+    """
+    for name, f in manifest_files(d, manifest, required).items():
         if not f.is_file():
             raise CheckpointError(f"{f}: missing; the model directory is incomplete")
-        if sha256_file(f) != sha:
+        if sha256_file(f) != manifest["files"][name]:
             raise CheckpointError(f"{f}: sha256 differs from the manifest; the file is corrupt or truncated{todo}")
 
 

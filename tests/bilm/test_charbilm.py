@@ -171,3 +171,52 @@ def test_pooling_is_moot_and_document_mode_wraps_each_sentence(elmo_bundles):
     # empty sentences: no vectors, and the others' are unchanged
     v, mask = bilm([[], s2])
     assert v.shape == (2, 3, 5, 32) and mask.sum() == 5
+
+
+def _edit_manifest(m, key, value):
+    if value is _DROP:
+        del m[key]
+    elif key.startswith("model."):
+        m["model"][key[6:]] = value
+    elif key.startswith("files."):
+        m["files"][key[6:]] = value
+    else:
+        m[key] = value
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    "key, value, says",
+    [
+        ("sha256", _DROP, "'sha256'"),
+        ("sha256", 12, "'sha256'"),
+        ("files", _DROP, "lists no files"),
+        ("files", ["weights.pt"], "'files' must map"),
+        ("files", {"char.dic": "0" * 64}, "weights.pt"),
+        ("files.weights.pt", "not a hash", "'weights.pt'"),
+        ("files.../outside.txt", "0" * 64, "'../outside.txt'"),
+        ("files./etc/hostname", "0" * 64, "'/etc/hostname'"),
+        ("model", [1], "model"),
+        ("model.num_layers", 0, "num_layers"),
+        ("model.cell_clip", "abc", "cell_clip"),
+        ("model.filters", [[1]], "filters"),
+    ],
+)
+def test_a_tampered_manifest_is_one_line(elmo_bundles, tmp_path, key, value, says):
+    """Issue 34 cases 13 and 16 through the loader: a missing sha256 was a KeyError, a list of files an
+    AttributeError; paths outside the bundle were read and hashed."""
+    import shutil
+
+    from elmokit.core.errors import CheckpointError
+
+    d = tmp_path / "b"
+    shutil.copytree(elmo_bundles["tf"], d)
+    (tmp_path / "outside.txt").write_text("not the bundle's")
+    m = json.loads((d / "manifest.json").read_text())
+    _edit_manifest(m, key, value)
+    (d / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(CheckpointError) as e:
+        load_bilm(d)
+    assert says in str(e.value) and "\n" not in str(e.value)

@@ -1,6 +1,7 @@
 """``elmokit import-elmo``: ELMoForManyLangs directories (against a direct implementation of its model), what the
 format refuses, and the command line."""
 
+import errno
 import json
 import shutil
 
@@ -270,3 +271,359 @@ def test_stateful_resume_replays_to_the_same_numbers(tmp_path, elmo_bundles):
         assert f.attrs["chunk_lines"] == 6  # rounded up to whole batches
         for i in range(30):
             np.testing.assert_array_equal(f[str(i)][...], g[str(i)][...])
+
+
+# --- issue 34: one line per bad input, nothing of the user's lost, nothing left behind ---------------------------
+def _cli(*args):
+    return CliRunner().invoke(main, ["import-elmo", *map(str, args)])
+
+
+def _one_line(r, *parts) -> str:
+    """The result is exit code 2 with one ``error:`` line holding every part (and no traceback)."""
+    assert r.exit_code == 2, (r.output, r.exception)
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    for p in parts:
+        assert str(p) in lines[0], (p, lines[0])
+    return lines[0]
+
+
+def _hidden(parent, name) -> list[str]:
+    """What a write of ``parent/name`` may leave beside it: ``.NAME.tmp-*``, ``.NAME.old-*``."""
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}."))
+
+
+def _snapshot(d) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _tf_sources(d):
+    d.mkdir(parents=True, exist_ok=True)
+    for n in ("options.json", "lm_weights.hdf5"):
+        shutil.copy(ELMO_FIXTURE / n, d / n)
+    return d / "options.json", d / "lm_weights.hdf5"
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "parent", "link"])
+def test_out_never_overlaps_a_manylangs_source(tmp_path, where):
+    """Case 3: `import-elmo DIR --out DIR --overwrite` deleted DIR; --out equal to, inside or containing the source
+    (or a link to it) is refused, and the source is left as it was."""
+    d, _, _ = write_manylangs(tmp_path / "src" / "zhs.model")
+    before = _snapshot(tmp_path / "src")
+    out = {"same": d, "inside": d / "bilm", "parent": tmp_path / "src", "link": tmp_path / "link"}[where]
+    if where == "link":
+        out.symlink_to(d, target_is_directory=True)
+    _one_line(_cli(d, "--out", out, "--overwrite"), out, "source")
+    assert _snapshot(tmp_path / "src") == before and not (d / "bilm").exists()
+    assert _hidden(out.parent, out.name) == []
+
+
+@pytest.mark.parametrize("where", ["options", "weights", "folder"])
+def test_out_never_overlaps_a_bilm_tf_source(tmp_path, where):
+    options, weights = _tf_sources(tmp_path / "src")
+    before = _snapshot(tmp_path / "src")
+    out = {"options": options, "weights": weights, "folder": tmp_path / "src"}[where]
+    _one_line(_cli(options, weights, "--out", out, "--overwrite"), out, "source")
+    assert _snapshot(tmp_path / "src") == before
+    assert _hidden(out.parent, out.name) == []
+
+
+def test_overwrite_replaces_only_a_bundle(tmp_path, elmo_bundles):
+    """--overwrite replaces a bundle; a folder of other files (or a file) is refused, not deleted."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    options, weights = ELMO_FIXTURE / "options.json", ELMO_FIXTURE / "lm_weights.hdf5"
+    _one_line(_cli(options, weights, "--out", mine, "--overwrite"), mine, "not a biLM bundle")
+    assert (mine / "notes.txt").read_text() == "keep me" and _hidden(tmp_path, "mine") == []
+    bundle = tmp_path / "bundle"
+    shutil.copytree(elmo_bundles["tf"], bundle)
+    r = _cli(options, weights, "--out", bundle, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert _hidden(tmp_path, "bundle") == []
+
+
+def _edit_options(tmp_path, edit):
+    o = json.loads((ELMO_FIXTURE / "options.json").read_text())
+    edit(o)
+    p = tmp_path / "options.json"
+    p.write_text(json.dumps(o))
+    return p
+
+
+def _set(section, key, value):
+    def edit(o):
+        (o if section is None else o[section] if "." not in section else o["char_cnn"]["embedding"])[key] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (_set("lstm", "cell_clip", "abc"), "cell_clip"),
+        (_set("lstm", "cell_clip", -3), "cell_clip"),
+        (_set("lstm", "proj_clip", -1.5), "proj_clip"),
+        (_set("lstm", "proj_clip", [3]), "proj_clip"),
+        (_set("lstm", "proj_clip", float("nan")), "proj_clip"),
+        (_set("lstm", "n_layers", 0), "n_layers"),
+        (_set("lstm", "n_layers", -1), "n_layers"),
+        (_set("lstm", "n_layers", "2"), "n_layers"),
+        (_set("lstm", "dim", -64), "dim"),
+        (_set("lstm", "projection_dim", -16), "projection_dim"),
+        (_set("lstm", "projection_dim", 16.0), "projection_dim"),
+        (_set("lstm", "use_skip_connections", "yes"), "use_skip_connections"),
+        (_set("char_cnn", "n_highway", "2"), "n_highway"),
+        (_set("char_cnn", "n_highway", -1), "n_highway"),
+        (_set("char_cnn", "max_characters_per_token", -50), "max_characters_per_token"),
+        (_set("char_cnn.embedding", "dim", -4), "dim"),
+        (_set("char_cnn.embedding", "dim", None), "dim"),
+        (_set("char_cnn", "filters", [[1, 4], [2]]), "filters"),
+        (_set("char_cnn", "filters", [[1, "4"]]), "filters"),
+        (_set("char_cnn", "filters", [[True, 4]]), "filters"),
+        (_set("char_cnn", "filters", {"1": 4}), "filters"),
+        (_set("char_cnn", "filters", [[1, -4]]), "filters"),
+        (_set("char_cnn", "embedding", 4), "embedding"),
+        (_set(None, "char_cnn", [1, 2]), "char_cnn"),
+        (_set(None, "lstm", "big"), "lstm"),
+    ],
+)
+def test_options_of_the_wrong_type_or_sign_are_one_line(tmp_path, edit, key):
+    """Case 8: each is one line naming options.json and the key (was: a traceback, or a bundle of 0 layers)."""
+    options = _edit_options(tmp_path, edit)
+    out = tmp_path / "out"
+    _one_line(_cli(options, ELMO_FIXTURE / "lm_weights.hdf5", "--out", out), "options.json", repr(key))
+    assert not out.exists() and _hidden(tmp_path, "out") == []
+
+
+W0 = "RNN_0/RNN/MultiRNNCell/Cell0/LSTMCell/W_0"
+
+
+def _strings(f, name):
+    shape = f[name].shape
+    del f[name]
+    f.create_dataset(name, data=np.full(shape, b"0.5", dtype="S3"))
+
+
+def _group(f, name):
+    del f[name]
+    f.create_group(name)
+
+
+def _external(f, name):
+    with h5py.File(f.filename + ".other.hdf5", "w") as g:
+        g[name] = f[name][...]
+    del f[name]
+    f[name] = h5py.ExternalLink(f.filename + ".other.hdf5", name)
+
+
+def _soft(f, name):
+    f["copy_of_it"] = f[name][...]
+    del f[name]
+    f[name] = h5py.SoftLink("/copy_of_it")
+
+
+def _nan(f, name):
+    f[name][0, 0] = np.nan
+
+
+def _dataset_as_parent(f, name):
+    del f["CNN"]
+    f["CNN"] = np.zeros(3, dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    "change, name, says",
+    [
+        (_strings, "char_embed", "not numbers"),
+        (_strings, W0, "not numbers"),
+        (_group, "CNN/b_cnn_0", "a group"),
+        (_group, W0, "a group"),
+        (_group, "char_embed", "a group"),
+        (_external, "char_embed", "link"),
+        (_soft, "CNN/W_cnn_0", "link"),
+        (_dataset_as_parent, "CNN", "not a group"),
+        (_nan, "char_embed", "NaN"),
+        (_nan, W0, "NaN"),
+    ],
+)
+def test_misshapen_weights_are_one_line(tmp_path, change, name, says):
+    """Case 9: a dataset of strings, a group where a dataset should be, a link (possibly into another file)."""
+    weights = tmp_path / "weights.hdf5"
+    shutil.copy(ELMO_FIXTURE / "lm_weights.hdf5", weights)
+    with h5py.File(weights, "r+") as f:
+        change(f, name)
+    out = tmp_path / "out"
+    _one_line(_cli(ELMO_FIXTURE / "options.json", weights, "--out", out), weights, name, says)
+    assert not out.exists() and _hidden(tmp_path, "out") == []
+
+
+def _model_json(edit):
+    def change(d):
+        m = json.loads((d / "cnn_model.json").read_text())
+        edit(m)
+        (d / "cnn_model.json").write_text(json.dumps(m))
+
+    return change
+
+
+def _latin1_dic(d):
+    (d / "char.dic").write_bytes((d / "char.dic").read_bytes() + "é\t40\n".encode("latin-1"))
+
+
+def _negative_id(d):
+    (d / "char.dic").write_text((d / "char.dic").read_text(encoding="utf-8").replace("a\t6\n", "a\t-3\n"), "utf-8")
+
+
+def _odd_digits(d):
+    (d / "word.dic").write_text((d / "word.dic").read_text(encoding="utf-8").replace("cat\t5", "cat\t²"), "utf-8")
+
+
+def _ints_state(d):
+    tok = torch.load(d / "token_embedder.pkl", weights_only=True)
+    torch.save({k: 1 for k in tok}, d / "token_embedder.pkl")
+
+
+def _inf_weight(d):
+    enc = torch.load(d / "encoder.pkl", weights_only=True)
+    enc["backward_layer_1.state_projection.weight"][2, 3] = float("inf")
+    torch.save(enc, d / "encoder.pkl")
+
+
+def _scalar_rows(d):
+    tok = torch.load(d / "token_embedder.pkl", weights_only=True)
+    tok["char_emb_layer.embedding.weight"] = torch.tensor(1.0)
+    torch.save(tok, d / "token_embedder.pkl")
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (lambda d: (d / "char.dic").unlink(), "char.dic"),
+        (lambda d: (d / "word.dic").unlink(), "word.dic"),
+        (_latin1_dic, "char.dic:37: not UTF-8"),
+        (_negative_id, "char.dic:7"),
+        (_odd_digits, "word.dic:6"),
+        (_ints_state, "token_embedder.pkl"),
+        (_scalar_rows, "char_emb_layer.embedding.weight"),
+        (_inf_weight, "encoder.pkl: 'backward_layer_1.state_projection.weight' holds NaN or infinite"),
+        (_model_json(lambda m: m["encoder"].update(cell_clip="abc")), "'cell_clip'"),
+        (_model_json(lambda m: m["encoder"].update(proj_clip=-3)), "'proj_clip'"),
+        (_model_json(lambda m: m["encoder"].update(n_layers=-1)), "'n_layers'"),
+        (_model_json(lambda m: m["encoder"].update(n_layers=0)), "'n_layers'"),
+        (_model_json(lambda m: m["encoder"].update(n_layers=10**9)), "no weights for forward_rnn.layers.2"),
+        (_model_json(lambda m: m["encoder"].update(dim=-12)), "'dim'"),
+        (_model_json(lambda m: m["token_embedder"].update(n_highway="1")), "'n_highway'"),
+        (_model_json(lambda m: m["token_embedder"].update(word_dim="5")), "'word_dim'"),
+        (_model_json(lambda m: m["token_embedder"].update(max_characters_per_token=2)), "max_characters_per_token"),
+        (_model_json(lambda m: m["token_embedder"].update(name=3)), "name"),
+        (_model_json(lambda m: m.update(encoder=[])), "'encoder'"),
+    ],
+)
+def test_bad_manylangs_directories_are_one_line_at_import(tmp_path, change, says):
+    """Case 10: refused at import time, one line (before: tracebacks, or an import whose embed crashed)."""
+    d, _, _ = write_manylangs(tmp_path / "zhs.model")
+    change(d)
+    out = tmp_path / "out"
+    _one_line(_cli(d, "--out", out), says)
+    assert not out.exists() and _hidden(tmp_path, "out") == []
+
+
+def test_out_a_dangling_link_is_refused(tmp_path):
+    """Case 14: the import wrote a `.link.tmp-*` and then failed to rename over the link (a traceback)."""
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    for flags in ((), ("--overwrite",)):
+        _one_line(_cli(ELMO_FIXTURE / "options.json", ELMO_FIXTURE / "lm_weights.hdf5", "--out", link, *flags), link)
+        assert link.is_symlink() and _hidden(tmp_path, "link") == [] and not (tmp_path / "nowhere").exists()
+
+
+def _save_into_a_full_disk(real):
+    def save(obj, f, *a, **kw):
+        budget = [1000]
+        write = f.write
+
+        class Full:
+            def write(self, b):
+                n = len(memoryview(b).cast("B"))
+                if budget[0] < n:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                budget[0] -= n
+                return write(b)
+
+            def __getattr__(self, name):
+                return getattr(f, name)
+
+        return real(obj, Full(), *a, **kw)
+
+    return save
+
+
+@pytest.mark.parametrize("how", ["unexpected pos", "file write failed", "ENOSPC", "real torch.save, full file"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, how):
+    """Case 15: torch.save's RuntimeError (42 lines, a `.out.tmp-*` left) or an OSError: one line naming the output,
+    asking for space; no temporary directory left."""
+    real = torch.save
+
+    def fail(*a, **kw):
+        if how == "ENOSPC":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise RuntimeError(
+            f"[enforce fail at inline_container.cc:783] . {how} 4352 vs 4288"
+            if how == "unexpected pos"
+            else "PytorchStreamWriter failed writing file data/3: file write failed"
+        )
+
+    monkeypatch.setattr(torch, "save", _save_into_a_full_disk(real) if how.startswith("real") else fail)
+    out = tmp_path / "out"
+    line = _one_line(_cli(ELMO_FIXTURE / "options.json", ELMO_FIXTURE / "lm_weights.hdf5", "--out", out), out)
+    assert "space" in line
+    assert not out.exists() and _hidden(tmp_path, "out") == []
+
+
+def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
+    """Case 18: `import-elmo --overwrite` killed after moving the old bundle aside and before moving the new one in
+    left no bundle at --out; the next run puts the old one back (then refuses without --overwrite, as for any
+    bundle), and a run with --overwrite finishes the swap. Nothing hidden is left."""
+    import subprocess
+    import sys
+
+    options, weights = ELMO_FIXTURE / "options.json", ELMO_FIXTURE / "lm_weights.hdf5"
+    out = tmp_path / "elmo"
+    import_bilm_tf(options, weights, out)
+    before = _snapshot(out)
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from elmokit.bilm.import_elmo import import_bilm_tf\n"
+        f"out = Path({str(out)!r})\n"
+        "real = os.replace\n"
+        "def replace(src, dst):\n"
+        "    real(src, dst)\n"
+        "    if Path(src) == out:  # the old bundle is aside, the new one not yet in: killed\n"
+        "        os._exit(9)\n"
+        "os.replace = replace\n"
+        f"import_bilm_tf({str(options)!r}, {str(weights)!r}, out, overwrite=True)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 9, r.stderr
+    assert not out.exists() and [n.split("-")[0] for n in _hidden(tmp_path, "elmo")] == [".elmo.old", ".elmo.tmp"]
+    _one_line(_cli(options, weights, "--out", out), out, "exists; pass --overwrite")  # the old one is back
+    assert _snapshot(out) == before and _hidden(tmp_path, "elmo") == []
+    load_bilm(out)
+    # killed after the second rename: the new bundle is in, the old one still aside
+    r = subprocess.run([sys.executable, "-c", code.replace("Path(src) == out", "Path(dst) == out")], timeout=300)
+    assert r.returncode == 9 and out.is_dir()
+    assert sorted(n.split("-")[0] for n in _hidden(tmp_path, "elmo")) == [".elmo.old"]
+    (tmp_path / f".elmo.tmp-{_dead_pid()}-abc").mkdir()  # a killed run's temporary
+    r = _cli(options, weights, "--out", out, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert _hidden(tmp_path, "elmo") == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
