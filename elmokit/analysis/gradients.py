@@ -37,6 +37,7 @@ def gradient_norms(
         sequences: how many sequences, drawn at random positions (``seed``).
         warmup: pieces read before the measured steps, to start from a state like training's.
     """
+    check_counts(max_lag, sequences, warmup, seed)
     need = warmup + max_lag + 2
     stream = tokens[::-1] if reverse else tokens
     if len(stream) < need:
@@ -50,8 +51,8 @@ def gradient_norms(
     model = copy.deepcopy(model).double().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    with torch.no_grad():
-        _, state = model.encode(seqs[:, :warmup])
+    with torch.no_grad():  # no warmup: the zero state training starts from
+        _, state = model.encode(seqs[:, :warmup]) if warmup else (None, model.init_state(len(seqs)))
     state = [tuple(x.detach().requires_grad_(True) for x in layer) for layer in state]
     after: list = []  # per measured step: the state after it (per layer (h, c) or (h,))
     for t in range(warmup, warmup + max_lag + 1):
@@ -71,6 +72,23 @@ def gradient_norms(
             norms = [st[k][j].grad.norm(dim=1) for st in after[::-1]]  # lag 0 (the last step's state) first
             out[f"{name}{k + 1}"] = torch.stack(norms, 1).numpy()  # (B, max_lag + 1)
     return out
+
+
+def check_counts(max_lag: int, sequences: int, warmup: int, seed: int = 0) -> None:
+    """Refuse counts that measure nothing or cannot be used (a negative lag or warmup, no sequences, a negative
+    seed), naming the option.
+
+    Raises:
+        ElmokitError: one line naming the option, its value and what it takes.
+    """
+    for option, value, least, what in (
+        ("--max-lag", max_lag, 0, "the longest lag measured, in steps back (e.g. 300)"),
+        ("--sequences", sequences, 1, "how many sequences the median is taken over (e.g. 32)"),
+        ("--warmup", warmup, 0, "pieces read before the measured steps (e.g. 100)"),
+        ("--seed", seed, 0, "where the sequences start"),
+    ):
+        if value < least:
+            raise ElmokitError(f"{option} {value}: must be {least} or more ({what})")
 
 
 def summarize(norms: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -118,6 +136,7 @@ def measure_gradients(
     from elmokit.lm.corpus import encode_corpus
     from elmokit.lm.model_dir import load_model, made_by
 
+    check_counts(max_lag, sequences, warmup, seed)  # before the model loads and the corpus is encoded
     loaded = load_model(model_path)
     reverse = loaded.manifest["direction"] == "backward"
     tokens = encode_corpus(

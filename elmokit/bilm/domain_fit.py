@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from elmokit.core.errors import ElmokitError
+from elmokit.core.errors import CorpusError, ElmokitError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -107,13 +107,20 @@ def measure_fit(
         ``fits`` is None when no direction has an own validation figure to compare with.
 
     Raises:
+        CorpusError: no line of ``lines`` holds any text (nothing to measure); ``max_lines`` under 1.
         ElmokitError: a biLM without a softmax (see :func:`language_models`).
     """
     from elmokit.lm.evaluate import stream_nll_by_stream
     from elmokit.lm.vocab import EOS_ID, measure
 
-    lms, vocab, default_name = language_models(bilm)
+    if max_lines < 1:
+        raise CorpusError(f"--lines {max_lines}: must be 1 or more (the lines of {what} sampled)")
     sample = sample_lines(lines, max_lines, seed)
+    if not sample:
+        raise CorpusError(
+            f"{what}: nothing to measure: {'every line is blank' if lines else 'no lines'}; give text with words in it"
+        )
+    lms, vocab, default_name = language_models(bilm)
     result: dict = {
         "bilm": name or default_name,
         "threshold": MISFIT_RATIO,

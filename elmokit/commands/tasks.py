@@ -194,22 +194,25 @@ def train_classifier(config, overrides, out, resume, overwrite, quiet):
     "text = one sentence per line, words split on whitespace.",
 )
 @click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (never INPUT itself).")
 @friendly_errors
-def predict(model, input_file, output, fmt, bilm):
+def predict(model, input_file, output, fmt, bilm, overwrite):
     """Tag or classify INPUT with a trained MODEL; write CoNLL (word<TAB>tag, blank line between sentences) for a
     tagger, TSV (text<TAB>label) for a classifier. Gold tags or labels in INPUT are ignored. A tagger given
     --format text writes one line of space-separated tags per input line (an empty line stays an empty line), so
-    `paste INPUT OUTPUT` lines them up.
+    `paste INPUT OUTPUT` lines them up. An existing OUTPUT is replaced only with --overwrite, INPUT never; OUTPUT
+    appears complete or not at all (written aside, then renamed).
 
     \b
     elmokit predict ~/elmokit-runs/ewt-upos-elmo en_ewt-ud-test.conllu tagged.conll
     elmokit predict ~/elmokit-runs/nsmc-elmo reviews.txt labelled.tsv --format text
     """
     from elmokit.tasks.model_dir import load_task_model
-    from elmokit.tasks.predict import run_predict
+    from elmokit.tasks.predict import check_output, run_predict
 
+    check_output(input_file, output, overwrite)  # before the model loads (run_predict also keeps out of it)
     tm = load_task_model(model, bilm)
-    n = run_predict(tm, input_file, output, fmt)
+    n = run_predict(tm, input_file, output, fmt, overwrite)
     click.echo(f"wrote {output} ({n} {'sentences' if tm.cfg.task == 'tagger' else 'lines'})")
 
 

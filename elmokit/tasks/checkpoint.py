@@ -7,21 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from elmokit.core.errors import ConfigError
-from elmokit.core.files import (
-    atomic_dir,
-    commit_dir,
-    read_manifest,
-    removed_on_disk_error,
-    safe_load,
-    torch_save_bytes,
-    write_json,
-)
+from elmokit.core.errors import CheckpointError, ConfigError
+from elmokit.core.files import atomic_dir, commit_dir, read_manifest, safe_load, torch_save_bytes, write_json
 from elmokit.core.run_guard import check_same_run
 from elmokit.core.textfile import sha256_file
 
@@ -54,8 +47,14 @@ class LoopState:
 
 def save_state(run: Path, model, optimizer, plateau, average, loop: LoopState, run_print: dict) -> None:
     """The resumable state after an evaluation: weights (and their average), optimizer, annealing, loop counters,
-    RNG states, the run's fingerprint, and a manifest with every file's sha256 (verified on resume)."""
-    tmp = atomic_dir(run / "checkpoint")
+    RNG states, the run's fingerprint, and a manifest with every file's sha256 (verified on resume).
+
+    Raises:
+        CheckpointError: a write failed (a full disk): one line naming the file, and whether a checkpoint of this
+            run is left to ``--resume`` from (the temporary directory is removed).
+    """
+    final = run / "checkpoint"
+    tmp = atomic_dir(final)
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -64,15 +63,37 @@ def save_state(run: Path, model, optimizer, plateau, average, loop: LoopState, r
     }
     if average is not None:
         state["average"] = average.state_dict()
-    with removed_on_disk_error(
-        tmp, run / "checkpoint", "", "the previous checkpoint is intact: free space, then continue with --resume"
-    ):
-        (tmp / "state.pt").write_bytes(torch_save_bytes(state))
-        write_json(tmp / "loop.json", dataclasses.asdict(loop))
-        write_json(tmp / "fingerprint.json", run_print)
+    name = "state.pt"
+    try:
+        (tmp / name).write_bytes(torch_save_bytes(state))
+        for name, obj in (("loop.json", dataclasses.asdict(loop)), ("fingerprint.json", run_print)):
+            write_json(tmp / name, obj)
         files = {n: sha256_file(tmp / n) for n in ("state.pt", "loop.json", "fingerprint.json")}
-        write_json(tmp / "manifest.json", {"format": CHECKPOINT_FORMAT, "files": files})
-    commit_dir(tmp, run / "checkpoint")
+        name = "manifest.json"
+        write_json(tmp / name, {"format": CHECKPOINT_FORMAT, "files": files})
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"{final / name}: cannot write the checkpoint ({e.strerror or e}); {checkpoint_left(run, run_print)}"
+        ) from None
+    commit_dir(tmp, final)
+
+
+def checkpoint_left(run: Path, run_print: dict) -> str:
+    """What a run stopped by a failed write can do next, with or without a checkpoint of this run in ``run``."""
+    if has_checkpoint(run, run_print):
+        return "the last checkpoint is intact: free space, then continue with --resume"
+    return "no checkpoint of this run was saved yet: free space, then run the same command again"
+
+
+def has_checkpoint(run: Path, run_print: dict) -> bool:
+    """Does ``run/checkpoint`` hold a complete checkpoint of this run (the same fingerprint)?"""
+    ck = run / "checkpoint"
+    try:
+        same = json.loads((ck / "fingerprint.json").read_text(encoding="utf-8")) == run_print
+    except (OSError, ValueError):
+        return False
+    return same and (ck / "state.pt").is_file() and (ck / "loop.json").is_file()
 
 
 def resume_state(run: Path, run_print: dict, model, optimizer, plateau, average) -> LoopState:

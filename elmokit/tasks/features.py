@@ -72,13 +72,16 @@ class EmbedFileFeatures(_StoredFeatures):
     and the split: the same model hash, one sentence per example, the same number of words in each.
 
     Raises:
-        ElmokitError: a file from another biLM, with other layers, or for other sentences.
+        ElmokitError: a file from another biLM, with other layers, or for other sentences; a file with links
+            (soft, external), virtual datasets or external storage (:func:`~elmokit.embed.hdf5_safe.refuse_links`).
     """
 
     def __init__(self, path: str | Path, bilm_sha: str, items: list) -> None:
         from elmokit.core.errors import ElmokitError
+        from elmokit.embed.hdf5_safe import refuse_links
         from elmokit.embed.layouts import EmbeddingsFile
 
+        refuse_links(path, "a features file (data.train_hdf5, dev_hdf5, test_hdf5)")  # before anything is read
         self.file = EmbeddingsFile(path)
         a = self.file.attrs
         if str(a.get("model_sha256", "")) != bilm_sha:

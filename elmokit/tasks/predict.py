@@ -8,12 +8,13 @@ classifier, TSV (``text<TAB>label`` per line, no header); both read back with :m
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from elmokit.core.errors import CorpusError
+from elmokit.core.errors import CorpusError, ElmokitError
 from elmokit.tasks.batching import collate, make_batches
 from elmokit.tasks.items import Item
 from elmokit.tasks.lexicon import Lexicon
@@ -84,26 +85,137 @@ def read_input(path: str | Path, task: str, fmt: str, text_column: str = "", lab
     return read_items(path, fmt, task, text_column=text_column, label_column=label_column, need_target=False)
 
 
-def write_predictions(items: list[Item], preds: list, path: str | Path, line_per_sentence: bool = False) -> Path:
-    """Write CoNLL (tagger) or TSV (classifier) atomically.
+def _input_file(spec: str | Path) -> Path | None:
+    """The file an input spec reads (``hf:json:FILE`` / ``hf:csv:FILE`` name one too), or None."""
+    s = str(spec)
+    if s.startswith(("hf:json:", "hf:csv:")):
+        s = s.split(":", 2)[2]
+    elif s.startswith("hf:"):
+        return None
+    return Path(s)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` are one file: the same path once resolved, or the same inode (a symlink, a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare the resolved paths
+        return a.resolve() == b.resolve()
+
+
+def check_output(input_path: str | Path, output: str | Path, overwrite: bool = False, protect: tuple = ()) -> Path:
+    """Refuse, before anything is read or run, an ``output`` that would destroy something: the input itself or a
+    file inside a ``protect`` directory (the model's: even with ``overwrite``), an existing file without
+    ``overwrite``, a directory; and one that cannot be written: a missing or non-directory parent.
+
+    Raises:
+        ElmokitError: one line naming OUTPUT, what is wrong and what to do.
+    """
+    out = Path(output)
+    inp = _input_file(input_path)
+    if inp is not None and _same_file(inp, out):
+        raise ElmokitError(
+            f"{output}: is the input {input_path}; writing the predictions there would replace the text they "
+            f"are made from: give another OUTPUT"
+        )
+    for d in protect:
+        if d is not None and Path(d).is_dir() and Path(d).resolve() in out.resolve().parents:
+            raise ElmokitError(
+                f"{output}: is inside the model directory {d}; writing there would damage the model: give another "
+                f"OUTPUT"
+            )
+    if out.is_dir():
+        raise ElmokitError(f"{output}: is a directory; give a file name for the predictions (e.g. {out / 'pred.tsv'})")
+    if out.is_symlink() and not out.exists():
+        raise ElmokitError(
+            f"{output}: a symbolic link to {os.readlink(out)}, which does not exist; remove the link or give "
+            f"another OUTPUT"
+        )
+    if out.exists():
+        if not out.is_file():
+            raise ElmokitError(f"{output}: exists and is not a regular file; give another OUTPUT")
+        if not overwrite:
+            raise ElmokitError(f"{output}: exists; pass --overwrite to replace it, or give another OUTPUT")
+    parent = out.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise ElmokitError(
+            f"{output}: the directory {parent} {what}; create it first (mkdir -p) or give another OUTPUT"
+        )
+    return out
+
+
+def write_predictions(
+    items: list[Item], preds: list, path: str | Path, line_per_sentence: bool = False, overwrite: bool = True
+) -> Path:
+    """Write CoNLL (tagger) or TSV (classifier) atomically: into a temporary file beside ``path``, fsynced, then
+    renamed to ``path`` (replacing a file there only with ``overwrite``). A failed write (a full disk) leaves no
+    temporary file and raises one :class:`ElmokitError` naming ``path``.
 
     ``line_per_sentence`` (a tagger's ``text`` input): one line of space-separated tags per input line, so the
     output lines up with the input line by line, an empty line included (CoNLL has no empty sentence: a blank
     line there is a separator, and reading it back would lose the sentence and shift the rest).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for it, p in zip(items, preds):
-            if isinstance(p, list) and line_per_sentence:
-                f.write(" ".join(p[: len(it.words)]) + "\n")
-            elif isinstance(p, list):
-                f.writelines(f"{w}\t{t}\n" for w, t in zip(it.words, p))
-                f.write("\n")
-            else:
-                f.write(f"{' '.join(it.words)}\t{p}\n")
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
+        with open(fd, "w", encoding="utf-8") as f:
+            # mkstemp's file is private: the output gets the mode of the file it replaces, or a new file's
+            os.fchmod(f.fileno(), path.stat().st_mode & 0o777 if path.is_file() else 0o666 & ~_umask())
+            for it, p in zip(items, preds):
+                if isinstance(p, list) and line_per_sentence:
+                    f.write(" ".join(p[: len(it.words)]) + "\n")
+                elif isinstance(p, list):
+                    f.writelines(f"{w}\t{t}\n" for w, t in zip(it.words, p))
+                    f.write("\n")
+                else:
+                    f.write(f"{' '.join(it.words)}\t{p}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:  # no clobbering a file that appeared meanwhile: a hard link is not made over an existing name
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: the check made before writing stands
+                if path.exists() or path.is_symlink():
+                    raise FileExistsError(path) from None
+                os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except FileExistsError:
+        raise ElmokitError(f"{path}: exists; pass --overwrite to replace it, or give another OUTPUT") from None
+    except OSError as e:
+        raise ElmokitError(
+            f"{path}: cannot write the predictions ({e.strerror or e}); nothing was written: free space (or "
+            f"give another OUTPUT) and run again"
+        ) from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:  # not every platform opens directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def guess_format(path: str | Path, trained_on: str) -> str:
@@ -117,12 +229,16 @@ def _live(tm):
     return LiveFeatures(tm.bilm, tm.cfg.model.pooling) if tm.bilm is not None else None
 
 
-def run_predict(tm, input_path: str | Path, output: str | Path, fmt: str = "auto") -> int:
-    """``elmokit predict``: returns the number of examples written."""
+def run_predict(tm, input_path: str | Path, output: str | Path, fmt: str = "auto", overwrite: bool = False) -> int:
+    """``elmokit predict``: returns the number of examples written. ``output`` must not be the input, nor (without
+    ``overwrite``) an existing file (:func:`check_output`)."""
+    protect = (getattr(tm, "path", None),)
+    check_output(input_path, output, overwrite, protect)
     fmt = guess_format(input_path, tm.cfg.data.format) if fmt == "auto" else fmt
     items = read_input(input_path, tm.cfg.task, fmt, tm.cfg.data.text_column, tm.cfg.data.label_column)
     preds = predict_items(tm.model, items, tm.lexicon, _live(tm), 2 * tm.cfg.train.batch_size)
-    write_predictions(items, preds, output, line_per_sentence=fmt == "text")
+    check_output(input_path, output, overwrite, protect)  # again: the model ran a while
+    write_predictions(items, preds, output, line_per_sentence=fmt == "text", overwrite=overwrite)
     return len(items)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ LABEL_NAMES = ("label", "labels", "sentiment", "class", "target", "category")
 TOKEN_NAMES = ("tokens", "words", "token", "form")
 TAG_NAMES = ("tags", "ner_tags", "pos_tags", "upos", "labels", "label")
 TABLE_FORMATS = ("tsv", "csv", "jsonl", "label_text")
+FIELD_LIMIT = 1 << 24  # characters in one CSV/TSV cell (the csv module's default, 131,072, is less than a long text)
+BOM = "\ufeff"  # a UTF-8 byte order mark (Excel's "CSV UTF-8" starts with one): not part of the first column's name
 
 
 def _column(
@@ -60,10 +63,18 @@ def _column(
     )
 
 
+def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``iter_lines`` without a byte order mark at the start of the file."""
+    for n, line in iter_lines(path, max_line_chars=1 << 62):
+        yield n, line.removeprefix(BOM) if n == 1 else line
+
+
 def _delimited_rows(path: str | Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """``(line, cells)`` of a CSV (quoted fields may span lines) or TSV (no quoting: NSMC's text holds quotes)."""
-    lines = (line + "\n" for _, line in iter_lines(path, max_line_chars=1 << 62))
+    lines = (line + "\n" for _, line in _lines(path))
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    if csv.field_size_limit() < FIELD_LIMIT:  # process-wide; raised once, never lowered
+        csv.field_size_limit(FIELD_LIMIT)
     reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
     start = 1
     try:
@@ -71,11 +82,22 @@ def _delimited_rows(path: str | Path, delimiter: str) -> Iterator[tuple[int, lis
             yield start, row
             start = reader.line_num + 1
     except csv.Error as e:
+        if "field larger than field limit" in str(e):
+            limit = csv.field_size_limit()
+            why = (
+                f"a quote opened on line {start} and never closed makes the rest of the file one field, or a "
+                f"cell really is this long: check the quotes from line {start}, or split the text"
+                if delimiter == ","
+                else "split the text, or check that the file is a TSV"
+            )
+            raise CorpusError(
+                f"{path}:{start}: a cell of more than {limit:,} characters (the most a table cell may hold); {why}"
+            ) from None
         raise CorpusError(f"{path}:{reader.line_num}: not valid CSV ({e}); check the quotes on this line") from None
 
 
 def _jsonl_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
-    for lineno, line in iter_lines(path, max_line_chars=1 << 62):
+    for lineno, line in _lines(path):
         if not line.strip():
             continue
         try:
@@ -91,14 +113,20 @@ def _jsonl_rows(path: str | Path) -> Iterator[tuple[int, dict]]:
 
 def open_hf(spec: str):
     """The dataset ``hf:...`` names: ``hf:DIR[:SPLIT]`` (``save_to_disk``), ``hf:json:FILE`` / ``hf:csv:FILE``
-    (the ``json``/``csv`` builders, offline), or ``hf:NAME[:SPLIT]`` from the hub (needs network access)."""
+    (the ``json``/``csv`` builders, offline), or ``hf:NAME[:SPLIT]`` from the hub (needs network access).
+
+    Raises:
+        CorpusError: one line naming the spec (and, for a JSON Lines file, the first bad line) for whatever
+            ``datasets`` raised.
+    """
     import datasets
 
     body = spec[3:]
     kind, _, rest = body.partition(":")
     try:
         if kind in ("json", "csv") and rest:
-            return datasets.load_dataset(kind, data_files=rest, split="train")
+            with _quiet_datasets():
+                return datasets.load_dataset(kind, data_files=rest, split="train")
         name, _, split = body.rpartition(":") if ":" in body and not Path(body).exists() else (body, "", "")
         if Path(name).is_dir():
             ds = datasets.load_from_disk(name)
@@ -108,12 +136,57 @@ def open_hf(spec: str):
                     raise CorpusError(f"{spec}: no split {split!r}; the dataset has {list(ds)}")
                 ds = ds[split]
             return ds
-        return datasets.load_dataset(name, split=split or "train")
-    except (FileNotFoundError, ValueError, OSError) as e:
+        return datasets.load_dataset(name, split=split or "train")  # a download: its progress bar stays
+    except CorpusError:
+        raise
+    except (FileNotFoundError, ValueError, OSError, datasets.exceptions.DatasetsError) as e:
+        if kind == "json" and rest and Path(rest).is_file():
+            _check_json_lines(rest)  # a JSON Lines file with a bad line: that line, as data.format=jsonl says it
+        cause = e.__cause__ if isinstance(e, datasets.exceptions.DatasetsError) and e.__cause__ else e
+        why = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
+        if kind in ("json", "csv") and rest and Path(rest).is_file():
+            own = "jsonl" if kind == "json" else "csv"
+            raise CorpusError(
+                f"{spec}: the datasets {kind} builder cannot read {rest} ({why}); fix the file (named without hf: and "
+                f"read with data.format={own}, its errors name the line)"
+            ) from None
         raise CorpusError(
-            f"{spec}: cannot load the dataset ({str(e).splitlines()[0][:200]}); give a directory "
-            f"written by save_to_disk, hf:json:FILE, hf:csv:FILE or a hub name"
+            f"{spec}: cannot load the dataset ({why}); give a directory written by save_to_disk, "
+            f"hf:json:FILE, hf:csv:FILE or a hub name"
         ) from None
+
+
+@contextmanager
+def _quiet_datasets():
+    """No progress bars or logged errors from ``datasets`` while it builds a dataset from a local file (a second):
+    what goes wrong is raised, and reported as one line."""
+    import datasets
+
+    bars, level = datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL + 10)
+    try:
+        yield
+    finally:
+        datasets.logging.set_verbosity(level)
+        if bars:
+            datasets.enable_progress_bars()
+
+
+def _check_json_lines(path: str) -> None:
+    """Raise the error of a JSON Lines file's first bad line (not JSON, or not an object), if it looks like JSON
+    Lines: its first non-blank line is one JSON object (a file holding one JSON document is left to ``datasets``)."""
+    for _, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            if not isinstance(json.loads(line), dict):
+                return
+        except json.JSONDecodeError:
+            return
+        break
+    for _ in _jsonl_rows(path):
+        pass
 
 
 def source_sha256(spec: str) -> str:
@@ -148,10 +221,25 @@ def _hf_rows(ds) -> Iterator[tuple[int, dict]]:
 
 def _as_words(value: Any, where: str, what: str) -> list[str]:
     if isinstance(value, list):
+        for v in value:
+            if isinstance(v, (dict, list)):
+                raise CorpusError(
+                    f"{where}: the {what} column holds a {_json_kind(v)} ({_short(v)}) among its items; each item "
+                    f"is one string (or number)"
+                )
         return [str(v) for v in value]
     if isinstance(value, str):
         return value.split()
     raise CorpusError(f"{where}: the {what} column holds {type(value).__name__} {value!r}, not a list or a string")
+
+
+def _json_kind(value: Any) -> str:
+    return "JSON object" if isinstance(value, dict) else "list" if isinstance(value, list) else type(value).__name__
+
+
+def _short(value: Any, n: int = 60) -> str:
+    r = json.dumps(value, ensure_ascii=False, default=str)
+    return r if len(r) <= n else r[: n - 1] + "…"
 
 
 def _open_rows(path: str | Path, fmt: str, looked_for: set[str]):
@@ -242,11 +330,21 @@ def read_table(
                 raise CorpusError(f"{where}: no tokens")
             out.append(Item(words, tags, n))
         else:
+            if isinstance(label, (dict, list)):
+                raise CorpusError(
+                    f"{where}: the label (column {lk!r}) is a {_json_kind(label)} ({_short(label)}), not a label; "
+                    f"give one string (or number) per row, or set data.label_column to the label's column"
+                )
+            if isinstance(text, dict):
+                raise CorpusError(
+                    f"{where}: the text (column {tk!r}) is a JSON object ({_short(text)}); give a string (or a "
+                    f"list of words) per row, or set data.text_column to the text's column"
+                )
             label = "" if label is None else str(label).strip()
             if need_target and not label:
                 raise CorpusError(f"{where}: empty {what_label} (column {lk!r})")
             if not isinstance(text, str):
-                text = " ".join(map(str, text)) if isinstance(text, list) else str(text)
+                text = " ".join(_as_words(text, where, what_text)) if isinstance(text, list) else str(text)
             out.append(Item(text.split(), label, n))
     if not out:
         raise CorpusError(f"{spec}: no examples")
@@ -258,7 +356,7 @@ def _label_text(path: str | Path, tagger: bool) -> list:
     if tagger:
         raise CorpusError(f"{path}: data.format=label_text holds one label per line: a classifier's format")
     out = []
-    for n, line in iter_lines(path, max_line_chars=1 << 62):
+    for n, line in _lines(path):
         if not line.strip():
             continue
         label, _, text = line.strip().partition(" ")

@@ -14,15 +14,19 @@ Many processes: each takes every N-th batch of the same epoch order (equal count
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from elmokit.core.config import build_config, expand_path, load_raw
-from elmokit.core.errors import ConfigError
+from elmokit.core.errors import CheckpointError, ConfigError
 from elmokit.core.files import safe_load, write_json
 from elmokit.tasks.batching import collate, make_batches
-from elmokit.tasks.checkpoint import LoopState
+from elmokit.tasks.checkpoint import LoopState, checkpoint_left
 from elmokit.tasks.config import TaskConfig, check_task_config
 from elmokit.tasks.model_dir import save_task_model
 from elmokit.tasks.run import mix_summary, start_task_run
@@ -77,18 +81,46 @@ def _loop_summary(loop: LoopState) -> dict:
     }
 
 
-def _write_plots(run: Path, cfg: TaskConfig, metric: str, encoder) -> None:
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # a failed write, not a bad file read
+
+
+@contextmanager
+def _writing(out: Path, target: Path, what: str, run_print: dict | None) -> Iterator[None]:
+    """Writes of ``target`` (``what``, in the run directory ``out``): a failed one (a full disk) removes the temporary
+    files and directories the writes left in ``out`` (``.NAME.tmp``, ``.NAME.tmp-*``) and raises one
+    :class:`CheckpointError` naming the file (the OS's name for it when it gives one) and what can be done:
+    ``--resume`` when a checkpoint of this run is left, the same command again when none is."""
+    before = set(out.glob(".*.tmp*"))
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        for tmp in set(out.glob(".*.tmp*")) - before:  # write_json's and atomic_dir's, left by the failed write
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        todo = (
+            checkpoint_left(out, run_print) if run_print is not None else "free space, then run the same command again"
+        )
+        raise CheckpointError(f"{e.filename or target}: cannot write {what} ({e.strerror or e}); {todo}") from None
+
+
+def _write_plots(run: Path, cfg: TaskConfig, metric: str, encoder, run_print: dict | None = None) -> None:
     """``curves.png`` from ``metrics.jsonl`` and, with ELMo, ``mix_weights.png``."""
     from elmokit.core.plots import plot_mix_weights, plot_task_curves
 
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    plot_task_curves(records, run / "curves.png", metric, title=f"{cfg.task} ({Path(cfg.data.train).name})")
+    with _writing(run, run / "curves.png", "the training curves", run_print):
+        plot_task_curves(records, run / "curves.png", metric, title=f"{cfg.task} ({Path(cfg.data.train).name})")
     if encoder.mixes():
-        plot_mix_weights(
-            list(encoder.mixes().values()),
-            run / "mix_weights.png",
-            [f"scalar mix ({name})" for name in encoder.mixes()],
-        )
+        with _writing(run, run / "mix_weights.png", "the plot of the layer weights", run_print):
+            plot_mix_weights(
+                list(encoder.mixes().values()),
+                run / "mix_weights.png",
+                [f"scalar mix ({name})" for name in encoder.mixes()],
+            )
 
 
 def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -> dict:
@@ -99,7 +131,9 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     ``overwrite``."""
     from tqdm.auto import tqdm
 
-    run = start_task_run(cfg, resume, overwrite)
+    out = Path(cfg.out)
+    with _writing(out, out, "the run's files (run.json, metrics.jsonl)", None):
+        run = start_task_run(cfg, resume, overwrite)
     t, d, loop, accelerator, model = cfg.train, cfg.data, run.loop, run.accelerator, run.model
     main = accelerator.is_main_process
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -122,7 +156,8 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
 
     def select() -> bool:
         """Dev evaluation (:meth:`elmokit.tasks.run.TaskRun.select`), shown on the bar. True when patience ran out."""
-        score, patience_out = run.select()
+        with _writing(run.out, run.out / "model", "the best model so far", run.run_print):
+            score, patience_out = run.select()  # metrics.jsonl names itself when it cannot be written
         bar.set_postfix(dev=f"{score:.2f}", best=f"{loop.best:.2f}")
         return patience_out
 
@@ -199,13 +234,16 @@ def train_task(cfg: TaskConfig, resume: bool = False, overwrite: bool = False) -
     }
     if run.domain_fit is not None:
         summary["domain_fit"] = run.domain_fit
-    run.log.close()
+    with _writing(run.out, run.out / "metrics.jsonl", "the metrics", run.run_print):
+        run.log.close()
     if main:
-        save_task_model(
-            run.out / "model", eval_model, cfg, run.lexicon, run.bilm_sha, {**final, "step": loop.best_step}
-        )
-        write_json(run.out / "results.json", summary)
-        _write_plots(run.out, cfg, run.metric, eval_model.encoder)
+        with _writing(run.out, run.out / "model", "the model", run.run_print):
+            save_task_model(
+                run.out / "model", eval_model, cfg, run.lexicon, run.bilm_sha, {**final, "step": loop.best_step}
+            )
+        with _writing(run.out, run.out / "results.json", "the results", run.run_print):
+            write_json(run.out / "results.json", summary)
+        _write_plots(run.out, cfg, run.metric, eval_model.encoder, run.run_print)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     for f in run.features.values():

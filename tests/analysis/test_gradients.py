@@ -89,3 +89,51 @@ def test_gradients_command(tiny_pair, corpus, tmp_path):
         ],
     )
     assert res.exit_code == 2 and "needs at least" in res.output
+
+
+@pytest.mark.parametrize(
+    "option,value,expect",
+    [
+        ("--max-lag", "-5", "--max-lag -5: must be 0 or more"),
+        ("--sequences", "0", "--sequences 0: must be 1 or more"),
+        ("--sequences", "-3", "--sequences -3: must be 1 or more"),
+        ("--warmup", "-1", "--warmup -1: must be 0 or more"),
+        ("--seed", "-1", "--seed -1: must be 0 or more"),
+    ],
+)
+def test_counts_that_measure_nothing_are_one_line(tiny_pair, corpus, tmp_path, option, value, expect):
+    """Issue 34, case 12: a traceback each before (an IndexError, np.stack of nothing, a negative seed)."""
+    out = tmp_path / "g"
+    res = CliRunner().invoke(
+        main,
+        [
+            "gradients",
+            str(tiny_pair["forward"]),
+            str(corpus["valid"]),
+            "--out",
+            str(out),
+            "--max-lag",
+            "5",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            option,
+            value,
+        ],
+    )
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {expect} ("), res.output
+    assert not out.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_no_warmup_starts_from_the_zero_state(cell):
+    """--warmup 0 is a valid count (the state training starts from): every cell measures from it (torch's RNN
+    refused the empty warmup sequence of a gru or rnn)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(cell=cell, num_layers=2, embed_dim=8, hidden_size=12, proj_size=0, head="full")
+    model = LanguageModel(cfg, 30).eval()
+    tokens = np.random.default_rng(0).integers(4, 30, size=40)
+    norms = gradient_norms(model, tokens, reverse=False, max_lag=4, sequences=3, warmup=0)
+    assert all(a.shape == (3, 5) and np.isfinite(a).all() and (a[:, 0] > 0).all() for a in norms.values())

@@ -168,3 +168,24 @@ def test_adapt_sizes_its_schedule_by_a_timed_step(validated_pair):
     assert 0 < s < 5
     for k, v in lm.model.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("body", ["\n\n\n", "   \n\t\n \n"])
+def test_fit_on_blank_lines_says_there_is_nothing_to_measure(validated_pair, tmp_path, body):
+    """Issue 34, case 19: a file of blank lines was said to fit (a perplexity of the end-of-line pieces alone)."""
+    blank = tmp_path / "blank.txt"
+    blank.write_text(body, encoding="utf-8")
+    res = CliRunner().invoke(main, ["fit", str(validated_pair), str(blank)])
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {blank}: nothing to measure: every line is blank")
+    assert "fits" not in res.output
+
+
+def test_fit_with_no_lines_to_sample_is_one_line(validated_pair, tmp_path):
+    text = write_corpus(tmp_path / "t.txt", 20, seed=5)
+    res = CliRunner().invoke(main, ["fit", str(validated_pair), str(text), "--lines", "0"])
+    assert res.exit_code == 2 and res.output.strip().splitlines() == [
+        "error: --lines 0: must be 1 or more (the lines of " + str(text) + " sampled)"
+    ], res.output

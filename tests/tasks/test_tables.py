@@ -120,3 +120,98 @@ def test_hf_datasets_offline(tmp_path, monkeypatch):
     c = tmp_path / "d.csv"
     c.write_text("text,label\nfine,pos\n")
     assert rows(read_table(f"hf:csv:{c}", "", "classifier")) == [("fine", "pos", 1)]
+
+
+# --- issue 34, case 11: a BOM, a long cell, a label that is an object or a list, hf:json with a bad line -------------
+BOM = "\ufeff"
+
+
+@pytest.mark.parametrize(
+    "name,fmt,body",
+    [
+        ("b.csv", "csv", "text,label\nfine film,pos\n"),
+        ("b.tsv", "tsv", "text\tlabel\nfine film\tpos\n"),
+        ("b.jsonl", "jsonl", '{"text": "fine film", "label": "pos"}\n'),
+        ("b.txt", "label_text", "pos fine film\n"),
+    ],
+)
+def test_a_utf8_bom_is_not_part_of_the_first_column(tmp_path, name, fmt, body):
+    """Excel's "CSV UTF-8" starts with a byte order mark: the first column is `text`, not `\\ufefftext`."""
+    p = tmp_path / name
+    p.write_bytes((BOM + body).encode("utf-8"))
+    assert rows(read_table(p, fmt, "classifier")) == [("fine film", "pos", 2 if fmt in ("csv", "tsv") else 1)]
+    if fmt in ("csv", "tsv"):  # the advice a missing column gives (data.text_column=text) works
+        assert rows(read_table(p, fmt, "classifier", text_column="text", label_column="label"))[0][1] == "pos"
+
+
+@pytest.mark.parametrize("fmt,sep", [("csv", ","), ("tsv", "\t")])
+def test_a_cell_longer_than_the_csv_modules_default_limit_is_read(tmp_path, fmt, sep):
+    """131,072 characters is the csv module's default limit for a field; a long review is longer."""
+    long_text = " ".join(["word"] * 60_000)  # 299,999 characters
+    p = tmp_path / f"long.{fmt}"
+    p.write_text(f"text{sep}label\n{long_text}{sep}pos\nshort{sep}neg\n", encoding="utf-8")
+    got = read_table(p, fmt, "classifier")
+    assert [len(i.words) for i in got] == [60_000, 1] and [i.target for i in got] == ["pos", "neg"]
+
+
+def test_a_cell_over_the_limit_is_reported_as_such_not_as_bad_quotes(tmp_path, monkeypatch):
+    import csv
+
+    import elmokit.tasks.tables as T
+
+    p = tmp_path / "over.csv"
+    p.write_text("text,label\n" + "x" * 2000 + ",pos\n", encoding="utf-8")
+    before = csv.field_size_limit()
+    monkeypatch.setattr(T, "FIELD_LIMIT", 1000)
+    csv.field_size_limit(1000)
+    try:
+        with pytest.raises(CorpusError, match=r"over.csv:2: a cell of more than 1,000 characters") as e:
+            read_table(p, "csv", "classifier")
+    finally:
+        csv.field_size_limit(before)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "task,line,match",
+    [
+        ("classifier", {"text": "b", "label": {"stars": 5}}, r"d.jsonl:2: the label \(column 'label'\) is a JSON obj"),
+        ("classifier", {"text": "b", "label": ["pos", "neg"]}, r"d.jsonl:2: the label \(column 'label'\) is a list"),
+        ("classifier", {"text": {"t": "b"}, "label": "pos"}, r"d.jsonl:2: the text \(column 'text'\) is a JSON object"),
+        ("classifier", {"text": ["b", {"w": 1}], "label": "pos"}, r"d.jsonl:2: the text column holds a JSON object"),
+        ("tagger", {"tokens": ["b", "c"], "tags": ["X", {"t": "Y"}]}, r"d.jsonl:2: the tags column holds a JSON obj"),
+        ("tagger", {"tokens": ["b", ["c"]], "tags": ["X", "Y"]}, r"d.jsonl:2: the tokens column holds a list"),
+    ],
+)
+def test_a_jsonl_label_that_is_an_object_or_a_list_is_refused_naming_the_line(tmp_path, task, line, match):
+    """Not silently made a class named "{'stars': 5}"."""
+    first = {"text": "a", "label": "pos"} if task == "classifier" else {"tokens": ["a"], "tags": ["X"]}
+    p = tmp_path / "d.jsonl"
+    p.write_text(json.dumps(first) + "\n" + json.dumps(line) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=match) as e:
+        read_table(p, "jsonl", task)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        ('{"text": "a", "label": "x"}\n\n{"text": oops}\n', r"^\S*bad.json:3: not JSON"),  # JSON Lines: the line
+        ('{"text": "a", "label": "x"}\n[1, 2]\n', r"^\S*bad.json:2: a JSON list, not an object"),
+        ('[{"text": "a", "label": "x"},\n oops]\n', r"^hf:json:\S*bad.json: the datasets json builder cannot read"),
+    ],
+)
+def test_hf_json_with_an_invalid_line_is_one_error_naming_the_file(tmp_path, monkeypatch, capfd, body, match):
+    """datasets raises its own errors (three tracebacks, no line number) and logs to stderr: one CorpusError naming
+    the file (and the line, for JSON Lines), nothing else printed."""
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    p = tmp_path / "bad.json"
+    p.write_text(body, encoding="utf-8")
+    capfd.readouterr()
+    with pytest.raises(CorpusError, match=match) as e:
+        read_table(f"hf:json:{p}", "", "classifier")
+    assert "\n" not in str(e.value)
+    out, err = capfd.readouterr()
+    assert not out.strip() and not err.strip(), err

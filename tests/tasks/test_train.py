@@ -482,3 +482,113 @@ def test_classifier_reads_a_csv_with_its_own_column_names(tmp_path, data, tiny_p
     r = CliRunner().invoke(main, ["predict", str(tmp_path / "run"), str(unlabelled), str(tmp_path / "p.tsv")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "p.tsv").read_text(encoding="utf-8").split("\t")[0] == "the dogs run ."
+
+
+# --- issue 34, case 15: a full disk during train-tagger names the file, and says "intact" only of a real checkpoint --
+def _full_disk_on(monkeypatch, hit):
+    """``Path.write_bytes`` fails as a full disk does (ENOSPC from write(), no file name) where ``hit(path)``."""
+    import errno
+    import pathlib
+
+    real = pathlib.Path.write_bytes
+
+    def write_bytes(self, data):
+        if hit(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+
+
+def test_a_full_disk_at_the_first_checkpoint_names_the_file_and_claims_no_checkpoint(tmp_path, data, tiny_pair):
+    """Before: "error: RUN/checkpoint: cannot write (...); the previous checkpoint is intact" with none there."""
+    files = data["conllu"]
+    (tmp_path / "c.yaml").write_text("task: tagger\n", encoding="utf-8")
+    run = tmp_path / "run"
+    args = [
+        "train-tagger",
+        str(tmp_path / "c.yaml"),
+        "data.format=conllu",
+        f"data.train={files['train']}",
+        f"data.dev={files['dev']}",
+        f"model.bilm={tiny_pair['bundle']}",
+        "model.hidden=16",
+        "model.word_dim=8",
+        "train.batch_size=8",
+        "train.max_epochs=1",
+        f"train.cache_dir={tmp_path / 'cache'}",
+        "train.threads=1",
+        "train.fit_lines=0",
+        "--out",
+        str(run),
+        "--quiet",
+    ]
+    mp = pytest.MonkeyPatch()
+    _full_disk_on(mp, lambda p: p.name == "state.pt")
+    try:
+        res = CliRunner().invoke(main, args)
+    finally:
+        mp.undo()
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    lines = res.output.strip().splitlines()
+    assert lines == [
+        f"error: {run}/checkpoint/state.pt: cannot write the checkpoint (No space left on device); no checkpoint of "
+        f"this run was saved yet: free space, then run the same command again"
+    ], res.output
+    assert not list(run.glob(".*.tmp*")) and not (run / "checkpoint").exists()
+    res = CliRunner().invoke(main, args)  # what the message says works
+    assert res.exit_code == 0, res.output
+
+
+def test_a_full_disk_writing_the_model_names_it_and_resume_finishes(tmp_path, data, tiny_pair, monkeypatch):
+    """Before: "error: a file: cannot write (...)" (an OSError with no file name) and a .model.tmp-* left behind."""
+    from elmokit.core.errors import CheckpointError
+
+    seen = []
+
+    def second_model(p):
+        if p.name == "weights.pt" and p.parent.name.startswith(".model.tmp-"):
+            seen.append(p)
+            return len(seen) == 2  # the first model (and its checkpoint) are written; the second write fails
+        return False
+
+    _full_disk_on(monkeypatch, second_model)
+    cfg = config(tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", "train.fit_lines=0")
+    with pytest.raises(CheckpointError) as e:
+        train_task(cfg)
+    run = tmp_path / "run"
+    assert str(e.value).startswith(f"{run}/model: cannot write the ")
+    assert str(e.value).endswith(
+        "(No space left on device); the last checkpoint is intact: free space, then continue with --resume"
+    )
+    assert not list(run.glob(".*.tmp*")) and (run / "checkpoint" / "state.pt").is_file()
+    monkeypatch.undo()
+    summary = train_task(
+        config(tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", "train.fit_lines=0"), resume=True
+    )
+    assert summary["steps"] > 0 and (run / "results.json").is_file() and (run / "model" / "weights.pt").is_file()
+
+
+def test_a_full_disk_at_a_later_checkpoint_says_the_last_one_is_intact(tmp_path, data, tiny_pair, monkeypatch):
+    from elmokit.core.errors import CheckpointError
+
+    seen = []
+
+    def second_checkpoint(p):
+        if p.name == "state.pt":
+            seen.append(p)
+            return len(seen) == 2
+        return False
+
+    _full_disk_on(monkeypatch, second_checkpoint)
+    cfg = config(tmp_path, data, "conllu", tiny_pair["bundle"], "train.max_epochs=3", "train.fit_lines=0")
+    with pytest.raises(CheckpointError) as e:
+        train_task(cfg)
+    run = tmp_path / "run"
+    assert str(e.value) == (
+        f"{run}/checkpoint/state.pt: cannot write the checkpoint (No space left on device); the last checkpoint is "
+        f"intact: free space, then continue with --resume"
+    )
+    assert not list(run.glob(".*.tmp*"))
+    assert json.loads((run / "checkpoint" / "loop.json").read_text(encoding="utf-8"))["epoch"] == 1
