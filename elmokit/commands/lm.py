@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from pathlib import Path
 
 import click
 
 from elmokit.commands import friendly_errors
-from elmokit.core.choices import DIRECTIONS, DTYPES, LAYER_MODES, LAYOUTS, POOLINGS, VOCAB_TYPES
+from elmokit.core.choices import DIRECTIONS, DTYPES, INFERENCE_PRECISIONS, LAYER_MODES, LAYOUTS, POOLINGS, VOCAB_TYPES
 
 
 @click.command()
@@ -275,6 +276,25 @@ def bundle(forward, backward, out):
     "AllenNLP do (their exact numbers; vectors then depend on order and --batch-size).",
 )
 @click.option("--batch-size", default=64, show_default=True, help="Sentences per batch with --stateful (AllenNLP's).")
+@click.option(
+    "--device",
+    default=None,
+    help="cpu, cuda or cuda:N (default: what accelerate gives this process: its GPU under torchrun or accelerate "
+    "launch, the GPU when there is one, else the CPU).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(INFERENCE_PRECISIONS),
+    default="fp32",
+    show_default=True,
+    help="bf16 / fp16: autocast on a GPU (faster; vectors differ from fp32's and depend slightly on the batch).",
+)
+@click.option(
+    "--threads",
+    default=0,
+    show_default=True,
+    help="CPU threads per process (0: torch's default for one process; the cores shared out among N processes).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly_errors
 def embed(
@@ -293,6 +313,9 @@ def embed(
     backward,
     stateful,
     batch_size,
+    device,
+    precision,
+    threads,
     quiet,
 ):
     """Write contextual vectors of every sentence of INPUT into OUTPUT (HDF5).
@@ -305,13 +328,33 @@ def embed(
     An existing OUTPUT is kept unless --overwrite.
 
     Read it back with plain h5py (f["0"][()]) or elmokit.embed.EmbeddingsFile (either layout).
+
+    \b
+    Many processes, one file (each embeds a share of the lines; the first merges; --resume with any N):
+      torchrun --nproc_per_node 2 -m elmokit.cli embed MODEL in.txt out.hdf5
+      accelerate launch --multi_gpu --num_processes 4 -m elmokit.cli embed MODEL in.txt out.hdf5
+    Several machines: the same, with OUTPUT on a filesystem every process sees.
     """
+    import os
+
+    import torch
+
     from elmokit.core.malloc import keep_freed_memory
     from elmokit.embed import Embedder
 
     keep_freed_memory()  # each chunk's output buffers come from reused memory, not fresh page faults
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if threads or local > 1:  # N processes on one machine share its cores
+        torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // local))
     emb = Embedder(
-        model, backward, pooling=pooling, batch_tokens=batch_tokens, stateful=stateful, batch_size=batch_size
+        model,
+        backward,
+        device=device,
+        pooling=pooling,
+        batch_tokens=batch_tokens,
+        stateful=stateful,
+        batch_size=batch_size,
+        precision=precision,
     )
     path = emb.embed_file(
         input_file,
@@ -325,7 +368,8 @@ def embed(
         overwrite=overwrite,
         chunk_lines=chunk_lines,
     )
-    click.echo(f"wrote {path}")
+    if path == Path(output):  # the main process, which merged
+        click.echo(f"wrote {path}")
 
 
 @click.command("import-elmo")

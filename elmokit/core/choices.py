@@ -16,6 +16,7 @@ COLUMN_FORMATS = ("conllu", "conll")  # downstream column files (one word per li
 TASK_FORMATS = (*COLUMN_FORMATS, "tsv", "csv", "jsonl", "label_text")  # downstream data files (and hf: paths)
 TAG_KINDS = ("upos", "xpos")  # which CoNLL-U column a tagger learns (data.tag)
 FEATURE_SOURCES = ("cache", "on_the_fly")  # train.features: the biLM's vectors cached once per split, or per batch
+INFERENCE_PRECISIONS = ("fp32", "bf16", "fp16")  # a frozen biLM's arithmetic (`embed --precision`); lower on GPUs
 PRECISIONS = ("no", "bf16")  # train.precision (pretraining), train.mixed_precision (downstream): accelerate's names
 SENTENCE_POOLINGS = ("max", "mean", "attention", "max_mean")  # the classifier's pooling over words
 CELL_FEATURES = ("quotes", "brackets", "line_position", "word_position", "digits")  # `cells --feature`

@@ -35,7 +35,11 @@ class Embedder:
         model: a bundle directory, or the forward model directory when ``backward`` is given, or a biLM already
             loaded (:func:`elmokit.bilm.bundle.load_bilm`).
         backward: the backward model directory (optional).
-        device: torch device.
+        device: ``cpu``, ``cuda`` or ``cuda:N``; None: the device accelerate gives this process (a GPU where there
+            is one; see :func:`elmokit.core.runtime.inference_device`). A biLM already loaded is moved there only
+            when ``device`` is given.
+        precision: ``fp32`` (default), or ``bf16`` / ``fp16`` autocast on a GPU (faster; the vectors then differ
+            from fp32's and depend slightly on the batch a sentence is in: recipes/README.md).
         pooling: ``edges`` (default) | ``first`` | ``last`` | ``mean``.
         batch_tokens: positions (pieces, or words for an imported ELMo) per batch, padded, when embedding many
             sentences; sentences are sorted by their length first, so little is padding. 0: the biLM's own
@@ -52,17 +56,23 @@ class Embedder:
         self,
         model: str | Path | FrozenBiLM,
         backward: str | Path | None = None,
-        device: str = "cpu",
+        device: str | None = None,
         pooling: str = "edges",
         batch_tokens: int = 0,
         max_words: int = 1000,
         stateful: bool = False,
         batch_size: int = 64,
+        precision: str = "fp32",
     ) -> None:
         from elmokit.bilm.bundle import load_bilm
         from elmokit.bilm.frozen import FrozenBiLM
+        from elmokit.core.runtime import inference_autocast, inference_device
 
-        bilm = model if isinstance(model, FrozenBiLM) else load_bilm(model, backward, device)
+        if isinstance(model, FrozenBiLM):
+            bilm = model.to(inference_device(device)) if device else model
+        else:
+            bilm = load_bilm(model, backward, str(inference_device(device)))
+        inference_autocast(bilm.device, precision)  # refuses an unknown precision, or a lower one on the CPU
         if stateful and not bilm.supports_stateful:
             raise ElmokitError(
                 "stateful mode is for character biLMs imported by `elmokit import-elmo` (bilm-tf's "
@@ -73,6 +83,7 @@ class Embedder:
         self.bilm, self.pooling, self.batch_tokens = bilm, pooling, batch_tokens or bilm.batch_tokens
         self.max_words = sys.maxsize if stateful else max_words
         self.stateful, self.batch_size = stateful, batch_size
+        self.precision = precision
         self.carry = None
         self.reset_state()
 
@@ -82,6 +93,16 @@ class Embedder:
             from elmokit.bilm.charbilm import CarriedState
 
             self.carry = CarriedState()
+
+    def _autocast(self):
+        from elmokit.core.runtime import inference_autocast
+
+        return inference_autocast(self.bilm.device, self.precision)
+
+    @property
+    def device(self):
+        """The torch device the biLM runs on."""
+        return self.bilm.device
 
     @property
     def num_layers(self) -> int:
@@ -267,13 +288,17 @@ class Embedder:
         if self.carry is not None:  # stateful: in input order, batch_size at a time, the state carried
             for a in range(0, len(windows), self.batch_size):
                 idx = list(range(a, min(a + self.batch_size, len(windows))))
-                yield idx, self.bilm.encode_words([[windows[i]] for i in idx], self.pooling, carry=self.carry)
+                with self._autocast():
+                    words = self.bilm.encode_words([[windows[i]] for i in idx], self.pooling, carry=self.carry)
+                yield idx, words.float()
             return
         pieces = self.bilm.pieces(windows)  # one sentencepiece call for all of them
         lengths = self.bilm.sequence_lengths(pieces)
         budget = max(self.batch_tokens, ROW_MULTIPLE * max(lengths, default=0)) if cut else self.batch_tokens
         for idx in self._batches(lengths, budget):
-            yield idx, self.bilm.encode_words([[windows[i]] for i in idx], self.pooling, [[pieces[i]] for i in idx])
+            with self._autocast():
+                words = self.bilm.encode_words([[windows[i]] for i in idx], self.pooling, [[pieces[i]] for i in idx])
+            yield idx, words.float()  # (layers, batch words, 2D), float32 whatever the precision
 
     def embed_sentences(self, sentences: list[str] | list[list[str]]) -> list[np.ndarray]:
         """Vectors for sentences given as strings (split on whitespace) or as lists of words.
@@ -293,7 +318,9 @@ class Embedder:
             One ``float32`` array ``(layers, words, 2D)`` per sentence.
         """
         toks = [s.split() if isinstance(s, str) else list(s) for s in sentences]
-        return [v.cpu().numpy() for v in self.bilm.document(toks, self.pooling)]
+        with self._autocast():
+            vecs = self.bilm.document(toks, self.pooling)
+        return [v.float().cpu().numpy() for v in vecs]
 
     def embed_file(
         self,

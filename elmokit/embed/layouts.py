@@ -24,17 +24,21 @@ Durability. ``OUTPUT.partial/`` is a directory that only this module writes:
 
 - ``journal.jsonl``: line 1 ``{"format": "elmokit-embed-partial/1", "options": {...}}``, the options that shape the
   output (input, model and vocab hashes, layers, layout, dtype, pooling, tokenization, chunk size, window size);
-  then one line per finished part ``{"part": k, "file": ..., "start": line, "lines": n, "bytes": b, "sha256": h}``.
-  A part's line is appended (and fsynced) only after its file was written, fsynced, verified and renamed, so what
-  ``--resume`` trusts was on disk before it was recorded as done; a torn last line (a kill while writing it) is
-  dropped. On resume every listed part is checked against its size and sha256; the first that fails and all after
-  it are embedded again.
+  then one line per finished part ``{"part": k, "file": ..., "start": line, "lines": n, "bytes": b, "sha256": h}``
+  (part ``k`` holds chunk ``k``: lines ``k * chunk_lines`` onwards). A part's line is appended (and fsynced) only
+  after its file was written, fsynced, verified and renamed, so what ``--resume`` trusts was on disk before it was
+  recorded as done; a torn last line (a kill while writing it) is dropped. With N processes, process ``r > 0``
+  appends to its own ``journal-r.jsonl`` (no two processes write one file), and the main process reads them.
+  On resume (with any N) every journal's parts are checked against their size and sha256, gathered into
+  ``journal.jsonl``, and the chunks not done (a part that fails its check among them) are embedded.
 - ``part-00000000.h5`` ...: the lines of one chunk in the output's layout; part 0 also holds the file's attributes
   and ``sentence_to_index``. A part is written as ``.part-….tmp`` and renamed.
+- ``ready-NONCE``, ``error-NONCE-RANK.txt``: the signals of an N-process job (:mod:`elmokit.embed.processes`).
 
-When every chunk is done: a single part is marked complete and renamed to ``OUTPUT``; several are merged into a
-copy of part 0 (``h5o.copy`` of each dataset, or the packed rows block by block) that is verified, fsynced and
-renamed. ``OUTPUT.partial/`` is removed last. So a file with the final name is always whole.
+When every chunk is done, the main process merges: a single part is marked complete and renamed to ``OUTPUT``;
+several are merged, in chunk order, into a copy of part 0 (each dataset by value, or the packed rows block by
+block) that is verified, fsynced and renamed. ``OUTPUT.partial/`` is removed last. So a file with the final name
+is always whole.
 
 Every HDF5 byte goes through :class:`SafeFile`: the first write error (``ENOSPC``: a full disk) is recorded and the
 remaining writes are dropped, because the HDF5 library cannot recover from a failed write (it reports the error
@@ -166,21 +170,33 @@ def count_lines(f, packed: bool) -> int:
 
 
 class Partial:
-    """``OUTPUT.partial/``: the journal and the part files of an unfinished ``elmokit embed`` (module docstring).
+    """``OUTPUT.partial/``: the journals and the part files of an unfinished ``elmokit embed`` (module docstring).
+
+    One process, or each of the N processes of one job (:mod:`elmokit.embed.processes`), makes one of these; the
+    main process :meth:`prepare` s the directory, every process then :meth:`load` s what is done, writes its own
+    chunks' parts (each into its own files) and the main process merges them (:meth:`finish`).
 
     Args:
         out: the final output path.
         options: what shapes the output; a resumed journal must hold the same.
-        resume: continue an existing ``OUTPUT.partial`` (else one must not exist).
+        rank: this process (0: the main one, which writes ``journal.jsonl``; process ``r`` appends to
+            ``journal-r.jsonl``).
     """
 
-    def __init__(self, out: Path, options: dict, resume: bool) -> None:
+    def __init__(self, out: Path, options: dict, rank: int = 0) -> None:
         self.out = out
         self.dir = out.with_name(out.name + ".partial")
         self.journal = self.dir / "journal.jsonl"
+        self.own_journal = self.journal if rank == 0 else self.dir / f"journal-{rank}.jsonl"
         self.options = options
-        self.parts: list[dict] = []
+        self.rank = rank
+        self.parts: dict[int, dict] = {}  # chunk -> its journal record, for every part trusted as done
         self._safe: SafeFile | None = None
+
+    def prepare(self, resume: bool) -> None:
+        """The main process, before any other touches the directory: refuse what must not be continued, read and
+        verify a resumed run's journals into one ``journal.jsonl`` (every part checked against its size and
+        sha256; one that fails is embedded again), or start a new directory; remove what kills left."""
         if self.dir.is_file():
             raise ElmokitError(
                 f"{self.dir}: a partial file from an older elmokit (before the partial directory); "
@@ -192,7 +208,7 @@ class Partial:
                 f"pass --overwrite to start over"
             )
         if self.dir.exists() and self.journal.exists():
-            self._read_journal()
+            self._read_journals()
         else:
             if self.dir.exists():  # killed before its journal was written: nothing in it is trusted
                 shutil.rmtree(self.dir)
@@ -210,8 +226,41 @@ class Partial:
             if p.name.startswith(".part-") or p.name.startswith(".final"):
                 p.unlink()
 
-    def _read_journal(self) -> None:
-        lines = self.journal.read_text(encoding="utf-8").split("\n")
+    def load(self) -> None:
+        """Every other process, once the main one has prepared: the parts ``journal.jsonl`` holds (verified)."""
+        _, records = self._records(self.journal)
+        self.parts = {r["part"]: r for r in records}
+
+    @staticmethod
+    def _records(path: Path) -> tuple[list[str], list[dict]]:
+        """A journal's lines and its records up to the first torn line (a kill while writing it)."""
+        lines = path.read_text(encoding="utf-8").split("\n") if path.is_file() else []
+        records = []
+        start = 1 if path.name == "journal.jsonl" else 0
+        for line in lines[start:]:
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                break
+        return lines, records
+
+    def _trusted(self, rec: dict, where: str) -> bool:
+        p = self.dir / rec.get("file", "")
+        ok = (
+            isinstance(rec.get("part"), int)
+            and rec.get("file") == _part_name(rec["part"])
+            and p.is_file()
+            and p.stat().st_size == rec.get("bytes")
+            and sha256_file(p) == rec.get("sha256")
+        )
+        if not ok:
+            print(f"note: {p}: missing or its sha256 differs from {where}; embedding its lines again", flush=True)
+        return ok
+
+    def _read_journals(self) -> None:
+        lines, records = self._records(self.journal)
         try:
             header = json.loads(lines[0])
         except ValueError:
@@ -231,36 +280,21 @@ class Partial:
                     f"with the same input, model and options ({_flag(key)}), or pass --overwrite "
                     f"to start over"
                 )
-        good: list[dict] = []
-        for n, line in enumerate(lines[1:], start=2):
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:  # the kill tore the last line: its part is not trusted
-                break
-            p = self.dir / rec["file"]
-            ok = (
-                rec["part"] == len(good)
-                and p.is_file()
-                and p.stat().st_size == rec["bytes"]
-                and sha256_file(p) == rec["sha256"]
-            )
-            if not ok:
-                print(
-                    f"note: {p}: missing or its sha256 differs from {self.journal.name}:{n}; embedding its lines again",
-                    flush=True,
-                )
-                break
-            good.append(rec)
-        self.parts = good
-        keep = {r["file"] for r in good}
+        others = sorted(self.dir.glob("journal-*.jsonl"))
+        for path, recs in [(self.journal, records), *((o, self._records(o)[1]) for o in others)]:
+            for rec in recs:
+                if rec.get("part") not in self.parts and self._trusted(rec, path.name):
+                    self.parts[rec["part"]] = rec
+        keep = {r["file"] for r in self.parts.values()}
         for p in self.dir.glob("part-*.h5"):
             if p.name not in keep:
                 p.unlink()
-        # the journal with exactly the trusted parts (a torn or bad line dropped), replaced atomically
+        # one journal with exactly the trusted parts (torn or bad lines dropped), replaced atomically
         self._write_journal(self.dir / ".journal.tmp")
         os.replace(self.dir / ".journal.tmp", self.journal)
+        for o in others:
+            o.unlink()
+        fsync_dir(self.dir)
 
     def _write_journal(self, path: Path, mode: str = "w", records: list[dict] | None = None) -> None:
         """Write (``mode="w"``: the header and the trusted parts) or append (``"a"``: ``records``) journal lines,
@@ -268,7 +302,7 @@ class Partial:
         lines = (
             [] if mode == "a" else [json.dumps({"format": PARTIAL_FORMAT, "options": self.options}, ensure_ascii=False)]
         )
-        lines += [json.dumps(rec) for rec in (self.parts if records is None else records)]
+        lines += [json.dumps(rec) for rec in (sorted(self.parts.values(), key=_chunk) if records is None else records)]
         try:
             with open(path, mode, encoding="utf-8") as j:
                 j.write("".join(line + "\n" for line in lines))
@@ -277,20 +311,33 @@ class Partial:
         except OSError as e:
             raise disk_error(path, e, self.dir) from None
 
+    def collect(self) -> int:
+        """The main process: take in the parts the other processes have journalled since (verified).
+
+        Returns:
+            The lines those new parts hold.
+        """
+        added = 0
+        for path in sorted(self.dir.glob("journal-*.jsonl")):
+            for rec in self._records(path)[1]:
+                if rec.get("part") not in self.parts and self._trusted(rec, path.name):
+                    self.parts[rec["part"]] = rec
+                    added += rec["lines"]
+        return added
+
     def failed(self) -> bool:
         """Whether a write of the part being written failed (stop embedding it: it cannot be kept)."""
         return self._safe is not None and self._safe.error is not None
 
     @property
     def lines_done(self) -> int:
-        return sum(r["lines"] for r in self.parts)
+        return sum(r["lines"] for r in self.parts.values())
 
     @contextmanager
-    def part(self, start: int, lines: int, estimate: int, packed: bool) -> Iterator:
-        """Write the next part (lines ``start`` .. ``start + lines``): yields an open h5py file; on a clean exit
-        the file is synced, verified, hashed, renamed and journalled."""
-        k = len(self.parts)
-        name = f"part-{k:08d}.h5"
+    def part(self, chunk: int, start: int, lines: int, estimate: int, packed: bool) -> Iterator:
+        """Write chunk ``chunk``'s part (lines ``start`` .. ``start + lines``): yields an open h5py file; on a clean
+        exit the file is synced, verified, hashed, renamed and journalled (in this process's journal)."""
+        name = _part_name(chunk)
         tmp = self.dir / f".{name}.tmp"
         check_space(self.dir, estimate, f"the next chunk ({lines:,} lines)", self.dir)
         safe = self._safe = SafeFile(tmp, "w+b")
@@ -306,7 +353,7 @@ class Partial:
             if held != lines:
                 raise ElmokitError(f"{tmp}: holds {held} lines, not {lines}; this is a bug, please report it")
             rec = {
-                "part": k,
+                "part": chunk,
                 "file": name,
                 "start": start,
                 "lines": lines,
@@ -315,24 +362,26 @@ class Partial:
             }
             os.replace(tmp, self.dir / name)
             fsync_dir(self.dir)
-            self._write_journal(self.journal, "a", [rec])
-            self.parts.append(rec)
+            self._write_journal(self.own_journal, "a", [rec])
+            self.parts[chunk] = rec
         except BaseException:
             abandon(f, safe, tmp, self.dir)
             raise
 
     def finish(self, packed: bool, total: int, verify) -> Path:
-        """Merge the parts into ``OUTPUT`` (see the module docstring); ``verify(h5py.File)`` checks the result.
+        """Merge the parts, in chunk order, into ``OUTPUT`` (see the module docstring); ``verify(h5py.File)``
+        checks the result.
 
         Returns:
             The output path.
         """
         import h5py
 
-        first = self.dir / self.parts[0]["file"]
+        parts = sorted(self.parts.values(), key=_chunk)
+        first = self.dir / parts[0]["file"]
         final = self.dir / ".final.tmp"
-        if len(self.parts) > 1:
-            check_space(self.dir, sum(r["bytes"] for r in self.parts), "merging the chunks into one file", self.dir)
+        if len(parts) > 1:
+            check_space(self.dir, sum(r["bytes"] for r in parts), "merging the chunks into one file", self.dir)
             try:
                 shutil.copyfile(first, final)
             except OSError as e:
@@ -345,7 +394,7 @@ class Partial:
         f = None
         try:
             f = open_hdf5(safe, create=False)
-            for rec in self.parts[1:]:
+            for rec in parts[1:]:
                 with open_part(self.dir / rec["file"]) as src:
                     if packed:
                         _append_packed(f, src)
@@ -367,6 +416,14 @@ class Partial:
         fsync_dir(self.out.parent)
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.out
+
+
+def _part_name(chunk: int) -> str:
+    return f"part-{chunk:08d}.h5"
+
+
+def _chunk(rec: dict) -> int:
+    return rec["part"]
 
 
 def _append_packed(f, src, block: int = 65536) -> None:

@@ -95,13 +95,15 @@ def _select_layers(v: np.ndarray, layers: str, axis: int = 0) -> np.ndarray:
     return v.astype(np.float32, copy=False).mean(axis)
 
 
-def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
-    """The AllenNLP layout's ``sentence_to_index`` and the number of lines, in one pass over ``inp``.
+def _scan(inp: Path, tokenized: bool, chunk_lines: int, with_index: bool) -> tuple[bytes | None, int, list[int]]:
+    """One pass over ``inp`` (which validates every line before anything is written): the AllenNLP layout's
+    ``sentence_to_index`` (``with_index``), the number of lines, and each chunk's cost (its words plus its lines:
+    what the processes' shares balance).
 
     Returns:
-        ``(json, lines)``: a JSON object (UTF-8) from each line's text to the key of its first line, built as bytes
-        line by line (duplicates are found by 16-byte digests of the text, so memory holds the JSON, about the size
-        of the input, and not a dict of every line's text).
+        ``(json, lines, costs)``: ``json`` (or None) is a JSON object (UTF-8) from each line's text to the key of its
+        first line, built as bytes line by line (duplicates are found by 16-byte digests of the text, so memory
+        holds the JSON, about the size of the input, and not a dict of every line's text).
     """
     import hashlib
 
@@ -110,14 +112,20 @@ def _sentence_to_index(inp: Path, tokenized: bool) -> tuple[bytes, int]:
     out.write(b"{")
     sep = ""
     k = -1
-    for k, (_, _, text) in enumerate(read_sentences(inp, tokenized)):
+    costs: list[int] = []
+    for k, (_, words, text) in enumerate(read_sentences(inp, tokenized)):
+        if k % chunk_lines == 0:
+            costs.append(0)
+        costs[-1] += len(words) + 1
+        if not with_index:
+            continue
         digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
         if digest not in seen:
             seen.add(digest)
             out.write(f'{sep}{json.dumps(text, ensure_ascii=False)}: "{k}"'.encode())  # as json.dumps(dict)
             sep = ", "
     out.write(b"}")
-    return out.getvalue(), k + 1
+    return (out.getvalue() if with_index else None), k + 1, costs
 
 
 @dataclass
@@ -268,7 +276,7 @@ def write_hdf5(
     Lines are read, embedded and written ``chunk_lines`` at a time (0: 10,000 in the AllenNLP
     layout, whose memory holds one batch's vectors and the chunk's text; 1,000 in the packed layout, which holds the
     chunk's vectors). A chunk's sentences are sorted by length into batches; each chunk becomes one part file of
-    ``OUTPUT.partial/``, and ``--resume`` continues after the last part that was recorded whole
+    ``OUTPUT.partial/``, and ``--resume`` embeds the chunks that were not recorded whole
     (:mod:`elmokit.embed.layouts` says how a kill or a full disk is survived). ``stop_after_chunks`` stops early as
     if killed (tests, time-sliced jobs). An existing ``OUTPUT`` is refused unless ``overwrite`` (it is then replaced
     only once the new file is complete). Peak memory is nearly flat in the input's size (recipes/README.md,
@@ -277,12 +285,19 @@ def write_hdf5(
     growing; and the HDF5 library's metadata cache drops each dataset's header once it is written
     (:func:`elmokit.embed.hdf5_safe.open_hdf5`).
 
+    Started as N processes (``torchrun`` or ``accelerate launch``), each embeds a contiguous share of the chunks
+    still to do, balanced by words (:mod:`elmokit.embed.processes`), into its own part files, and the main process
+    merges them once every part is recorded: the same file one process writes. ``--stateful`` is one process only.
+
     Returns:
-        The output path (``OUTPUT.partial`` when ``stop_after_chunks`` stopped it).
+        The output path; ``OUTPUT.partial`` when ``stop_after_chunks`` stopped it, and on every process but the
+        main one (which merges).
     """
     import hashlib
 
     from tqdm.auto import tqdm
+
+    from elmokit.embed.processes import Signals, shares, this_job
 
     _check_choices(layers, layout, dtype)
     inp = check_file(input_path)
@@ -292,63 +307,95 @@ def write_hdf5(
             f"{out}: exists; pass --overwrite to replace it (the old file stays until the new one is "
             f"complete), or choose another output"
         )
-    chunk_lines = _chunk_size(embedder, layout, chunk_lines)
-    packed = layout == "packed"
-    options = _options(embedder, inp, layers, layout, dtype, tokenized, chunk_lines)
-    if overwrite and not resume:
-        shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
-    # every line is validated before anything is written; sentence_to_index is made first, while memory is low
-    if packed:
-        s2i, total = None, sum(1 for _ in read_sentences(inp, tokenized))
-    else:
-        s2i, total = _sentence_to_index(inp, tokenized)
-    s2i_sha = hashlib.sha256(s2i).hexdigest() if s2i is not None else ""
-    attrs = {
-        "elmokit_version": __version__,
-        **options,
-        "input": str(input_path),
-        "num_layers": embedder.num_layers,
-        "dim": embedder.dim,
-        "sentences": total,
-    }
-    partial = Partial(out, options, resume)
-    done = partial.lines_done
-    np_dtype = np.float16 if dtype == "float16" else np.float32
-    plan = _Plan(
-        embedder,
-        layers,
-        np_dtype,
-        np.float32 if layers == "average" else np_dtype,
-        (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,),
-        tqdm(total=total, initial=done, unit="sent", desc="embedding", disable=not progress, dynamic_ncols=True),
-        partial,
-    )
-    row_bytes = int(np.prod(plan.width)) * np.dtype(np_dtype).itemsize
-    chunks_written = 0
-    index = 0
-    for chunk in _chunks(read_sentences(inp, tokenized), chunk_lines):
-        words = [w for _, w, _ in chunk]
-        if index + len(chunk) <= done:  # already written before the kill
-            if embedder.stateful:  # replayed (not written) to rebuild the state the next chunk starts from
-                embedder.embed_packed(words)
-            index += len(chunk)
-            continue
-        first = index == 0
-        estimate = (
-            sum(len(w) for w in words) * row_bytes + 1024 * len(words) + (len(s2i) if first and s2i is not None else 0)
+    partial_dir = out.with_name(out.name + ".partial")
+    if partial_dir.exists() and not resume and not overwrite:  # every process refuses it alike, before any starts
+        Partial(out, {}).prepare(resume)
+    procs = this_job()  # (N processes: all have passed the checks above when this returns)
+    if procs.world > 1 and embedder.stateful:
+        raise ElmokitError(
+            "--stateful carries each row's LSTM state from one batch to the next in input order, so its lines "
+            f"cannot be shared among {procs.world} processes; run it as one process (without torchrun or "
+            "accelerate launch)"
         )
-        with partial.part(index, len(words), estimate, packed) as f:
-            if first:
-                _start_file(f, attrs, s2i)
-            if packed:
-                _write_packed(plan, f, words)
-            else:
-                _write_sentences(plan, f, words, index)
-        index += len(chunk)
-        chunks_written += 1
-        if stop_after_chunks and chunks_written >= stop_after_chunks and index < total:
-            plan.bar.close()
+    chunk_lines = _chunk_size(embedder, layout, chunk_lines)
+    options = _options(embedder, inp, layers, layout, dtype, tokenized, chunk_lines)
+    partial = Partial(out, options, procs.rank)
+    signals = Signals(partial.dir, procs)
+    # every line is validated before anything is written; sentence_to_index is made first, while memory is low
+    packed = layout == "packed"
+    s2i, total, costs = _scan(inp, tokenized, chunk_lines, with_index=procs.main and not packed)
+    s2i_sha = hashlib.sha256(s2i).hexdigest() if s2i is not None else ""
+    try:
+        if procs.main:
+            if overwrite and not resume:
+                shutil.rmtree(partial.dir, ignore_errors=True)
+            partial.prepare(resume)
+            signals.clear_stale()
+            signals.ready()
+        else:
+            signals.wait_ready()
+            partial.load()
+        todo = [c for c in range(len(costs)) if c not in partial.parts]
+        mine = set(shares(costs, todo, procs.world)[procs.rank])
+        np_dtype = np.float16 if dtype == "float16" else np.float32
+        plan = _Plan(
+            embedder,
+            layers,
+            np_dtype,
+            np.float32 if layers == "average" else np_dtype,
+            (embedder.num_layers, embedder.dim) if layers == "all" else (embedder.dim,),
+            tqdm(
+                total=total,
+                initial=partial.lines_done,
+                unit="sent",
+                desc="embedding" if procs.world == 1 else f"embedding ({procs.world} processes)",
+                disable=not (progress and procs.main),
+                dynamic_ncols=True,
+            ),
+            partial,
+        )
+        attrs = {
+            "elmokit_version": __version__,
+            **options,
+            "input": str(input_path),
+            "num_layers": embedder.num_layers,
+            "dim": embedder.dim,
+            "sentences": total,
+        }
+        row_bytes = int(np.prod(plan.width)) * np.dtype(np_dtype).itemsize
+        chunks_written = 0
+        for c, chunk in enumerate(_chunks(read_sentences(inp, tokenized), chunk_lines)):
+            words = [w for _, w, _ in chunk]
+            if c not in mine:  # done before a kill, or another process's
+                if embedder.stateful and c in partial.parts:  # replayed (not written) to rebuild the state
+                    embedder.embed_packed(words)
+                continue
+            signals.check()
+            estimate = sum(len(w) for w in words) * row_bytes + 1024 * len(words) + (len(s2i or b"") if c == 0 else 0)
+            with partial.part(c, c * chunk_lines, len(words), estimate, packed) as f:
+                if c == 0:
+                    _start_file(f, attrs, s2i)
+                if packed:
+                    _write_packed(plan, f, words)
+                else:
+                    _write_sentences(plan, f, words, c * chunk_lines)
+            chunks_written += 1
+            if procs.main:
+                plan.bar.update(partial.collect())
+            if stop_after_chunks and chunks_written >= stop_after_chunks and len(partial.parts) < len(costs):
+                plan.bar.close()
+                return partial.dir
+        if not procs.main:
             return partial.dir
-    plan.bar.close()
-    del s2i
-    return partial.finish(packed, total, _verifier(out, packed, total, s2i_sha, partial.dir))
+
+        def all_recorded() -> bool:  # the other processes' parts, as they are journalled
+            plan.bar.update(partial.collect())
+            return len(partial.parts) == len(costs)
+
+        signals.wait_until(all_recorded)
+        plan.bar.close()
+        del s2i
+        return partial.finish(packed, total, _verifier(out, packed, total, s2i_sha, partial.dir))
+    except ElmokitError as e:  # a full disk too (DiskError): the other processes stop with the same line
+        signals.report(str(e))
+        raise

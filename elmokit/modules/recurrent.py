@@ -99,7 +99,7 @@ class RecurrentStack(nn.Module):
             if self.impl == "torch":
                 raise ValueError("model.cell_clip/proj_clip need the fused kernel (nn.LSTM cannot clip)")
             return True
-        # auto: the fused kernel on CPU (also without gradients: nn.LSTM's projection path is several times slower there)
+        # auto: the fused kernel on CPU (also without gradients: nn.LSTM's projection path is much slower there)
         return self.impl == "fused" or (
             self.impl == "auto" and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
         )

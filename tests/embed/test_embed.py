@@ -139,7 +139,7 @@ def test_batches_hold_multiples_of_row_multiple_within_the_budget(tiny_pair):
 
 
 def test_sentence_to_index_is_json_of_the_first_occurrences(tmp_path):
-    from elmokit.embed.writer import _sentence_to_index
+    from elmokit.embed.writer import _scan
 
     lines = ["a b", 'say "hi" \\ now', "", "a b", "영화 좋아요", "", "z"]
     p = tmp_path / "in.txt"
@@ -147,8 +147,10 @@ def test_sentence_to_index_is_json_of_the_first_occurrences(tmp_path):
     first: dict[str, str] = {}
     for k, t in enumerate(lines):
         first.setdefault(t, str(k))
-    blob, n = _sentence_to_index(p, tokenized=False)
+    blob, n, costs = _scan(p, tokenized=False, chunk_lines=3, with_index=True)
     assert n == len(lines) and blob == json.dumps(first, ensure_ascii=False).encode("utf-8")
+    assert costs == [2 + 1 + 4 + 1 + 0 + 1, 2 + 1 + 2 + 1 + 0 + 1, 1 + 1]  # words + lines per chunk of 3 lines
+    assert _scan(p, tokenized=False, chunk_lines=3, with_index=False)[0] is None
 
 
 def test_killed_inside_a_chunk_resumes_equal(emb, text, tmp_path, monkeypatch):

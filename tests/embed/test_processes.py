@@ -1,0 +1,160 @@
+"""`elmokit embed` as N processes: their shares, their signals, and the file they write (the same as one process's),
+also after a kill and a `--resume` with another N."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from elmokit.core.errors import ElmokitError
+from elmokit.embed.processes import Processes, Signals, shares
+from tests.lm.test_pretrain import free_port
+
+WORDS = "the a cat dogs sees runs quickly river bird sings old happy 고양이가 책을 본다 .".split()
+
+
+@pytest.fixture(scope="module")
+def lines_file(tmp_path_factory):
+    rng = random.Random(3)
+    p = tmp_path_factory.mktemp("mp") / "in.txt"
+    p.write_text("".join(" ".join(rng.choices(WORDS, k=rng.randint(0, 30))) + "\n" for _ in range(460)), "utf-8")
+    return p
+
+
+def test_shares_are_contiguous_balanced_and_cover_every_chunk_once():
+    rng = random.Random(0)
+    for _ in range(200):
+        costs = [rng.randint(1, 50) for _ in range(rng.randint(1, 40))]
+        todo = sorted(rng.sample(range(len(costs)), rng.randint(1, len(costs))))
+        world = rng.randint(1, 5)
+        got = shares(costs, todo, world)
+        assert len(got) == world and sorted(c for s in got for c in s) == todo
+        flat = [c for s in got for c in s]
+        assert flat == todo  # contiguous runs, in order, rank by rank
+        assert got[0] and got[0][0] == todo[0]  # the first chunk to do is the main process's
+        total = sum(costs[c] for c in todo)
+        for s in got:  # no share more than an equal slice plus its largest chunk
+            assert sum(costs[c] for c in s) <= total / world + max(costs)
+
+
+def test_a_process_stops_with_the_line_another_reported(tmp_path):
+    d = tmp_path / "o.hdf5.partial"
+    d.mkdir()
+    one, two = Processes(0, 2, "abc"), Processes(1, 2, "abc")
+    Signals(d, two).report(f"{tmp_path}/o.hdf5: cannot write (No space left on device)")
+    Signals(d, two).check()  # its own report is not another's
+    with pytest.raises(ElmokitError, match="No space left on device.*process 1 stopped"):
+        Signals(d, one).check()
+    with pytest.raises(ElmokitError, match="process 1 stopped"):
+        Signals(d, one).wait_until(lambda: False)  # a waiting process stops too, not forever
+    Signals(d, Processes(0, 2, "new")).check()  # an earlier launch's error is not this one's
+
+
+def assert_same_file(a, b, atol: float = 1e-6) -> None:
+    """Every dataset and attribute of ``a`` in ``b`` and nothing more, values within ``atol``."""
+    with h5py.File(a, "r") as x, h5py.File(b, "r") as y:
+        assert set(x.keys()) == set(y.keys())
+        assert dict(x.attrs).keys() == dict(y.attrs).keys()
+        for k in x.attrs:
+            assert str(x.attrs[k]) == str(y.attrs[k]), k
+        for k in x.keys():
+            u, v = x[k][()], y[k][()]
+            if k == "sentence_to_index":
+                assert u[0] == v[0]
+                continue
+            assert u.shape == v.shape and u.dtype == v.dtype, k
+            if u.size:
+                assert float(np.abs(u.astype(np.float64) - v).max()) <= atol, k
+
+
+def launch(n: int, bundle, inp, out, *extra: str, how: str = "torchrun") -> subprocess.Popen:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
+    cli = ["-m", "elmokit.cli", "embed", str(bundle), str(inp), str(out), "--quiet", "--threads", "1", *extra]
+    if n == 1:
+        cmd = [sys.executable, *cli]
+    elif how == "torchrun":
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(n),
+            "--master_port",
+            str(free_port()),
+            *cli,
+        ]
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(n),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(free_port()),
+            *cli,
+        ]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def run(n: int, *args, **kw) -> str:
+    p = launch(n, *args, **kw)
+    log, _ = p.communicate(timeout=300)
+    assert p.returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("layout", "how"), [("allennlp", "torchrun"), ("packed", "accelerate")])
+def test_two_gloo_processes_write_the_file_one_writes(tiny_pair, lines_file, tmp_path, layout, how):
+    args = ("--layout", layout, "--chunk-lines", "40")
+    run(1, tiny_pair["bundle"], lines_file, tmp_path / "one.hdf5", *args)
+    log = run(2, tiny_pair["bundle"], lines_file, tmp_path / "two.hdf5", *args, how=how)
+    assert "wrote" in log and "Traceback" not in log
+    assert_same_file(tmp_path / "one.hdf5", tmp_path / "two.hdf5")
+    assert not (tmp_path / "two.hdf5.partial").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_process_of_two_then_resume_with_one_or_two(tiny_pair, lines_file, tmp_path):
+    """SIGKILL to one random process of a 2-process embed (the launcher then stops the other), then --resume with
+    1 or 2 processes: the file equals the uninterrupted one; no file with the final name ever appears early."""
+    run(1, tiny_pair["bundle"], lines_file, tmp_path / "one.hdf5", "--chunk-lines", "20")
+    rng = random.Random(7)
+    resumed = 0
+    for trial, resume_n in enumerate([1, 2, 2]):
+        out = tmp_path / f"t{trial}.hdf5"
+        p = launch(2, tiny_pair["bundle"], lines_file, out, "--chunk-lines", "20")
+        parts = out.with_name(out.name + ".partial")
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list(parts.glob("part-*.h5"))) < rng.randint(1, 6):
+            assert not out.exists()
+            time.sleep(0.05)
+        workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+        if workers:
+            os.kill(int(rng.choice(workers)), signal.SIGKILL)
+        p.communicate(timeout=120)
+        if out.exists():  # it finished before the kill: nothing to resume
+            continue
+        assert parts.is_dir() and any(parts.glob("part-*.h5"))
+        run(resume_n, tiny_pair["bundle"], lines_file, out, "--chunk-lines", "20", "--resume")
+        assert_same_file(tmp_path / "one.hdf5", out)
+        resumed += 1
+    assert resumed >= 2  # the kills landed mid-run
