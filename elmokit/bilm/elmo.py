@@ -23,6 +23,8 @@ class ElmoLayer(nn.Module):
         dropout: dropout on each mixed output (0.5 in the ELMo paper; 0: none).
         layer_norm, l2: see :class:`ScalarMix`.
         pooling: word pooling (see :mod:`elmokit.bilm.bundle`).
+        device: where a biLM given by its path is loaded (None: the GPU when there is one, else the CPU); the
+            layer moves with ``.to()`` like any module.
         num_layers, dim: without a biLM, its layer count and width per direction (layers are ``2 * dim`` wide).
     """
 
@@ -37,12 +39,14 @@ class ElmoLayer(nn.Module):
         *,
         num_layers: int = 0,
         dim: int = 0,
+        device: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(bilm, (str, Path)):
             from elmokit.bilm.bundle import load_bilm
+            from elmokit.core.runtime import inference_device
 
-            bilm = load_bilm(bilm)
+            bilm = load_bilm(bilm, device=str(inference_device(device)))
         self.bilm = bilm  # frozen: no parameter of it requires grad, and it stays in eval mode (None: for_layers)
         if bilm is not None:
             num_layers, dim = bilm.num_layers, bilm.dim

@@ -195,8 +195,9 @@ def train_classifier(config, overrides, out, resume, overwrite, quiet):
 )
 @click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (never INPUT itself).")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU when there is one, else the CPU).")
 @friendly_errors
-def predict(model, input_file, output, fmt, bilm, overwrite):
+def predict(model, input_file, output, fmt, bilm, overwrite, device):
     """Tag or classify INPUT with a trained MODEL; write CoNLL (word<TAB>tag, blank line between sentences) for a
     tagger, TSV (text<TAB>label) for a classifier. Gold tags or labels in INPUT are ignored. A tagger given
     --format text writes one line of space-separated tags per input line (an empty line stays an empty line), so
@@ -211,7 +212,7 @@ def predict(model, input_file, output, fmt, bilm, overwrite):
     from elmokit.tasks.predict import check_output, run_predict
 
     check_output(input_file, output, overwrite)  # before the model loads (run_predict also keeps out of it)
-    tm = load_task_model(model, bilm)
+    tm = load_task_model(model, bilm, device)
     n = run_predict(tm, input_file, output, fmt, overwrite)
     click.echo(f"wrote {output} ({n} {'sentences' if tm.cfg.task == 'tagger' else 'lines'})")
 
@@ -228,8 +229,9 @@ def predict(model, input_file, output, fmt, bilm, overwrite):
     help="GOLD's format (auto: the model's training format).",
 )
 @click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU when there is one, else the CPU).")
 @friendly_errors
-def score(model, gold, fmt, bilm):
+def score(model, gold, fmt, bilm, device):
     """Score a trained MODEL on a GOLD file: token accuracy (and span F1 for chunk tags) or accuracy and macro F1;
     prints JSON.
 
@@ -239,5 +241,5 @@ def score(model, gold, fmt, bilm):
     from elmokit.tasks.model_dir import load_task_model
     from elmokit.tasks.predict import run_score
 
-    tm = load_task_model(model, bilm)
+    tm = load_task_model(model, bilm, device)
     click.echo(json.dumps(run_score(tm, gold, fmt)))

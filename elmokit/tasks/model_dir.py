@@ -98,12 +98,14 @@ class TaskModel(ModelDir):
     bilm: nn.Module | None = None
 
 
-def load_task_model(path: str | Path, bilm: str | Path | None = None, device: str = "cpu") -> TaskModel:
+def load_task_model(path: str | Path, bilm: str | Path | None = None, device: str | None = None) -> TaskModel:
     """Load a model directory (or a run directory holding ``model/``) and its biLM.
 
     Args:
         bilm: a biLM bundle to use instead of the path recorded at training time (moved files); its hash must
             equal the recorded one.
+        device: where the model and its biLM run (None: the GPU when there is one, else the CPU; see
+            :func:`elmokit.core.runtime.inference_device`).
 
     Raises:
         CheckpointError: not a model directory, a corrupt file, a missing biLM or one with another hash.
@@ -111,7 +113,9 @@ def load_task_model(path: str | Path, bilm: str | Path | None = None, device: st
     import yaml
 
     from elmokit.bilm.bundle import load_bilm
+    from elmokit.core.runtime import inference_device
 
+    device = inference_device(device)
     d = Path(path)
     if not (d / "manifest.json").is_file() and (d / "model" / "manifest.json").is_file():
         d = d / "model"
@@ -132,7 +136,7 @@ def load_task_model(path: str | Path, bilm: str | Path | None = None, device: st
                 f"{path}: its biLM {where} is missing; pass the bundle (sha256 "
                 f"{manifest['bilm_sha256'][:12]}…) with --bilm"
             )
-        loaded_bilm = load_bilm(where, device=device)
+        loaded_bilm = load_bilm(where, device=str(device))
         if loaded_bilm.sha256 != manifest["bilm_sha256"]:
             raise CheckpointError(
                 f"{where}: biLM sha256 {loaded_bilm.sha256[:12]}… is not the one this model was "

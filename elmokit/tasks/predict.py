@@ -29,9 +29,10 @@ def predict_items(
     lexicon: Lexicon,
     features=None,
     batch_size: int = 64,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
 ) -> list[list[str] | str]:
-    """Predicted tags (a list per sentence) or labels, in input order."""
+    """Predicted tags (a list per sentence) or labels, in input order (on ``device``; None: the model's)."""
+    device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     enc = model.encoder
