@@ -1,8 +1,9 @@
-"""Kill `elmokit embed` and `elmokit pretrain` with SIGKILL at random moments, resume them, and compare with
-uninterrupted runs.
+"""Kill `elmokit embed`, `elmokit pretrain` and `elmokit adapt` with SIGKILL at random moments, resume them, and
+compare with uninterrupted runs.
 
-    python scripts/torture.py                                   # 50 embed and 20 pretrain trials (~12 minutes)
+    python scripts/torture.py                                   # 50 embed, 20 pretrain, 10 adapt trials
     python scripts/torture.py --embed-runs 4 --pretrain-runs 2  # the CI version (tests/test_torture.py)
+    python scripts/torture.py --embed-runs 0 --pretrain-runs 0 --adapt-runs 3   # adapt only (tests/test_torture.py)
 
 Everything runs on `tiny` models this script trains first (a demo-grammar corpus, a 340-piece vocabulary, 40 steps
 per direction) in --work (a temporary directory by default). Embed trials cycle over both layouts and two inputs:
@@ -12,16 +13,24 @@ after a random fraction of the uninterrupted run's time (drawn again, up to 3 ti
 first), and in a third of the trials kill the first resume too;
 then resume until it exits. It counts as equal when the result matches the uninterrupted run exactly (every
 sentence's vectors and `sentence_to_index`; the model's weights and every loss in metrics.jsonl).
+Adapt trials (a 2,500-line text, 1 epoch: the plan, not the clock, ends the runs) kill the parent, one of its two
+`pretrain` children, or all three, then run the same command again (a second kill first in a third of the trials);
+equal means both LMs of the bundle and both runs' losses as in an uninterrupted adaptation, and, when the kill came
+after the runs had started, the plan they finished with is the one `OUT.work/plan.json` held then (recorded before
+they start, not timed again). `orphans_left` counts processes of a trial still running 3 s after its parent was
+killed (each run must die with it).
 `complete_but_corrupt` counts files under a final name that are not whole and right: an output that opens as
 complete but differs or does not read, after any kill or resume.
 
 Prints a table and one JSON line: embed_resumes_equal, embed_runs, pretrain_resumes_equal, pretrain_runs,
-complete_but_corrupt (and the kills that landed before the command finished).
+adapt_resumes_equal, adapt_runs, adapt_plans_kept, orphans_left, complete_but_corrupt (and the kills that landed
+before the command finished).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -109,7 +118,8 @@ def setup(work: Path) -> dict:
         "under_one_chunk": write_corpus(data / "short.txt", 400, seed=3),
         "several_chunks": write_corpus(data / "long.txt", 1500, seed=4),
     }
-    return {"bilm": work / "bilm", "inputs": inputs, "overrides": ov}
+    adapt_text = write_corpus(data / "adapt.txt", 2500, seed=5)
+    return {"bilm": work / "bilm", "inputs": inputs, "overrides": ov, "adapt_text": adapt_text, "work": work}
 
 
 # --- embed ---------------------------------------------------------------------------------------------------------
@@ -224,10 +234,151 @@ def pretrain_trial(env: dict, refs: dict, work: Path, every: int, rng: random.Ra
     return {"equal": same_run(ref, out), "corrupt": corrupt, "kills": kills}
 
 
+# --- adapt ---------------------------------------------------------------------------------------------------------
+def adapt_args(env: dict, out: Path) -> list[str]:
+    """An adaptation the plan ends (1 epoch, a budget far beyond it), so an uninterrupted one is the reference."""
+    text, cache = str(env["adapt_text"]), str(env["work"] / "cache")
+    return [
+        "adapt",
+        str(env["bilm"]),
+        text,
+        "--out",
+        str(out),
+        "--minutes",
+        "30",
+        "--epochs",
+        "1",
+        "--cache-dir",
+        cache,
+    ]
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """``/proc/PID/stat`` after the command name (state, ppid, ...); None when the process is gone or a zombie."""
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields
+
+
+def children(pid: int) -> list[int]:
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and (proc_stat(int(p.name)) or [0, 0])[1] == str(pid)
+    ]
+
+
+def processes_naming(out: Path) -> list[int]:
+    """Live processes whose command line names ``out`` (the trial's --out, or its runs in ``out.work``)."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit() and int(p.name) != os.getpid():
+            try:
+                cmdline = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            except OSError:
+                continue
+            named = f" {out} " in f"{cmdline} " or f" {out}.work/" in cmdline
+            if named and proc_stat(int(p.name)) is not None:
+                found.append(int(p.name))
+    return found
+
+
+def orphans(out: Path) -> int:
+    """Processes of the trial at ``out`` still running 3 s after its parent was killed (then killed here)."""
+    deadline = time.time() + 3
+    while processes_naming(out) and time.time() < deadline:
+        time.sleep(0.05)
+    left = processes_naming(out)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return len(left)
+
+
+def killed_adapt(args: list[str], after_s: float, rng: random.Random) -> tuple[str, int, str | None]:
+    """Start adapt, SIGKILL the parent, a child or all of them after ``after_s`` seconds; returns what was killed
+    ("" when the command had ended first), the orphans left, and, when the runs had started, the plan in
+    ``OUT.work/plan.json`` then ("" when there was none)."""
+    out = Path(args[args.index("--out") + 1])
+    p = subprocess.Popen(CLI + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        p.wait(timeout=after_s)
+        return "", 0, None
+    except subprocess.TimeoutExpired:
+        pass
+    kids = children(p.pid)
+    plan = Path(f"{out}.work") / "plan.json"
+    plan_then = (plan.read_text() if plan.exists() else "") if kids else None
+    what = rng.choice(["parent", "child", "all"]) if kids else "parent"
+    if what == "child":
+        os.kill(rng.choice(kids), signal.SIGKILL)
+        p.wait(timeout=600)  # the parent waits for the other run, then reports the failure
+        return what, 0, plan_then
+    p.send_signal(signal.SIGKILL)
+    if what == "all":
+        for k in kids:
+            with contextlib.suppress(OSError):
+                os.kill(k, signal.SIGKILL)
+    p.wait()
+    return what, orphans(out), plan_then
+
+
+def same_adapt(a: Path, b: Path) -> bool:
+    import torch
+
+    if not (b / "manifest.json").exists():
+        return False
+    for d in ("forward", "backward"):
+        wa = torch.load(a / d / "weights.pt", weights_only=True)
+        wb = torch.load(b / d / "weights.pt", weights_only=True)
+        if wa.keys() != wb.keys() or not all(torch.equal(wa[k], wb[k]) for k in wa):
+            return False
+        if not same_run(Path(f"{a}.work") / d, Path(f"{b}.work") / d):
+            return False
+    return True
+
+
+def adapt_trial(env: dict, ref: Path, ref_s: float, work: Path, rng: random.Random) -> dict:
+    out = work / "a"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(f"{out}.work", ignore_errors=True)
+    args = adapt_args(env, out)
+    what, left, corrupt, plan = "", 0, 0, None
+    for attempt in range(3):  # a kill that came after the run finished tests nothing: draw another moment
+        what, left, plan = killed_adapt(args, rng.uniform(0.1, 0.9) * ref_s, rng)
+        if what or attempt == 2:
+            break
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(f"{out}.work", ignore_errors=True)
+    kills = int(bool(what))
+    if kills and (out / "manifest.json").exists():  # a final name after a kill must be whole and right
+        corrupt += not same_adapt(ref, out)
+    if kills and rng.random() < 1 / 3 and not (out / "manifest.json").exists():
+        again, more, plan2 = killed_adapt(args, rng.uniform(0.1, 0.9) * ref_s, rng)
+        plan = plan if plan is not None else plan2
+        kills += bool(again)
+        left += more
+        what = f"{what}, then {again}" if again else what
+    error = ""
+    if kills or not (out / "manifest.json").exists():  # the same command again, as its message advises
+        r = run(args)
+        if r.returncode and "already there" not in r.stderr:  # (the kill landed as the command ended)
+            error = r.stderr.strip()[-300:]
+    # the plan recorded before the runs started is the one they finished with (not a new timing after the kill)
+    final_plan = Path(f"{out}.work") / "plan.json"
+    kept = plan is None or (plan != "" and final_plan.exists() and final_plan.read_text() == plan)
+    equal = same_adapt(ref, out) and kept
+    result = {"equal": equal, "plan_kept": kept, "corrupt": corrupt, "kills": kills, "orphans": left, "killed": what}
+    return {**result, "error": error} if error else result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--embed-runs", type=int, default=50)
     ap.add_argument("--pretrain-runs", type=int, default=20)
+    ap.add_argument("--adapt-runs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None, help="working directory (default: a temporary one)")
     args = ap.parse_args()
@@ -239,17 +390,17 @@ def main() -> None:
     env = setup(work)
     embed_cases = [(layout, chunks) for layout in ("allennlp", "packed") for chunks in env["inputs"]]
     refs = {}
-    for layout, chunks in embed_cases:
+    for layout, chunks in embed_cases if args.embed_runs else []:
         ref = work / f"ref-{layout}-{chunks}.hdf5"
         ref.unlink(missing_ok=True)
         refs[layout, chunks] = (ref, timed(embed_args(env, env["inputs"][chunks], ref, layout, chunks)))
-    results = {"embed": [], "pretrain": []}
+    results = {"embed": [], "pretrain": [], "adapt": []}
     for i in range(args.embed_runs):
         layout, chunks = embed_cases[i % len(embed_cases)]
         r = embed_trial(env, *refs[layout, chunks], work, layout, chunks, rng)
         results["embed"].append({"case": f"embed {layout}, {chunks}", **r})
     prefs = {}
-    for every in (1, 4):
+    for every in (1, 4) if args.pretrain_runs else ():
         ref = work / f"pref-{every}"
         shutil.rmtree(ref, ignore_errors=True)
         prefs[every] = (ref, timed(pretrain_args(env, ref, every)))
@@ -257,9 +408,18 @@ def main() -> None:
         every = (1, 4)[i % 2]
         r = pretrain_trial(env, prefs, work, every, rng)
         results["pretrain"].append({"case": f"pretrain, checkpoint_every={every}", **r})
+    if args.adapt_runs:
+        aref = work / "aref"
+        shutil.rmtree(aref, ignore_errors=True)
+        shutil.rmtree(f"{aref}.work", ignore_errors=True)
+        aref_s = timed(adapt_args(env, aref))
+        for _ in range(args.adapt_runs):
+            r = adapt_trial(env, aref, aref_s, work, rng)
+            results["adapt"].append({"case": f"adapt, kill {r['killed'] or 'none (it ended first)'}", **r})
 
+    trials = results["embed"] + results["pretrain"] + results["adapt"]
     cases: dict[str, list] = {}
-    for r in results["embed"] + results["pretrain"]:
+    for r in trials:
         cases.setdefault(r["case"], []).append(r)
     print(f"{'case':<42} {'trials':>6} {'kills':>6} {'equal':>6} {'corrupt':>8}")
     for case, rs in cases.items():
@@ -267,7 +427,7 @@ def main() -> None:
             f"{case:<42} {len(rs):>6} {sum(r['kills'] for r in rs):>6} {sum(r['equal'] for r in rs):>6} "
             f"{sum(r['corrupt'] for r in rs):>8}"
         )
-    for r in results["embed"] + results["pretrain"]:
+    for r in trials:
         if "error" in r:
             print(f"  {r['case']}: resume failed: {r['error']}")
     summary = {
@@ -275,8 +435,12 @@ def main() -> None:
         "embed_runs": len(results["embed"]),
         "pretrain_resumes_equal": sum(r["equal"] for r in results["pretrain"]),
         "pretrain_runs": len(results["pretrain"]),
-        "complete_but_corrupt": sum(r["corrupt"] for r in results["embed"] + results["pretrain"]),
-        "kills_landed": sum(r["kills"] > 0 for r in results["embed"] + results["pretrain"]),  # trials, of all
+        "adapt_resumes_equal": sum(r["equal"] for r in results["adapt"]),
+        "adapt_runs": len(results["adapt"]),
+        "adapt_plans_kept": sum(r["plan_kept"] for r in results["adapt"]),
+        "orphans_left": sum(r["orphans"] for r in results["adapt"]),
+        "complete_but_corrupt": sum(r["corrupt"] for r in trials),
+        "kills_landed": sum(r["kills"] > 0 for r in trials),  # trials, of all
         "seed": args.seed,
         "minutes": round((time.time() - t0) / 60, 1),
     }

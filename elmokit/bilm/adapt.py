@@ -5,12 +5,17 @@ processes of one thread each when the machine has two cores, each with a third o
 and a cosine schedule over at most ``epochs`` passes, sized to fit ``minutes`` by a training step timed on this
 machine before the runs start (so the schedule ends inside the budget rather than being cut by it). Every twentieth
 line (at most 2,000) is held out, or ``dev`` is used, and both directions' perplexity per piece there is measured
-before and after. The adapted pair is bundled at ``out``; the runs and
-``adapt.json`` (the figures) stay in ``out.work/``.
+before and after. The adapted pair is bundled at ``out``; the runs, ``plan.json`` (the plan, recorded before the runs
+start) and ``adapt.json`` (the figures, with the steps each run did) stay in ``out.work/``.
+
+Interrupted, even by SIGKILL (the runs die with the command), the same command resumes with the recorded plan. An
+``--out`` that holds anything but a biLM this command adapted there is refused, and that one is replaced only with
+``overwrite``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -112,48 +117,172 @@ def write_config(cfg: dict, work: Path, vocab: Path, cache_dir: str, batch: int,
     return config
 
 
-def run_directions(work: Path, config: Path, src: Path, overwrite: bool, side_by_side: bool) -> None:
-    """``pretrain --init-from`` for both directions into ``work/forward`` and ``work/backward`` (at once when
-    ``side_by_side``), each logging to ``work/<direction>.log``; a direction already finished is skipped.
+# A pretraining child runs the very package its parent runs, whatever the current directory holds (a folder named
+# ``elmokit`` there must not shadow it; ``python -P`` is 3.11+ only): the current directory leaves sys.path, the
+# parent's ``elmokit/__init__.py`` is loaded by its path, and the child dies with its parent. argv: the parent's pid,
+# that file, then the command's arguments.
+CHILD_MAIN = """import importlib.util, os, sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+init = sys.argv[2]
+spec = importlib.util.spec_from_file_location("elmokit", init, submodule_search_locations=[os.path.dirname(init)])
+sys.modules["elmokit"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sys.modules["elmokit"])
+from elmokit.core.run_guard import die_with_parent
+die_with_parent(int(sys.argv[1]))
+from elmokit.cli import main
+main(sys.argv[3:], prog_name="elmokit")
+"""
+
+
+def child_command(args: list[str]) -> list[str]:
+    """The command line of an ``elmokit`` child process with ``args`` (see :data:`CHILD_MAIN`)."""
+    import elmokit
+
+    return [sys.executable, "-c", CHILD_MAIN, str(os.getpid()), str(Path(elmokit.__file__).resolve()), *args]
+
+
+def run_directions(work: Path, config: Path, src: Path, side_by_side: bool) -> None:
+    """``pretrain --init-from ... --resume`` for both directions into ``work/forward`` and ``work/backward`` (at
+    once when ``side_by_side``), each logging to ``work/<direction>.log``; a direction already finished is skipped.
+    The children die with this process (a kill of it leaves no writer behind); each run directory takes one writer.
 
     Raises:
-        ElmokitError: a run failed (its log's last line, and how to resume).
+        ElmokitError: a run failed (its log's last line, and how to resume), once every run has ended.
     """
     procs = []
     for d in ("forward", "backward"):
         run = work / d
-        if (run / "model" / "manifest.json").is_file() and not overwrite:
+        if (run / "model" / "manifest.json").is_file():
             continue
-        cmd = [
-            sys.executable,
-            "-m",
-            "elmokit.cli",
-            "pretrain",
-            "--config",
-            str(config),
-            "--direction",
-            d,
-            "--out",
-            str(run),
-            "--init-from",
-            str(src / d),
-            "--quiet",
-            *(["--overwrite"] if overwrite else ["--resume"]),
-        ]
-        log = open(work / f"{d}.log", "w", encoding="utf-8")
+        args = ["pretrain", "--config", str(config), "--direction", d, "--out", str(run)]
+        cmd = child_command([*args, "--init-from", str(src / d), "--quiet", "--resume"])
+        log = open(work / f"{d}.log", "a", encoding="utf-8")
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         procs.append((d, p, log))
         if not side_by_side:
             p.wait()
-    for d, p, log in procs:
+    for _, p, log in procs:  # all of them first: a failed one does not leave the other running unwatched
         p.wait()
         log.close()
+    for d, p, _ in procs:
         if p.returncode:
             tail = (work / f"{d}.log").read_text(encoding="utf-8").strip().splitlines()[-1:]
             raise ElmokitError(
-                f"adapting the {d} LM failed ({tail[0] if tail else 'no output'}); see "
+                f"adapting the {d} LM failed ({tail[0] if tail else f'exit code {p.returncode}'}); see "
                 f"{work / (d + '.log')}, then run the same command again (it resumes)"
             )
+
+
+MARKER = ".elmokit-adapt"  # in OUT.work: this directory is adapt's
+PLAN = "plan.json"  # in OUT.work: the plan (schedule, measured speed), written before the runs start
+_OPTION = {  # the inputs a plan is made for, as the command names them
+    "bilm": "BILM",
+    "bilm_sha256": "BILM (other weights)",
+    "train_sha256": "text (FILE...)",
+    "dev_sha256": "held-out text (--dev)",
+    "minutes": "--minutes",
+    "epochs": "--epochs",
+}
+
+
+def _is_bundle(d: Path) -> bool:
+    from elmokit.bilm.bundle import BUNDLE_FORMAT
+
+    try:
+        return json.loads((d / "manifest.json").read_text(encoding="utf-8")).get("format") == BUNDLE_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _is_adapt_work(work: Path) -> bool:
+    return (work / MARKER).is_file() or (work / "adapt.yaml").is_file()  # adapt.yaml: made before the marker
+
+
+def check_out(src: Path, dst: Path, work: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that would lose anything not adapt's own: the biLM being adapted (or a directory holding
+    it or inside it), a file, a directory of other files or a biLM that this command did not make there, an
+    ``OUT.work`` of other files; and a biLM adapted there already, without ``overwrite``. An empty directory is
+    taken.
+
+    Raises:
+        ElmokitError: the path, what it holds and what to do (nothing was changed).
+    """
+    s, o = src.resolve(), dst.resolve()
+    if o == s or s in o.parents or o in s.parents:
+        raise ElmokitError(
+            f"--out {dst}: is the biLM being adapted ({src}), or holds or is inside it; the adapted biLM goes to "
+            f"a directory of its own: give another --out"
+        )
+    ours = work.is_dir() and _is_adapt_work(work)
+    if (work.exists() or work.is_symlink()) and not ours and (not work.is_dir() or any(work.iterdir())):
+        raise ElmokitError(
+            f"{work}: exists and was not written by elmokit adapt (it keeps the runs of --out {dst} there); "
+            f"move it away or give another --out (nothing was changed)"
+        )
+    if not (dst.exists() or dst.is_symlink()) or (dst.is_dir() and not dst.is_symlink() and not any(dst.iterdir())):
+        return
+    if _is_bundle(dst) and ours and not dst.is_symlink():
+        if (work / "adapt.json").is_file() and not overwrite:
+            raise ElmokitError(
+                f"{dst}: a biLM this command adapted is already there; pass --overwrite to adapt again, or "
+                f"another --out"
+            )
+        return  # this run's own (finished with --overwrite, or bundled by a run killed before adapt.json)
+    what = (
+        "a symbolic link"
+        if dst.is_symlink()
+        else "a biLM that elmokit adapt did not make there"
+        if _is_bundle(dst)
+        else "files that are not an adapted biLM"
+        if dst.is_dir()
+        else "a file"
+    )
+    raise ElmokitError(
+        f"{dst}: exists and is {what}; elmokit adapt writes to a new (or empty) directory, or over a biLM it "
+        f"adapted there with --overwrite: give another --out (nothing was changed)"
+    )
+
+
+def _sha256_lines(lines: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256(("\n".join(lines) + "\n").encode("utf-8")).hexdigest()
+
+
+def _forget_runs(work: Path) -> None:
+    """Remove the plan and both runs (the plan first, so a kill in between leaves no plan for older runs)."""
+    (work / PLAN).unlink(missing_ok=True)
+    for d in ("forward", "backward"):
+        shutil.rmtree(work / d, ignore_errors=True)
+        (work / f"{d}.log").unlink(missing_ok=True)
+
+
+def read_plan(work: Path, inputs: dict, overwrite: bool) -> dict | None:
+    """The plan recorded in ``work`` for these ``inputs`` (a run resumed), or None: none recorded, or one for other
+    inputs (then the runs made for it are removed, which needs ``overwrite`` once either has started).
+
+    Raises:
+        ElmokitError: the runs were started with other inputs (the first differing one named), without overwrite.
+    """
+    try:
+        plan = json.loads((work / PLAN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        plan = None
+    if isinstance(plan, dict) and plan.get("inputs") == inputs:
+        return plan
+    started = (work / "forward").exists() or (work / "backward").exists()
+    if isinstance(plan, dict) and started and not overwrite:
+        before = plan.get("inputs") or {}
+        key = next((k for k in inputs if before.get(k) != inputs[k]), "")
+        was, now = before.get(key), inputs.get(key)
+        change = f" ({was} then, {now} now)" if key in ("minutes", "epochs", "bilm") else ""
+        raise ElmokitError(
+            f"{work}: its runs were started with a different {_OPTION.get(key, 'input')}{change}; run the same "
+            f"command as before to resume them, pass --overwrite to start over, or give another --out"
+        )
+    _forget_runs(work)
+    return None
 
 
 def adapt(
@@ -167,27 +296,76 @@ def adapt(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Adapt both LMs of the bundle ``bilm`` to ``lines`` and bundle them at ``out``; returns the figures."""
-    from elmokit.bilm.bundle import write_bundle
-    from elmokit.core.files import write_json
-    from elmokit.lm.corpus import encode_corpus
-    from elmokit.lm.evaluate import evaluate_model
-    from elmokit.lm.model_dir import load_model
+    """Adapt both LMs of the bundle ``bilm`` to ``lines`` and bundle them at ``out``; returns the figures.
+
+    Interrupted (even by SIGKILL, which takes the runs down with it), the same call resumes: the plan (batch,
+    schedule steps, the measured step time) is recorded in ``out.work/plan.json`` before the runs start and used
+    again, so the resumed runs continue the same schedule. When the plan, not the clock (``minutes`` x 1.1 per
+    run), ends the runs, a resumed adaptation ends with the weights of an uninterrupted one, bit for bit.
+    ``overwrite``: adapt again over a finished adaptation at ``out`` (or start over runs begun with other inputs).
+    """
+    from elmokit.core.run_guard import hold_run_lock, release_run_lock
 
     src = Path(bilm)
     if not (src / "forward").is_dir() or not (src / "backward").is_dir():
         raise ElmokitError(f"{bilm}: not a biLM bundle (no forward/ and backward/); make one with `elmokit bundle`")
     dst = Path(out)
-    if (dst / "manifest.json").exists() and not overwrite:
-        raise ElmokitError(f"{out}: a biLM is already there; pass --overwrite to adapt again, or another --out")
     work = Path(f"{out}.work")
-    work.mkdir(parents=True, exist_ok=True)
+    check_out(src, dst, work, overwrite)
     train_lines, dev_lines = split_text(lines, dev)
     if len(train_lines) < 10 or not dev_lines:
         raise ElmokitError(
             f"{len(train_lines)} lines of text to adapt on (and {len(dev_lines)} held out): give at "
             f"least a few hundred sentences"
         )
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).touch()
+    hold_run_lock(work, 0, "elmokit adapt")
+    try:
+        if overwrite and (work / "adapt.json").is_file():  # a finished adaptation, to do again
+            _forget_runs(work)
+            (work / "adapt.json").unlink()
+        inputs = {
+            "bilm": str(src.resolve()),
+            "bilm_sha256": _bundle_sha256(src),
+            "train_sha256": _sha256_lines(train_lines),
+            "dev_sha256": _sha256_lines(dev_lines),
+            "minutes": minutes,
+            "epochs": epochs,
+        }
+        plan = read_plan(work, inputs, overwrite)
+        return _adapt(src, dst, work, train_lines, dev_lines, inputs, plan, cache_dir, progress)
+    finally:
+        release_run_lock(work)
+
+
+def _bundle_sha256(src: Path) -> str:
+    try:
+        return str(json.loads((src / "manifest.json").read_text(encoding="utf-8")).get("sha256", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def _adapt(
+    src: Path,
+    dst: Path,
+    work: Path,
+    train_lines: list[str],
+    dev_lines: list[str],
+    inputs: dict,
+    plan: dict | None,
+    cache_dir: str,
+    progress: bool,
+) -> dict:
+    """:func:`adapt` once ``work`` is its own: the text, the plan (``plan``, or a new one recorded before the runs),
+    the runs, the figures and the bundle."""
+    from elmokit.bilm.bundle import write_bundle
+    from elmokit.core.files import write_json
+    from elmokit.lm.corpus import encode_corpus
+    from elmokit.lm.evaluate import evaluate_model
+    from elmokit.lm.model_dir import load_model
+
+    minutes, epochs = inputs["minutes"], inputs["epochs"]
     for name, part in (("train", train_lines), ("dev", dev_lines)):
         tmp = work / f".{name}.txt.tmp"
         tmp.write_text("\n".join(part) + "\n", encoding="utf-8")
@@ -199,32 +377,46 @@ def adapt(
         [str(work / "train.txt")], fwd.vocab, cache_dir, 1, cfg["data"]["max_line_chars"], progress=progress
     )  # encoded once here; both runs read the cache
     encode_corpus([str(work / "dev.txt")], fwd.vocab, cache_dir, 1, cfg["data"]["max_line_chars"], progress=False)
-    batch, bptt = min(t["batch_size"], 64), t["bptt"]
-    while batch > 8 and len(tokens) // batch < bptt * 4:  # a small text: fewer streams, so each is long enough
-        batch //= 2
-    step_s = seconds_per_step(fwd.model, tokens, batch, bptt)
-    steps = plan_steps(len(tokens), batch, bptt, minutes, epochs, step_s)
+    if plan is None:
+        batch, bptt = min(t["batch_size"], 64), t["bptt"]
+        while batch > 8 and len(tokens) // batch < bptt * 4:  # a small text: fewer streams, so each is long enough
+            batch //= 2
+        step_s = seconds_per_step(fwd.model, tokens, batch, bptt)
+        plan = {
+            "inputs": inputs,
+            "batch_size": batch,
+            "bptt": bptt,
+            "steps": plan_steps(len(tokens), batch, bptt, minutes, epochs, step_s),
+            "seconds_per_step_measured": step_s,
+            "train_pieces": int(len(tokens)),
+        }
+        write_json(work / PLAN, plan)  # before the runs start: a resume continues this schedule
+    batch, bptt, steps, step_s = plan["batch_size"], plan["bptt"], plan["steps"], plan["seconds_per_step_measured"]
     config = write_config(cfg, work, fwd.path / "vocab.model", cache_dir, batch, steps, minutes)
     before = {
         d: evaluate_model(str(src / d), [str(work / "dev.txt")], cache_dir=cache_dir, progress=False)
         for d in ("forward", "backward")
     }
     side_by_side = (os.cpu_count() or 1) >= 2
-    run_directions(work, config, src, overwrite, side_by_side)
+    run_directions(work, config, src, side_by_side)
     after = {
         d: evaluate_model(str(work / d), [str(work / "dev.txt")], cache_dir=cache_dir, progress=False)
         for d in ("forward", "backward")
     }
-    if dst.exists():  # only with overwrite (checked above)
-        shutil.rmtree(dst)
-    write_bundle(work / "forward", work / "backward", dst)
+    done = {
+        d: json.loads((work / d / "model" / "manifest.json").read_text(encoding="utf-8")).get("summary", {})
+        for d in ("forward", "backward")
+    }
+    write_bundle(work / "forward", work / "backward", dst)  # aside, then renamed over what --out held
     result = {
-        "bilm": str(bilm),
-        "out": str(out),
+        "bilm": str(src),
+        "out": str(dst),
         "train_lines": len(train_lines),
         "dev_lines": len(dev_lines),
         "train_pieces": int(len(tokens)),
-        "steps": steps,
+        "steps": {d: s.get("steps") for d, s in done.items()},  # what each run did
+        "stopped_by": {d: s.get("stopped_by") for d, s in done.items()},
+        "planned_steps": steps,
         "seconds_per_step_measured": step_s,
         "batch_size": batch,
         "bptt": bptt,

@@ -87,7 +87,9 @@ def fit(bilm, files, fmt, text_column, max_lines, as_json):
     envvar="ELMOKIT_CACHE",
     help="Where encoded text is cached (env ELMOKIT_CACHE).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an adapted biLM already at --out.")
+@click.option(
+    "--overwrite", is_flag=True, help="Adapt again over a biLM this command adapted at --out (never other files)."
+)
 @friendly_errors
 def adapt(bilm, files, out, minutes, epochs, dev, fmt, text_column, cache_dir, overwrite):
     """Adapt BILM to unlabelled text: both LMs continue training from their weights on FILE (a third of their
@@ -108,8 +110,8 @@ def adapt(bilm, files, out, minutes, epochs, dev, fmt, text_column, cache_dir, o
     for d in ("forward", "backward"):
         click.echo(f"{d}: held-out perplexity per piece {r['dev_ppl_before'][d]:.1f} -> {r['dev_ppl_after'][d]:.1f}")
     click.echo(
-        f"adapted biLM written to {out} ({r['steps']} steps per direction on {r['train_lines']:,} lines; "
-        f"figures in {out}.work/adapt.json)"
+        f"adapted biLM written to {out} ({r['steps']['forward']} forward and {r['steps']['backward']} backward "
+        f"steps of {r['planned_steps']} planned, on {r['train_lines']:,} lines; figures in {out}.work/adapt.json)"
     )
 
 

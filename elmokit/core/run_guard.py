@@ -180,3 +180,84 @@ class MetricsLog:
 
     def close(self) -> None:
         self.f.close()
+
+
+# --- one live writer per run directory; children that die with their parent -----------------------------------------
+_HELD: dict[Path, Any] = {}  # lock file -> its open file (the lock lives as long as the file stays open)
+
+
+def _lock_file(run_dir: Path, rank: int) -> Path:
+    return run_dir.resolve() / (".lock" if rank == 0 else f".lock-{rank}")
+
+
+def hold_run_lock(run_dir: Path, rank: int = 0, who: str = "elmokit process") -> None:
+    """Make this process the run directory's only live writer: an exclusive ``fcntl.flock`` on ``run_dir/.lock``
+    (``.lock-RANK`` for the other processes of a multi-process run, so siblings never conflict while a second run of
+    any size is refused by the rank it shares), held until this process ends (or :func:`release_run_lock`); the
+    kernel drops it when the process dies, even by SIGKILL, so a killed run never leaves a stale lock. Taking a lock
+    this process already holds is a no-op (a run resumed in the same process). Creates ``run_dir``. Where the
+    filesystem cannot lock (or off POSIX) nothing is held.
+
+    Raises:
+        ConfigError: another live process holds it (its pid named).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = _lock_file(run_dir, rank)
+    if path in _HELD:
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return
+    f = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        import errno
+
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            return  # a filesystem without locks: run unguarded rather than not at all
+        raise ConfigError(
+            f"{run_dir}: another {who}{f' (pid {pid})' if pid.isdigit() else ''} is writing into it now; wait "
+            f"for it to end or stop it, then run again (it resumes), or give another --out"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    _HELD[path] = f
+
+
+def release_run_lock(run_dir: Path, rank: int = 0) -> None:
+    """Drop the lock :func:`hold_run_lock` took on ``run_dir`` (nothing when this process holds none)."""
+    f = _HELD.pop(_lock_file(run_dir, rank), None)
+    if f is not None:
+        f.close()
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process die with its parent ``parent`` (a pid): on Linux the kernel sends it SIGKILL when the parent
+    dies (``prctl(PR_SET_PDEATHSIG)``), elsewhere a daemon thread checks the parent every second. If the parent
+    died before this call (the process was then handed to another), exit at once."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    else:
+        import threading
+        import time
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)

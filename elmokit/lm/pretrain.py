@@ -28,7 +28,7 @@ from elmokit.core.choices import DIRECTIONS, HEADS, PRECISIONS
 from elmokit.core.config import PretrainConfig, build_config, load_raw, to_dict
 from elmokit.core.errors import ConfigError
 from elmokit.core.files import atomic_dir, commit_dir, removed_on_disk_error, write_json
-from elmokit.core.run_guard import check_fresh_out, fingerprint, remove_torn_dirs
+from elmokit.core.run_guard import check_fresh_out, fingerprint, hold_run_lock, remove_torn_dirs
 from elmokit.core.runtime import RunLog, start_accelerator
 from elmokit.lm.checkpoint import RunState, list_checkpoints, resume_checkpoint, save_checkpoint, verified_checkpoint
 from elmokit.lm.corpus import StreamBatcher, encode_corpus, unigram_counts
@@ -278,6 +278,7 @@ def _start_run(
         raise ConfigError("train.precision=bf16 is for GPUs (bf16 matmul is far slower than fp32 on CPUs); use no")
     main = accelerator.is_main_process
     world, rank, device = accelerator.num_processes, accelerator.process_index, accelerator.device
+    hold_run_lock(run_dir, rank, "elmokit pretrain")  # one live writer per run (each process its own rank's lock)
     # every process sees the same directory, so every process stops here
     check_fresh_out(
         run_dir, (run_dir / "model" / "manifest.json").exists(), bool(list_checkpoints(run_dir)), resume, overwrite
