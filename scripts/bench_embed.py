@@ -1,6 +1,6 @@
 """Embedding speed and memory, measured in one run.
 
-    python scripts/bench_embed.py            # ~2.5 minutes on 2 cores
+    python scripts/bench_embed.py            # ~20 minutes on 2 cores (most of it the 1M-line RSS run)
     python scripts/bench_embed.py --quick    # a smoke run
 
 Builds a randomly initialised `small` biLM (2 x 1024/256 per direction, the English 16k vocab; speed does not
@@ -11,10 +11,12 @@ depend on the weights) and sentences from the demo grammar, then measures:
    own ratios (the headline, ``embed_vs_forward``) and as the best round of each side. This machine's speed drifts
    by up to 40% over seconds (other tenants): a round's two measurements are close in time, and short rounds, many
    of them, make it likely that each side also gets some undisturbed ones;
-2. peak RSS of `elmokit embed` (a fresh process each) on 10k and 100k sentences (the `tiny` biLM, to keep the run
-   short; memory flatness is about streaming, not model size);
+2. peak RSS of `elmokit embed` (a fresh process each) on 100k and 1M sentences, AllenNLP layout (the `tiny` biLM,
+   to keep the run short; memory flatness is about streaming, not model size);
 3. the latency of one sentence through the Python API (`Embedder.embed_sentences`), median of many: as shipped
    (the two LMs in lockstep when there are 2+ threads) and with the two LMs one after the other.
+4. ``two_process_speedup``: `elmokit embed` of the same sentences (the `small` biLM) as 2 processes x 1 thread
+   (torchrun) against 1 process x 1 thread, whole commands timed (start-up and the merge included).
 The process (and each RSS child) tunes glibc's allocator as `elmokit embed` does (elmokit/core/malloc.py); --no-mallopt
 measures without. Ends with one JSON line.
 """
@@ -141,11 +143,37 @@ def peak_rss_mib(bundle: Path, text: Path, out: Path, layers: str) -> float:
     return int(res.stdout.strip().splitlines()[-1]) / 1024
 
 
+def command_seconds(cmd: list[str]) -> float:
+    """Wall time of one `elmokit embed` command (a fresh process, or a launcher and its processes)."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def two_process_speedup(bundle: Path, text: Path, tmp: Path) -> tuple[float, float]:
+    """Seconds of `elmokit embed --threads 1` as one process and as two (torchrun), on the same input."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def cli(out: Path) -> list[str]:
+        return ["-m", "elmokit.cli", "embed", str(bundle), str(text), str(out), "--quiet", "--threads", "1"]
+
+    one = command_seconds([sys.executable, *cli(tmp / "mp1.hdf5")])
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    two = command_seconds([*launcher, *cli(tmp / "mp2.hdf5")])
+    return one, two
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sentences", type=int, default=1000, help="per round of the throughput comparison")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the throughput comparison")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--mp-sentences", type=int, default=8000, help="input of the two-process comparison")
     ap.add_argument(
         "--no-mallopt",
         action="store_true",
@@ -159,7 +187,8 @@ def main() -> None:
     mallopt = False if args.no_mallopt else keep_freed_memory()  # as `elmokit embed` does
     os.environ["BENCH_MALLOPT"] = "1" if mallopt else "0"  # for the RSS children
 
-    n_thru, n_small, n_big, reps = (300, 1000, 10000, 20) if args.quick else (args.sentences, 10_000, 100_000, 100)
+    n_thru, n_small, n_big, reps = (300, 1000, 10000, 20) if args.quick else (args.sentences, 100_000, 1_000_000, 100)
+    n_mp = 400 if args.quick else args.mp_sentences
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         small = make_bundle("small", tmp)
@@ -193,11 +222,12 @@ def main() -> None:
         elmokit.bilm.frozen.LOCKSTEP_MAX_BATCH = 0  # the same sentence with the two LMs one after the other
         single_seq_ms = median_ms(lambda: emb.embed_sentences([one]), reps)
 
-        small_text = write_sentences(tmp / "s10k.txt", n_small, 1)
-        big_text = write_sentences(tmp / "s100k.txt", n_big, 2)
+        small_text = write_sentences(tmp / "small.txt", n_small, 1)
+        big_text = write_sentences(tmp / "big.txt", n_big, 2)
         rss_small = peak_rss_mib(tiny, small_text, tmp / "r1.hdf5", "all")
         rss_big = peak_rss_mib(tiny, big_text, tmp / "r2.hdf5", "all")
         size_big = (tmp / "r2.hdf5").stat().st_size / 2**20
+        mp_one, mp_two = two_process_speedup(small, write_sentences(tmp / "mp.txt", n_mp, 4), tmp)
 
     rows = [
         ("sentences (throughput test)", f"{n_thru:,} ({pieces:,} pieces incl. </s>)"),
@@ -208,6 +238,8 @@ def main() -> None:
         (f"peak RSS, embed {n_small:,} sentences (tiny)", f"{rss_small:,.0f} MiB"),
         (f"peak RSS, embed {n_big:,} sentences (tiny)", f"{rss_big:,.0f} MiB (file {size_big:,.0f} MiB)"),
         ("  ratio", f"{rss_big / rss_small:.3f}"),
+        (f"embed {n_mp:,} sentences (small), 1 process x 1 thread", f"{mp_one:.1f} s"),
+        ("  2 processes x 1 thread (torchrun)", f"{mp_two:.1f} s: speedup {mp_one / mp_two:.2f}"),
         ("one sentence through the API (small, 12 words)", f"{single_ms:.1f} ms (median of {reps})"),
         ("  the same, the two LMs one after the other", f"{single_seq_ms:.1f} ms"),
     ]
@@ -221,7 +253,11 @@ def main() -> None:
             {
                 "embed_vs_forward": round(paired_median, 3),
                 "embed_vs_forward_best_of_each": round(bare / e2e, 3),
-                "rss_ratio_100k_10k": round(rss_big / rss_small, 3),
+                "rss_ratio_big_small": round(rss_big / rss_small, 3),
+                "rss_lines": [n_small, n_big],
+                "two_process_speedup": round(mp_one / mp_two, 3),
+                "one_process_s": round(mp_one, 1),
+                "two_process_s": round(mp_two, 1),
                 "single_sentence_ms": round(single_ms, 2),
                 "single_sentence_sequential_ms": round(single_seq_ms, 2),
                 "bare_sentences_per_s": round(n_thru / bare, 1),

@@ -27,7 +27,7 @@ from elmokit.bilm.charbilm import CHAR_BUNDLE_FORMAT, load_char_bilm
 from elmokit.bilm.frozen import FrozenBiLM, padded_rows
 from elmokit.core.choices import POOLINGS
 from elmokit.core.errors import CheckpointError
-from elmokit.core.files import atomic_dir, commit_dir, versions, write_json
+from elmokit.core.files import atomic_dir, commit_dir, recover_dir, versions, write_json
 from elmokit.core.textfile import sha256_file
 from elmokit.lm.model_dir import load_model, resolve_model_dir
 from elmokit.lm.vocab import EOS_ID, PAD_ID, Vocab
@@ -221,6 +221,7 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
     """
     p = Path(path)
     if backward is None:
+        recover_dir(p)  # a bundle whose replacement was killed between its two renames is put back first
         manifest_path = p / "manifest.json"
         if not manifest_path.is_file():
             raise CheckpointError(
@@ -231,6 +232,8 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except ValueError as e:
             raise CheckpointError(f"{manifest_path}: unreadable ({e}); the bundle is corrupt") from None
+        if not isinstance(manifest, dict):
+            raise CheckpointError(f"{manifest_path}: not a JSON object; the bundle is corrupt (re-copy or rebuild it)")
         if manifest.get("format") == CHAR_BUNDLE_FORMAT:  # an imported ELMo (elmokit import-elmo)
             return load_char_bilm(p, manifest, device)
         if manifest.get("format") != BUNDLE_FORMAT:

@@ -5,7 +5,7 @@ ELMo bytes (bilm-tf's ``UnicodeCharsVocabulary``, AllenNLP's ``ELMoCharacterMapp
 ``max_chars - 2``, wrapped as 258 … 259 (begin and end of word) and padded with 260; the sentence tokens ``<S>`` and
 ``</S>`` are ``[258, 256 | 257, 259, 260, …]``; then every id + 1, so 0 is the padding of a missing word.
 
-Lexicon (ELMoForManyLangs' ``char.dic``/``word.dic``, lines ``token<TAB>id``): a word's code points cut to
+ManyLangsLexicon (ELMoForManyLangs' ``char.dic``/``word.dic``, lines ``token<TAB>id``): a word's code points cut to
 ``max_chars - 2``, each looked up (``<oov>`` if absent), wrapped in the ids of ``<eow>`` … ``<bow>`` (swapped:
 ELMoForManyLangs' code swaps them and its models were trained so), padded with ``<pad>``; ``<bos>``/``<eos>`` are
 ``[<eow>, <bos>|<eos>, <bow>, <pad>, …]``; the word id is the cut word's (``<oov>`` if absent).
@@ -72,7 +72,7 @@ class ElmoBytes:
         return 0
 
 
-class Lexicon:
+class ManyLangsLexicon:
     """ELMoForManyLangs' character (and word) lexicons (see the module docstring).
 
     Args:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from elmokit.bilm.characters import LEXICON_SPECIALS, WORD_SPECIALS, ElmoBytes, Lexicon, read_dic, write_dic
+from elmokit.bilm.characters import LEXICON_SPECIALS, WORD_SPECIALS, ElmoBytes, ManyLangsLexicon, read_dic, write_dic
 from elmokit.bilm.frozen import FrozenBiLM, padded_rows
 from elmokit.core.choices import POOLINGS
 from elmokit.core.errors import CheckpointError
@@ -89,7 +89,7 @@ class CharBiLM(FrozenBiLM):
 
     Args:
         cfg: its shape.
-        mapper: :class:`~elmokit.bilm.characters.ElmoBytes` or :class:`~elmokit.bilm.characters.Lexicon`.
+        mapper: :class:`~elmokit.bilm.characters.ElmoBytes` or :class:`~elmokit.bilm.characters.ManyLangsLexicon`.
         sha256: names the model (the bundle's).
     """
 
@@ -98,7 +98,7 @@ class CharBiLM(FrozenBiLM):
     # scripts/bench_elmo.py); 3,000 positions hold 128 sentences of 20 words
     batch_tokens = 3000
 
-    def __init__(self, cfg: CharBiLMConfig, mapper: ElmoBytes | Lexicon, sha256: str = "") -> None:
+    def __init__(self, cfg: CharBiLMConfig, mapper: ElmoBytes | ManyLangsLexicon, sha256: str = "") -> None:
         super().__init__()
         self.cfg = cfg
         P = cfg.projection_dim
@@ -341,7 +341,9 @@ def write_char_bundle(
         CheckpointError: weights that do not fit the shape (the message names the tensor).
     """
     check_config(cfg, where)
-    mapper = ElmoBytes(cfg.max_chars) if cfg.characters == "elmo-bytes" else Lexicon(chars, words, cfg.max_chars)
+    mapper = (
+        ElmoBytes(cfg.max_chars) if cfg.characters == "elmo-bytes" else ManyLangsLexicon(chars, words, cfg.max_chars)
+    )
     with torch.device("meta"):  # shapes only: no second copy of the weights in memory
         model = CharBiLM(cfg, mapper)
     check_state(model, state, where)
@@ -408,10 +410,10 @@ def load_char_bilm(path: Path, manifest: dict, device: str = "cpu") -> CharBiLM:
         path, manifest, "; import it again", ("weights.pt", *(lexicons if cfg.characters == "lexicon" else ()))
     )
     if cfg.characters == "elmo-bytes":
-        mapper: ElmoBytes | Lexicon = ElmoBytes(cfg.max_chars)
+        mapper: ElmoBytes | ManyLangsLexicon = ElmoBytes(cfg.max_chars)
     else:
         words = read_dic(path / "word.dic", WORD_SPECIALS) if cfg.word_vocab else None
-        mapper = Lexicon(read_dic(path / "char.dic", LEXICON_SPECIALS), words, cfg.max_chars)
+        mapper = ManyLangsLexicon(read_dic(path / "char.dic", LEXICON_SPECIALS), words, cfg.max_chars)
     with torch.device("meta"):  # built without weights; the loaded tensors become its parameters
         model = CharBiLM(cfg, mapper, sha)
     state = safe_load(path / "weights.pt", "weights")

@@ -52,7 +52,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -115,19 +115,59 @@ def new_long_sentence(f, index: int, shape: tuple[int, ...], dtype):
     return f.create_dataset(str(index), shape=shape, dtype=dtype)
 
 
-def new_sentence_to_index(f, s2i: bytes) -> None:
-    """The allennlp layout's ``sentence_to_index``: one UTF-8 string, the JSON map from sentence text to key."""
+def new_sentence_to_index(f, nbytes: int) -> int:
+    """The allennlp layout's ``sentence_to_index``: one string of ``nbytes`` UTF-8 bytes, the JSON map from sentence
+    text to key, stored as one fixed-length string (``f["sentence_to_index"][0]`` is its bytes, which
+    ``json.loads`` reads as AllenNLP's readers do). Its storage is made now, contiguous and unfilled, and
+    :func:`write_sentence_to_index` fills it piece by piece once the file is closed, so the map (about the size of
+    the input's text) is never held in memory.
+
+    Returns:
+        The byte offset of its storage in the file.
+    """
     import h5py
 
-    f.create_dataset("sentence_to_index", data=np.array([s2i], dtype=object), dtype=h5py.string_dtype("utf-8"))
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(nbytes)
+    tid.set_strpad(h5py.h5t.STR_NULLPAD)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_layout(h5py.h5d.CONTIGUOUS)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # its bytes have their place in the file from now on
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    dsid = h5py.h5d.create(f.id, b"sentence_to_index", tid, h5py.h5s.create_simple((1,)), dcpl=dcpl)
+    return dsid.get_offset()
+
+
+def write_sentence_to_index(path: Path, offset: int, pieces: Iterable[bytes]) -> None:
+    """Fill the storage :func:`new_sentence_to_index` made in the closed file ``path`` with ``pieces`` (exactly its
+    ``nbytes``), fsynced."""
+    with open(path, "r+b") as raw:
+        raw.seek(offset)
+        for piece in pieces:
+            raw.write(piece)
+        raw.flush()
+        os.fsync(raw.fileno())
 
 
 def sentence_to_index_sha256(f) -> str:
-    """The sha256 of the allennlp layout's ``sentence_to_index`` in the open file ``f`` (as its UTF-8 bytes)."""
+    """The sha256 of the allennlp layout's ``sentence_to_index`` in the file ``f`` (opened by its path), read from
+    its storage piece by piece (a variable-length string, as earlier versions wrote it: read whole)."""
     import hashlib
 
-    raw = f["sentence_to_index"][0]
-    return hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode("utf-8")).hexdigest()
+    ds = f["sentence_to_index"]
+    if ds.dtype.kind != "S":
+        raw = ds[0]
+        return hashlib.sha256(raw if isinstance(raw, bytes) else raw.encode("utf-8")).hexdigest()
+    h, left = hashlib.sha256(), ds.dtype.itemsize
+    with open(f.filename, "rb") as raw:
+        raw.seek(ds.id.get_offset())
+        while left:
+            piece = raw.read(min(left, 1 << 20))
+            if not piece:
+                break
+            h.update(piece)
+            left -= len(piece)
+    return h.hexdigest()
 
 
 @contextmanager
@@ -334,9 +374,18 @@ class Partial:
         return sum(r["lines"] for r in self.parts.values())
 
     @contextmanager
-    def part(self, chunk: int, start: int, lines: int, estimate: int, packed: bool) -> Iterator:
+    def part(
+        self,
+        chunk: int,
+        start: int,
+        lines: int,
+        estimate: int,
+        packed: bool,
+        after_close: Callable[[Path], None] | None = None,
+    ) -> Iterator:
         """Write chunk ``chunk``'s part (lines ``start`` .. ``start + lines``): yields an open h5py file; on a clean
-        exit the file is synced, verified, hashed, renamed and journalled (in this process's journal)."""
+        exit the file is synced, ``after_close(path)`` writes into the closed file (raw bytes), and the file is
+        verified, hashed, renamed and journalled (in this process's journal)."""
         name = _part_name(chunk)
         tmp = self.dir / f".{name}.tmp"
         check_space(self.dir, estimate, f"the next chunk ({lines:,} lines)", self.dir)
@@ -346,6 +395,11 @@ class Partial:
             f = open_hdf5(safe, create=True)
             yield f
             f = close_synced(f, safe, self.dir)
+            if after_close is not None:
+                try:
+                    after_close(tmp)
+                except OSError as e:
+                    raise disk_error(tmp, e, self.dir) from None
             import h5py
 
             with h5py.File(tmp, "r") as g:  # verify: the part holds its lines
@@ -515,7 +569,7 @@ class EmbeddingsFile:
     def sentence_to_index(self) -> dict[str, str]:
         if "sentence_to_index" not in self.f:
             return {}
-        raw = self.f["sentence_to_index"][0]
+        raw = self.f["sentence_to_index"][0]  # bytes (a fixed-length string), or str (earlier versions)
         return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ make a kill or a full disk harmless).
 
 from __future__ import annotations
 
-import io
+import functools
 import json
 import shutil
 from collections.abc import Iterable, Iterator
@@ -95,37 +95,71 @@ def _select_layers(v: np.ndarray, layers: str, axis: int = 0) -> np.ndarray:
     return v.astype(np.float32, copy=False).mean(axis)
 
 
-def _scan(inp: Path, tokenized: bool, chunk_lines: int, with_index: bool) -> tuple[bytes | None, int, list[int]]:
-    """One pass over ``inp`` (which validates every line before anything is written): the AllenNLP layout's
-    ``sentence_to_index`` (``with_index``), the number of lines, and each chunk's cost (its words plus its lines:
-    what the processes' shares balance).
+@dataclass
+class _Index:
+    """The AllenNLP layout's ``sentence_to_index``, never held whole: which lines are the first with their text,
+    and the JSON's size and sha256. The JSON itself (each first line's text to its key, as ``json.dumps`` of the
+    dict writes it) is made again from the input, piece by piece, wherever it is needed (:meth:`pieces`)."""
+
+    inp: Path
+    tokenized: bool
+    first: np.ndarray  # (lines,) bool: the line is the first with its text
+    nbytes: int = 0
+    sha256: str = ""
+
+    def pieces(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The JSON in pieces of about ``size`` bytes."""
+        buf = [b"{"]
+        held = 1
+        sep = ""
+        for k, (_, _, text) in enumerate(read_sentences(self.inp, self.tokenized)):
+            if self.first[k]:
+                entry = f'{sep}{json.dumps(text, ensure_ascii=False)}: "{k}"'.encode()
+                buf.append(entry)
+                held += len(entry)
+                sep = ", "
+                if held >= size:
+                    yield b"".join(buf)
+                    buf, held = [], 0
+        buf.append(b"}")
+        yield b"".join(buf)
+
+
+def _scan(inp: Path, tokenized: bool, chunk_lines: int, with_index: bool) -> tuple[_Index | None, int, list[int]]:
+    """One pass over ``inp`` (which validates every line before anything is written): the number of lines, each
+    chunk's cost (its words plus its lines: what the processes' shares balance), and (``with_index``) the AllenNLP
+    layout's ``sentence_to_index``.
+
+    Duplicates are found by 16-byte digests of each line's text, kept in one array (16 bytes a line) and sorted
+    once, so memory holds neither the lines' text nor the JSON.
 
     Returns:
-        ``(json, lines, costs)``: ``json`` (or None) is a JSON object (UTF-8) from each line's text to the key of its
-        first line, built as bytes line by line (duplicates are found by 16-byte digests of the text, so memory
-        holds the JSON, about the size of the input, and not a dict of every line's text).
+        ``(index, lines, costs)``; ``index`` is None without ``with_index``.
     """
     import hashlib
 
-    seen: set[bytes] = set()
-    out = io.BytesIO()
-    out.write(b"{")
-    sep = ""
+    digests = bytearray()
     k = -1
     costs: list[int] = []
     for k, (_, words, text) in enumerate(read_sentences(inp, tokenized)):
         if k % chunk_lines == 0:
             costs.append(0)
         costs[-1] += len(words) + 1
-        if not with_index:
-            continue
-        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-        if digest not in seen:
-            seen.add(digest)
-            out.write(f'{sep}{json.dumps(text, ensure_ascii=False)}: "{k}"'.encode())  # as json.dumps(dict)
-            sep = ", "
-    out.write(b"}")
-    return (out.getvalue() if with_index else None), k + 1, costs
+        if with_index:
+            digests += hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+    if not with_index:
+        return None, k + 1, costs
+    keys = np.frombuffer(bytes(digests), dtype=[("a", "<u8"), ("b", "<u8")])  # (lines,)
+    del digests
+    first = np.zeros(len(keys), dtype=bool)
+    first[np.unique(keys, return_index=True)[1]] = True  # the first line with each digest
+    index = _Index(inp, tokenized, first)
+    h = hashlib.sha256()
+    for piece in index.pieces():
+        h.update(piece)
+        index.nbytes += len(piece)
+    index.sha256 = h.hexdigest()
+    return index, k + 1, costs
 
 
 @dataclass
@@ -186,16 +220,26 @@ def _write_sentences(plan: _Plan, f, words: list[list[str]], index: int) -> None
     plan.bar.update(pending)
 
 
-def _start_file(f, attrs: dict, s2i: bytes | None) -> None:
-    """Part 0 holds the file's attributes (``complete`` false until the merge) and ``sentence_to_index``."""
+def _fill_index(index: _Index, at: dict[str, int], path: Path) -> None:
+    """Part 0's ``sentence_to_index`` bytes, written into the closed part at ``at["offset"]``."""
+    from elmokit.embed.layouts import write_sentence_to_index
+
+    write_sentence_to_index(path, at["offset"], index.pieces())
+
+
+def _start_file(f, attrs: dict, index: _Index | None) -> int:
+    """Part 0 holds the file's attributes (``complete`` false until the merge) and ``sentence_to_index``.
+
+    Returns:
+        Where ``sentence_to_index``'s bytes go in the file (0 without it), written once the file is closed.
+    """
     from elmokit.embed.layouts import new_sentence_to_index
 
     for k, v in attrs.items():
         f.attrs[k] = v
     f.attrs["complete"] = False
     f.attrs["lines_done"] = 0
-    if s2i is not None:
-        new_sentence_to_index(f, s2i)
+    return new_sentence_to_index(f, index.nbytes) if index is not None else 0
 
 
 def _verifier(out: Path, packed: bool, total: int, s2i_sha: str, parts_dir: Path):
@@ -293,8 +337,6 @@ def write_hdf5(
         The output path; ``OUTPUT.partial`` when ``stop_after_chunks`` stopped it, and on every process but the
         main one (which merges).
     """
-    import hashlib
-
     from tqdm.auto import tqdm
 
     from elmokit.embed.processes import Signals, shares, this_job
@@ -323,8 +365,7 @@ def write_hdf5(
     signals = Signals(partial.dir, procs)
     # every line is validated before anything is written; sentence_to_index is made first, while memory is low
     packed = layout == "packed"
-    s2i, total, costs = _scan(inp, tokenized, chunk_lines, with_index=procs.main and not packed)
-    s2i_sha = hashlib.sha256(s2i).hexdigest() if s2i is not None else ""
+    index, total, costs = _scan(inp, tokenized, chunk_lines, with_index=procs.main and not packed)
     try:
         if procs.main:
             if overwrite and not resume:
@@ -371,10 +412,13 @@ def write_hdf5(
                     embedder.embed_packed(words)
                 continue
             signals.check()
-            estimate = sum(len(w) for w in words) * row_bytes + 1024 * len(words) + (len(s2i or b"") if c == 0 else 0)
-            with partial.part(c, c * chunk_lines, len(words), estimate, packed) as f:
+            index_bytes = index.nbytes if c == 0 and index is not None else 0
+            estimate = sum(len(w) for w in words) * row_bytes + 1024 * len(words) + index_bytes
+            at = {"offset": 0}  # where part 0's sentence_to_index goes, filled once the part is closed
+            fill = functools.partial(_fill_index, index, at) if index_bytes else None
+            with partial.part(c, c * chunk_lines, len(words), estimate, packed, after_close=fill) as f:
                 if c == 0:
-                    _start_file(f, attrs, s2i)
+                    at["offset"] = _start_file(f, attrs, index)
                 if packed:
                     _write_packed(plan, f, words)
                 else:
@@ -394,7 +438,7 @@ def write_hdf5(
 
         signals.wait_until(all_recorded)
         plan.bar.close()
-        del s2i
+        s2i_sha = index.sha256 if index is not None else ""
         return partial.finish(packed, total, _verifier(out, packed, total, s2i_sha, partial.dir))
     except ElmokitError as e:  # a full disk too (DiskError): the other processes stop with the same line
         signals.report(str(e))

@@ -122,3 +122,19 @@ def test_document_mode_carries_context(tiny_pair):
     assert not np.allclose(together[1][:, :, 32:], alone[1][:, :, 32:])
     # a one-sentence document is the sentence alone
     np.testing.assert_allclose(e.embed_document(doc[:1])[0], alone[0], atol=1e-5)
+
+
+def test_a_bundle_whose_swap_was_killed_loads_again(tiny_pair, tmp_path):
+    """`commit_dir` killed between its renames leaves the old bundle at .NAME.old-PID and nothing at NAME: the next
+    reader puts it back (a dead writer's only), and a manifest that is not an object is one line."""
+    import subprocess
+
+    b = tmp_path / "bilm"
+    shutil.copytree(tiny_pair["bundle"], b)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that is no longer alive
+    b.rename(tmp_path / f".bilm.old-{gone.pid}")
+    assert load_bilm(b).num_layers == 3 and b.is_dir()
+    (b / "manifest.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(CheckpointError, match="not a JSON object"):
+        load_bilm(b)

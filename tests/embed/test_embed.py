@@ -1,3 +1,4 @@
+import hashlib
 import json
 import sys
 
@@ -147,8 +148,10 @@ def test_sentence_to_index_is_json_of_the_first_occurrences(tmp_path):
     first: dict[str, str] = {}
     for k, t in enumerate(lines):
         first.setdefault(t, str(k))
-    blob, n, costs = _scan(p, tokenized=False, chunk_lines=3, with_index=True)
+    index, n, costs = _scan(p, tokenized=False, chunk_lines=3, with_index=True)
+    blob = b"".join(index.pieces(size=8))  # in pieces of about 8 bytes: the same JSON
     assert n == len(lines) and blob == json.dumps(first, ensure_ascii=False).encode("utf-8")
+    assert index.nbytes == len(blob) and index.sha256 == hashlib.sha256(blob).hexdigest()
     assert costs == [2 + 1 + 4 + 1 + 0 + 1, 2 + 1 + 2 + 1 + 0 + 1, 1 + 1]  # words + lines per chunk of 3 lines
     assert _scan(p, tokenized=False, chunk_lines=3, with_index=False)[0] is None
 
