@@ -1,7 +1,7 @@
 """Kill `elmokit embed`, `elmokit pretrain` and `elmokit adapt` with SIGKILL at random moments, resume them, and
 compare with uninterrupted runs.
 
-    python scripts/torture.py                                   # 50 embed, 20 pretrain, 10 adapt trials
+    python scripts/torture.py                                   # 50 embed, 10 2-process embed, 20 pretrain, 10 adapt
     python scripts/torture.py --embed-runs 4 --pretrain-runs 2  # the CI version (tests/test_torture.py)
     python scripts/torture.py --embed-runs 0 --pretrain-runs 0 --adapt-runs 3   # adapt only (tests/test_torture.py)
 
@@ -19,10 +19,14 @@ equal means both LMs of the bundle and both runs' losses as in an uninterrupted 
 after the runs had started, the plan they finished with is the one `OUT.work/plan.json` held then (recorded before
 they start, not timed again). `orphans_left` counts processes of a trial still running 3 s after its parent was
 killed (each run must die with it).
+Two-process embed trials (--embed-mp-runs; torchrun, each process one thread) SIGKILL one of the two workers at a
+random moment (the launcher stops the other), then resume with 1 or 2 processes; equal means the same file as one
+process writes, bit for bit.
 `complete_but_corrupt` counts files under a final name that are not whole and right: an output that opens as
 complete but differs or does not read, after any kill or resume.
 
-Prints a table and one JSON line: embed_resumes_equal, embed_runs, pretrain_resumes_equal, pretrain_runs,
+Prints a table and one JSON line: embed_resumes_equal, embed_runs, embed_mp_resumes_equal, embed_mp_runs,
+pretrain_resumes_equal, pretrain_runs,
 adapt_resumes_equal, adapt_runs, adapt_plans_kept, orphans_left, complete_but_corrupt (and the kills that landed
 before the command finished).
 """
@@ -176,6 +180,64 @@ def embed_trial(env: dict, ref: Path, ref_s: float, work: Path, layout: str, chu
     equal, complete = same_embeddings(ref, out)
     corrupt += complete and not equal
     return {"equal": equal, "corrupt": corrupt, "kills": kills}
+
+
+# --- embed as 2 processes -------------------------------------------------------------------------------------------
+def launch_two(args: list[str]) -> subprocess.Popen:
+    """`elmokit ARGS` as 2 gloo processes under torchrun (the launcher is the returned process; its children are the
+    workers)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.Popen([*launcher, *CLI[1:], *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
+def embed_mp_trial(env: dict, ref: Path, ref_s: float, work: Path, layout: str, rng: random.Random) -> dict:
+    """SIGKILL one random worker of a 2-process embed at a random moment (the launcher then stops the other), then
+    --resume with 1 or 2 processes; equal means every sentence's vectors (and sentence_to_index) as in the one-process
+    reference (each process runs one thread, as the reference does, so the vectors are bit for bit the same)."""
+    out = work / "mp.hdf5"
+    shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
+    out.unlink(missing_ok=True)
+    args = [*embed_args(env, env["inputs"]["several_chunks"], out, layout, "several_chunks"), "--threads", "1"]
+    corrupt = kills = 0
+    for _ in range(3):
+        p = launch_two(args)
+        started = time.time() + 60
+        while p.poll() is None and len(children(p.pid)) < 2 and time.time() < started:
+            time.sleep(0.02)  # the launcher starts its workers first
+        deadline = time.time() + rng.uniform(0.05, 0.9) * ref_s / 2  # two processes: about half the reference
+        while time.time() < deadline and p.poll() is None:
+            time.sleep(0.02)
+        workers = children(p.pid)
+        if p.poll() is None and workers:
+            with contextlib.suppress(OSError):
+                os.kill(rng.choice(workers), signal.SIGKILL)
+            kills = 1
+        p.wait(timeout=300)
+        if kills or not out.exists():
+            break
+        out.unlink()
+    left = orphans(out)
+    if kills and out.exists():
+        corrupt += not same_embeddings(ref, out)[0]
+    resumed_with = rng.choice([1, 2])
+    if not out.exists():
+        if resumed_with == 1:
+            r = run([*args, "--resume"])
+            failed = r.returncode != 0
+        else:
+            q = launch_two([*args, "--resume"])
+            failed = q.wait(timeout=600) != 0
+        if failed:
+            return {"equal": False, "corrupt": corrupt, "kills": kills, "orphans": left, "error": "resume failed"}
+    equal, complete = same_embeddings(ref, out)
+    corrupt += complete and not equal
+    return {"equal": equal, "corrupt": corrupt, "kills": kills, "orphans": left, "resumed_with": resumed_with}
 
 
 # --- pretrain ------------------------------------------------------------------------------------------------------
@@ -379,6 +441,7 @@ def main() -> None:
     ap.add_argument("--embed-runs", type=int, default=50)
     ap.add_argument("--pretrain-runs", type=int, default=20)
     ap.add_argument("--adapt-runs", type=int, default=10)
+    ap.add_argument("--embed-mp-runs", type=int, default=10, help="trials killing one process of a 2-process embed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None, help="working directory (default: a temporary one)")
     args = ap.parse_args()
@@ -399,6 +462,17 @@ def main() -> None:
         layout, chunks = embed_cases[i % len(embed_cases)]
         r = embed_trial(env, *refs[layout, chunks], work, layout, chunks, rng)
         results["embed"].append({"case": f"embed {layout}, {chunks}", **r})
+    results["embed_mp"] = []
+    mp_refs = {}
+    for layout in ("allennlp", "packed") if args.embed_mp_runs else ():
+        ref = work / f"mpref-{layout}.hdf5"
+        ref.unlink(missing_ok=True)
+        ref_args = [*embed_args(env, env["inputs"]["several_chunks"], ref, layout, "several_chunks"), "--threads", "1"]
+        mp_refs[layout] = (ref, timed(ref_args))
+    for i in range(args.embed_mp_runs):
+        layout = ("allennlp", "packed")[i % 2]
+        r = embed_mp_trial(env, *mp_refs[layout], work, layout, rng)
+        results["embed_mp"].append({"case": f"embed, 2 processes, {layout}", **r})
     prefs = {}
     for every in (1, 4) if args.pretrain_runs else ():
         ref = work / f"pref-{every}"
@@ -417,7 +491,7 @@ def main() -> None:
             r = adapt_trial(env, aref, aref_s, work, rng)
             results["adapt"].append({"case": f"adapt, kill {r['killed'] or 'none (it ended first)'}", **r})
 
-    trials = results["embed"] + results["pretrain"] + results["adapt"]
+    trials = results["embed"] + results["embed_mp"] + results["pretrain"] + results["adapt"]
     cases: dict[str, list] = {}
     for r in trials:
         cases.setdefault(r["case"], []).append(r)
@@ -438,7 +512,9 @@ def main() -> None:
         "adapt_resumes_equal": sum(r["equal"] for r in results["adapt"]),
         "adapt_runs": len(results["adapt"]),
         "adapt_plans_kept": sum(r["plan_kept"] for r in results["adapt"]),
-        "orphans_left": sum(r["orphans"] for r in results["adapt"]),
+        "embed_mp_resumes_equal": sum(r["equal"] for r in results["embed_mp"]),
+        "embed_mp_runs": len(results["embed_mp"]),
+        "orphans_left": sum(r["orphans"] for r in results["adapt"] + results["embed_mp"]),
         "complete_but_corrupt": sum(r["corrupt"] for r in trials),
         "kills_landed": sum(r["kills"] > 0 for r in trials),  # trials, of all
         "seed": args.seed,

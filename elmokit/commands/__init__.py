@@ -38,3 +38,15 @@ def friendly_errors(fn):
             sys.exit(130)
 
     return wrapper
+
+
+def choice_option(name: str, choices, default: str, help: str, dest: str | None = None):
+    """``--name`` taking one of ``choices`` (shown with its default in ``--help``)."""
+    decls = (name, dest) if dest else (name,)
+    return click.option(*decls, type=click.Choice(choices), default=default, show_default=True, help=help)
+
+
+def cache_dir_option(what: str = "encoded corpora"):
+    """``--cache-dir``, where encoded text is cached (``ELMOKIT_CACHE``)."""
+    help = f"Where {what} are cached (env ELMOKIT_CACHE)."
+    return click.option("--cache-dir", default="~/.cache/elmokit", show_default=True, envvar="ELMOKIT_CACHE", help=help)

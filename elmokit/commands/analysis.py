@@ -7,7 +7,7 @@ import json
 
 import click
 
-from elmokit.commands import friendly_errors
+from elmokit.commands import cache_dir_option, friendly_errors
 from elmokit.core.choices import CELL_FEATURES
 
 
@@ -102,13 +102,7 @@ def cells(model, input_files, out, features, regex, units, max_pieces, top, cont
 @click.option("--sequences", default=32, show_default=True, help="Sequences drawn from CORPUS (the median is shown).")
 @click.option("--warmup", default=100, show_default=True, help="Pieces read (no gradient) before the measured steps.")
 @click.option("--seed", default=0, show_default=True, help="Where the sequences start.")
-@click.option(
-    "--cache-dir",
-    default="~/.cache/elmokit",
-    show_default=True,
-    envvar="ELMOKIT_CACHE",
-    help="Where encoded corpora are cached (env ELMOKIT_CACHE).",
-)
+@cache_dir_option()
 @click.option("--quiet", is_flag=True, help="No progress bar or table.")
 @friendly_errors
 def gradients(model, corpus, out, max_lag, sequences, warmup, seed, cache_dir, quiet):

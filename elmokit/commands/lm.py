@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from elmokit.commands import friendly_errors
+from elmokit.commands import cache_dir_option, choice_option, friendly_errors
 from elmokit.core.choices import DIRECTIONS, DTYPES, INFERENCE_PRECISIONS, LAYER_MODES, LAYOUTS, POOLINGS, VOCAB_TYPES
 
 
@@ -17,12 +17,11 @@ from elmokit.core.choices import DIRECTIONS, DTYPES, INFERENCE_PRECISIONS, LAYER
 @click.argument("corpus", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out_prefix", required=True, help="Output prefix: writes PREFIX.model, .vocab and .card.json.")
 @click.option("--size", default=16000, show_default=True, help="Vocabulary size (number of pieces).")
-@click.option(
+@choice_option(
     "--model-type",
-    type=click.Choice(VOCAB_TYPES),
-    default="unigram",
-    show_default=True,
-    help="char: one piece per character (every character meeting --character-coverage; --size is then "
+    VOCAB_TYPES,
+    "unigram",
+    "char: one piece per character (every character meeting --character-coverage; --size is then "
     "only a cap), for character-level LMs: pretrain, evaluate (bits per character) and generate "
     "then work one character at a time.",
 )
@@ -145,23 +144,16 @@ def pretrain(config, direction, out, resume, resume_from, overwrite, init_from, 
 @click.command()
 @click.argument("model", type=click.Path())
 @click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(), help="Text file(s). Repeatable.")
-@click.option(
+@choice_option(
     "--mode",
-    type=click.Choice(["stream", "sentence"]),
-    default="stream",
-    show_default=True,
-    help="stream: carried state over the whole text (as in training); sentence: each line alone.",
+    ["stream", "sentence"],
+    "stream",
+    "stream: carried state over the whole text (as in training); sentence: each line alone.",
 )
 @click.option("--batch", default=10, show_default=True, help="Streams (stream mode) or sentences per batch.")
 @click.option("--bptt", default=35, show_default=True, help="Window length in stream mode (state is carried).")
 @click.option("--max-tokens", default=0, help="Evaluate only the first N tokens (0 = all).")
-@click.option(
-    "--cache-dir",
-    default="~/.cache/elmokit",
-    show_default=True,
-    envvar="ELMOKIT_CACHE",
-    help="Where encoded corpora are cached (env ELMOKIT_CACHE).",
-)
+@cache_dir_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
 @friendly_errors
 def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
@@ -215,20 +207,13 @@ def bundle(forward, backward, out):
 @click.argument("model", type=click.Path())
 @click.argument("input_file", metavar="INPUT", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option(
-    "--layers",
-    type=click.Choice(LAYER_MODES),
-    default="all",
-    show_default=True,
-    help="all: (layers, words, 2D) per sentence; top / average: (words, 2D).",
-)
+@choice_option("--layers", LAYER_MODES, "all", "all: (layers, words, 2D) per sentence; top / average: (words, 2D).")
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
-@click.option(
+@choice_option(
     "--layout",
-    type=click.Choice(LAYOUTS),
-    default="allennlp",
-    show_default=True,
-    help="allennlp: one dataset per line (keys '0', '1', ...) + sentence_to_index; packed: one chunked "
+    LAYOUTS,
+    "allennlp",
+    "allennlp: one dataset per line (keys '0', '1', ...) + sentence_to_index; packed: one chunked "
     "word-major array + offsets, for large corpora.",
 )
 @click.option(
@@ -239,12 +224,8 @@ def bundle(forward, backward, out):
     "for an imported ELMo: 128 sentences of 20 words). Larger batches take more memory and can be "
     "faster on long lines (measured in recipes/README.md).",
 )
-@click.option(
-    "--pooling",
-    type=click.Choice(POOLINGS),
-    default="edges",
-    show_default=True,
-    help="edges: forward state at a word's last piece, backward state at its first.",
+@choice_option(
+    "--pooling", POOLINGS, "edges", "edges: forward state at a word's last piece, backward state at its first."
 )
 @click.option("--tokenized", is_flag=True, help="INPUT is one token per line, blank lines between sentences.")
 @click.option(
@@ -282,12 +263,11 @@ def bundle(forward, backward, out):
     help="cpu, cuda or cuda:N (default: what accelerate gives this process: its GPU under torchrun or accelerate "
     "launch, the GPU when there is one, else the CPU).",
 )
-@click.option(
+@choice_option(
     "--precision",
-    type=click.Choice(INFERENCE_PRECISIONS),
-    default="fp32",
-    show_default=True,
-    help="bf16 / fp16: autocast on a GPU (faster; vectors differ from fp32's and depend slightly on the batch).",
+    INFERENCE_PRECISIONS,
+    "fp32",
+    "bf16 / fp16: autocast on a GPU (faster; vectors differ from fp32's and depend slightly on the batch).",
 )
 @click.option(
     "--threads",

@@ -7,22 +7,28 @@ import json
 
 import click
 
-from elmokit.commands import friendly_errors
+from elmokit.commands import cache_dir_option, choice_option, friendly_errors
 from elmokit.core.choices import TASK_FORMATS
+
+
+def text_options(task_data: str):
+    """``--format`` and ``--text-column``: what ``fit`` and ``adapt`` read their files as (``task_data`` says what
+    they take of task data)."""
+
+    def add(fn):
+        fn = click.option("--text-column", default="", help="A table's text (or tokens) column, as data.text_column.")(
+            fn
+        )
+        fmt_help = f"text: one sentence per line; or task data ({task_data})."
+        return choice_option("--format", ["text", *TASK_FORMATS], "text", fmt_help, dest="fmt")(fn)
+
+    return add
 
 
 @click.command()
 @click.argument("bilm", type=click.Path())
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path())
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", *TASK_FORMATS]),
-    default="text",
-    show_default=True,
-    help="text: one sentence per line; or task data, read as `data.format` reads it.",
-)
-@click.option("--text-column", default="", help="A table's text (or tokens) column, as data.text_column.")
+@text_options("read as `data.format` reads it")
 @click.option("--lines", "max_lines", default=2000, show_default=True, help="Lines sampled from the text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
 @friendly_errors
@@ -71,22 +77,8 @@ def fit(bilm, files, fmt, text_column, max_lines, as_json):
     type=click.Path(),
     help="Held-out text to measure on (default: every 20th line of FILE, at most 2,000).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", *TASK_FORMATS]),
-    default="text",
-    show_default=True,
-    help="text: one sentence per line; or task data (its words are the text; labels are ignored).",
-)
-@click.option("--text-column", default="", help="A table's text (or tokens) column, as data.text_column.")
-@click.option(
-    "--cache-dir",
-    default="~/.cache/elmokit",
-    show_default=True,
-    envvar="ELMOKIT_CACHE",
-    help="Where encoded text is cached (env ELMOKIT_CACHE).",
-)
+@text_options("its words are the text; labels are ignored")
+@cache_dir_option("encoded text")
 @click.option(
     "--overwrite", is_flag=True, help="Adapt again over a biLM this command adapted at --out (never other files)."
 )
@@ -186,14 +178,13 @@ def train_classifier(config, overrides, out, resume, overwrite, quiet):
 @click.argument("model", type=click.Path())
 @click.argument("input_file", metavar="INPUT", type=click.Path())
 @click.argument("output", type=click.Path())
-@click.option(
+@choice_option(
     "--format",
-    "fmt",
-    type=click.Choice(["auto", *TASK_FORMATS, "text"]),
-    default="auto",
-    show_default=True,
-    help="INPUT's format (auto: conllu for *.conllu, else the model's training format); "
+    ["auto", *TASK_FORMATS, "text"],
+    "auto",
+    "INPUT's format (auto: conllu for *.conllu, else the model's training format); "
     "text = one sentence per line, words split on whitespace.",
+    dest="fmt",
 )
 @click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT (never INPUT itself).")
@@ -222,13 +213,8 @@ def predict(model, input_file, output, fmt, bilm, overwrite, device):
 @click.command()
 @click.argument("model", type=click.Path())
 @click.argument("gold", type=click.Path())
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["auto", *TASK_FORMATS]),
-    default="auto",
-    show_default=True,
-    help="GOLD's format (auto: the model's training format).",
+@choice_option(
+    "--format", ["auto", *TASK_FORMATS], "auto", "GOLD's format (auto: the model's training format).", dest="fmt"
 )
 @click.option("--bilm", type=click.Path(), default=None, help="The biLM bundle, if it moved since training.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU when there is one, else the CPU).")

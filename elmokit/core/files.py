@@ -190,6 +190,20 @@ def removed_on_disk_error(tmp: Path, final: Path, what: str, todo: str) -> Itera
         raise CheckpointError(f"{final}: cannot write{what} ({e.strerror or e}); {todo}") from None
 
 
+def fsync_dir(d: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk, where the platform can."""
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:  # not every platform opens directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # nor syncs them (EINVAL)
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file, then rename)."""
     tmp = path.with_name(f".{path.name}.tmp")

@@ -322,35 +322,21 @@ class Embedder:
             vecs = self.bilm.document(toks, self.pooling)
         return [v.float().cpu().numpy() for v in vecs]
 
+    # the options as write_hdf5 names them, several to a row
+    # fmt: off
     def embed_file(
-        self,
-        input_path: str | Path,
-        output_path: str | Path,
-        layers: str = "all",
-        dtype: str = "float32",
-        layout: str = "allennlp",
-        tokenized: bool = False,
-        resume: bool = False,
-        chunk_lines: int = 0,
-        progress: bool = True,
-        overwrite: bool = False,
+        self, input_path: str | Path, output_path: str | Path, layers: str = "all", dtype: str = "float32",
+        layout: str = "allennlp", tokenized: bool = False, resume: bool = False, chunk_lines: int = 0,
+        progress: bool = True, overwrite: bool = False,
     ) -> Path:
         """Embed a text file into HDF5; see :func:`elmokit.embed.writer.write_hdf5` for the options."""
         from elmokit.embed.writer import write_hdf5
 
         return write_hdf5(
-            self,
-            input_path,
-            output_path,
-            layers=layers,
-            dtype=dtype,
-            layout=layout,
-            tokenized=tokenized,
-            resume=resume,
-            chunk_lines=chunk_lines,
-            progress=progress,
-            overwrite=overwrite,
+            self, input_path, output_path, layers=layers, dtype=dtype, layout=layout, tokenized=tokenized,
+            resume=resume, chunk_lines=chunk_lines, progress=progress, overwrite=overwrite,
         )
+    # fmt: on
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -225,17 +225,6 @@ def _dataset_props(dtype: np.dtype) -> tuple:
     return dcpl, h5py.h5t.py_create(dtype)
 
 
-def fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:  # not every platform opens directories
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def close_synced(f, safe: SafeFile, partial: Path) -> None:
     """Close the HDF5 file and its :class:`SafeFile`, fsynced; a write that failed on the way raises
     :class:`DiskError`. Returns None (the caller's handle is then gone)."""

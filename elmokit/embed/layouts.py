@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from elmokit.core.errors import ElmokitError
+from elmokit.core.files import fsync_dir
 from elmokit.core.textfile import sha256_file
 from elmokit.embed.hdf5_safe import (
     DiskError,
@@ -67,7 +68,6 @@ from elmokit.embed.hdf5_safe import (
     check_space,
     close_synced,
     disk_error,
-    fsync_dir,
     new_dataset,
     open_hdf5,
     open_part,

@@ -13,55 +13,31 @@ from elmokit.modules.softmax import SoftmaxHead
 
 
 # --- named sizes: builder functions with the numbers written out -------------------------------------------------
+# the numbers of each size on two rows, to compare at a glance
+# fmt: off
 def tiny() -> ModelConfig:
     """For tests and the demo: 2 LSTMP layers, 64 cells, 32 projection and embedding; trains in seconds."""
     return ModelConfig(
-        size="tiny",
-        cell="lstm",
-        num_layers=2,
-        embed_dim=32,
-        hidden_size=64,
-        proj_size=32,
-        residual=True,
-        dropout=0.0,
-        head="sampled",
-        num_samples=256,
-        sampling_alpha=0.75,
+        size="tiny", cell="lstm", num_layers=2, embed_dim=32, hidden_size=64, proj_size=32,
+        residual=True, dropout=0.0, head="sampled", num_samples=256, sampling_alpha=0.75,
     )
 
 
 def small() -> ModelConfig:
     """Trainable on a CPU in an hour: 2 LSTMP layers, 1024 cells, 256 projection and embedding (~5M + 2*256*V)."""
     return ModelConfig(
-        size="small",
-        cell="lstm",
-        num_layers=2,
-        embed_dim=256,
-        hidden_size=1024,
-        proj_size=256,
-        residual=True,
-        dropout=0.1,
-        head="sampled",
-        num_samples=1024,
-        sampling_alpha=0.75,
+        size="small", cell="lstm", num_layers=2, embed_dim=256, hidden_size=1024, proj_size=256,
+        residual=True, dropout=0.1, head="sampled", num_samples=1024, sampling_alpha=0.75,
     )
 
 
 def elmo_original() -> ModelConfig:
     """The shape of the original ELMo biLM (one direction): 2 LSTMP layers, 4096 cells, 512 projection; GPU."""
     return ModelConfig(
-        size="elmo",
-        cell="lstm",
-        num_layers=2,
-        embed_dim=512,
-        hidden_size=4096,
-        proj_size=512,
-        residual=True,
-        dropout=0.1,
-        head="sampled",
-        num_samples=8192,
-        sampling_alpha=0.75,
+        size="elmo", cell="lstm", num_layers=2, embed_dim=512, hidden_size=4096, proj_size=512,
+        residual=True, dropout=0.1, head="sampled", num_samples=8192, sampling_alpha=0.75,
     )
+# fmt: on
 
 
 SIZES = {"tiny": tiny, "small": small, "elmo": elmo_original}

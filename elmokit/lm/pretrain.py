@@ -351,25 +351,15 @@ def _start_run(
         to_dict(cfg),
         bool(t.trackers),
     )
+    # the fields by name, several to a row
+    # fmt: off
     return PretrainRun(
-        cfg=cfg,
-        direction=direction,
-        run_dir=run_dir,
-        accelerator=accelerator,
-        vocab=vocab,
-        batcher=batcher,
-        valid_tokens=valid_tokens,
-        valid_words=valid_words,
-        valid_chars=valid_chars,
-        total_steps=total_steps,
-        run_print=run_print,
-        model=model,
-        unwrapped=unwrapped,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        state=state,
+        cfg=cfg, direction=direction, run_dir=run_dir, accelerator=accelerator, vocab=vocab, batcher=batcher,
+        valid_tokens=valid_tokens, valid_words=valid_words, valid_chars=valid_chars, total_steps=total_steps,
+        run_print=run_print, model=model, unwrapped=unwrapped, optimizer=optimizer, scheduler=scheduler, state=state,
         log=log,
     )
+    # fmt: on
 
 
 def pretrain(

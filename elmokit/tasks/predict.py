@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from elmokit.core.errors import CorpusError, ElmokitError
+from elmokit.core.files import fsync_dir
 from elmokit.tasks.batching import collate, make_batches
 from elmokit.tasks.items import Item
 from elmokit.tasks.lexicon import Lexicon
@@ -186,7 +187,7 @@ def write_predictions(
                 if path.exists() or path.is_symlink():
                     raise FileExistsError(path) from None
                 os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except FileExistsError:
         raise ElmokitError(f"{path}: exists; pass --overwrite to replace it, or give another OUTPUT") from None
     except OSError as e:
@@ -204,19 +205,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:  # not every platform opens directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def guess_format(path: str | Path, trained_on: str) -> str:

@@ -197,28 +197,15 @@ def start_task_run(cfg: TaskConfig, resume: bool, overwrite: bool) -> TaskRun:
         to_dict(cfg),
         bool(t.trackers),
     )
+    # the fields by name, several to a row
+    # fmt: off
     return TaskRun(
-        cfg=cfg,
-        out=out,
-        accelerator=accelerator,
-        splits=splits,
-        lexicon=lexicon,
-        metric=metric,
-        bilm_sha=bilm_sha,
-        features=features,
-        cache_seconds=cache_seconds,
-        domain_fit=domain_fit,
-        model=model,
-        raw_model=raw_model,
-        eval_model=average.model if average is not None else raw_model,
-        average=average,
-        trainable=trainable,
-        optimizer=optimizer,
-        plateau=plateau,
-        run_print=run_print,
-        loop=loop,
-        log=log,
+        cfg=cfg, out=out, accelerator=accelerator, splits=splits, lexicon=lexicon, metric=metric, bilm_sha=bilm_sha,
+        features=features, cache_seconds=cache_seconds, domain_fit=domain_fit, model=model, raw_model=raw_model,
+        eval_model=average.model if average is not None else raw_model, average=average, trainable=trainable,
+        optimizer=optimizer, plateau=plateau, run_print=run_print, loop=loop, log=log,
     )
+    # fmt: on
 
 
 def _read_splits(cfg: TaskConfig) -> tuple[dict[str, list], Lexicon]:
