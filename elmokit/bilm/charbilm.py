@@ -94,8 +94,8 @@ class CharBiLM(FrozenBiLM):
     """
 
     supports_stateful = True
-    # the published English shape's LSTM products at 128 rows ran at ~185 GFLOP/s against ~105 at 32 (2 threads,
-    # scripts/bench_elmo.py); 3,000 positions hold 128 sentences of 20 words
+    # 3,000 positions hold 128 sentences of 20 words: the published shape's LSTM products run much faster at 128 rows
+    # than at 32 (scripts/bench_elmo.py; recipes/README.md)
     batch_tokens = 3000
 
     def __init__(self, cfg: CharBiLMConfig, mapper: ElmoBytes | ManyLangsLexicon, sha256: str = "") -> None:

@@ -33,7 +33,8 @@ class SafeFile(io.RawIOBase):
 
     The first ``OSError`` of a write, truncate or flush is kept in :attr:`error` and every later write is dropped
     (reported as done), so the library finishes its bookkeeping without crashing; the file is then garbage and the
-    caller deletes it (:func:`part_file` and :func:`finish` do).
+    caller deletes it (:meth:`elmokit.embed.layouts.Partial.part` and
+    :meth:`elmokit.embed.layouts.Partial.finish` do).
     """
 
     def __init__(self, path: Path, mode: str) -> None:

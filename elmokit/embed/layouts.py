@@ -206,6 +206,16 @@ def count_lines(f, packed: bool) -> int:
         if n < 0 or int(offsets[-1]) != f["vectors"].shape[0]:
             raise ElmokitError("offsets and vectors disagree")
         return n
+    return allennlp_lines(f)
+
+
+def allennlp_lines(f) -> int:
+    """Lines of an open file of the allennlp layout: its members but ``sentence_to_index``, counted by the HDF5
+    library (listing a million names into Python took tens of MiB). A member that is not a line's (a file
+    another tool wrote) is looked for by name only when the count and the last line's key disagree."""
+    n = len(f) - ("sentence_to_index" in f)
+    if n == 0 or str(n - 1) in f:
+        return n
     return sum(1 for k in f.keys() if k.isdigit())
 
 
@@ -429,7 +439,6 @@ class Partial:
         Returns:
             The output path.
         """
-        import h5py
 
         parts = sorted(self.parts.values(), key=_chunk)
         first = self.dir / parts[0]["file"]
@@ -461,7 +470,7 @@ class Partial:
             f.attrs["lines_done"] = total
             f.attrs["complete"] = True
             f = close_synced(f, safe, self.dir)
-            with h5py.File(target, "r") as g:
+            with open_part(target) as g:  # read back with the capped metadata cache (the index of every line)
                 verify(g)
         except BaseException:
             abandon(f, safe, final if target == final else None, self.dir)
@@ -552,7 +561,7 @@ class EmbeddingsFile:
     def __len__(self) -> int:
         if self.packed:
             return len(self.offsets) - 1
-        return sum(1 for k in self.f.keys() if k.isdigit())
+        return allennlp_lines(self.f)
 
     def __getitem__(self, i: int) -> np.ndarray:
         """Sentence ``i``: ``(layers, words, 2D)`` (``--layers all``) or ``(words, 2D)``."""

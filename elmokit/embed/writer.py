@@ -130,8 +130,8 @@ def _scan(inp: Path, tokenized: bool, chunk_lines: int, with_index: bool) -> tup
     chunk's cost (its words plus its lines: what the processes' shares balance), and (``with_index``) the AllenNLP
     layout's ``sentence_to_index``.
 
-    Duplicates are found by 16-byte digests of each line's text, kept in one array (16 bytes a line) and sorted
-    once, so memory holds neither the lines' text nor the JSON.
+    Duplicates are found by 16-byte digests of each line's text, kept in one array (16 bytes a line) and ordered
+    once by an index sort (8 bytes a line more), so memory holds neither the lines' text nor the JSON.
 
     Returns:
         ``(index, lines, costs)``; ``index`` is None without ``with_index``.
@@ -149,10 +149,19 @@ def _scan(inp: Path, tokenized: bool, chunk_lines: int, with_index: bool) -> tup
             digests += hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
     if not with_index:
         return None, k + 1, costs
-    keys = np.frombuffer(bytes(digests), dtype=[("a", "<u8"), ("b", "<u8")])  # (lines,)
-    del digests
-    first = np.zeros(len(keys), dtype=bool)
-    first[np.unique(keys, return_index=True)[1]] = True  # the first line with each digest
+    halves = np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2)  # (lines, 2): a view, no copy
+    order = np.lexsort((halves[:, 1], halves[:, 0]))  # (lines,) stable: equal digests stay in line order
+    new = np.ones(len(order), dtype=bool)  # in sorted order: the first line with its digest
+    if len(order) > 1:
+        same = np.ones(len(order) - 1, dtype=bool)  # equal to the previous one in both halves
+        for col in (0, 1):
+            sorted_col = halves[order, col]  # (lines,)
+            same &= sorted_col[1:] == sorted_col[:-1]
+            del sorted_col
+        new[1:] = ~same
+    first = np.zeros(len(order), dtype=bool)
+    first[order[new]] = True
+    del halves, order, new
     index = _Index(inp, tokenized, first)
     h = hashlib.sha256()
     for piece in index.pieces():
