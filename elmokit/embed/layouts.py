@@ -27,8 +27,10 @@ Durability. ``OUTPUT.partial/`` is a directory that only this module writes:
   then one line per finished part ``{"part": k, "file": ..., "start": line, "lines": n, "bytes": b, "sha256": h}``
   (part ``k`` holds chunk ``k``: lines ``k * chunk_lines`` onwards). A part's line is appended (and fsynced) only
   after its file was written, fsynced, verified and renamed, so what ``--resume`` trusts was on disk before it was
-  recorded as done; a torn last line (a kill while writing it) is dropped. With N processes, process ``r > 0``
-  appends to its own ``journal-r.jsonl`` (no two processes write one file), and the main process reads them.
+  recorded as done; a torn last line (a kill while writing it) is dropped. Process ``r`` (one, or each of N)
+  appends to its own ``journal-r.jsonl`` (no two processes write one file), and the main process reads them;
+  ``journal.jsonl`` itself is written only when the main process prepares the directory, so every process reads
+  the same parts as done and computes the same shares.
   On resume (with any N) every journal's parts are checked against their size and sha256, gathered into
   ``journal.jsonl``, and the chunks not done (a part that fails its check among them) are embedded.
 - ``part-00000000.h5`` ...: the lines of one chunk in the output's layout; part 0 also holds the file's attributes
@@ -229,15 +231,15 @@ class Partial:
     Args:
         out: the final output path.
         options: what shapes the output; a resumed journal must hold the same.
-        rank: this process (0: the main one, which writes ``journal.jsonl``; process ``r`` appends to
-            ``journal-r.jsonl``).
+        rank: this process; process ``r`` appends its parts to ``journal-r.jsonl`` (the main one too), so that
+            ``journal.jsonl``, which the main one writes when it prepares, stays as every process read it.
     """
 
     def __init__(self, out: Path, options: dict, rank: int = 0) -> None:
         self.out = out
         self.dir = out.with_name(out.name + ".partial")
         self.journal = self.dir / "journal.jsonl"
-        self.own_journal = self.journal if rank == 0 else self.dir / f"journal-{rank}.jsonl"
+        self.own_journal = self.dir / f"journal-{rank}.jsonl"
         self.options = options
         self.rank = rank
         self.parts: dict[int, dict] = {}  # chunk -> its journal record, for every part trusted as done

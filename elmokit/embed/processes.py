@@ -7,6 +7,7 @@ several machines), not through collective calls, so that no process can wait for
 
 - ``ready-NONCE``: the main process has prepared the directory (a resumed journal read and consolidated); the others
   start once they see it.
+- ``done-NONCE-RANK``: a process other than the main one has written its share.
 - ``error-NONCE-RANK.txt``: a process stopped with this one-line error; every other process stops with the same
   line at its next chunk (or while it waits), and the launcher sees them all fail.
 
@@ -119,9 +120,18 @@ class Signals:
             self.check()
             time.sleep(POLL_SECONDS)
 
+    def finished(self) -> None:
+        """A process other than the main one: its share is written."""
+        if self.procs.world > 1:
+            (self.dir / f"done-{self.procs.nonce}-{self.procs.rank}").touch()
+
+    def all_finished(self) -> bool:
+        """Whether every process other than the main one has written its share."""
+        return all((self.dir / f"done-{self.procs.nonce}-{r}").exists() for r in range(1, self.procs.world))
+
     def clear_stale(self) -> None:
         """The main process, preparing: remove the signal files of earlier launches."""
-        for pattern in ("ready-*", "error-*.txt"):
+        for pattern in ("ready-*", "error-*.txt", "done-*"):
             for f in self.dir.glob(pattern):
                 if self.procs.nonce not in f.name or not self.procs.nonce:
                     f.unlink(missing_ok=True)

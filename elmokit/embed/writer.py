@@ -439,11 +439,21 @@ def write_hdf5(
                 plan.bar.close()
                 return partial.dir
         if not procs.main:
+            signals.finished()
             return partial.dir
 
         def all_recorded() -> bool:  # the other processes' parts, as they are journalled
+            finished = signals.all_finished()  # before the journals are read: what they then hold is all there is
             plan.bar.update(partial.collect())
-            return len(partial.parts) == len(costs)
+            if len(partial.parts) == len(costs):
+                return True
+            if finished:
+                missing = sorted(set(range(len(costs))) - set(partial.parts))
+                raise ElmokitError(
+                    f"{partial.dir}: every process finished, but chunks {missing[:10]} were written by none; this "
+                    f"is a bug, please report it (run again with --resume to embed them)"
+                )
+            return False
 
         signals.wait_until(all_recorded)
         plan.bar.close()

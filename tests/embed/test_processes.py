@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from elmokit.core.errors import ElmokitError
+from elmokit.embed import Embedder
 from elmokit.embed.processes import Processes, Signals, shares
+from elmokit.embed.writer import write_hdf5
 from tests.lm.test_pretrain import free_port
 
 WORDS = "the a cat dogs sees runs quickly river bird sings old happy 고양이가 책을 본다 .".split()
@@ -56,6 +58,36 @@ def test_a_process_stops_with_the_line_another_reported(tmp_path):
     with pytest.raises(ElmokitError, match="process 1 stopped"):
         Signals(d, one).wait_until(lambda: False)  # a waiting process stops too, not forever
     Signals(d, Processes(0, 2, "new")).check()  # an earlier launch's error is not this one's
+
+
+def test_every_process_reads_the_same_parts_as_done(tiny_pair, lines_file, tmp_path):
+    """Each process journals its parts in its own file, the main one too: a process that reads ``journal.jsonl``
+    late sees the parts the main one saw when it prepared, so both compute the same shares. (When the main one
+    appended to ``journal.jsonl``, a slow process also saw its first new part as done, took another share, and a
+    chunk was left to nobody: the main process waited for it forever.)"""
+    from elmokit.embed.layouts import Partial
+    from elmokit.embed.writer import _options
+
+    emb = Embedder(tiny_pair["bundle"], batch_tokens=64)
+    out = tmp_path / "o.hdf5"
+    write_hdf5(emb, lines_file, out, chunk_lines=50, progress=False, stop_after_chunks=2)
+    write_hdf5(emb, lines_file, out, chunk_lines=50, progress=False, stop_after_chunks=1, resume=True)
+    opts = _options(emb, lines_file, "all", "allennlp", "float32", False, 50)
+    late = Partial(out, opts, rank=1)
+    late.load()
+    assert sorted(late.parts) == [0, 1]  # as prepared by the second run, not its chunk 2
+    assert write_hdf5(emb, lines_file, out, chunk_lines=50, progress=False, resume=True) == out
+
+
+def test_the_main_process_stops_when_every_other_finished_and_a_chunk_is_missing(tmp_path):
+    d = tmp_path / "o.hdf5.partial"
+    d.mkdir()
+    main, other = Signals(d, Processes(0, 3, "n")), Signals(d, Processes(1, 3, "n"))
+    assert not main.all_finished()
+    other.finished()
+    assert not main.all_finished()
+    Signals(d, Processes(2, 3, "n")).finished()
+    assert main.all_finished()
 
 
 def assert_same_file(a, b, atol: float = 1e-6) -> None:
