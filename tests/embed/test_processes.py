@@ -146,9 +146,20 @@ def launch(n: int, bundle, inp, out, *extra: str, how: str = "torchrun") -> subp
     )
 
 
+def finish(p: subprocess.Popen, timeout: float) -> str:
+    """``p``'s output once it exits; past ``timeout`` its whole process group is killed (no worker outlives a
+    failed test) and the test fails."""
+    try:
+        return p.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        log = p.communicate()[0]
+        raise AssertionError(f"still running after {timeout:.0f} s: {log[-3000:]}") from None
+
+
 def run(n: int, *args, **kw) -> str:
     p = launch(n, *args, **kw)
-    log, _ = p.communicate(timeout=300)
+    log = finish(p, 300)
     assert p.returncode == 0, log[-3000:]
     return log
 
@@ -182,7 +193,7 @@ def test_a_killed_process_of_two_then_resume_with_one_or_two(tiny_pair, lines_fi
         workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
         if workers:
             os.kill(int(rng.choice(workers)), signal.SIGKILL)
-        p.communicate(timeout=120)
+        finish(p, 120)
         if out.exists():  # it finished before the kill: nothing to resume
             continue
         assert parts.is_dir() and any(parts.glob("part-*.h5"))
