@@ -98,3 +98,44 @@ def test_demo(tmp_path):
     assert results["tagger"]["test_accuracy"] > 50 and "test accuracy" in res.output
     assert set(results["cells"]) == {"word_position", "line_position"}
     assert "<span" in (tmp_path / "demo" / "cells" / "cells.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["evaluate", "{fwd}", "--corpus", "{text}", "--batch", "0"], "--batch 0: must be 1 or more"),
+        (["evaluate", "{fwd}", "--corpus", "{text}", "--bptt", "0"], "--bptt 0: must be 1 or more"),
+        (["evaluate", "{fwd}", "--corpus", "{text}", "--max-tokens", "-1"], "--max-tokens -1"),
+        (["generate", "{fwd}", "--temperature", "0"], "--temperature 0.0: must be above 0"),
+        (["generate", "{fwd}", "--temperature", "-1"], "--temperature -1.0"),
+        (["generate", "{fwd}", "--top-k", "-2"], "--top-k -2"),
+        (["generate", "{fwd}", "--tokens", "0"], "--tokens 0"),
+        (["embed", "{bilm}", "{text}", "{tmp}/e.hdf5", "--threads", "-2"], "--threads -2"),
+        (["embed", "{bilm}", "{text}", "{tmp}/e.hdf5", "--chunk-lines", "-1"], "--chunk-lines -1"),
+        (["embed", "{bilm}", "{text}", "{tmp}/e.hdf5", "--batch-tokens", "-5"], "--batch-tokens -5"),
+        (["cells", "{fwd}", "{text}", "--out", "{tmp}/c", "--max-pieces", "0"], "--max-pieces 0"),
+        (["cells", "{fwd}", "{text}", "--out", "{tmp}/file.txt"], "file.txt: File exists"),
+        (["bundle", "{fwd}", "{bwd}", "--out", "{fwd}/model/sub"], "is, or is inside, or holds the run"),
+        (["bundle", "{fwd}", "{bwd}", "--out", "{pair}"], "is, or is inside, or holds the run"),
+    ],
+)
+def test_bad_counts_and_outs_are_one_line(tiny_pair, tmp_path, args, says):
+    """What a hostile audit found: options that measure nothing and --out paths of the wrong kind were
+    tracebacks (and `bundle --out` inside a run copied the run into itself, 41 folders deep, and left it there)."""
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat .\n" * 5, encoding="utf-8")
+    (tmp_path / "file.txt").write_text("keep me", encoding="utf-8")
+    before = sorted(p.name for p in tiny_pair["forward"].rglob("*"))
+    fields = {
+        "fwd": tiny_pair["forward"],
+        "bwd": tiny_pair["backward"],
+        "bilm": tiny_pair["bundle"],
+        "text": text,
+        "tmp": tmp_path,
+        "pair": tiny_pair["dir"],
+    }
+    r = CliRunner().invoke(main, [a.format(**fields) for a in args])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and says in r.output, r.output
+    assert (tmp_path / "file.txt").read_text(encoding="utf-8") == "keep me"
+    assert sorted(p.name for p in tiny_pair["forward"].rglob("*")) == before  # nothing left inside the run

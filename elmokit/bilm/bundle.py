@@ -270,11 +270,22 @@ def write_bundle(forward: str | Path, backward: str | Path, out: str | Path) -> 
     import shutil
 
     fwd_dir, bwd_dir = resolve_model_dir(forward), resolve_model_dir(backward)
-    bilm = load_bilm(fwd_dir, bwd_dir)  # validates the pair
     out = Path(out)
+    for src in (Path(forward), Path(backward)):
+        a, b = out.resolve(), src.resolve()
+        if a == b or b in a.parents or a in b.parents:
+            raise CheckpointError(
+                f"--out {out}: is, or is inside, or holds the run {src}; write the bundle elsewhere (the runs are "
+                f"copied into it)"
+            )
+    bilm = load_bilm(fwd_dir, bwd_dir)  # validates the pair
     tmp = atomic_dir(out)
-    shutil.copytree(fwd_dir, tmp / "forward")
-    shutil.copytree(bwd_dir, tmp / "backward")
+    try:
+        shutil.copytree(fwd_dir, tmp / "forward")
+        shutil.copytree(bwd_dir, tmp / "backward")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     fm, bm = sha256_file(tmp / "forward" / "manifest.json"), sha256_file(tmp / "backward" / "manifest.json")
     write_json(
         tmp / "manifest.json",

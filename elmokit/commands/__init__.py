@@ -25,6 +25,9 @@ def friendly_errors(fn):
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
         except OSError as e:  # a full disk where no stage caught it: one line, not a traceback
+            if e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES):  # a path of the wrong kind
+                click.echo(f"error: {e.filename or 'a path'}: {e.strerror}; choose another path", err=True)
+                sys.exit(2)
             if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 raise
             click.echo(
@@ -38,6 +41,19 @@ def friendly_errors(fn):
             sys.exit(130)
 
     return wrapper
+
+
+def at_least(**options: tuple[float, float]) -> None:
+    """Refuse an option below its least value in one line: ``at_least(**{"--batch": (batch, 1)})``.
+
+    Raises:
+        ElmokitError: naming the option, its value and the least one.
+    """
+    from elmokit.core.errors import ElmokitError
+
+    for option, (value, least) in options.items():
+        if value < least:
+            raise ElmokitError(f"{option} {value}: must be {least} or more")
 
 
 def choice_option(name: str, choices, default: str, help: str, dest: str | None = None):

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from elmokit.commands import cache_dir_option, friendly_errors
+from elmokit.commands import at_least, cache_dir_option, friendly_errors
 from elmokit.core.choices import CELL_FEATURES
 
 
@@ -21,9 +21,13 @@ from elmokit.core.choices import CELL_FEATURES
 @friendly_errors
 def generate(model, prompt, n_tokens, temperature, top_k, seed):
     """Sample text from MODEL: a forward LM continues --prompt, a backward LM writes what comes before it."""
+    from elmokit.core.errors import ElmokitError
     from elmokit.lm.generate import sample
     from elmokit.lm.model_dir import load_model
 
+    at_least(**{"--tokens": (n_tokens, 1), "--top-k": (top_k, 0)})
+    if not temperature > 0:
+        raise ElmokitError(f"--temperature {temperature}: must be above 0 (1 samples as the LM predicts)")
     loaded = load_model(model)
     lm, vocab, manifest = loaded.model, loaded.vocab, loaded.manifest
     click.echo(sample(lm, vocab, prompt, n_tokens, temperature, top_k, seed, manifest["direction"] == "backward"))
@@ -72,6 +76,8 @@ def cells(model, input_files, out, features, regex, units, max_pieces, top, cont
     Example: elmokit cells runs/char-lstm wiki.valid.tokens --out runs/char-lstm/cells --control
     """
     from elmokit.analysis.cells import inspect_cells, summary_lines
+
+    at_least(**{"--max-pieces": (max_pieces, 1), "--top": (top, 1)})
 
     r = inspect_cells(
         model,

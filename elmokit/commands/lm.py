@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from elmokit.commands import cache_dir_option, choice_option, friendly_errors
+from elmokit.commands import at_least, cache_dir_option, choice_option, friendly_errors
 from elmokit.core.choices import DIRECTIONS, DTYPES, INFERENCE_PRECISIONS, LAYER_MODES, LAYOUTS, POOLINGS, VOCAB_TYPES
 
 
@@ -166,6 +166,7 @@ def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
     """
     from elmokit.lm.evaluate import evaluate_model
 
+    at_least(**{"--batch": (batch, 1), "--bptt": (bptt, 1), "--max-tokens": (max_tokens, 0)})
     r = evaluate_model(
         model, list(corpus), mode, batch, bptt, cache_dir=cache_dir, max_tokens=max_tokens, progress=not as_json
     )
@@ -322,6 +323,7 @@ def embed(
     from elmokit.core.malloc import keep_freed_memory
     from elmokit.embed import Embedder
 
+    at_least(**{"--threads": (threads, 0), "--chunk-lines": (chunk_lines, 0), "--batch-tokens": (batch_tokens, 0)})
     keep_freed_memory()  # each chunk's output buffers come from reused memory, not fresh page faults
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if threads or local > 1:  # N processes on one machine share its cores
