@@ -26,7 +26,7 @@ import torch
 
 from elmokit.core.choices import DIRECTIONS, HEADS, PRECISIONS
 from elmokit.core.config import PretrainConfig, build_config, load_raw, to_dict
-from elmokit.core.errors import ConfigError
+from elmokit.core.errors import ConfigError, ElmokitError
 from elmokit.core.files import atomic_dir, commit_dir, removed_on_disk_error, write_json
 from elmokit.core.run_guard import check_fresh_out, fingerprint, hold_run_lock, remove_torn_dirs
 from elmokit.core.runtime import RunLog, start_accelerator
@@ -362,6 +362,15 @@ def _start_run(
     # fmt: on
 
 
+def _forget_empty_run_dir(run_dir: Path, fresh: bool) -> None:
+    """A run refused before it wrote anything leaves no directory behind (only its lock file was there)."""
+    from elmokit.core.run_guard import release_run_lock
+
+    if fresh and run_dir.is_dir() and all(p.name.startswith(".lock") for p in run_dir.iterdir()):
+        release_run_lock(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def pretrain(
     config: str | None,
     direction: str,
@@ -383,9 +392,15 @@ def pretrain(
     if direction not in DIRECTIONS:
         raise ConfigError(f"--direction must be forward or backward, got {direction!r}")
     cfg = load_pretrain_config(config, overrides)
-    run = _start_run(
-        cfg, direction, Path(out).expanduser(), resume or bool(resume_from), init_from, progress, overwrite, resume_from
-    )
+    run_dir = Path(out).expanduser()
+    fresh = not run_dir.exists()
+    try:
+        run = _start_run(
+            cfg, direction, run_dir, resume or bool(resume_from), init_from, progress, overwrite, resume_from
+        )
+    except ElmokitError:
+        _forget_empty_run_dir(run_dir, fresh)
+        raise
     t, accelerator, model, optimizer, scheduler = cfg.train, run.accelerator, run.model, run.optimizer, run.scheduler
     main, world, device = accelerator.is_main_process, accelerator.num_processes, accelerator.device
     micro = run.batcher.local_batch // t.grad_accum  # streams per micro-batch

@@ -218,3 +218,15 @@ def test_a_cpu_budget_ends_the_run_and_records_are_timed(tiny_overrides, tmp_pat
     assert cpu == sorted(cpu) and all("wall_s" in r for r in recs)
     with pytest.raises(ConfigError, match="max_cpu_minutes"):
         pretrain(None, "forward", tmp_path / "bad", [*tiny_overrides, "train.max_cpu_minutes=-1"], progress=False)
+
+
+def test_a_run_refused_before_it_starts_leaves_no_directory(tiny_overrides, tmp_path):
+    """An empty corpus is refused in one line, and the --out it was given is not left behind holding a lock file."""
+    from elmokit.core.errors import ElmokitError
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    out = tmp_path / "run"
+    with pytest.raises(ElmokitError):
+        pretrain(None, "forward", out, [*tiny_overrides, f"data.train={empty}"], progress=False)
+    assert not out.exists()
