@@ -236,7 +236,7 @@ def test_resume_redoes_a_damaged_or_torn_part(emb, text, tmp_path, capsys):
     data = bytearray(p1.read_bytes())
     data[len(data) // 2] ^= 0xFF
     p1.write_bytes(bytes(data))
-    with open(partial / "journal.jsonl", "a", encoding="utf-8") as j:
+    with open(partial / "journal-0.jsonl", "a", encoding="utf-8") as j:  # where this process journals its parts
         j.write('{"part": 3, "file": "part-0000')  # torn
     out = write_hdf5(emb, text, tmp_path / "o.hdf5", chunk_lines=4, progress=False, resume=True)
     assert "part-00000001.h5: missing or its sha256 differs" in capsys.readouterr().out
@@ -319,7 +319,12 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_done_parts(emb, text, tmp_
         write_hdf5(emb, text, out, layout=layout, chunk_lines=4, progress=False, overwrite=True)
     assert out.read_bytes() == b"an older good output"
     partial = tmp_path / "o.hdf5.partial"
-    assert sorted(p.name for p in partial.iterdir()) == ["journal.jsonl", "part-00000000.h5", "part-00000001.h5"]
+    assert sorted(p.name for p in partial.iterdir()) == [
+        "journal-0.jsonl",  # the parts done, as this process journalled them
+        "journal.jsonl",
+        "part-00000000.h5",
+        "part-00000001.h5",
+    ]
     monkeypatch.setattr(V.SafeFile, "__init__", real_init)
     write_hdf5(emb, text, out, layout=layout, chunk_lines=4, progress=False, resume=True, overwrite=True)
     with EmbeddingsFile(full) as a, EmbeddingsFile(out) as b:
