@@ -160,7 +160,20 @@ def two_process_speedup(bundle: Path, text: Path, tmp: Path) -> tuple[float, flo
         port = s.getsockname()[1]
 
     def cli(out: Path) -> list[str]:
-        return ["-m", "elmokit.cli", "embed", str(bundle), str(text), str(out), "--quiet", "--threads", "1"]
+        # chunks of 1,000 lines, so that the input is shared (a process takes whole chunks)
+        return [
+            "-m",
+            "elmokit.cli",
+            "embed",
+            str(bundle),
+            str(text),
+            str(out),
+            "--quiet",
+            "--threads",
+            "1",
+            "--chunk-lines",
+            "1000",
+        ]
 
     one = command_seconds([sys.executable, *cli(tmp / "mp1.hdf5")])
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
@@ -173,7 +186,7 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=1000, help="per round of the throughput comparison")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the throughput comparison")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--mp-sentences", type=int, default=8000, help="input of the two-process comparison")
+    ap.add_argument("--mp-sentences", type=int, default=12000, help="input of the two-process comparison")
     ap.add_argument(
         "--no-mallopt",
         action="store_true",
