@@ -18,7 +18,7 @@ from elmokit.core.errors import ElmokitError
 from elmokit.embed import Embedder
 from elmokit.embed.processes import Processes, Signals, shares
 from elmokit.embed.writer import write_hdf5
-from tests.lm.test_pretrain import free_port
+from tests.lm.test_pretrain import accelerate_launch, free_port
 
 WORDS = "the a cat dogs sees runs quickly river bird sings old happy 고양이가 책을 본다 .".split()
 
@@ -124,23 +124,7 @@ def launch(n: int, bundle, inp, out, *extra: str, how: str = "torchrun") -> subp
             *cli,
         ]
     else:
-        cmd = [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            str(n),
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            str(free_port()),
-            *cli,
-        ]
+        cmd = [*accelerate_launch(n), *cli]
     return subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )

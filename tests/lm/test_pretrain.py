@@ -101,19 +101,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("direction", ["forward", "backward"])
-def test_two_gloo_processes_equal_one(tiny_overrides, tmp_path, direction):
-    """2 processes x 4 streams each == 1 process x 8 streams (same shared negatives, no dropout)."""
-    ov = [*tiny_overrides, "train.checkpoint_every=0"]
-    pretrain(None, direction, tmp_path / "one", ov, progress=False)
-    cmd = [
+def accelerate_launch(n: int) -> list[str]:
+    """``accelerate launch`` of ``n`` gloo processes on this machine, on a free port (what the README shows)."""
+    return [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
         "--multi_gpu",
         "--num_processes",
-        "2",
+        str(n),
         "--num_machines",
         "1",
         "--mixed_precision",
@@ -122,6 +118,17 @@ def test_two_gloo_processes_equal_one(tiny_overrides, tmp_path, direction):
         "no",
         "--main_process_port",
         str(free_port()),
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_two_gloo_processes_equal_one(tiny_overrides, tmp_path, direction):
+    """2 processes x 4 streams each == 1 process x 8 streams (same shared negatives, no dropout)."""
+    ov = [*tiny_overrides, "train.checkpoint_every=0"]
+    pretrain(None, direction, tmp_path / "one", ov, progress=False)
+    cmd = [
+        *accelerate_launch(2),
         "-m",
         "elmokit.cli",
         "pretrain",

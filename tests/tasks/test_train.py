@@ -320,27 +320,13 @@ def test_two_gloo_processes_train_a_tagger(tmp_path, data, tiny_pair):
     """`accelerate launch` with 2 CPU processes: each takes every other batch, DDP averages the gradients."""
     import os
     import subprocess
-    import sys
 
-    from tests.lm.test_pretrain import free_port
+    from tests.lm.test_pretrain import accelerate_launch
 
     files = data["conllu"]
     (tmp_path / "t.yaml").write_text("task: tagger\n", encoding="utf-8")
     cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(free_port()),
+        *accelerate_launch(2),
         "-m",
         "elmokit.cli",
         "train-tagger",
