@@ -34,11 +34,11 @@ import torch
 from torch import Tensor, nn
 
 from elmokit.bilm.bundle import load_bilm
-from elmokit.bilm.characters import ElmoBytes
 from elmokit.bilm.charbilm import CarriedState, CharBiLM
 from elmokit.bilm.import_elmo import import_bilm_tf, import_manylangs
 from elmokit.core.errors import CheckpointError, ConfigError, CorpusError
 from elmokit.core.textfile import sha256_file
+from elmokit.modules.characters import ElmoBytes
 from elmokit.modules.scalar_mix import ScalarMix
 
 MAX_CHARS = 50  # AllenNLP's ELMoCharacterMapper.max_word_length
@@ -160,21 +160,9 @@ class _ElmoBiLm(nn.Module):
         return self._encode(chars, ids)
 
     def _encode(self, chars: Tensor, ids: Tensor | None) -> Tensor:
-        """The token encoder over ``(N, max_chars)`` model character ids: elmokit's fast CharCNN, or, when
-        fine-tuning, the same equations in differentiable PyTorch operations (the fast one's oneDNN products have no
-        gradient)."""
-        enc = self.bilm.token_encoder
-        if not (self.requires_grad and torch.is_grad_enabled()):
-            return enc(chars, ids, self.bilm.vocab.pad_id)
-        act = torch.relu if enc.activation == "relu" else torch.tanh
-        emb = enc.char_embedding(chars).transpose(1, 2)  # (N, d, max_chars)
-        h = torch.cat([act(conv(emb).amax(-1)) for conv in enc.convolutions], -1)  # (N, F)
-        for layer in enc.highways:
-            nonlinear, gate = layer(h).chunk(2, -1)
-            h = torch.lerp(torch.relu(nonlinear), h, torch.sigmoid(gate))
-        if enc.word_embedding is not None:
-            h = torch.cat([enc.word_embedding(ids), h], -1)
-        return enc.projection(h)  # (N, D)
+        """The token encoder over ``(N, max_chars)`` model character ids → ``(N, D)``: elmokit's CharCNN, which
+        takes its differentiable path by itself when fine-tuning (grad mode on and its parameters trainable)."""
+        return self.bilm.token_encoder(chars, ids, self.bilm.vocab.pad_id)  # (N, D)
 
     def create_cached_cnn_embeddings(self, tokens: list[str]) -> None:
         """AllenNLP's cached vocabulary: row ``i`` of the word embedding is ``tokens[i]``'s token vector."""

@@ -17,6 +17,11 @@ def test_help(cmd):
     assert "Usage:" in res.output
 
 
+def test_the_commands_of_issue_37_are_listed():
+    """`substitutes` (and `import-elmo`, which reads archives now) have their --help checked above."""
+    assert {"import-elmo", "substitutes"} <= set(COMMANDS)
+
+
 def test_help_is_instant_without_torch():
     import subprocess
     import sys
@@ -117,6 +122,7 @@ def test_demo(tmp_path):
         (["cells", "{fwd}", "{text}", "--out", "{tmp}/file.txt"], "file.txt: File exists"),
         (["bundle", "{fwd}", "{bwd}", "--out", "{fwd}/model/sub"], "is, or is inside, or holds the run"),
         (["bundle", "{fwd}", "{bwd}", "--out", "{pair}"], "is, or is inside, or holds the run"),
+        (["export-elmo", "{bilm}", "--out", "{tmp}/elmo"], "a pieces biLM"),
     ],
 )
 def test_bad_counts_and_outs_are_one_line(tiny_pair, tmp_path, args, says):

@@ -17,6 +17,7 @@ backward layer k]``. Every layer has width ``2 * D``, so the output of a sentenc
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -151,6 +152,45 @@ class BiLM(FrozenBiLM):
             out[k, :, D:] = rl.reshape(-1, D).index_select(0, ri)
         return out
 
+    @torch.no_grad()
+    def piece_layers(self, words: list[str]) -> tuple[Tensor, list[list[int]], list[list[tuple[int, int]]]]:
+        """One sentence's layers at every piece, before :meth:`encode_words` pools them to words.
+
+        Piece ``i``'s vector at layer ``k`` is ``[forward LM at i; backward LM at i]`` (layer 0: the two
+        embeddings), each direction having read the sentence from its own end up to piece ``i``. Pieces ``a..b``
+        pooled as :meth:`encode_words` pools a word: ``edges`` takes the forward half at ``b`` and the backward half
+        at ``a``, ``first`` and ``last`` both halves at ``a`` or ``b``, ``mean`` both averaged over ``a..b``.
+
+        Args:
+            words: one sentence's words.
+
+        Returns:
+            ``(layers, ids, spans)``: ``layers`` ``(num_layers, P, 2D)`` for the sentence's ``P`` pieces in order;
+            per word, its piece ids (:meth:`pieces`) and each piece's ``(start, end)`` characters in the word. A
+            byte-fallback piece that does not end its character spans ``(c, c)`` (c: where the character starts);
+            a word that encodes to nothing has one piece spanning it all. Where sentencepiece is too old to map
+            offsets, the spans are those of the pieces' text, the word's unless normalisation changed its length.
+        """
+        ids = self.pieces([words])[0]
+        spans: list[list[tuple[int, int]]] = []
+        for word, word_ids in zip(words, ids):
+            if word_ids == [PAD_ID]:  # encodes to nothing: the one slot :meth:`pieces` gives it
+                spans.append([(0, len(word))])
+                continue
+            try:
+                offsets = [tuple(o) for o in self.vocab.sp.encode(word, return_type="offset_mapping")["offsets"]]
+            except (TypeError, ValueError):  # an older sentencepiece: the spans of the pieces' text
+                surfaces = self.vocab.surfaces(word_ids)
+                offsets = [(e - len(s), e) for e, s in zip(itertools.accumulate(map(len, surfaces)), surfaces)]
+            spans.append(offsets)
+        seq = [i for word_ids in ids for i in word_ids]
+        if not seq:
+            return torch.zeros(self.num_layers, 0, 2 * self.dim, device=self.device), ids, spans
+        x = torch.tensor([seq], device=self.device)  # (1, P)
+        fwd, bwd = self._run_lms(x, x.flip(1), 1)  # per layer (P, 1, D); the backward LM's in reversed order
+        layers = torch.cat([torch.stack(fwd)[:, :, 0], torch.stack(bwd)[:, :, 0].flip(1)], -1)  # (layers, P, 2D)
+        return layers, ids, spans
+
     def _run_lms(self, fwd_ids: Tensor, bwd_ids: Tensor, batch: int) -> tuple[list[Tensor], list[Tensor]]:
         """Both LMs over their ``(batch, L)`` ids from the cached start state.
 
@@ -251,6 +291,10 @@ def load_bilm(path: str | Path, backward: str | Path | None = None, device: str 
         sha = _pair_sha(fwd_dir, bwd_dir)
     f, b = load_model(fwd_dir, device), load_model(bwd_dir, device)
     _check_pair(f.manifest, b.manifest, f.cfg, b.cfg, str(path), str(backward or bwd_dir))
+    if "char_cnn" in (f.cfg.model.encoder, b.cfg.model.encoder):  # two character-CNN LMs: the original ELMo
+        from elmokit.bilm.char_pair import load_char_pair
+
+        return load_char_pair(f, b, sha)
     return BiLM(f.model, b.model, f.vocab, sha, {"forward": f.manifest, "backward": b.manifest})
 
 
@@ -262,8 +306,10 @@ def _pair_sha(fwd_dir: Path, bwd_dir: Path) -> str:
     ).hexdigest()
 
 
-def write_bundle(forward: str | Path, backward: str | Path, out: str | Path) -> Path:
-    """Write a self-contained biLM directory: ``forward/``, ``backward/`` (model directories) and ``manifest.json``.
+def write_bundle(forward: str | Path, backward: str | Path, out: str | Path, encoder: str = "same") -> Path:
+    """Write a self-contained biLM directory: ``forward/``, ``backward/`` (model directories) and ``manifest.json``;
+    for two character-CNN LMs, a character biLM bundle (:mod:`elmokit.bilm.char_pair`: bilm-tf's layout, one token
+    encoder, chosen by ``encoder``).
 
     The pair is checked first (directions, vocab, shapes), so a bundle that exists always loads.
     """
@@ -278,6 +324,14 @@ def write_bundle(forward: str | Path, backward: str | Path, out: str | Path) -> 
                 f"--out {out}: is, or is inside, or holds the run {src}; write the bundle elsewhere (the runs are "
                 f"copied into it)"
             )
+    f, b = load_model(fwd_dir), load_model(bwd_dir)
+    _check_pair(f.manifest, b.manifest, f.cfg, b.cfg, str(forward), str(backward))
+    if "char_cnn" in (f.cfg.model.encoder, b.cfg.model.encoder):
+        from elmokit.bilm.char_pair import write_char_pair
+
+        return write_char_pair(f, b, out, encoder)
+    if encoder != "same":
+        raise CheckpointError(f"--encoder {encoder}: is for a pair of character-CNN LMs (these read pieces)")
     bilm = load_bilm(fwd_dir, bwd_dir)  # validates the pair
     tmp = atomic_dir(out)
     try:

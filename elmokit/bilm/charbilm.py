@@ -17,6 +17,16 @@ Bundle directory (written by :func:`write_char_bundle`, read by :func:`load_char
     weights.pt      the CharBiLM state dict (loaded with torch.load(weights_only=True))
     char.dic        characters="lexicon" only: ELMoForManyLangs' lexicons (token<TAB>id), copied
     word.dic        the same, when the token encoder has a word embedding
+    vocab.txt       when the model came with one: bilm-tf's word vocabulary (UTF-8, one token per line, the line
+                    number is the id; <S>, </S> and <UNK> among them), the rows of the softmax
+
+The softmax (``model.softmax``): ``"none"`` (what bilm-tf's ``dump_weights`` leaves: it skips every variable named
+``softmax``), ``"shared"`` (one ``(V, D)`` softmax read by both directions, as bilm-tf trains it: its
+``softmax/W`` and ``softmax/b``) or ``"per-direction"`` (one per direction, as elmokit's separately pretrained LMs
+have); ``model.vocab_size`` is its rows ``V`` (0 without one). State keys ``softmax_forward.weight`` ``(V, D)``,
+``softmax_forward.bias`` ``(V,)`` and, per direction, ``softmax_backward.*``. A manifest without these keys (written
+before they existed) is a model without a softmax; a model without one is written without them (and its ``sha256``
+is the one it had before), so that older elmokit versions still read it.
 """
 
 from __future__ import annotations
@@ -30,9 +40,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from elmokit.bilm.characters import LEXICON_SPECIALS, WORD_SPECIALS, ElmoBytes, ManyLangsLexicon, read_dic, write_dic
 from elmokit.bilm.frozen import FrozenBiLM, padded_rows
 from elmokit.core.choices import POOLINGS
 from elmokit.core.errors import CheckpointError
@@ -48,10 +57,13 @@ from elmokit.core.files import (
 )
 from elmokit.core.textfile import sha256_file
 from elmokit.modules.char_cnn import ACTIVATIONS, CharCNN
+from elmokit.modules.characters import LEXICON_SPECIALS, WORD_SPECIALS, ElmoBytes, ManyLangsLexicon, read_dic, write_dic
 from elmokit.modules.recurrent import RecurrentStack, State
 
 CHAR_BUNDLE_FORMAT = "elmokit-charbilm/1"
 CHARACTERS = ("elmo-bytes", "lexicon")
+SOFTMAXES = ("none", "shared", "per-direction")
+VOCAB_SPECIALS = ("<S>", "</S>", "<UNK>")  # what bilm-tf's vocabulary must hold (its Vocabulary(validate_file=True))
 
 
 @dataclass
@@ -73,6 +85,8 @@ class CharBiLMConfig:
     skip_connections: bool = False  # layer k > 0 adds its input to its output
     word_vocab: int = 0  # rows of a word embedding beside the characters (ELMoForManyLangs), 0 = none
     word_dim: int = 0
+    vocab_size: int = 0  # V: rows of the softmax (the words of vocab.txt), 0 = none
+    softmax: str = "none"  # none | shared (one for both directions, as bilm-tf trains) | per-direction
 
 
 @dataclass
@@ -89,8 +103,9 @@ class CharBiLM(FrozenBiLM):
 
     Args:
         cfg: its shape.
-        mapper: :class:`~elmokit.bilm.characters.ElmoBytes` or :class:`~elmokit.bilm.characters.ManyLangsLexicon`.
+        mapper: :class:`~elmokit.modules.characters.ElmoBytes` or :class:`~elmokit.modules.characters.ManyLangsLexicon`.
         sha256: names the model (the bundle's).
+        words: bilm-tf's word vocabulary (id = index), when the model came with one: the softmax's rows.
     """
 
     supports_stateful = True
@@ -98,7 +113,13 @@ class CharBiLM(FrozenBiLM):
     # than at 32 (scripts/bench_elmo.py; recipes/README.md)
     batch_tokens = 3000
 
-    def __init__(self, cfg: CharBiLMConfig, mapper: ElmoBytes | ManyLangsLexicon, sha256: str = "") -> None:
+    def __init__(
+        self,
+        cfg: CharBiLMConfig,
+        mapper: ElmoBytes | ManyLangsLexicon,
+        sha256: str = "",
+        words: list[str] | None = None,
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         P = cfg.projection_dim
@@ -119,12 +140,49 @@ class CharBiLM(FrozenBiLM):
             )
 
         self.forward_rnn, self.backward_rnn = stack(), stack()
+        if cfg.softmax != "none":  # logits = top layer @ W^T + b, W (V, D) as bilm-tf's softmax/W
+            self.softmax_forward = nn.Linear(P, cfg.vocab_size)
+            if cfg.softmax == "per-direction":
+                self.softmax_backward = nn.Linear(P, cfg.vocab_size)
+        self.words: list[str] = list(words or [])
+        self._word_ids = {w: i for i, w in enumerate(self.words)}  # a repeated token: its last line, as bilm-tf's
         self.vocab = mapper
         self.sha256 = sha256
         self.dim = P
         self.num_layers = cfg.num_layers + 1
         self._start_cache: dict[str, State] = {}  # per direction: the state after its first token, from zero
+        # per direction, the LM's last validation record (a pair pretrained here: what `fit` compares with)
+        self.own_valid: dict[str, dict] = {}
         self.freeze()
+
+    @property
+    def has_softmax(self) -> bool:
+        """Whether the model kept its softmax (and the vocabulary naming its rows)."""
+        return self.cfg.softmax != "none"
+
+    def softmax_head(self, direction: str) -> nn.Linear:
+        """The softmax a direction's top layer is read by: ``(D,) -> (V,)`` logits over :attr:`words`.
+
+        Raises:
+            ValueError: an unknown direction, or a model without a softmax.
+        """
+        if direction not in ("forward", "backward"):
+            raise ValueError(f"direction must be forward or backward, got {direction!r}")
+        if not self.has_softmax:
+            raise ValueError("this biLM kept no softmax (model.softmax is 'none')")
+        if direction == "backward" and self.cfg.softmax == "per-direction":
+            return self.softmax_backward
+        return self.softmax_forward
+
+    def word_to_id(self, word: str) -> int:
+        """The id of ``word`` in :attr:`words` (bilm-tf's rule: ``<UNK>``'s for a word it does not hold).
+
+        Raises:
+            ValueError: a model without a vocabulary.
+        """
+        if not self.words:
+            raise ValueError("this biLM kept no word vocabulary")
+        return self._word_ids.get(word, self._word_ids.get("<UNK>", -1))
 
     def pieces(self, sentences: list[list[str]]) -> list[list[str]]:
         """What :meth:`encode_words` reads of each sentence: its words (one position each)."""
@@ -250,7 +308,9 @@ CONFIG_INTS = {
     "num_layers": 1,
     "word_vocab": 0,
     "word_dim": 0,
+    "vocab_size": 0,
 }
+NEW_KEYS = {"vocab_size": 0, "softmax": "none"}  # written only when not these (older versions read the rest)
 
 
 def check_config(cfg: CharBiLMConfig, where: str) -> None:
@@ -300,6 +360,63 @@ def check_config(cfg: CharBiLMConfig, where: str) -> None:
         raise bad("filters", "a list of [width, count] pairs of positive integers")
     if max(w for w, _ in f) > cfg.max_chars:
         raise bad("filters", f"no wider than max_chars ({cfg.max_chars})")
+    if cfg.softmax not in SOFTMAXES:
+        raise bad("softmax", f"one of {', '.join(SOFTMAXES)}")
+    if (cfg.softmax == "none") != (cfg.vocab_size == 0):
+        raise bad(
+            "vocab_size",
+            f"0 with softmax 'none' and the softmax's rows (>= 1) otherwise (softmax is {cfg.softmax!r})",
+        )
+
+
+def model_dict(cfg: CharBiLMConfig) -> dict:
+    """The manifest's ``model``: the config's fields, without the softmax's while there is none (so a model without
+    one has the manifest, and the ``sha256``, it had before they existed)."""
+    d = dataclasses.asdict(cfg)
+    if all(d[k] == v for k, v in NEW_KEYS.items()):
+        for k in NEW_KEYS:
+            del d[k]
+    return d
+
+
+def read_vocab_txt(path: Path, where: str) -> list[str]:
+    """A bundle's ``vocab.txt`` (as :func:`write_char_bundle` wrote it: one token per line, each line ended).
+
+    Raises:
+        CheckpointError: a file that is not UTF-8, or not ended by a line end.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise CheckpointError(f"{path}:{line}: not UTF-8; {where}") from None
+    if text and not text.endswith("\n"):
+        raise CheckpointError(f"{path}: its last line has no line end (the file is truncated); {where}")
+    return text.split("\n")[:-1]
+
+
+def check_vocab(words: list[str], cfg: CharBiLMConfig, where: str) -> None:
+    """Refuse a vocabulary that cannot name the softmax's rows: another count than ``model.vocab_size``, a token
+    with a line end (the file could not hold it), or one of ``<S>``, ``</S>``, ``<UNK>`` missing.
+
+    Raises:
+        CheckpointError: ``WHERE: ...``, naming the manifest key or the token.
+    """
+    if cfg.softmax != "none" and len(words) != cfg.vocab_size:
+        raise CheckpointError(
+            f"{where}: the vocabulary has {len(words)} words, model.vocab_size (the softmax's rows) is "
+            f"{cfg.vocab_size}; are the vocabulary and the weights from the same model?"
+        )
+    bad = next((w for w in words if "\n" in w or "\r" in w), None)
+    if bad is not None:
+        raise CheckpointError(f"{where}: the token {bad!r:.60} holds a line end; a vocabulary file cannot hold it")
+    missing = [s for s in VOCAB_SPECIALS if s not in set(words)]
+    if missing:
+        raise CheckpointError(
+            f"{where}: the vocabulary has no {', '.join(missing)}; bilm-tf's vocabulary holds "
+            f"{', '.join(VOCAB_SPECIALS)} (is this the model's vocab.txt?)"
+        )
 
 
 def config_from_dict(d: dict, where: str) -> CharBiLMConfig:
@@ -326,21 +443,28 @@ def write_char_bundle(
     where: str,
     chars: dict[str, int] | None = None,
     words: dict[str, int] | None = None,
+    vocab: list[str] | None = None,
 ) -> Path:
     """Write a bundle directory (temporary name, renamed once complete), after checking that the weights fit
     ``cfg`` by loading them into a :class:`CharBiLM`.
 
     Args:
         out: the bundle directory.
-        cfg: the model's shape; state: its state dict.
+        cfg: the model's shape; state: its state dict (with ``softmax_*`` when ``cfg.softmax`` says so).
         source: what it was imported from (``kind`` and ``files``: name → sha256), recorded in the manifest.
         where: the imported weights' path, for errors.
         chars, words: the lexicons (``characters="lexicon"``).
+        vocab: bilm-tf's word vocabulary (id = index), written as ``vocab.txt``; needed with a softmax (its rows).
 
     Raises:
-        CheckpointError: weights that do not fit the shape (the message names the tensor).
+        CheckpointError: weights that do not fit the shape (the message names the tensor), a softmax without its
+            vocabulary or with one of another size.
     """
     check_config(cfg, where)
+    if cfg.softmax != "none" and vocab is None:
+        raise CheckpointError(f"{where}: a softmax without the vocabulary naming its rows; pass the model's vocab.txt")
+    if vocab is not None:
+        check_vocab(vocab, cfg, where)
     mapper = (
         ElmoBytes(cfg.max_chars) if cfg.characters == "elmo-bytes" else ManyLangsLexicon(chars, words, cfg.max_chars)
     )
@@ -357,14 +481,17 @@ def write_char_bundle(
         if words is not None:
             write_dic(tmp / "word.dic", words)
             names.append("word.dic")
+        if vocab is not None:
+            (tmp / "vocab.txt").write_bytes("".join(f"{w}\n" for w in vocab).encode("utf-8"))
+            names.append("vocab.txt")
         files = {n: sha256_file(tmp / n) for n in names}
-        sha = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), files], sort_keys=True).encode()).hexdigest()
+        sha = hashlib.sha256(json.dumps([model_dict(cfg), files], sort_keys=True).encode()).hexdigest()
         write_json(
             tmp / "manifest.json",
             {
                 "format": CHAR_BUNDLE_FORMAT,
                 "sha256": sha,
-                "model": dataclasses.asdict(cfg),
+                "model": model_dict(cfg),
                 "files": files,
                 "source": source,
                 "layers": model.num_layers,
@@ -406,16 +533,20 @@ def load_char_bilm(path: Path, manifest: dict, device: str = "cpu") -> CharBiLM:
     if not (isinstance(sha, str) and sha):
         raise CheckpointError(f"{where}: no 'sha256' naming the model (got {sha!r:.80}); the bundle is corrupt")
     lexicons = ("char.dic", "word.dic") if cfg.word_vocab else ("char.dic",)
-    verify_files(
-        path, manifest, "; import it again", ("weights.pt", *(lexicons if cfg.characters == "lexicon" else ()))
-    )
+    required = ("weights.pt", *(lexicons if cfg.characters == "lexicon" else ()))
+    verify_files(path, manifest, "; import it again", required + (("vocab.txt",) if cfg.softmax != "none" else ()))
+    vocab = None
+    if "vocab.txt" in manifest["files"]:
+        vocab = read_vocab_txt(path / "vocab.txt", "import the model again")
+        check_vocab(vocab, cfg, str(path / "vocab.txt"))
     if cfg.characters == "elmo-bytes":
         mapper: ElmoBytes | ManyLangsLexicon = ElmoBytes(cfg.max_chars)
     else:
         words = read_dic(path / "word.dic", WORD_SPECIALS) if cfg.word_vocab else None
         mapper = ManyLangsLexicon(read_dic(path / "char.dic", LEXICON_SPECIALS), words, cfg.max_chars)
     with torch.device("meta"):  # built without weights; the loaded tensors become its parameters
-        model = CharBiLM(cfg, mapper, sha)
+        model = CharBiLM(cfg, mapper, sha, vocab)
+        model.own_valid = dict((manifest.get("source") or {}).get("final_valid") or {})
     state = safe_load(path / "weights.pt", "weights")
     check_state(model, state, str(path / "weights.pt"))
     model.load_state_dict(state, assign=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,9 +59,10 @@ def own_perplexity(manifest: dict) -> float | None:
     return v.get("ppl")
 
 
-def language_models(bilm: FrozenBiLM | str | Path) -> tuple[dict[str, tuple[nn.Module, dict]], Vocab, str]:
-    """Each direction's LM (with its softmax) and manifest, their shared vocabulary, and a name for the biLM:
-    from a loaded biLM, or a bundle or one LM directory on disk.
+def language_models(bilm: FrozenBiLM | str | Path) -> tuple[dict[str, tuple[nn.Module, dict]], Vocab, str, Any]:
+    """Each direction's LM (with its softmax) and manifest, their shared vocabulary, a name for the biLM, and for
+    character-CNN LMs how they read characters (``None`` for pieces): from a loaded biLM (a character biLM's
+    directions as :func:`elmokit.bilm.char_pair.direction_lm` gives them), or a bundle or one LM directory on disk.
 
     Raises:
         ElmokitError: a biLM without a softmax (an imported ELMo), whose perplexity cannot be measured.
@@ -74,18 +75,26 @@ def language_models(bilm: FrozenBiLM | str | Path) -> tuple[dict[str, tuple[nn.M
         p = Path(bilm)
         if (p / "manifest.json").is_file() and not (p / "forward").is_dir() and (p / "config.yaml").is_file():
             one = load_model(p)  # one LM's model directory
-            return {one.manifest["direction"]: (one.model, one.manifest)}, one.vocab, name
+            return {one.manifest["direction"]: (one.model, one.manifest)}, one.vocab, name, one.mapper
         bilm = load_bilm(p)
     if not bilm.has_softmax:
         raise ElmokitError(
             f"{name}: an imported ELMo keeps no softmax, so its perplexity cannot be measured; "
             f"elmokit fit needs a biLM trained with elmokit (`elmokit bundle`)"
         )
+    if not hasattr(bilm, "forward_lm"):  # a character biLM: its directions as the LMs elmokit trains
+        from elmokit.bilm.char_pair import direction_lm
+
+        lms = {}
+        for direction in ("forward", "backward"):
+            lm, vocab = direction_lm(bilm, direction)
+            lms[direction] = (lm, {"summary": {"final_valid": bilm.own_valid.get(direction) or {}}})
+        return lms, vocab, name, bilm.vocab
     lms = {
         "forward": (bilm.forward_lm, bilm.manifests.get("forward", {})),
         "backward": (bilm.backward_lm, bilm.manifests.get("backward", {})),
     }
-    return lms, bilm.vocab, name
+    return lms, bilm.vocab, name, None
 
 
 def measure_fit(
@@ -120,7 +129,7 @@ def measure_fit(
         raise CorpusError(
             f"{what}: nothing to measure: {'every line is blank' if lines else 'no lines'}; give text with words in it"
         )
-    lms, vocab, default_name = language_models(bilm)
+    lms, vocab, default_name, mapper = language_models(bilm)
     result: dict = {
         "bilm": name or default_name,
         "threshold": MISFIT_RATIO,
@@ -128,11 +137,20 @@ def measure_fit(
         "directions": {},
     }
     # both directions share one vocabulary: the sample is encoded once
-    tokens = np.asarray([EOS_ID, *(t for x in vocab.encode_batch(sample) for t in [*x, EOS_ID])], dtype=np.int32)
+    words = None
+    if mapper is None:
+        tokens = np.asarray([EOS_ID, *(t for x in vocab.encode_batch(sample) for t in [*x, EOS_ID])], dtype=np.int32)
+    else:  # a word vocabulary (the character-CNN LMs): each line <S> words </S>
+        from elmokit.lm.words import encode_word_lines
+
+        encoded = encode_word_lines(sample, vocab)
+        tokens, words = encoded.ids, encoded.table(vocab, mapper)
     result["sample_pieces"] = int(len(tokens) - 1)
     for direction, (model, manifest) in lms.items():
         device = next(model.parameters()).device
-        nll, n = stream_nll_by_stream(model, tokens, direction == "backward", batch=10, bptt=35, device=device)
+        nll, n = stream_nll_by_stream(
+            model, tokens, direction == "backward", batch=10, bptt=35, device=device, words=words
+        )
         ppl = math.exp(float(nll.sum()) / max(int(n.sum()), 1))
         own = own_perplexity(manifest)
         result["directions"][direction] = {"sample_ppl": ppl, "own_valid_ppl": own, "ratio": ppl / own if own else None}
@@ -140,7 +158,13 @@ def measure_fit(
     result["ratio"] = max(ratios) if ratios else None
     result["fits"] = (result["ratio"] <= MISFIT_RATIO) if ratios else None
     result["casing"] = casing(sample)
-    result["character_coverage"] = measure(vocab, sample)["character_coverage"]
+    if words is None:
+        result["character_coverage"] = measure(vocab, sample)["character_coverage"]
+    else:
+        from elmokit.lm.words import word_coverage
+
+        result["character_coverage"] = 1.0  # a character CNN reads every word by its characters
+        result["word_coverage"] = word_coverage(sample, vocab)  # the softmax's words (others are <UNK>)
     result["warning"] = misfit_warning(result, what, adapt_args) if result["fits"] is False else ""
     return result
 

@@ -96,7 +96,9 @@ class FrozenBiLM(nn.Module):
     """Base of the frozen, eval-mode biLMs (no parameter requires grad; no dropout whatever the parent does)."""
 
     supports_stateful = False  # whether encode_words can carry the state across calls (a CarriedState)
-    has_softmax = False  # whether each direction keeps its softmax, so its perplexity can be measured
+    # whether each direction keeps its softmax, so its most likely words (`elmokit substitutes`) and its perplexity
+    # can be computed: elmokit's own BiLM always; a CharBiLM when its model came with one (model.softmax)
+    has_softmax = False
     batch_tokens = 1000  # padded positions per batch that embed fastest (scripts/bench_embed.py, the small biLM)
     num_layers: int
     dim: int

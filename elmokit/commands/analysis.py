@@ -1,5 +1,5 @@
 """Commands that look at a trained LM: ``generate`` (sample text), ``cells`` (units that track features of the
-text), ``gradients`` (how far back the gradient reaches)."""
+text), ``gradients`` (how far back the gradient reaches), ``similarity`` (one word's vectors across contexts)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 import click
 
-from elmokit.commands import at_least, cache_dir_option, friendly_errors
-from elmokit.core.choices import CELL_FEATURES
+from elmokit.commands import at_least, cache_dir_option, choice_option, friendly_errors
+from elmokit.core.choices import CELL_FEATURES, POOLINGS
 
 
 @click.command()
@@ -30,7 +30,8 @@ def generate(model, prompt, n_tokens, temperature, top_k, seed):
         raise ElmokitError(f"--temperature {temperature}: must be above 0 (1 samples as the LM predicts)")
     loaded = load_model(model)
     lm, vocab, manifest = loaded.model, loaded.vocab, loaded.manifest
-    click.echo(sample(lm, vocab, prompt, n_tokens, temperature, top_k, seed, manifest["direction"] == "backward"))
+    backward = manifest["direction"] == "backward"
+    click.echo(sample(lm, vocab, prompt, n_tokens, temperature, top_k, seed, backward, mapper=loaded.mapper))
 
 
 @click.command()
@@ -127,3 +128,60 @@ def gradients(model, corpus, out, max_lag, sequences, warmup, seed, cache_dir, q
     if not quiet:
         click.echo("\n".join(summary_lines(r)))
         click.echo(f"wrote {out}.json and {out}.png")
+
+
+@click.command()
+@click.argument("bilm", type=click.Path())
+@click.argument("sentences", metavar="SENTENCE...", nargs=-1)
+@click.option("--word", required=True, help="The word to compare: a whole whitespace word (or see --substring).")
+@click.option("--substring", is_flag=True, help="Also find --word inside a word (연패 in 4연패, bank in banks).")
+@click.option(
+    "--occurrence",
+    "occurrences",
+    multiple=True,
+    metavar="[S:]N",
+    help="Where a sentence has the word more than once: use its N-th match (in every such sentence), or S:N in "
+    "sentence S (repeatable; counted from 1, left to right).",
+)
+@choice_option("--pooling", POOLINGS, "edges", "How a run of pieces gives one vector, as `embed --pooling`.")
+@click.option("--out", type=click.Path(), default=None, help="Also write OUT.json and OUT.png (a heatmap per layer).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON instead of the table.")
+@friendly_errors
+def similarity(bilm, sentences, word, substring, occurrences, pooling, out, as_json):
+    """The same word in several sentences: the cosine similarity of BILM's vectors of it between every pair of
+    sentences, per layer (layer 0, each LSTM layer, and the average of the layers).
+
+    This is why ELMo exists. A static embedding gives a word one vector whatever its context: layer 0, the token
+    layer, gives the same word the same vector in every sentence (cosine 1). The LSTM layers have read the
+    sentence, so a word used in two senses can get two vectors (a cosine below 1, lower than between two uses in
+    one sense).
+
+    A sentence is split at whitespace into words; --word is found as a whole word, or with --substring inside a
+    word. For a biLM of sentencepiece pieces the vector is the pieces that overlap the match, pooled as the biLM
+    pools a word's pieces (the pieces are printed: where both matches are cut into the same pieces, layer 0 is
+    exactly 1). A character biLM (import-elmo) has one position per word: the whole word's vector is used.
+
+    \b
+    The lectures' example: 연패 is "consecutive wins" in the first sentence, "consecutive losses" in the second.
+      elmokit similarity runs/nsmc-bilm --word 연패 --substring \\
+          "삼성, 사상 첫 통합우승 4연패" "'18연패' 한화 이글스 무한 추락" --out sim/yeonpae
+    An English word in three contexts, two of one sense and one of another:
+      elmokit similarity runs/wt2-bilm --word bank "I paid the cheque into the bank ." \\
+          "The bank raised its interest rates ." "We sat on the grassy bank of the river ."
+
+    Prints a table per layer (sentences as s1, s2, ...); --out OUT writes OUT.json (every matrix, every pair,
+    where the word was found and the pieces used) and OUT.png (a heatmap per layer, the sentences labelled).
+    """
+    from elmokit.analysis.similarity import find_word, summary_lines, word_similarity, write_outputs
+    from elmokit.bilm.bundle import load_bilm
+
+    find_word(list(sentences), word, substring, occurrences)  # a sentence without the word: before the biLM loads
+    r = word_similarity(load_bilm(bilm), list(sentences), word, substring, occurrences, pooling, name=str(bilm))
+    if out:
+        write_outputs(r, out)
+    if as_json:
+        click.echo(json.dumps(r.to_json(), ensure_ascii=False))
+    else:
+        click.echo("\n".join(summary_lines(r)))
+        if out:
+            click.echo(f"wrote {out}.json and {out}.png")

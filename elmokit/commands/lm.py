@@ -1,4 +1,5 @@
-"""Commands of the LM pipeline: ``vocab``, ``pretrain``, ``evaluate``, ``bundle``, ``import-elmo``, ``embed``."""
+"""Commands of the LM pipeline: ``vocab``, ``pretrain``, ``evaluate``, ``bundle``, ``import-elmo``, ``substitutes``,
+``embed``."""
 
 from __future__ import annotations
 
@@ -15,15 +16,32 @@ from elmokit.core.choices import DIRECTIONS, DTYPES, INFERENCE_PRECISIONS, LAYER
 
 @click.command()
 @click.argument("corpus", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "out_prefix", required=True, help="Output prefix: writes PREFIX.model, .vocab and .card.json.")
-@click.option("--size", default=16000, show_default=True, help="Vocabulary size (number of pieces).")
+@click.option(
+    "--out",
+    "out_prefix",
+    required=True,
+    help="Output prefix: writes PREFIX.model, .vocab and .card.json (--model-type word: PREFIX.txt, "
+    "PREFIX.chars.dic and .card.json).",
+)
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Vocabulary size: pieces (default 16000), or for --model-type word the lines of PREFIX.txt, its "
+    "three specials included (default: every word seen --min-count times).",
+)
 @choice_option(
     "--model-type",
     VOCAB_TYPES,
     "unigram",
     "char: one piece per character (every character meeting --character-coverage; --size is then "
     "only a cap), for character-level LMs: pretrain, evaluate (bits per character) and generate "
-    "then work one character at a time.",
+    "then work one character at a time. word: bilm-tf's word vocabulary (<S>, </S>, <UNK>, then "
+    "whitespace words by count) and a character lexicon, for the original ELMo's character-CNN LM "
+    "(model.encoder=char_cnn).",
+)
+@click.option(
+    "--min-count", default=1, show_default=True, help="--model-type word: the fewest occurrences a word needs."
 )
 @click.option(
     "--character-coverage",
@@ -46,29 +64,61 @@ from elmokit.core.choices import DIRECTIONS, DTYPES, INFERENCE_PRECISIONS, LAYER
 @click.option("--threads", default=2, show_default=True)
 @click.option("--note", default="", help="Free text stored in the card, e.g. how the corpus was prepared.")
 @friendly_errors
-def vocab(corpus, out_prefix, size, model_type, character_coverage, input_sentence_size, user_symbols, threads, note):
-    """Train a sentencepiece vocabulary on CORPUS files (UTF-8, one sentence per line).
+def vocab(
+    corpus,
+    out_prefix,
+    size,
+    model_type,
+    min_count,
+    character_coverage,
+    input_sentence_size,
+    user_symbols,
+    threads,
+    note,
+):
+    """Train a sentencepiece vocabulary on CORPUS files (UTF-8, one sentence per line), or count a word vocabulary.
 
     Byte fallback is always on, so any text encodes without out-of-vocabulary pieces. Next to the model a card
     (PREFIX.card.json) records the command, the corpus hashes, the character coverage and the average number of
     pieces per whitespace word measured on a sample.
 
-    Example: elmokit vocab wiki.train.tokens --out vocab/en-wt2-16k --size 16000 --user-symbol '<unk>'
+    --model-type word writes bilm-tf's vocabulary file PREFIX.txt (what every ELMo tool reads), the character
+    lexicon PREFIX.chars.dic (model.chars=lexicon: one code point per position) and a card with the share of
+    running words the vocabulary covers.
+
+    \b
+    Examples:
+      elmokit vocab wiki.train.tokens --out vocab/en-wt2-16k --size 16000 --user-symbol '<unk>'
+      elmokit vocab wiki.train.tokens --out vocab/en-wt2-words --model-type word --min-count 3
     """
     from elmokit.core.config import expand_path
+
+    command = "elmokit vocab " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else None
+    files = [expand_path(c, "corpus") for c in corpus]
+    if model_type == "word":
+        from elmokit.lm.words import train_word_vocab
+
+        at_least(**{"--min-count": (min_count, 1), "--size": (size or 0, 0)})
+        card = train_word_vocab(files, out_prefix, size or 0, min_count, command=command, note=note)
+        click.echo(
+            f"wrote {out_prefix}.txt ({card['vocab_size']:,} words of {card['word_types']:,} seen) and "
+            f"{out_prefix}.chars.dic ({card['characters']:,} characters); it covers "
+            f"{card['running_words_covered']:.2%} of the running words"
+        )
+        return
     from elmokit.lm.vocab import train_vocab
 
     card = train_vocab(
-        [expand_path(c, "corpus") for c in corpus],
+        files,
         out_prefix,
-        size,
+        16000 if size is None else size,
         model_type,
         character_coverage,
         input_sentence_size,
         list(user_symbols),
         num_threads=threads,
         note=note,
-        command="elmokit vocab " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else None,
+        command=command,
     )
     s = card["measured_on_sample"]
     click.echo(
@@ -157,19 +207,50 @@ def pretrain(config, direction, out, resume, resume_from, overwrite, init_from, 
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
 @friendly_errors
 def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
-    """Full-softmax perplexity of MODEL (a pretrain --out directory) on text files, per subword and per word, and
-    bits per character.
+    """Full-softmax perplexity of MODEL (a pretrain --out directory, or a biLM that kept its softmax: both
+    directions) on text files, per subword and per word, and bits per character.
 
     Per-word perplexity sums each word's pieces' log-probabilities and divides by whitespace words plus one </s> per
     line, so it compares with word-level results on the same text; bits per character divides the same total by
     the characters (plus one line end per line), so it compares with character-level LMs, whatever the vocabulary.
     """
-    from elmokit.lm.evaluate import evaluate_model
+    from elmokit.lm.evaluate import evaluate_lm, evaluate_model
 
     at_least(**{"--batch": (batch, 1), "--bptt": (bptt, 1), "--max-tokens": (max_tokens, 0)})
-    r = evaluate_model(
-        model, list(corpus), mode, batch, bptt, cache_dir=cache_dir, max_tokens=max_tokens, progress=not as_json
-    )
+    if _is_bilm_bundle(model):  # both directions of a biLM that kept its softmax
+        from elmokit.bilm.domain_fit import language_models
+
+        lms, vocab, name, mapper = language_models(model)
+        results = [
+            evaluate_lm(
+                lm, vocab, d, list(corpus), mode, batch, bptt, cache_dir, max_tokens, not as_json, mapper, name=name
+            )
+            for d, (lm, _) in lms.items()
+        ]
+    else:
+        results = [
+            evaluate_model(
+                model, list(corpus), mode, batch, bptt, cache_dir=cache_dir, max_tokens=max_tokens, progress=not as_json
+            )
+        ]
+    for r in results:
+        _print_perplexity(r, mode, as_json)
+
+
+def _is_bilm_bundle(path: str) -> bool:
+    """A biLM bundle (``elmokit bundle``, ``import-elmo``) rather than one LM's run or model directory."""
+    manifest = Path(path) / "manifest.json"
+    try:
+        return (
+            json.loads(manifest.read_text(encoding="utf-8"))
+            .get("format", "")
+            .startswith(("elmokit-bilm", "elmokit-charbilm"))
+        )
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _print_perplexity(r: dict, mode: str, as_json: bool) -> None:
     if r.get("warning"):
         click.echo(r["warning"], err=True)
     if as_json:
@@ -191,16 +272,28 @@ def evaluate(model, corpus, mode, batch, bptt, max_tokens, cache_dir, as_json):
 @click.argument("forward", type=click.Path())
 @click.argument("backward", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="The biLM directory to write.")
+@choice_option(
+    "--encoder",
+    ("same", "forward", "backward"),
+    "same",
+    "Two character-CNN LMs: the token encoder of the biLM (its files hold one). same: the LMs' must be equal "
+    "(the backward trained with model.encoder_from=FWD, kept frozen); backward: the backward LM's (trained "
+    "further with model.train_encoder=true) for both; forward: the forward's.",
+)
 @friendly_errors
-def bundle(forward, backward, out):
+def bundle(forward, backward, out, encoder):
     """Pair a FORWARD and a BACKWARD LM (pretrain --out directories) into one self-contained biLM directory.
 
     The pair is checked (directions, same vocabulary, same shape) before anything is written. The bundle holds both
-    model directories and a manifest pinning their hashes; `embed` and the Python API accept it.
+    model directories and a manifest pinning their hashes; `embed` and the Python API accept it. Two
+    character-CNN LMs (model.encoder=char_cnn) become a character biLM in bilm-tf's layout (one token encoder, each
+    direction's softmax, the word vocabulary), which `elmokit export-elmo` writes as options.json + weights.hdf5.
+
+    Example: elmokit bundle runs/fwd runs/bwd --out runs/bilm
     """
     from elmokit.bilm.bundle import write_bundle
 
-    path = write_bundle(forward, backward, out)
+    path = write_bundle(forward, backward, out, encoder)
     click.echo(f"biLM bundle written to {path}")
 
 
@@ -358,22 +451,35 @@ def embed(
 @click.argument("source", nargs=-1, required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="The biLM bundle directory to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out (once the new one is complete).")
+@click.option(
+    "--vocab",
+    type=click.Path(),
+    default=None,
+    help="With OPTIONS.json WEIGHTS.hdf5: bilm-tf's word vocabulary (vocab.txt, or .gz), kept in the bundle; it names "
+    "the rows of the softmax where the weights hold one (an archive or directory brings its own).",
+)
 @friendly_errors
-def import_elmo(source, out, overwrite):
+def import_elmo(source, out, overwrite, vocab):
     """Import a published ELMo as an elmokit biLM bundle, usable by every command that takes a biLM.
 
     \b
-    SOURCE is either
-      OPTIONS.json WEIGHTS.hdf5   bilm-tf / AllenNLP files (e.g. the English ELMo of Peters et al.), or
-      MODEL_DIR                   an ELMoForManyLangs model directory (config.json, char.dic, word.dic,
-                                  token_embedder.pkl, encoder.pkl)
+    SOURCE is one of
+      MODEL.zip                   an archive as published: the NLPL repository's (model.hdf5, options.json,
+                                  vocab.txt or vocab.txt.gz, meta.json) or ELMoForManyLangs' (config.json,
+                                  char.dic, word.dic, token_embedder.pkl, encoder.pkl), read straight from it
+      OPTIONS.json WEIGHTS.hdf5   bilm-tf / AllenNLP files (e.g. the English ELMo of Peters et al.)
+      MODEL_DIR                   an ELMoForManyLangs model directory, or an NLPL archive unpacked
 
-    The bundle records the source files' sha256. Options the format does not allow and weights that do not fit
-    them are refused. Then, for instance:
+    The bundle records the source files' sha256 (and the archive's, and NLPL's meta.json). Options the format does
+    not allow and weights that do not fit them are refused. The vocabulary is kept, and the softmax where the
+    weights hold one (softmax/W, softmax/b: bilm-tf's dump_weights leaves them out, so published model.hdf5 files
+    have none). Then, for instance:
 
     \b
+      elmokit import-elmo 144.zip --out elmo-en                  an archive of the NLPL repository
       elmokit embed BILM sentences.txt vectors.hdf5              each sentence from a fresh state
       elmokit embed BILM sentences.txt vectors.hdf5 --stateful   bilm-tf's / AllenNLP's numbers
+      elmokit substitutes BILM "the cat sat" --position 1        where the model kept its softmax
     """
     from elmokit.core.errors import ElmokitError
 
@@ -382,16 +488,107 @@ def import_elmo(source, out, overwrite):
     if len(source) == 2:
         from elmokit.bilm.import_elmo import import_bilm_tf
 
-        path = import_bilm_tf(source[0], source[1], out, overwrite=overwrite)
+        path = import_bilm_tf(source[0], source[1], out, overwrite=overwrite, vocab=vocab)
     elif len(source) == 1:
-        from elmokit.bilm.import_elmo import import_manylangs
+        from elmokit.bilm.import_elmo import import_path
 
-        path = import_manylangs(source[0], out, overwrite=overwrite)
+        if vocab is not None:
+            raise ElmokitError(
+                f"--vocab {vocab}: goes with OPTIONS.json WEIGHTS.hdf5; an archive or a model directory brings its own"
+            )
+        path = import_path(source[0], out, overwrite=overwrite)
     else:
         raise ElmokitError(
-            f"expected OPTIONS.json WEIGHTS.hdf5 or one ELMoForManyLangs directory, got {len(source)} paths"
+            f"expected MODEL.zip, OPTIONS.json WEIGHTS.hdf5 or one model directory, got {len(source)} paths"
         )
     from elmokit.bilm.bundle import load_bilm
 
     bilm = load_bilm(path)
-    click.echo(f"wrote {path}: {bilm.num_layers} layers of {2 * bilm.dim}")
+    kept = ""
+    if getattr(bilm, "words", None):
+        softmax = "its softmax" if bilm.has_softmax else "no softmax"
+        kept = f"; a vocabulary of {len(bilm.words):,} words, {softmax}"
+    click.echo(f"wrote {path}: {bilm.num_layers} layers of {2 * bilm.dim}{kept}")
+    manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+    for note in manifest.get("source", {}).get("notes", []):
+        click.echo(f"note: {note}")
+
+
+@click.command()
+@click.argument("bilm", type=click.Path())
+@click.argument("sentence")
+@click.option("--position", "-k", type=int, required=True, help="Which word (0-based over whitespace words).")
+@click.option("--top", default=10, show_default=True, help="Candidates per list.")
+@click.option(
+    "--delimiters",
+    is_flag=True,
+    help="Keep the sentence delimiters among the candidates (<S>, </S>; for pieces <s>, </s>, <pad>), which "
+    "simple_elmo leaves out.",
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON line.")
+@friendly_errors
+def substitutes(bilm, sentence, position, top, delimiters, device, as_json):
+    """The language models' most likely words at one position of SENTENCE (simple_elmo's "substitutes").
+
+    The forward LM's, given the words before position K (its top layer at the word before, <S> for the first),
+    the backward LM's, given the words after it, each with its probability (the full softmax), and both together
+    (the geometric mean of the two, which ranks as their product). BILM needs a softmax: elmokit's own biLM
+    (`elmokit bundle`; its candidates are sentencepiece pieces, said in the output), or an ELMo imported from
+    weights that hold softmax/W and softmax/b with their vocab.txt. Each sentence is read from a zero state.
+
+    \b
+    Example:
+      elmokit substitutes runs/bilm "the cat sat on the mat ." --position 1 --top 5
+      elmokit substitutes runs/bilm "the cat sat on the mat ." -k 1 --json
+    """
+    from elmokit.bilm.bundle import load_bilm
+    from elmokit.bilm.substitutes import substitutes as compute
+
+    at_least(**{"--top": (top, 1)})
+    result = compute(load_bilm(bilm, device=device), sentence.split(), position, top, delimiters, name=bilm)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    w = result.words
+    before, after = " ".join(w[: result.position]) or "<S>", " ".join(w[result.position + 1 :]) or "</S>"
+    click.echo(f"{result.word!r}: word {result.position} of {len(w)} ({result.note})")
+    unit = "pieces" if result.unit == "piece" else "words"
+    for title, cands in (
+        (f"forward LM, after {before!r}", result.forward),
+        (f"backward LM, before {after!r}", result.backward),
+        ("both (geometric mean of the two)", result.both),
+    ):
+        click.echo(f"{title}: most likely {unit}")
+        width = max(len(c.token) for c in cands)
+        for n, c in enumerate(cands, 1):
+            click.echo(f"  {n:>3}  {c.token:<{width}}  {c.probability:.4f}")
+
+
+@click.command("export-elmo")
+@click.argument("bilm", type=click.Path())
+@click.option(
+    "--out", required=True, type=click.Path(), help="The directory to write: options.json, weights.hdf5, vocab.txt."
+)
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export at --out (once the new one is complete).")
+@friendly_errors
+def export_elmo(bilm, out, overwrite):
+    """Write a character biLM (trained here or imported) as bilm-tf's files, which AllenNLP's Elmo, bilm-tf,
+    simple_elmo and flair load.
+
+    \b
+      DIR/options.json    the shape (n_characters 262, as AllenNLP and bilm-tf's inference read it)
+      DIR/weights.hdf5    bilm-tf's datasets (TensorFlow's gate order and forget bias, the highways' carry form),
+                          and softmax/W, softmax/b where the biLM has a softmax
+      DIR/vocab.txt       its word vocabulary (or only <S>, </S>, <UNK> without one)
+      DIR/elmokit.json    what made them: the biLM's sha256, elmokit's version
+
+    A pieces biLM, a GRU, and ELMoForManyLangs' lexicon characters or word embedding are refused with the reason.
+    """
+    from elmokit.bilm.export_elmo import export_elmo as export
+
+    done = export(bilm, out, overwrite=overwrite)
+    softmax = {"none": "no softmax", "shared": "its softmax", "per-direction": "both softmaxes"}[done.softmax]
+    click.echo(f"wrote {done.path}: options.json, weights.hdf5 ({softmax}), vocab.txt ({done.words} words)")
+    for note in done.notes:
+        click.echo(f"note: {note}")

@@ -2,8 +2,9 @@
 command line reads these for its options and ``--help``."""
 
 DIRECTIONS = ("forward", "backward")  # of an LM
-VOCAB_TYPES = ("unigram", "bpe", "char")  # `vocab --model-type`; char: one piece per character (plus ``▁`` per
-#                                           space), so an LM on it reads and predicts one character at a time
+VOCAB_TYPES = ("unigram", "bpe", "char", "word")  # `vocab --model-type`; char: one piece per character (plus ``▁``
+#   per space), so an LM on it reads and predicts one character at a time; word: bilm-tf's word vocabulary (PREFIX.txt)
+#   for the character-CNN LM (model.encoder=char_cnn)
 CELLS = ("lstm", "gru", "rnn")  # model.cell
 IMPLS = ("auto", "fused", "torch")  # model.impl: the recurrent kernel
 HEADS = ("sampled", "full")  # model.head: the softmax

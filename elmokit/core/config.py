@@ -38,6 +38,20 @@ class ModelConfig:
     impl: str = "auto"  # auto | fused | torch: LSTMP kernel (fused = elmokit's CPU kernel, torch = nn.LSTM)
     cell_clip: float = 0.0  # LSTMP only: clip each cell state to [-cell_clip, cell_clip] (bilm-tf: 3); 0 = off
     proj_clip: float = 0.0  # LSTMP only: clip each projected output likewise (bilm-tf: 3); 0 = off
+    # the token encoder: pieces (an embedding per sentencepiece piece) | char_cnn (the original ELMo: one position per
+    # whitespace word, its characters through a CNN, highways and a projection to embed_dim; data.vocab is then a
+    # word vocabulary from `elmokit vocab --model-type word`, the softmax's output)
+    encoder: str = "pieces"
+    chars: str = "bytes"  # char_cnn: bytes (UTF-8, as bilm-tf reads them) | lexicon (code points: PREFIX.chars.dic)
+    max_chars: int = 50  # char_cnn: character ids per word (the word cut to max_chars - 2)
+    char_dim: int = 16  # char_cnn: width of a character embedding
+    filters: list[list[int]] = field(default_factory=list)  # char_cnn: [[width, count], ...]
+    num_highway: int = 2  # char_cnn: highway layers over the filters' outputs
+    char_activation: str = "relu"  # char_cnn: of the convolutions, relu | tanh
+    encoder_from: str = ""  # char_cnn: a run or model directory whose token encoder this LM starts from (the
+    #                         backward LM takes the forward's, so the pair holds one, as bilm-tf's files do)
+    train_encoder: bool = False  # with encoder_from: train that encoder further (`elmokit bundle --encoder backward`
+    #                              then writes it back for both directions); False keeps it frozen, one for the pair
 
 
 @dataclass
@@ -122,6 +136,13 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is list:
         (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str) and value.strip().startswith("["):  # a nested list on the command line
+            import yaml
+
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise ConfigError(f"{where}: {key} must be a list, got {value!r}") from None
         if isinstance(value, str):
             value = [v for v in value.split(",") if v] if value else []
         if not isinstance(value, list):

@@ -24,6 +24,7 @@ import numpy as np
 from elmokit.core.errors import CorpusError, ElmokitError
 from elmokit.core.textfile import check_file, iter_lines
 from elmokit.lm.vocab import EOS_ID, PAD_ID, Vocab
+from elmokit.lm.words import WordTable, scored
 
 CACHE_FORMAT = 1
 _SP = {}  # per-process sentencepiece processors for datasets.map workers
@@ -170,7 +171,8 @@ class StreamBatcher:
     of rows ``[rank * B_local, (rank + 1) * B_local)``, so each stream stays contiguous on one process (its carried
     state stays valid) and every process has the same number of steps. Step ``s`` of an epoch returns tokens
     ``[s * bptt, (s + 1) * bptt)`` of every local stream as inputs and the next tokens as targets. With
-    ``reverse=True`` the array is read back to front (the backward LM).
+    ``reverse=True`` the array is read back to front (the backward LM). With ``words`` (a word token array's
+    :class:`~elmokit.lm.words.WordTable`) the inputs are the words' characters and the targets the softmax's.
     """
 
     def __init__(
@@ -181,6 +183,7 @@ class StreamBatcher:
         rank: int = 0,
         world: int = 1,
         reverse: bool = False,
+        words: WordTable | None = None,
     ) -> None:
         if global_batch % world:
             raise ElmokitError(
@@ -188,6 +191,8 @@ class StreamBatcher:
                 f"use a multiple of {world}"
             )
         self.tokens = tokens[::-1] if reverse else tokens
+        self.reverse = reverse
+        self.words = words
         self.bptt = bptt
         self.global_batch = global_batch
         self.local_batch = global_batch // world
@@ -201,24 +206,39 @@ class StreamBatcher:
             )
         self._rows = [(rank * self.local_batch + j) * self.stream_len for j in range(self.local_batch)]
 
-    def batch(self, step: int):
-        """Inputs and targets of ``step`` (within the epoch).
+    def batch(self, step: int, part: int = 0, parts: int = 1):
+        """Inputs and targets of ``step`` (within the epoch): micro-batch ``part`` of ``parts`` (equal shares of
+        the local streams).
 
         Returns:
-            ``(x, y)``, two ``torch.long`` tensors of shape ``(local_batch, bptt)``.
+            ``(x, y)``: ``torch.long`` tensors of shape ``(local_batch / parts, bptt)`` (with ``words``: ``x`` a
+            :class:`~elmokit.lm.words.CharInputs`, ``y`` the softmax's targets).
         """
         import torch
 
         t0 = step * self.bptt
-        block = np.stack([np.asarray(self.tokens[r + t0 : r + t0 + self.bptt + 1]) for r in self._rows])
-        block = torch.from_numpy(block.astype(np.int64))  # (local_batch, bptt + 1)
+        n = self.local_batch // parts
+        rows = self._rows[part * n : (part + 1) * n]
+        block = np.stack([np.asarray(self.tokens[r + t0 : r + t0 + self.bptt + 1]) for r in rows])  # (n, bptt + 1)
+        if self.words is not None:
+            return self.words.inputs(block[:, :-1]), self.words.targets(block[:, 1:])
+        block = torch.from_numpy(block.astype(np.int64))  # (n, bptt + 1)
         return block[:, :-1], block[:, 1:]
 
 
-def eval_batches(tokens: np.ndarray, batch: int, bptt: int, reverse: bool = False, max_tokens: int = 0):
+def eval_batches(
+    tokens: np.ndarray,
+    batch: int,
+    bptt: int,
+    reverse: bool = False,
+    max_tokens: int = 0,
+    words: WordTable | None = None,
+):
     """Yield ``(x, y, mask)`` chunks that predict every token after the first exactly once (stateful evaluation).
 
     The targets (positions ``1 .. n-1``) are cut into ``batch`` contiguous streams; the tail is padded and masked.
+    With ``words`` (see :class:`StreamBatcher`), ``x`` is a :class:`~elmokit.lm.words.CharInputs` and the mask
+    leaves out the unscored sentence starts.
 
     Yields:
         ``x``, ``y``: ``torch.long`` of shape ``(batch, t)`` with ``t <= bptt``; ``mask``: bool, same shape.
@@ -235,8 +255,13 @@ def eval_batches(tokens: np.ndarray, batch: int, bptt: int, reverse: bool = Fals
     padded[:n] = np.asarray(arr[:n])
     valid = np.zeros(batch * L + 1, dtype=bool)
     valid[1:n] = True
-    x_all = torch.from_numpy(np.stack([padded[j * L : j * L + L] for j in range(batch)]))  # (batch, L)
-    y_all = torch.from_numpy(np.stack([padded[j * L + 1 : j * L + L + 1] for j in range(batch)]))
+    x_all = np.stack([padded[j * L : j * L + L] for j in range(batch)])  # (batch, L)
+    y_all = np.stack([padded[j * L + 1 : j * L + L + 1] for j in range(batch)])
     m_all = torch.from_numpy(np.stack([valid[j * L + 1 : j * L + L + 1] for j in range(batch)]))
     for t0 in range(0, L, bptt):
-        yield x_all[:, t0 : t0 + bptt], y_all[:, t0 : t0 + bptt], m_all[:, t0 : t0 + bptt]
+        x, y, m = x_all[:, t0 : t0 + bptt], y_all[:, t0 : t0 + bptt], m_all[:, t0 : t0 + bptt]
+        if words is None:
+            yield torch.from_numpy(x), torch.from_numpy(y), m
+        else:
+            y = words.targets(y)  # (batch, t)
+            yield words.inputs(x), y, m & scored(y, reverse)

@@ -20,6 +20,7 @@ import torch
 from elmokit.core.textfile import iter_lines
 from elmokit.lm.corpus import eval_batches
 from elmokit.lm.vocab import EOS_ID, PAD_ID
+from elmokit.lm.words import BOS_WORD, EOS_WORD, UNK_WORD, WordTable
 
 
 @dataclass
@@ -82,8 +83,10 @@ def stream_nll_by_stream(
     max_tokens: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    words: WordTable | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Full-softmax NLL over a token array read as ``batch`` carried-state streams, summed per stream.
+    """Full-softmax NLL over a token array read as ``batch`` carried-state streams, summed per stream (``words``:
+    a word token array's :class:`~elmokit.lm.words.WordTable`, for a char_cnn LM).
 
     Returns:
         ``(nll, predicted)``: two ``(batch,)`` arrays, the summed NLL (nats) and the predicted pieces of each stream.
@@ -95,7 +98,7 @@ def stream_nll_by_stream(
     state = None
     total = torch.zeros(batch, dtype=torch.float64)
     count = torch.zeros(batch, dtype=torch.int64)
-    chunks = list(eval_batches(tokens, batch, bptt, reverse, max_tokens))
+    chunks = list(eval_batches(tokens, batch, bptt, reverse, max_tokens, words))
     for x, y, m in tqdm(chunks, desc="evaluating", unit="chunk", disable=not progress, leave=False):
         nll, state = model(x.to(device), y.to(device), state, mode="eval")  # nll: (streams, t)
         m = m.to(device)
@@ -157,8 +160,10 @@ def sentence_nll(
     max_line_chars: int = 20000,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    mapper=None,
 ) -> tuple[float, int, int, int]:
-    """Each line scored alone from a zero state: ``</s> pieces </s>``, predicting the pieces and the final ``</s>``.
+    """Each line scored alone from a zero state: ``</s> pieces </s>``, predicting the pieces and the final ``</s>``
+    (a char_cnn LM, given its ``mapper``: ``<S> words </S>``, predicting the words and ``</S>``).
 
     Returns:
         ``(nll, n_predicted, n_words, n_chars)`` (words and characters as :func:`count_text` counts them).
@@ -170,7 +175,12 @@ def sentence_nll(
     total, count = 0.0, 0
     for i in tqdm(range(0, len(lines), batch), desc="evaluating", disable=not progress, leave=False):
         chunk = lines[i : i + batch]
-        seqs = [[EOS_ID, *ids, EOS_ID] for ids in vocab.encode_batch(chunk)]
+        if mapper is None:
+            seqs = [[EOS_ID, *ids, EOS_ID] for ids in vocab.encode_batch(chunk)]
+        else:
+            seqs = [
+                [BOS_WORD, *(vocab.index.get(w, -1 - k) for k, w in enumerate(ln.split())), EOS_WORD] for ln in chunk
+            ]
         if reverse:
             seqs = [s[::-1] for s in seqs]
         n = max(len(s) for s in seqs)
@@ -180,10 +190,28 @@ def sentence_nll(
         x, y = arr[:, :-1], arr[:, 1:]
         lengths = torch.tensor([len(s) - 1 for s in seqs])
         mask = torch.arange(n - 1).unsqueeze(0) < lengths.unsqueeze(1)  # (batch, n-1)
+        if mapper is not None:  # unknown words were -1 - k (their position k): read by their characters
+            x = _word_inputs(x, [ln.split() for ln in chunk], vocab, mapper, reverse)
+            y = torch.where(y < 0, UNK_WORD, y)
         nll, _ = model(x.to(device), y.to(device), None, mode="eval")
         total += float(nll[mask.to(device)].double().sum())
         count += int(mask.sum())
     return (total, count, *count_words_chars(lines))
+
+
+def _word_inputs(x: torch.Tensor, sentences: list[list[str]], vocab, mapper, reverse: bool):
+    """Word ids ``(batch, t)`` as the char_cnn LM reads them, where an unknown word ``k`` of row ``r`` is ``-1 -
+    k``: every distinct word once, by its characters."""
+    from elmokit.lm.words import CharInputs, word_chars
+
+    strings = []
+    for r, row in enumerate(x.tolist()):
+        sent = sentences[r]
+        strings.append([vocab.words[i] if i >= 0 else sent[-1 - i] for i in row])
+    table: dict[str, int] = {}
+    index = torch.tensor([[table.setdefault(w, len(table)) for w in row] for row in strings])  # (batch, t)
+    chars = torch.from_numpy(np.stack([word_chars(mapper, w) for w in table]))  # (U, max_chars)
+    return CharInputs(chars, index)
 
 
 def evaluate_model(
@@ -197,39 +225,83 @@ def evaluate_model(
     progress: bool = True,
 ) -> dict:
     """Load a model directory and compute its perplexities on ``corpus`` (the ``elmokit evaluate`` command)."""
-    from elmokit.lm.corpus import encode_corpus
     from elmokit.lm.model_dir import load_model
 
     loaded = load_model(model_path)
-    model, cfg, vocab, manifest = loaded.model, loaded.cfg, loaded.vocab, loaded.manifest
-    reverse = manifest["direction"] == "backward"
+    return evaluate_lm(
+        loaded.model,
+        loaded.vocab,
+        loaded.manifest["direction"],
+        corpus,
+        mode,
+        batch,
+        bptt,
+        cache_dir,
+        max_tokens,
+        progress,
+        mapper=loaded.mapper,
+        max_line_chars=loaded.cfg.data.max_line_chars,
+        name=str(model_path),
+    )
+
+
+def evaluate_lm(
+    model,
+    vocab,
+    direction: str,
+    corpus: list[str],
+    mode: str = "stream",
+    batch: int = 10,
+    bptt: int = 35,
+    cache_dir: str = "~/.cache/elmokit",
+    max_tokens: int = 0,
+    progress: bool = True,
+    mapper=None,
+    max_line_chars: int = 20000,
+    name: str = "",
+) -> dict:
+    """The perplexities of one loaded LM on ``corpus`` (a character-CNN LM: given its ``mapper``; a biLM's
+    direction: :func:`elmokit.bilm.char_pair.direction_lm` or the pieces biLM's ``forward_lm``/``backward_lm``)."""
+    from elmokit.lm.corpus import encode_corpus
+
+    reverse = direction == "backward"
     if mode == "stream":
-        tokens = encode_corpus(
-            corpus, vocab, cache_dir, num_proc=1, max_line_chars=cfg.data.max_line_chars, progress=progress
+        if mapper is None:
+            tokens = encode_corpus(
+                corpus, vocab, cache_dir, num_proc=1, max_line_chars=max_line_chars, progress=progress
+            )
+            words = None
+        else:
+            from elmokit.lm.words import encode_word_corpus
+
+            encoded = encode_word_corpus(corpus, vocab, cache_dir, max_line_chars)
+            tokens, words = encoded.ids, encoded.table(vocab, mapper)
+        per_nll, per_n = stream_nll_by_stream(
+            model, tokens, reverse, batch, bptt, max_tokens, progress=progress, words=words
         )
-        per_nll, per_n = stream_nll_by_stream(model, tokens, reverse, batch, bptt, max_tokens, progress=progress)
         nll, n = float(per_nll.sum()), int(per_n.sum())
-        words, chars = count_text(corpus, cfg.data.max_line_chars) if not max_tokens else (0, 0)
+        words_n, chars = count_text(corpus, max_line_chars) if not max_tokens else (0, 0)
         runaway = runaway_streams(per_nll, per_n)
-        warning = runaway_warning(per_nll, per_n, runaway, str(model_path))
+        warning = runaway_warning(per_nll, per_n, runaway, name)
     elif mode == "sentence":
         runaway, warning = [], ""
-        nll, n, words, chars = sentence_nll(
+        nll, n, words_n, chars = sentence_nll(
             model,
             vocab,
             corpus,
             reverse,
             batch=max(batch, 32),
-            max_line_chars=cfg.data.max_line_chars,
+            max_line_chars=max_line_chars,
             progress=progress,
+            mapper=mapper,
         )
     else:
         raise ValueError(f"mode must be stream or sentence, got {mode!r}")
-    result = Perplexity(nll, n, words, chars).as_dict()
+    result = Perplexity(nll, n, words_n, chars).as_dict()
     result.update(
         {
-            "model": str(model_path),
-            "direction": manifest["direction"],
+            "model": name,
+            "direction": direction,
             "mode": mode,
             "corpus": [str(c) for c in corpus],
             "runaway_streams": runaway,

@@ -98,6 +98,7 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
         if not ok:
             raise ConfigError(f"{where}: {msg}")
     problem = stack_problem(m.cell, m.proj_size, m.impl, m.cell_clip, m.proj_clip)  # the recurrent stack's own rules
+    problem = problem or encoder_problem(m, cfg.data.vocab)
     if problem:
         raise ConfigError(f"{where}: {problem}")
     from elmokit.core.config import expand_path
@@ -106,6 +107,44 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
     cfg.data.train = [s if s.startswith("hf:") else expand_path(s, where) for s in cfg.data.train]
     cfg.data.valid = [s if s.startswith("hf:") else expand_path(s, where) for s in cfg.data.valid]
     return cfg
+
+
+def encoder_problem(m, vocab: str) -> str:
+    """What is wrong with the token encoder's settings (``model.encoder`` and its ``char_cnn`` keys) for this
+    vocabulary, or ``""``."""
+    from elmokit.lm.model import ENCODERS
+    from elmokit.lm.words import CHARS, is_word_vocab
+    from elmokit.modules.char_cnn import ACTIVATIONS
+
+    if m.encoder not in ENCODERS:
+        return f"model.encoder must be one of {', '.join(ENCODERS)}, got {m.encoder!r}"
+    if m.encoder == "pieces":
+        if vocab and is_word_vocab(vocab):
+            return (
+                f"data.vocab {vocab} is a word vocabulary: it is for model.encoder=char_cnn (the original ELMo); "
+                f"pieces read a sentencepiece .model"
+            )
+        return "model.encoder_from is for model.encoder=char_cnn" if m.encoder_from else ""
+    if vocab and not is_word_vocab(vocab):
+        return (
+            f"model.encoder=char_cnn predicts whole words: data.vocab must be a word vocabulary (PREFIX.txt from "
+            f"`elmokit vocab CORPUS --out PREFIX --model-type word`), got {vocab}"
+        )
+    bad_filter = [f for f in m.filters if len(f) != 2 or not 1 <= f[0] <= m.max_chars - 2 or f[1] < 1]
+    checks = [
+        (m.chars in CHARS, f"model.chars must be one of {', '.join(CHARS)}, got {m.chars!r}"),
+        (m.max_chars >= 3, f"model.max_chars must be >= 3 (begin, end and one character), got {m.max_chars}"),
+        (m.char_dim > 0, f"model.char_dim must be positive, got {m.char_dim}"),
+        (bool(m.filters), "model.filters must list [width, count] pairs, e.g. [[1, 32], [2, 32], [3, 64]]"),
+        (
+            not bad_filter,
+            f"model.filters: {bad_filter[:1]} is not [width, count] with 1 <= width <= max_chars - 2 and count >= 1",
+        ),
+        (m.num_highway >= 0, f"model.num_highway must be >= 0, got {m.num_highway}"),
+        (m.char_activation in ACTIVATIONS, f"model.char_activation must be relu or tanh, got {m.char_activation!r}"),
+        (not m.tie_embeddings, "model.tie_embeddings needs a pieces encoder (a char_cnn has no input embedding)"),
+    ]
+    return next((msg for ok, msg in checks if not ok), "")
 
 
 def _array_sha256(a) -> str:
@@ -121,10 +160,47 @@ def _array_sha256(a) -> str:
     return h.hexdigest()
 
 
-def _read_tokens(cfg: PretrainConfig, accelerator, progress: bool):
+@dataclass(kw_only=True)
+class RunData:
+    """The vocabulary and the token arrays a run reads. With a word vocabulary (``model.encoder=char_cnn``): the
+    word token arrays, the character mapper and each array's :class:`~elmokit.lm.words.WordTable`."""
+
+    vocab: Any  # elmokit.lm.vocab.Vocab or elmokit.lm.words.WordVocab
+    train: Any  # np.ndarray (n,) token ids, memory-mapped
+    valid: Any  # the same for the validation text, or None
+    mapper: Any = None  # word streams: ElmoBytes or ManyLangsLexicon
+    train_words: Any = None  # word streams: the arrays' WordTable
+    valid_words: Any = None
+
+    def counts(self):
+        """Unigram counts of the targets ``(V,)`` (the sampled softmax's proposal)."""
+        if self.mapper is None:
+            return unigram_counts(self.train, self.vocab.size)
+        from elmokit.lm.words import word_counts
+
+        return word_counts(self.train, self.vocab.size, len(self.train_words.chars))
+
+
+def read_data(cfg: PretrainConfig, accelerator, progress: bool) -> RunData:
     """The vocabulary and the train and validation token arrays (the main process builds the token cache, the
     others then read it)."""
-    d = cfg.data
+    d, m = cfg.data, cfg.model
+    if m.encoder == "char_cnn":
+        from elmokit.lm.words import char_mapper, encode_word_corpus, load_word_vocab
+
+        vocab = load_word_vocab(d.vocab)
+        mapper = char_mapper(m.chars, m.max_chars, d.vocab)
+        with accelerator.main_process_first():
+            train = encode_word_corpus(d.train, vocab, d.cache_dir, d.max_line_chars)
+            valid = encode_word_corpus(d.valid, vocab, d.cache_dir, d.max_line_chars) if d.valid else None
+        return RunData(
+            vocab=vocab,
+            train=train.ids,
+            valid=valid.ids if valid is not None else None,
+            mapper=mapper,
+            train_words=train.table(vocab, mapper),
+            valid_words=valid.table(vocab, mapper) if valid is not None else None,
+        )
     vocab = load_vocab(d.vocab)
     with accelerator.main_process_first():
         train_tokens = encode_corpus(d.train, vocab, d.cache_dir, d.num_proc, d.max_line_chars, progress=progress)
@@ -133,17 +209,59 @@ def _read_tokens(cfg: PretrainConfig, accelerator, progress: bool):
             if d.valid
             else None
         )
-    return vocab, train_tokens, valid_tokens
+    return RunData(vocab=vocab, train=train_tokens, valid=valid_tokens)
 
 
-def _new_model(cfg: PretrainConfig, vocab, train_tokens, init_from: str | None) -> LanguageModel:
+ENCODER_KEYS = ("chars", "max_chars", "char_dim", "filters", "num_highway", "char_activation", "embed_dim")
+
+
+def encoder_source(cfg: PretrainConfig, data: RunData):
+    """``model.encoder_from``: the LM whose token encoder this one starts from (the backward LM takes the forward's,
+    so that the pair holds one encoder, as bilm-tf's files do), checked to have the same encoder shape and characters;
+    ``None`` without it."""
+    m = cfg.model
+    if not m.encoder_from:
+        return None
+    src = load_model(m.encoder_from)
+    theirs = src.cfg.model
+    if theirs.encoder != "char_cnn":
+        raise ConfigError(f"model.encoder_from {m.encoder_from}: is a {theirs.encoder} LM; it has no character CNN")
+    for key in ENCODER_KEYS:
+        if getattr(theirs, key) != getattr(m, key):
+            raise ConfigError(
+                f"model.encoder_from {m.encoder_from}: its model.{key} is {getattr(theirs, key)!r}, this run's "
+                f"{getattr(m, key)!r}; the encoder is taken whole: use the same model settings as that run"
+            )
+    if src.mapper.sha256 != data.mapper.sha256:
+        raise ConfigError(
+            f"model.encoder_from {m.encoder_from}: reads words with another character lexicon than {cfg.data.vocab}'s; "
+            f"use the vocabulary that run used"
+        )
+    return src
+
+
+def _new_model(cfg: PretrainConfig, data: RunData, init_from: str | None, encoder_from=None) -> LanguageModel:
     """The LM at its initial weights (the same on every process), its head's unigram counts from the training
-    tokens; ``init_from``: the weights of that model directory (which must share the vocabulary and shape)."""
+    tokens; ``init_from``: the weights of that model directory (which must share the vocabulary and shape);
+    ``encoder_from``: a loaded LM whose token encoder this one takes (see :func:`encoder_source`), frozen unless
+    ``model.train_encoder``."""
     from accelerate.utils import set_seed
 
+    from elmokit.lm.words import num_chars
+
     set_seed(cfg.train.seed)
-    model = LanguageModel(cfg.model, vocab.size, seed=cfg.train.seed)
-    model.head.set_counts(torch.from_numpy(unigram_counts(train_tokens, vocab.size)))
+    vocab, mapper = data.vocab, data.mapper
+    model = LanguageModel(
+        cfg.model,
+        vocab.size,
+        seed=cfg.train.seed,
+        num_chars=0 if mapper is None else num_chars(mapper),
+        char_pad_id=None if mapper is None else mapper.pad_id,
+    )
+    model.head.set_counts(torch.from_numpy(data.counts()))
+    if encoder_from is not None:
+        model.token_encoder.load_state_dict(encoder_from.model.token_encoder.state_dict())
+        model.token_encoder.requires_grad_(cfg.model.train_encoder)
     if init_from:
         loaded = load_model(init_from)
         check_vocab_fits(loaded.manifest, vocab.sha256, cfg.data.vocab, init_from)
@@ -190,6 +308,7 @@ class PretrainRun:
     vocab: Any
     batcher: StreamBatcher
     valid_tokens: Any  # the validation token array, or None
+    valid_table: Any  # word streams: the validation array's WordTable (None for pieces)
     valid_words: int  # whitespace words and characters of the validation text (0: not counted)
     valid_chars: int
     total_steps: int
@@ -218,6 +337,7 @@ class PretrainRun:
                 t.bptt,
                 t.eval_max_tokens,
                 accelerator.device,
+                words=self.valid_table,
             )
             nll, n = float(per_nll.sum()), int(per_n.sum())
             runaway = runaway_streams(per_nll, per_n)
@@ -291,13 +411,15 @@ def _start_run(
     accelerator.wait_for_everyone()
     checkpoint = verified_checkpoint(run_dir, resume_from) if resume else None
 
-    vocab, train_tokens, valid_tokens = _read_tokens(cfg, accelerator, main and progress)
-    batcher = StreamBatcher(train_tokens, t.batch_size, t.bptt, rank, world, direction == "backward")
+    data = read_data(cfg, accelerator, main and progress)
+    vocab = data.vocab
+    batcher = StreamBatcher(data.train, t.batch_size, t.bptt, rank, world, direction == "backward", data.train_words)
     if batcher.local_batch % t.grad_accum:
         raise ConfigError(
             f"train.batch_size/{world} processes = {batcher.local_batch} streams per process is not "
             f"divisible by train.grad_accum={t.grad_accum}"
         )
+    encoder = encoder_source(cfg, data)
     total_steps = t.max_steps or t.epochs * batcher.steps_per_epoch
     valid_words, valid_chars = (
         count_text(cfg.data.valid, cfg.data.max_line_chars) if cfg.data.valid and not t.eval_max_tokens else (0, 0)
@@ -309,13 +431,15 @@ def _start_run(
             "direction": direction,
             "world_size": world,
             "vocab_sha256": vocab.sha256,
-            "train_tokens_sha256": _array_sha256(train_tokens),
-            "valid_tokens_sha256": _array_sha256(valid_tokens) if valid_tokens is not None else "",
+            "train_tokens_sha256": _array_sha256(data.train),
+            "valid_tokens_sha256": _array_sha256(data.valid) if data.valid is not None else "",
+            **({"lexicon_sha256": data.mapper.sha256} if data.mapper is not None else {}),
+            **({"encoder_from_sha256": encoder.manifest["files"]["weights.pt"]} if encoder is not None else {}),
             "schedule_steps": schedule_length(t, total_steps),
         },
     )
 
-    model = _new_model(cfg, vocab, train_tokens, init_from if checkpoint is None else None)
+    model = _new_model(cfg, data, init_from if checkpoint is None else None, encoder)
     set_seed(t.seed + 1000 * rank + 1)  # dropout masks independent per process
     optimizer = make_optimizer(t, model.to(device).parameters())
     # not passed through accelerator.prepare: a prepared scheduler steps once per process per step
@@ -355,9 +479,9 @@ def _start_run(
     # fmt: off
     return PretrainRun(
         cfg=cfg, direction=direction, run_dir=run_dir, accelerator=accelerator, vocab=vocab, batcher=batcher,
-        valid_tokens=valid_tokens, valid_words=valid_words, valid_chars=valid_chars, total_steps=total_steps,
-        run_print=run_print, model=model, unwrapped=unwrapped, optimizer=optimizer, scheduler=scheduler, state=state,
-        log=log,
+        valid_tokens=data.valid, valid_table=data.valid_words, valid_words=valid_words, valid_chars=valid_chars,
+        total_steps=total_steps, run_print=run_print, model=model, unwrapped=unwrapped, optimizer=optimizer,
+        scheduler=scheduler, state=state, log=log,
     )
     # fmt: on
 
@@ -403,7 +527,6 @@ def pretrain(
         raise
     t, accelerator, model, optimizer, scheduler = cfg.train, run.accelerator, run.model, run.optimizer, run.scheduler
     main, world, device = accelerator.is_main_process, accelerator.num_processes, accelerator.device
-    micro = run.batcher.local_batch // t.grad_accum  # streams per micro-batch
     tokens_per_step = t.batch_size * t.bptt
     step, states, total_steps = run.state.step, run.state.states, run.total_steps
     bar = tqdm(
@@ -431,9 +554,9 @@ def pretrain(
         epoch, s = divmod(step, run.batcher.steps_per_epoch)
         if s == 0:
             states = [None] * t.grad_accum  # a new epoch starts the streams from their beginning
-        x, y = run.batcher.batch(s)  # (local_batch, bptt) each
         for m in range(t.grad_accum):
-            xm, ym = x[m * micro : (m + 1) * micro].to(device), y[m * micro : (m + 1) * micro].to(device)
+            xm, ym = run.batcher.batch(s, m, t.grad_accum)  # (micro, bptt) each
+            xm, ym = xm.to(device), ym.to(device)
             sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(model)
             with sync, accelerator.autocast():
                 loss, new_state = model(xm, ym, states[m])

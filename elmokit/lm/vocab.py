@@ -211,7 +211,7 @@ def train_vocab(
     """
     import sentencepiece as spm
 
-    if model_type not in VOCAB_TYPES:
+    if model_type not in VOCAB_TYPES or model_type == "word":  # word vocabularies: elmokit.lm.words
         raise ElmokitError(f"--model-type must be one of {', '.join(VOCAB_TYPES)}, got {model_type!r}")
     if not files:
         raise CorpusError("no corpus files given; pass at least one text file")

@@ -10,10 +10,19 @@ a linear projection gives the token vector. The highways are in AllenNLP's form:
     x <- σ(g) * x + (1 - σ(g)) * relu(n)
 
 (bilm-tf's ``σ(x W_carry + b_carry)`` gates the *transform*; :mod:`elmokit.bilm.import_elmo` negates its carry
-weights to fit this form.)
+weights to fit this form, and :meth:`CharCNN.reset_parameters` its initial carry bias.)
+
+Two paths compute the filters' maxima, with the same shortcut (below): without gradients (inference, or grad mode with
+the character embedding and the convolutions frozen) one oneDNN product per filter and chunk
+(:func:`elmokit.modules.matmul.linear`, which has no autograd); when grad mode is on and any of those parameters
+requires a gradient, the same windows through ``torch.mm``, ``max`` and ``where``, so that autograd gives every
+parameter its gradient. The highways, the word embedding and the projection are ``nn.Linear``/``nn.Embedding`` on
+both paths.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +32,14 @@ from elmokit.modules.matmul import linear
 
 ACTIVATIONS = ("relu", "tanh")
 WORDS_PER_CHUNK = 128  # words whose filter outputs are computed at once (the widest's: 128 x 44 x 1024 floats, 23 MB)
+
+
+def _ends(chars: Tensor, pad_id: int | None) -> Tensor:
+    """``(N,)`` each word's positions before its trailing run of ``pad_id`` (all ``max_chars`` without one)."""
+    N, C = chars.shape
+    if pad_id is None:
+        return torch.full((N,), C, dtype=torch.long, device=chars.device)
+    return C - (chars != pad_id).flip(1).cumsum(1).eq(0).sum(1)  # (N,)
 
 
 class CharCNN(nn.Module):
@@ -75,9 +92,12 @@ class CharCNN(nn.Module):
                 same maxima, ~4x fewer products for English words padded to 50.
 
         Returns:
-            ``(N, output_dim)``.
+            ``(N, output_dim)``; differentiable in every parameter when grad mode is on (see the module docstring).
         """
-        h = self._pooled(chars, pad_id)  # (N, F)
+        if torch.is_grad_enabled() and self._cnn_requires_grad():
+            h = self._pooled_trainable(chars, pad_id)  # (N, F)
+        else:
+            h = self._pooled(chars, pad_id)  # (N, F)
         for layer in self.highways:
             nonlinear, gate = layer(h).chunk(2, -1)  # (N, 2F) -> two (N, F)
             h = torch.lerp(F.relu(nonlinear), h, torch.sigmoid(gate))  # σ(g) h + (1 - σ(g)) relu(n)
@@ -87,14 +107,63 @@ class CharCNN(nn.Module):
             h = torch.cat([self.word_embedding(words), h], -1)  # (N, word_dim + F)
         return self.projection(h)  # (N, output_dim)
 
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """bilm-tf's initialisation, for training from scratch (the constructor keeps PyTorch's defaults, which an
+        import overwrites).
+
+        bilm-tf's ``LanguageModel._build_word_char_embeddings`` (``bilm/training.py`` of allenai/bilm-tf at commit
+        ``10f42a3``, lines counted in the stored file): the character embedding ``uniform(-1, 1)`` (l. 158-162); each
+        convolution's weights ``uniform(-0.05, 0.05)`` for relu ("Kim et al 2015, +/- 0.05"; its He initialisation is
+        commented out) and ``normal(0, sqrt(1 / (width * char_dim)))`` for tanh, biases 0 (l. 180-204); the
+        highways' ``W_carry`` and ``W_transform`` ``normal(0, sqrt(1 / F))``, ``b_carry`` -2, ``b_transform`` 0
+        (l. 271-289); the projection ``normal(0, sqrt(1 / F))``, bias 0 (l. 247-258), and none at all when
+        ``F == projection_dim`` (l. 238).
+
+        In elmokit's form (module docstring): a highway's nonlinear half gets ``W_transform``'s draw and bias 0; its
+        gate half ``-W_carry`` (the same normal) and bias ``-b_carry = +2``, so ``σ(g) ≈ 0.88`` of the input is carried
+        at first, as bilm-tf's ``1 - σ(-2)``. The projection's std is ``sqrt(1 / its inputs)`` (``F``, plus
+        ``word_dim`` with a word embedding); when it maps ``F`` to ``F`` with no word embedding it starts as the
+        identity (bilm-tf's missing projection, the same as :mod:`elmokit.bilm.import_elmo` writes for such a file).
+        Not from bilm-tf, whose character model has neither: every row of the character embedding is drawn, also
+        the all-zero row 0 that an import puts in front of bilm-tf's 261 (a missing word's id); the optional word
+        embedding (ELMoForManyLangs) is drawn as the character embedding, ``uniform(-1, 1)``.
+
+        Args:
+            generator: draws every value in a fixed order (on the parameters' device); ``None``: the global RNG.
+        """
+        g = generator
+        F_ = self.num_filters
+        with torch.no_grad():
+            self.char_embedding.weight.uniform_(-1.0, 1.0, generator=g)
+            for conv in self.convolutions:
+                count, d, w = conv.weight.shape  # (count, d, w)
+                if self.activation == "relu":
+                    conv.weight.uniform_(-0.05, 0.05, generator=g)
+                else:
+                    conv.weight.normal_(0.0, math.sqrt(1.0 / (w * d)), generator=g)
+                conv.bias.zero_()
+            for layer in self.highways:
+                layer.weight.normal_(0.0, math.sqrt(1.0 / F_), generator=g)  # (2F, F): [W_transform^T; -W_carry^T]
+                layer.bias[:F_].zero_()  # b_transform
+                layer.bias[F_:].fill_(2.0)  # -b_carry
+            if self.word_embedding is not None:
+                self.word_embedding.weight.uniform_(-1.0, 1.0, generator=g)
+            proj = self.projection
+            if self.word_embedding is None and proj.in_features == proj.out_features:
+                proj.weight.copy_(torch.eye(F_, dtype=proj.weight.dtype, device=proj.weight.device))
+            else:
+                proj.weight.normal_(0.0, math.sqrt(1.0 / proj.in_features), generator=g)
+            proj.bias.zero_()
+
+    def _cnn_requires_grad(self) -> bool:
+        """Whether the character embedding or a convolution has a parameter that requires a gradient."""
+        return self.char_embedding.weight.requires_grad or any(p.requires_grad for p in self.convolutions.parameters())
+
     def _pooled(self, chars: Tensor, pad_id: int | None) -> Tensor:
         """Every filter's activated maximum over positions, ``(N, max_chars)`` ids → ``(N, F)``, in chunks of
         :data:`WORDS_PER_CHUNK` words of similar length (see :meth:`forward`)."""
         N, C = chars.shape
-        if pad_id is None:
-            ends = torch.full((N,), C, dtype=torch.long, device=chars.device)
-        else:  # each word's positions before its trailing run of pad_id
-            ends = C - (chars != pad_id).flip(1).cumsum(1).eq(0).sum(1)  # (N,)
+        ends = _ends(chars, pad_id)  # (N,)
         order = torch.argsort(ends, stable=True)
         pad_windows = self._pad_windows(pad_id) if pad_id is not None else None
         h = chars.new_empty(N, self.num_filters, dtype=self.char_embedding.weight.dtype)  # (N, F)
@@ -136,5 +205,63 @@ class CharCNN(nn.Module):
             best = y.amax(1)  # (n, count)
             if pad_windows is not None:  # words whose padding holds a whole window
                 best = torch.where((ends < C - w + 1).unsqueeze(1), torch.maximum(best, pad_windows[k]), best)
+            outs.append(act(best + conv.bias))  # (n, count)
+        return torch.cat(outs, -1)  # (n, F)
+
+    # --- the differentiable path: the same windows, chunks and padding shortcut, in autograd's operations -----------
+    def _pooled_trainable(self, chars: Tensor, pad_id: int | None) -> Tensor:
+        """:meth:`_pooled` in differentiable operations: ``(N, max_chars)`` ids → ``(N, F)``, with gradients to the
+        character embedding and the convolutions.
+
+        The same words sorted by length in chunks of :data:`WORDS_PER_CHUNK`, windows only before the chunk's longest
+        word ends and the all-padding window once per filter; the chunks' outputs are concatenated in length order
+        and put back in the words' order by one ``index_select`` (a gather, whose gradient is one ``index_add``).
+        """
+        N, C = chars.shape
+        ends = _ends(chars, pad_id)  # (N,)
+        order = torch.argsort(ends, stable=True)
+        pad_windows = self._pad_windows_trainable(pad_id) if pad_id is not None else None
+        outs = []
+        for a in range(0, N, WORDS_PER_CHUNK):
+            idx = order[a : a + WORDS_PER_CHUNK]
+            outs.append(self._filters_trainable(chars[idx], ends[idx], pad_windows))  # (n, F)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(N, device=order.device)
+        h = torch.cat(outs) if outs else self.char_embedding.weight.new_zeros(0, self.num_filters)  # (N, F) sorted
+        return h.index_select(0, inverse)  # (N, F) in the words' order
+
+    def _pad_windows_trainable(self, pad_id: int) -> list[Tensor]:
+        """:meth:`_pad_windows` differentiably: per filter ``(count,)``, ``Σ_j W[:, :, j] @ e_pad``.
+
+        A window of nothing but ``pad_id`` holds its embedding ``e_pad`` at each of the ``w`` positions, so its
+        product with the filter is the filter summed over its width times ``e_pad``: a ``(count, d) x (d,)`` product
+        whose gradient flows to the pad character's embedding row and to the filter's weights.
+        """
+        pad = self.char_embedding.weight[pad_id]  # (d,)
+        return [torch.mv(conv.weight.sum(2), pad) for conv in self.convolutions]  # (count, d, w) -> (count, d) each
+
+    def _filters_trainable(self, chars: Tensor, ends: Tensor, pad_windows: list[Tensor] | None) -> Tensor:
+        """:meth:`_filters` differentiably: ``(n, max_chars)`` ids → ``(n, F)``.
+
+        One ``torch.mm`` per filter, ``(n * L, d * w) x (d * w, count)``, over the windows that start before the
+        chunk's longest word ends; ``max`` over positions (its gradient goes to the window that gave the maximum,
+        through the saved index); the all-padding window's output where it is larger (``where``: its gradient goes to
+        whichever of the two was taken), then the bias and the activation.
+        """
+        span = max(int(ends.max()), 1)  # positions any word's own windows start at
+        n, C = chars.shape
+        act = torch.relu if self.activation == "relu" else torch.tanh
+        emb = self.char_embedding(chars[:, : span + self.max_width - 1])  # (n, <= max_chars, d): what any window reads
+        outs = []
+        for k, conv in enumerate(self.convolutions):
+            count, d, w = conv.weight.shape  # (count, d, w)
+            L = min(span, C - w + 1)  # window starts computed; C - w + 1 in all
+            windows = emb[:, : L + w - 1].unfold(1, w, 1).reshape(n * L, d * w)  # (n, L, d, w) -> (n * L, d * w)
+            y = torch.mm(windows, conv.weight.reshape(count, d * w).t())  # (n * L, count)
+            y = y.view(n, L, count)  # (n * L, count) -> (n, L, count)
+            best = y.max(1).values  # (n, count)
+            if pad_windows is not None:  # words whose padding holds a whole window, where its output is larger
+                take = (ends < C - w + 1).unsqueeze(1) & (pad_windows[k] > best)  # (n, count)
+                best = torch.where(take, pad_windows[k], best)
             outs.append(act(best + conv.bias))  # (n, count)
         return torch.cat(outs, -1)  # (n, F)
