@@ -21,11 +21,11 @@ ENCODERS = ("pieces", "char_cnn")
 # fmt: off
 def tiny() -> ModelConfig:
     """For tests and the demo: 2 LSTMP layers, 64 cells, 32 projection and embedding; trains in seconds. As a
-    character CNN (``model.encoder=char_cnn``): 8-wide characters, 32 filters of widths 1-3, one highway."""
+    character CNN (``model.encoder=char_cnn``): 8-wide characters, 48 filters of widths 1-4, one highway."""
     return ModelConfig(
         size="tiny", cell="lstm", num_layers=2, embed_dim=32, hidden_size=64, proj_size=32,
         residual=True, dropout=0.0, head="sampled", num_samples=256, sampling_alpha=0.75,
-        char_dim=8, filters=[[1, 8], [2, 8], [3, 16]], num_highway=1, max_chars=50,
+        char_dim=8, filters=[[1, 8], [2, 8], [3, 16], [4, 16]], num_highway=1, max_chars=50,
     )
 
 

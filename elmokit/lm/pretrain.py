@@ -141,6 +141,12 @@ def encoder_problem(m, vocab: str) -> str:
             f"model.filters: {bad_filter[:1]} is not [width, count] with 1 <= width <= max_chars - 2 and count >= 1",
         ),
         (m.num_highway >= 0, f"model.num_highway must be >= 0, got {m.num_highway}"),
+        (
+            bad_filter or sum(n for _, n in m.filters) != m.embed_dim,
+            f"model.filters add up to {sum(n for _, n in m.filters if not bad_filter)} features, model.embed_dim's "
+            f"width: bilm-tf's files have no projection then (AllenNLP reads one), so the biLM could not be "
+            f"exported; use filters that add up to another number",
+        ),
         (m.char_activation in ACTIVATIONS, f"model.char_activation must be relu or tanh, got {m.char_activation!r}"),
         (not m.tie_embeddings, "model.tie_embeddings needs a pieces encoder (a char_cnn has no input embedding)"),
     ]

@@ -133,6 +133,7 @@ def test_the_backward_lm_takes_the_forward_encoder(char_overrides, tmp_path):
         (["model.chars=codepoints"], "model.chars must be one of bytes, lexicon"),
         (["model.char_activation=gelu"], "model.char_activation must be relu or tanh"),
         (["model.tie_embeddings=true"], "model.tie_embeddings needs a pieces encoder"),
+        (["model.filters=[[1,16],[2,16]]"], "model.filters add up to 32 features, model.embed_dim's width"),
     ],
 )
 def test_bad_encoder_settings_fail_at_load(char_overrides, tmp_path, extra, match):
@@ -242,7 +243,8 @@ def test_a_pair_trained_here_exports_to_bilm_tf_files(char_overrides, tmp_path):
     options = json.loads((tmp_path / "tf" / "options.json").read_text())
     assert options["char_cnn"]["n_characters"] == 262 and options["lstm"]["use_skip_connections"] is True
     assert (tmp_path / "tf" / "vocab.txt").read_text().split("\n")[:3] == ["<S>", "</S>", "<UNK>"]
-    back = load_bilm(import_bilm_tf(tmp_path / "tf" / "options.json", tmp_path / "tf" / "weights.hdf5", tmp_path / "re"))
+    tf = tmp_path / "tf"
+    back = load_bilm(import_bilm_tf(tf / "options.json", tf / "weights.hdf5", tmp_path / "re"))
     sents = [["the", "cat", "sees", "a", "zyzzyva"], ["a", "dog"]]
     assert torch.allclose(back(sents)[0], bilm(sents)[0], atol=1e-6)
     elmo = Elmo(str(tmp_path / "tf" / "options.json"), str(tmp_path / "tf" / "weights.hdf5"), 1, dropout=0.0)
