@@ -5,7 +5,7 @@ Sources:
 - bilm-tf / AllenNLP: ``options.json`` + ``weights.hdf5`` (the English ELMo of Peters et al. and its smaller
   siblings), with bilm-tf's word vocabulary where given (``--vocab``). TensorFlow's LSTM cell is converted to
   PyTorch's: ``W_0`` rows are ``[input; h_prev]``, its gates ``i, j, f, o`` become ``i, f, g, o``, and TensorFlow's
-  forget bias of 1 is added to ``f``'s bias; the highways' carry weights are negated (:mod:`elmokit.modules.char_cnn`
+  forget bias of 1 becomes ``f``'s part of ``bias_hh`` (``B`` itself is ``bias_ih``); the highways' carry weights are negated (:mod:`elmokit.modules.char_cnn`
   says why); ``char_embed`` gets a zero row in front (id 0 pads missing words).
 - ELMoForManyLangs: a model directory (``config.json`` naming the model JSON, ``char.dic``, ``word.dic``,
   ``token_embedder.pkl``, ``encoder.pkl``); its state dicts are already in PyTorch's gate order and are read with
@@ -361,10 +361,13 @@ def bilm_tf_state(weights: Path, cfg: CharBiLMConfig) -> dict[str, torch.Tensor]
                     w_hh[dst * H : (dst + 1) * H] = t(block[P:].T)
                 b = get(f"{g}/B", (4 * H,))
                 bias = np.concatenate([b[src * H : (src + 1) * H] for src in TF_GATE_OF])
-                bias[H : 2 * H] += 1.0  # TensorFlow's LSTMCell adds forget_bias=1 inside the cell
+                # TensorFlow's LSTMCell adds forget_bias=1 inside the cell: kept apart in bias_hh (the cell adds the
+                # two biases, the same float32 sum as B + 1), so that export-elmo gives bilm-tf's B back bit for bit
+                forget = torch.zeros(4 * H)
+                forget[H : 2 * H] = 1.0
                 pre = f"{name}.layers.{layer}."
                 state[pre + "weight_ih_l0"], state[pre + "weight_hh_l0"] = w_ih, w_hh  # (4H, P) each
-                state[pre + "bias_ih_l0"], state[pre + "bias_hh_l0"] = t(bias), torch.zeros(4 * H)
+                state[pre + "bias_ih_l0"], state[pre + "bias_hh_l0"] = t(bias), forget
                 state[pre + "weight_hr_l0"] = t(np.ascontiguousarray(get(f"{g}/W_P_0", (H, P)).T))  # (P, H)
     return state
 
