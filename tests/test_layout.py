@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "elmokit"
 # The stages in pipeline order: a module may import its own stage and those before it, never a later one.
 STAGES = ["core", "modules", "lm", "bilm", "embed", "analysis", "tasks", "commands"]
 # the entry points above every stage (the version string is read by all)
-TOP = {"__init__", "allennlp", "cli", "demo", "elmo"}
+TOP = {"__init__", "allennlp", "cli", "demo", "elmo", "manylangs", "simple_elmo"}
 
 
 def module_name(path: Path) -> str:
