@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from elmokit.bilm.char_pair import INIT_DIR
 from elmokit.core.errors import ElmokitError
 
 
@@ -39,9 +40,10 @@ def split_text(lines: list[str], dev: list[str] | None) -> tuple[list[str], list
     return [x for i, x in enumerate(lines) if i % step != step - 1], held
 
 
-def seconds_per_step(model, tokens, batch: int, bptt: int, steps: int = 4) -> float:
+def seconds_per_step(model, tokens, batch: int, bptt: int, steps: int = 4, xy=None) -> float:
     """Seconds one training step (forward, backward, Adam) takes at ``batch`` x ``bptt`` on one thread, on this
-    machine: the median of ``steps`` timed after one warm-up, on a copy of the LM (the LM itself is untouched)."""
+    machine: the median of ``steps`` timed after one warm-up, on a copy of the LM (the LM itself is untouched).
+    ``xy``: the inputs and targets to time (a word LM's :class:`~elmokit.lm.words.CharInputs`), else ``tokens``'."""
     import copy
     import statistics
     import time
@@ -54,7 +56,7 @@ def seconds_per_step(model, tokens, batch: int, bptt: int, steps: int = 4) -> fl
     opt = torch.optim.Adam(m.parameters(), lr=1e-6)
     need = batch * (bptt + 1)
     ids = torch.as_tensor(np.resize(np.asarray(tokens[:need], dtype=np.int64), need)).view(batch, bptt + 1)
-    x, y = ids[:, :-1], ids[:, 1:]  # (batch, bptt) each
+    x, y = (ids[:, :-1], ids[:, 1:]) if xy is None else xy  # (batch, bptt) each
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each adapting run trains
     try:
@@ -142,10 +144,12 @@ def child_command(args: list[str]) -> list[str]:
     return [sys.executable, "-c", CHILD_MAIN, str(os.getpid()), str(Path(elmokit.__file__).resolve()), *args]
 
 
-def run_directions(work: Path, config: Path, src: Path, side_by_side: bool) -> None:
+def run_directions(work: Path, config: Path, src: Path, side_by_side: bool, char: bool = False) -> None:
     """``pretrain --init-from ... --resume`` for both directions into ``work/forward`` and ``work/backward`` (at
     once when ``side_by_side``), each logging to ``work/<direction>.log``; a direction already finished is skipped.
     The children die with this process (a kill of it leaves no writer behind); each run directory takes one writer.
+    ``char``: ``src`` is a character biLM, which each run starts from (``pretrain --init-from BILM``), its token
+    encoder frozen (see :func:`_adapt_char`).
 
     Raises:
         ElmokitError: a run failed (its log's last line, and how to resume), once every run has ended.
@@ -156,7 +160,8 @@ def run_directions(work: Path, config: Path, src: Path, side_by_side: bool) -> N
         if (run / "model" / "manifest.json").is_file():
             continue
         args = ["pretrain", "--config", str(config), "--direction", d, "--out", str(run)]
-        cmd = child_command([*args, "--init-from", str(src / d), "--quiet", "--resume"])
+        init = [str(src), f"model.encoder_from={run / INIT_DIR}"] if char else [str(src / d)]
+        cmd = child_command([*args, "--quiet", "--resume", "--init-from", *init])
         log = open(work / f"{d}.log", "a", encoding="utf-8")
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         procs.append((d, p, log))
@@ -304,10 +309,12 @@ def adapt(
     run), ends the runs, a resumed adaptation ends with the weights of an uninterrupted one, bit for bit.
     ``overwrite``: adapt again over a finished adaptation at ``out`` (or start over runs begun with other inputs).
     """
+    from elmokit.bilm.char_pair import is_char_bilm
     from elmokit.core.run_guard import hold_run_lock, release_run_lock
 
     src = Path(bilm)
-    if not (src / "forward").is_dir() or not (src / "backward").is_dir():
+    char = is_char_bilm(src)
+    if not char and (not (src / "forward").is_dir() or not (src / "backward").is_dir()):
         raise ElmokitError(f"{bilm}: not a biLM bundle (no forward/ and backward/); make one with `elmokit bundle`")
     dst = Path(out)
     work = Path(f"{out}.work")
@@ -334,6 +341,8 @@ def adapt(
             "epochs": epochs,
         }
         plan = read_plan(work, inputs, overwrite)
+        if char:
+            return _adapt_char(src, dst, work, train_lines, dev_lines, inputs, plan, cache_dir)
         return _adapt(src, dst, work, train_lines, dev_lines, inputs, plan, cache_dir, progress)
     finally:
         release_run_lock(work)
@@ -425,6 +434,137 @@ def _adapt(
         "side_by_side": side_by_side,
         "dev_ppl_before": {d: r["subword_ppl"] for d, r in before.items()},
         "dev_ppl_after": {d: r["subword_ppl"] for d, r in after.items()},
+    }
+    write_json(work / "adapt.json", result)
+    return result
+
+
+HEAD_SHARE = 0.15  # of a character biLM's adaptation steps, its new softmax trains alone first (measured: README)
+ADAPT_LR = 2e-3 / 3  # a character biLM's adaptation rate: a third of pretrain's default (an imported one has no own)
+FULL_SOFTMAX_WORDS = 20000  # up to this many words the adapting runs train the full softmax, beyond it the sampled one
+
+
+def _adapt_char(
+    src: Path,
+    dst: Path,
+    work: Path,
+    train_lines: list[str],
+    dev_lines: list[str],
+    inputs: dict,
+    plan: dict | None,
+    cache_dir: str,
+) -> dict:
+    """:func:`adapt` for a character biLM (``import-elmo``'s, or a char_cnn pair bundled here): the word vocabulary
+    (the biLM's when it has a softmax, else one of the text), the plan, both directions from the biLM
+    (``pretrain --init-from BILM``, a new softmax trained alone for the first :data:`HEAD_SHARE` of the steps), the
+    figures and the bundle (:func:`elmokit.bilm.char_pair.write_char_pair`).
+
+    The token encoder stays frozen in both runs (``model.encoder_from`` = the run's own start, not trained): the
+    biLM's files hold one character CNN for both directions, so two runs that each trained theirs would leave two
+    encoders, one of which the bundle would have to drop, with the LSTMs that learned to read it; frozen, both
+    adapted LSTM stacks read the encoder the pair is bundled with.
+    """
+    from elmokit.bilm.bundle import load_bilm
+    from elmokit.bilm.char_pair import bilm_shape, write_char_pair
+    from elmokit.core.config import PretrainConfig, to_dict
+    from elmokit.core.files import write_json
+    from elmokit.lm.corpus import StreamBatcher
+    from elmokit.lm.evaluate import evaluate_model
+    from elmokit.lm.model import LanguageModel
+    from elmokit.lm.model_dir import load_model
+    from elmokit.lm.words import char_mapper, encode_word_corpus, load_word_vocab, num_chars, train_word_vocab
+
+    minutes, epochs = inputs["minutes"], inputs["epochs"]
+    for name, part in (("train", train_lines), ("dev", dev_lines)):
+        tmp = work / f".{name}.txt.tmp"
+        tmp.write_text("\n".join(part) + "\n", encoding="utf-8")
+        tmp.replace(work / f"{name}.txt")
+    bilm = load_bilm(src)
+    shape = bilm_shape(bilm)
+    if shape["chars"] != "bytes":
+        raise ElmokitError(f"{src}: reads characters with a lexicon; adapt takes biLMs that read bytes (bilm-tf's)")
+    vocab_path = work / "vocab.txt"
+    if plan is None or not vocab_path.is_file():  # a new plan (new text): a new vocabulary
+        if bilm.has_softmax:  # its softmax's rows: kept, so the runs start from it
+            vocab_path.write_text("".join(f"{w}\n" for w in bilm.words), encoding="utf-8")
+        else:
+            train_word_vocab([str(work / "train.txt")], str(work / "vocab"), command="elmokit adapt")
+    vocab = load_word_vocab(vocab_path)
+    new_head = not (bilm.has_softmax and list(bilm.words) == list(vocab.words))
+    tokens = encode_word_corpus([str(work / "train.txt")], vocab, cache_dir, 20000)
+    encode_word_corpus([str(work / "dev.txt")], vocab, cache_dir, 20000)
+    cfg = PretrainConfig()
+    for k, v in shape.items():
+        setattr(cfg.model, k, v)
+    cfg.model.size = "elmo" if shape["hidden_size"] >= 4096 else "small" if shape["hidden_size"] >= 1024 else "tiny"
+    cfg.model.dropout = 0.1
+    cfg.model.head = "full" if vocab.size <= FULL_SOFTMAX_WORDS else "sampled"
+    cfg.model.num_samples = 8192
+    cfg.data.max_line_chars = 20000
+    cfg.train.lr = ADAPT_LR * 3  # write_config takes a third
+    if plan is None:
+        batch, bptt = 64, 20
+        while batch > 8 and len(tokens.ids) // batch < bptt * 4:  # a small text: fewer streams, each long enough
+            batch //= 2
+        mapper = char_mapper("bytes", shape["max_chars"], vocab_path)
+        lm = LanguageModel(cfg.model, vocab.size, num_chars=num_chars(mapper), char_pad_id=mapper.pad_id)
+        table = tokens.table(vocab, mapper)
+        xy = StreamBatcher(tokens.ids, batch, bptt, 0, 1, False, table).batch(0)
+        step_s = seconds_per_step(lm, tokens.ids, batch, bptt, xy=xy)
+        steps = plan_steps(len(tokens.ids), batch, bptt, minutes, epochs, step_s)
+        plan = {
+            "inputs": inputs,
+            "batch_size": batch,
+            "bptt": bptt,
+            "steps": steps,
+            "head_steps": max(1, int(HEAD_SHARE * steps)) if new_head else 0,
+            "seconds_per_step_measured": step_s,
+            "train_words": int(len(tokens.ids)),
+        }
+        write_json(work / PLAN, plan)  # before the runs start: a resume continues this schedule
+    batch, bptt, steps, step_s = plan["batch_size"], plan["bptt"], plan["steps"], plan["seconds_per_step_measured"]
+    raw = to_dict(cfg)
+    raw["model"] = {k: raw["model"][k] for k in ("size", "dropout", "head", "num_samples", *shape)}
+    raw["train"]["head_steps"] = plan["head_steps"]
+    config = write_config(raw, work, vocab_path, cache_dir, batch, steps, minutes)
+    side_by_side = (os.cpu_count() or 1) >= 2
+    run_directions(work, config, src, side_by_side, char=True)
+    before = {  # the biLM as it came (its own softmax); a new softmax starts random: no figure before the head phase
+        d: None
+        if new_head
+        else evaluate_model(str(work / d / INIT_DIR), [str(work / "dev.txt")], cache_dir=cache_dir, progress=False)
+        for d in ("forward", "backward")
+    }
+    after = {
+        d: evaluate_model(str(work / d), [str(work / "dev.txt")], cache_dir=cache_dir, progress=False)
+        for d in ("forward", "backward")
+    }
+    done = {
+        d: json.loads((work / d / "model" / "manifest.json").read_text(encoding="utf-8")).get("summary", {})
+        for d in ("forward", "backward")
+    }
+    write_char_pair(load_model(work / "forward"), load_model(work / "backward"), dst)  # one encoder: frozen in both
+    result = {
+        "bilm": str(src),
+        "out": str(dst),
+        "train_lines": len(train_lines),
+        "dev_lines": len(dev_lines),
+        "train_words": plan["train_words"],
+        "vocab": "the biLM's" if not new_head else f"{vocab.size} words of the text (a new softmax)",
+        "steps": {d: s.get("steps") for d, s in done.items()},
+        "stopped_by": {d: s.get("stopped_by") for d, s in done.items()},
+        "planned_steps": steps,
+        "head_steps": plan["head_steps"],
+        "seconds_per_step_measured": step_s,
+        "batch_size": batch,
+        "bptt": bptt,
+        "lr": ADAPT_LR,
+        "minutes_budget": minutes,
+        "side_by_side": side_by_side,
+        "ppl_per": "word",
+        "dev_ppl_before": {d: r and r["word_ppl"] for d, r in before.items()},
+        "dev_ppl_after_head": {d: (s.get("head_valid") or {}).get("word_ppl") for d, s in done.items()},
+        "dev_ppl_after": {d: r["word_ppl"] for d, r in after.items()},
     }
     write_json(work / "adapt.json", result)
     return result

@@ -5,8 +5,9 @@ Sources:
 - bilm-tf / AllenNLP: ``options.json`` + ``weights.hdf5`` (the English ELMo of Peters et al. and its smaller
   siblings), with bilm-tf's word vocabulary where given (``--vocab``). TensorFlow's LSTM cell is converted to
   PyTorch's: ``W_0`` rows are ``[input; h_prev]``, its gates ``i, j, f, o`` become ``i, f, g, o``, and TensorFlow's
-  forget bias of 1 becomes ``f``'s part of ``bias_hh`` (``B`` itself is ``bias_ih``); the highways' carry weights are negated (:mod:`elmokit.modules.char_cnn`
-  says why); ``char_embed`` gets a zero row in front (id 0 pads missing words).
+  forget bias of 1 becomes ``f``'s part of ``bias_hh`` (``B`` itself is ``bias_ih``); the highways' carry weights
+  are negated (:mod:`elmokit.modules.char_cnn` says why); ``char_embed`` gets a zero row in front (id 0 pads
+  missing words).
 - ELMoForManyLangs: a model directory (``config.json`` naming the model JSON, ``char.dic``, ``word.dic``,
   ``token_embedder.pkl``, ``encoder.pkl``); its state dicts are already in PyTorch's gate order and are read with
   ``torch.load(weights_only=True)`` (nothing is unpickled).

@@ -158,7 +158,9 @@ def vocab(
     "--init-from",
     type=click.Path(),
     default=None,
-    help="Start from another model's weights (domain fine-tuning); the vocab must be the same.",
+    help="Start from another model's weights (domain fine-tuning): an LM run or model directory with the same vocab, "
+    "or a character biLM (import-elmo, or a bundled char_cnn pair): its --direction's encoder and LSTMs in its shape, "
+    "its softmax if over data.vocab's words, else a new one (set train.head_steps).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.argument("overrides", nargs=-1)
@@ -176,8 +178,14 @@ def pretrain(config, direction, out, resume, resume_from, overwrite, init_from, 
     count do not change with the number of processes. Metrics go to OUT/metrics.jsonl, the final model to
     OUT/model/, the curves to OUT/curves.png.
     """
+    from elmokit.bilm.char_pair import is_char_bilm, pretrain_from_bilm
     from elmokit.lm.pretrain import pretrain as run
 
+    if init_from and is_char_bilm(init_from):
+        pretrain_from_bilm(
+            config, direction, out, list(overrides), init_from, resume, not quiet, overwrite, resume_from
+        )
+        return
     run(
         config,
         direction,
@@ -263,7 +271,7 @@ def _print_perplexity(r: dict, mode: str, as_json: bool) -> None:
         )
         bpc = f", {r['bits_per_char']:.3f} bits per character" if r["bits_per_char"] is not None else ""
         click.echo(
-            f"{r['direction']} LM, {mode} mode: {r['tokens']:,} pieces, {r['words']:,} words; "
+            f"{r['direction']} LM, {mode} mode: {r['tokens']:,} tokens predicted, {r['words']:,} words; "
             f"perplexity per subword {r['subword_ppl']:.2f}, per word {per_word}{bpc}"
         )
 

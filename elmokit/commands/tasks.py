@@ -99,8 +99,12 @@ def adapt(bilm, files, out, minutes, epochs, dev, fmt, text_column, cache_dir, o
     lines = read_text(list(files), fmt, text_column=text_column)
     dev_lines = read_text([dev], fmt, text_column=text_column) if dev else None
     r = run_adapt(bilm, lines, out, minutes, dev_lines, epochs, cache_dir, overwrite)
+    unit = r.get("ppl_per", "piece")
     for d in ("forward", "backward"):
-        click.echo(f"{d}: held-out perplexity per piece {r['dev_ppl_before'][d]:.1f} -> {r['dev_ppl_after'][d]:.1f}")
+        before, head, after = r["dev_ppl_before"][d], (r.get("dev_ppl_after_head") or {}).get(d), r["dev_ppl_after"][d]
+        figures = [f"{before:.1f}" if before is not None else "(no softmax)"]
+        figures += [f"{head:.1f} after {r['head_steps']} head steps"] if head is not None else []
+        click.echo(f"{d}: held-out perplexity per {unit} {' -> '.join(figures)} -> {after:.1f}")
     click.echo(
         f"adapted biLM written to {out} ({r['steps']['forward']} forward and {r['steps']['backward']} backward "
         f"steps of {r['planned_steps']} planned, on {r['train_lines']:,} lines; figures in {out}.work/adapt.json)"

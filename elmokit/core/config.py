@@ -78,6 +78,9 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     warmup_steps: int = 100
+    head_steps: int = 0  # > 0: the first head_steps steps train the softmax head alone (every other weight frozen, at
+    #                      train.lr), then everything at the schedule, which starts then (a new head over a pretrained
+    #                      LM: `pretrain --init-from BILM`, `adapt`); validated at step head_steps and at the end
     schedule: str = "cosine"  # cosine | linear | constant (after warmup)
     min_lr_ratio: float = 0.1
     clip_norm: float = 1.0

@@ -89,6 +89,7 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
             min(t.max_minutes, t.max_cpu_minutes, t.warmup_steps) >= 0,
             "train.max_minutes, train.max_cpu_minutes and train.warmup_steps must be >= 0",
         ),
+        (t.head_steps >= 0, f"train.head_steps must be >= 0 (0 = no head-only phase), got {t.head_steps}"),
         (t.schedule_steps >= 0, "train.schedule_steps must be >= 0 (0 = the run's length)"),
         (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
         (bool(cfg.data.vocab), "data.vocab is required (a .model file from `elmokit vocab`)"),
@@ -290,6 +291,9 @@ def _write_model(
     vals = [r for r in records if r["split"] == "valid"]
     if vals:
         summary["final_valid"] = vals[-1]
+    head = [r for r in vals if cfg.train.head_steps and r["step"] == cfg.train.head_steps]
+    if head:
+        summary["head_valid"] = head[0]  # the validation at the end of the head phase (train.head_steps)
     tmp = atomic_dir(model_dir)
     with removed_on_disk_error(
         tmp, model_dir, " the model", "the checkpoints are intact: free space, then run again with --resume"
@@ -393,6 +397,7 @@ def _start_run(
     progress: bool,
     overwrite: bool,
     resume_from: str | None,
+    init_print: dict | None = None,
 ) -> PretrainRun:
     """Everything before the loop: the accelerator, the run directory's checks, the token streams, the model, the
     optimizer and schedule, the checkpoint resumed from (its files verified first) and the run's log."""
@@ -427,6 +432,10 @@ def _start_run(
         )
     encoder = encoder_source(cfg, data)
     total_steps = t.max_steps or t.epochs * batcher.steps_per_epoch
+    if t.head_steps >= total_steps:
+        raise ConfigError(
+            f"train.head_steps={t.head_steps} leaves no step to train the rest (the run has {total_steps} steps)"
+        )
     valid_words, valid_chars = (
         count_text(cfg.data.valid, cfg.data.max_line_chars) if cfg.data.valid and not t.eval_max_tokens else (0, 0)
     )
@@ -442,6 +451,7 @@ def _start_run(
             **({"lexicon_sha256": data.mapper.sha256} if data.mapper is not None else {}),
             **({"encoder_from_sha256": encoder.manifest["files"]["weights.pt"]} if encoder is not None else {}),
             "schedule_steps": schedule_length(t, total_steps),
+            **(init_print or {}),  # what init_from was made from (e.g. a biLM's weights), pinned by its caller
         },
     )
 
@@ -449,7 +459,7 @@ def _start_run(
     set_seed(t.seed + 1000 * rank + 1)  # dropout masks independent per process
     optimizer = make_optimizer(t, model.to(device).parameters())
     # not passed through accelerator.prepare: a prepared scheduler steps once per process per step
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, head_then_schedule(cfg, total_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
     state = RunState(states=[None] * t.grad_accum)
@@ -511,12 +521,15 @@ def pretrain(
     progress: bool = True,
     overwrite: bool = False,
     resume_from: str | None = None,
+    init_print: dict | None = None,
 ) -> Path:
     """Train one direction; returns the model directory ``OUT/model``. See the module docstring.
 
     ``resume`` continues from the newest checkpoint (``resume_from``: a chosen one, a directory or a step), after
     checking its files against their sha256 and the config, vocabulary and data against the run's fingerprint.
-    A run directory with checkpoints or a finished model is refused without ``resume`` or ``overwrite``."""
+    A run directory with checkpoints or a finished model is refused without ``resume`` or ``overwrite``.
+    ``init_print``: entries added to the run's fingerprint by the caller that made ``init_from`` (so that a resume
+    refuses a changed source, e.g. ``elmokit.bilm.char_pair.pretrain_from_bilm``'s biLM)."""
     from tqdm.auto import tqdm
 
     if direction not in DIRECTIONS:
@@ -526,7 +539,15 @@ def pretrain(
     fresh = not run_dir.exists()
     try:
         run = _start_run(
-            cfg, direction, run_dir, resume or bool(resume_from), init_from, progress, overwrite, resume_from
+            cfg,
+            direction,
+            run_dir,
+            resume or bool(resume_from),
+            init_from,
+            progress,
+            overwrite,
+            resume_from,
+            init_print,
         )
     except ElmokitError:
         _forget_empty_run_dir(run_dir, fresh)
@@ -555,6 +576,8 @@ def pretrain(
     window_loss = torch.tensor(run.state.window[0], device=device)
     stop_reason = "done"
     first_step, budget_checked = step, t.max_minutes <= 0 or t.schedule == "constant"
+    head_ids = {id(p) for p in run.unwrapped.head.parameters()}
+    body = [p for p in run.unwrapped.parameters() if id(p) not in head_ids]  # what the head phase keeps frozen
     model.train()
     while step < total_steps:
         epoch, s = divmod(step, run.batcher.steps_per_epoch)
@@ -569,6 +592,9 @@ def pretrain(
                 accelerator.backward(loss / t.grad_accum)
             states[m] = detach_state(new_state)
             window_loss += loss.detach().float() / t.grad_accum
+        if step < t.head_steps:  # the head phase (train.head_steps): only the softmax head trains
+            for p in body:
+                p.grad = None  # the optimizer skips a weight without a gradient (no update, no moments)
         if t.clip_norm > 0:
             accelerator.clip_grad_norm_(model.parameters(), t.clip_norm)
         optimizer.step()
@@ -604,7 +630,7 @@ def pretrain(
             )
             if warning and main:
                 tqdm.write(warning)
-        if t.eval_every and step % t.eval_every == 0 and step < total_steps:
+        if step < total_steps and ((t.eval_every and step % t.eval_every == 0) or step == t.head_steps):
             run.validate(step, clock())
         if _out_of_time(t, accelerator, start, cpu_start):
             stop_reason = "time budget"
@@ -641,6 +667,19 @@ def pretrain(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return run.run_dir / "model"
+
+
+def head_then_schedule(cfg: PretrainConfig, total_steps: int):
+    """The learning-rate factor by step: ``train.lr`` through the head phase (``train.head_steps``), then the
+    configured schedule (warmup and decay) over the steps after it. A function of the step alone, so a resume in
+    either phase continues exactly."""
+    h = cfg.train.head_steps
+    after = lr_lambda(cfg, total_steps - h)
+
+    def f(step: int) -> float:
+        return 1.0 if step < h else after(step - h)
+
+    return f
 
 
 def _out_of_time(t, accelerator, start: float, cpu_start: float) -> bool:
