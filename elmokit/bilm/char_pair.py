@@ -18,6 +18,7 @@ import torch
 from elmokit.bilm.charbilm import CharBiLMConfig
 from elmokit.core.errors import CheckpointError
 from elmokit.core.textfile import sha256_file
+from elmokit.lm.model import ENCODER_KEYS
 from elmokit.lm.model_dir import LoadedLM
 from elmokit.modules.characters import ManyLangsLexicon
 
@@ -58,8 +59,7 @@ def char_pair(
                 f"{path}: the character biLM is an LSTMP whose projection equals the token vector (bilm-tf's shape); "
                 f"this LM has cell {lm.cell}, proj_size {lm.proj_size}, embed_dim {lm.embed_dim}"
             )
-    keys = ("chars", "max_chars", "char_dim", "filters", "num_highway", "char_activation", "embed_dim")
-    keys += ("hidden_size", "num_layers", "residual", "cell_clip", "proj_clip")
+    keys = (*ENCODER_KEYS, "hidden_size", "num_layers", "residual", "cell_clip", "proj_clip")
     for key in keys:
         if getattr(fm, key) != getattr(bm, key):
             raise CheckpointError(

@@ -54,9 +54,9 @@ from elmokit.bilm.import_elmo import FILE_CHARS, TF_GATE_OF, bilm_tf_state, opti
 from elmokit.core.errors import CheckpointError
 from elmokit.core.files import (
     atomic_dir,
+    check_out_dir,
     commit_dir,
     fsync_dir,
-    recover_dir,
     removed_on_disk_error,
     versions,
 )
@@ -308,32 +308,7 @@ def check_out(out: Path, source: Path, overwrite: bool) -> None:
     Raises:
         CheckpointError: naming ``out`` and what to do.
     """
-    if out.is_symlink() and not out.exists():
-        raise CheckpointError(
-            f"{out}: a symbolic link to {os.readlink(out)}, which does not exist; remove the link or choose "
-            f"another --out"
-        )
-    real, src = out.resolve(), source.resolve()
-    how = "is" if real == src else "is inside" if src in real.parents else "holds" if real in src.parents else ""
-    if how:
-        raise CheckpointError(
-            f"{out}: {how} the source {source}; the export would write over what it reads: choose an --out apart "
-            f"from the biLM"
-        )
-    if out.is_symlink():
-        raise CheckpointError(
-            f"{out}: a symbolic link (to {os.readlink(out)}); pass the directory itself, or choose another --out"
-        )
-    recover_dir(out)
-    if not out.exists():
-        return
-    if not overwrite:
-        raise CheckpointError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
-    if not out.is_dir() or not _is_export(out):
-        raise CheckpointError(
-            f"{out}: exists and is not an earlier export-elmo output; --overwrite replaces only one: move it away "
-            f"yourself, or choose another --out"
-        )
+    check_out_dir(out, [source], overwrite, "export", _is_export, "an earlier export-elmo output")
 
 
 def _flush(path: Path) -> None:

@@ -75,7 +75,7 @@ import torch
 from elmokit.bilm.bundle import BUNDLE_FORMAT
 from elmokit.bilm.charbilm import CHAR_BUNDLE_FORMAT, VOCAB_SPECIALS, CharBiLMConfig, write_char_bundle
 from elmokit.core.errors import CheckpointError
-from elmokit.core.files import recover_dir, safe_load
+from elmokit.core.files import check_out_dir, safe_load
 from elmokit.core.textfile import sha256_file
 from elmokit.modules.char_cnn import ACTIVATIONS
 from elmokit.modules.characters import LEXICON_SPECIALS, WORD_SPECIALS, read_dic
@@ -393,34 +393,7 @@ def check_out(out: Path, sources: list[Path], overwrite: bool) -> None:
     Raises:
         CheckpointError: naming ``out`` and what to do.
     """
-    if out.is_symlink() and not out.exists():
-        raise CheckpointError(
-            f"{out}: a symbolic link to {os.readlink(out)}, which does not exist; remove the link or choose "
-            f"another --out"
-        )
-    real = out.resolve()
-    for src in sources:
-        s = src.resolve()
-        how = "is" if real == s else "is inside" if s in real.parents else "holds" if real in s.parents else ""
-        if how:
-            raise CheckpointError(
-                f"{out}: {how} the source {src}; the import would write over what it reads: choose an --out "
-                f"apart from the source"
-            )
-    if out.is_symlink():
-        raise CheckpointError(
-            f"{out}: a symbolic link (to {os.readlink(out)}); pass the directory itself, or choose another --out"
-        )
-    recover_dir(out)
-    if not out.exists():
-        return
-    if not overwrite:
-        raise CheckpointError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
-    if not out.is_dir() or not _is_bundle(out):
-        raise CheckpointError(
-            f"{out}: exists and is not a biLM bundle; --overwrite replaces only a bundle: move it away yourself, "
-            f"or choose another --out"
-        )
+    check_out_dir(out, sources, overwrite, "import", _is_bundle, "a biLM bundle")
 
 
 VOCAB_CAP = 512 << 20  # bytes of a vocabulary, unpacked (bilm-tf's English one: 793,471 words, 6.7 MB)

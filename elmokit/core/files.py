@@ -144,6 +144,50 @@ def recover_dir(final: Path) -> None:
         _remove(p)
 
 
+def check_out_dir(out: Path, sources: list[Path], overwrite: bool, verb: str, is_ours, ours: str) -> None:
+    """Refuse an ``--out`` directory that a command writing from ``sources`` must not write: a dangling or any
+    symbolic link, a path equal to, inside or holding a source (``--overwrite`` would delete it), an existing path
+    without ``overwrite``, and, even with it, anything ``is_ours(out)`` does not recognise as an earlier output. What a
+    killed run left beside ``out`` is put right first (:func:`recover_dir`).
+
+    Args:
+        verb: what the command does, for the messages (``import``, ``export``).
+        is_ours: whether an existing directory is one this command wrote (so ``--overwrite`` may replace it).
+        ours: what such a directory is, for the message (``a biLM bundle``).
+
+    Raises:
+        CheckpointError: naming ``out`` and what to do.
+    """
+    if out.is_symlink() and not out.exists():
+        raise CheckpointError(
+            f"{out}: a symbolic link to {os.readlink(out)}, which does not exist; remove the link or choose "
+            f"another --out"
+        )
+    real = out.resolve()
+    for src in sources:
+        s = src.resolve()
+        how = "is" if real == s else "is inside" if s in real.parents else "holds" if real in s.parents else ""
+        if how:
+            raise CheckpointError(
+                f"{out}: {how} the source {src}; the {verb} would write over what it reads: choose an --out "
+                f"apart from the source"
+            )
+    if out.is_symlink():
+        raise CheckpointError(
+            f"{out}: a symbolic link (to {os.readlink(out)}); pass the directory itself, or choose another --out"
+        )
+    recover_dir(out)
+    if not out.exists():
+        return
+    if not overwrite:
+        raise CheckpointError(f"{out}: exists; pass --overwrite to replace it, or choose another --out")
+    if not out.is_dir() or not is_ours(out):
+        raise CheckpointError(
+            f"{out}: exists and is not {ours}; --overwrite replaces only {ours}: move it away yourself, or choose "
+            f"another --out"
+        )
+
+
 def atomic_dir(final: Path) -> Path:
     """A fresh temporary directory beside ``final`` (same filesystem, so :func:`commit_dir` can rename it), named
     ``.NAME.tmp-PID-*``, after putting right what killed writers of ``final`` left (:func:`recover_dir`)."""

@@ -14,6 +14,8 @@ from elmokit.modules.recurrent import RecurrentStack, State
 from elmokit.modules.softmax import SoftmaxHead
 
 ENCODERS = ("pieces", "char_cnn")
+# the model keys that shape a char_cnn token encoder (what model.encoder_from and a pair must agree on)
+ENCODER_KEYS = ("chars", "max_chars", "char_dim", "filters", "num_highway", "char_activation", "embed_dim")
 
 
 # --- named sizes: builder functions with the numbers written out -------------------------------------------------

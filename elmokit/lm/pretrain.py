@@ -33,7 +33,7 @@ from elmokit.core.runtime import RunLog, start_accelerator
 from elmokit.lm.checkpoint import RunState, list_checkpoints, resume_checkpoint, save_checkpoint, verified_checkpoint
 from elmokit.lm.corpus import StreamBatcher, encode_corpus, unigram_counts
 from elmokit.lm.evaluate import Perplexity, count_text, runaway_streams, runaway_warning, stream_nll_by_stream
-from elmokit.lm.model import LanguageModel, count_parameters, resolve_model_config
+from elmokit.lm.model import ENCODER_KEYS, LanguageModel, count_parameters, resolve_model_config
 from elmokit.lm.model_dir import check_vocab_fits, load_model, write_model_files
 from elmokit.lm.optim import OPTIMIZERS, SCHEDULES, lr_lambda, make_optimizer, schedule_budget_warning, schedule_length
 from elmokit.lm.vocab import load_vocab
@@ -217,9 +217,6 @@ def read_data(cfg: PretrainConfig, accelerator, progress: bool) -> RunData:
             else None
         )
     return RunData(vocab=vocab, train=train_tokens, valid=valid_tokens)
-
-
-ENCODER_KEYS = ("chars", "max_chars", "char_dim", "filters", "num_highway", "char_activation", "embed_dim")
 
 
 def encoder_source(cfg: PretrainConfig, data: RunData):
