@@ -150,19 +150,7 @@ def direction_lm(bilm, direction: str):
     c = bilm.cfg
     if not bilm.has_softmax:
         raise ElmokitError("this biLM kept no softmax: its perplexity cannot be measured nor its LMs trained")
-    if c.word_vocab:
-        raise ElmokitError(
-            "this biLM's token encoder has a word embedding (ELMoForManyLangs'); elmokit's LMs have none"
-        )
-    # fmt: off
-    cfg = ModelConfig(
-        size="imported", cell="lstm", num_layers=c.num_layers, embed_dim=c.projection_dim, hidden_size=c.cells,
-        proj_size=c.projection_dim, residual=c.skip_connections, dropout=0.0, head="full",
-        cell_clip=c.cell_clip, proj_clip=c.proj_clip, encoder="char_cnn",
-        chars="bytes" if c.characters == "elmo-bytes" else "lexicon", max_chars=c.max_chars, char_dim=c.char_dim,
-        filters=[list(f) for f in c.filters], num_highway=c.num_highway, char_activation=c.activation,
-    )
-    # fmt: on
+    cfg = ModelConfig(size="imported", dropout=0.0, head="full", **bilm_shape(bilm))
     lm = LanguageModel(cfg, c.vocab_size, num_chars=c.num_chars, char_pad_id=bilm.vocab.pad_id)
     lm.token_encoder = bilm.token_encoder
     lm.rnn = bilm.forward_rnn if direction == "forward" else bilm.backward_rnn
