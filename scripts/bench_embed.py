@@ -193,7 +193,22 @@ def main() -> None:
         help="leave glibc's allocator as it is (`elmokit embed` "
         "tunes it; see elmokit/core/malloc.py), to measure what that is worth",
     )
+    ap.add_argument(
+        "--mp-only",
+        action="store_true",
+        help="only the two-process comparison (at --mp-sentences): the table's last rows and the JSON line",
+    )
     args = ap.parse_args()
+    if args.mp_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            one, two = two_process_speedup(
+                make_bundle("small", tmp), write_sentences(tmp / "mp.txt", args.mp_sentences, 4), tmp
+            )
+        print(f"embed {args.mp_sentences:,} sentences (small): 1 process x 1 thread {one:.1f} s, 2 x 1 {two:.1f} s")
+        mp = {"one_process_s": round(one, 1), "two_process_s": round(two, 1)}
+        print(json.dumps({"sentences": args.mp_sentences, **mp, "two_process_speedup": round(one / two, 3)}))
+        return
     from elmokit.core.malloc import keep_freed_memory
     from elmokit.embed import Embedder
 
