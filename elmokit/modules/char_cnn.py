@@ -182,15 +182,18 @@ class CharCNN(nn.Module):
             outs.append(linear(window, conv.weight.reshape(count, d * w))[0])  # (count,)
         return outs
 
-    def _filters(self, chars: Tensor, ends: Tensor, pad_windows: list[Tensor] | None) -> Tensor:
+    def _filters(
+        self, chars: Tensor, ends: Tensor, pad_windows: list[Tensor] | None, trainable: bool = False
+    ) -> Tensor:
         """Every filter's activated maximum over positions, ``(n, max_chars)`` ids → ``(n, F)``.
 
         Each convolution is one product of the words' character windows with the filter weights, ``(n * L, d * w) x
         (d * w, count)`` for ``L`` positions, much faster than PyTorch's ``conv1d`` at the published model's filters
-        (``scripts/bench_elmo.py``; figures in recipes/README.md). Windows start only
+        (``scripts/bench_elmo.py``; figures in recipes/README.md): oneDNN's (:func:`~elmokit.modules.matmul.linear`)
+        for inference, ``torch.mm`` when ``trainable`` (oneDNN's has no gradient). Windows start only
         before the chunk's longest word ends (``ends``); a word with windows in its padding beyond that gets the
-        padding's output (``pad_windows``) in its maximum. The bias is added after the maximum (it is the same at
-        every position).
+        padding's output (``pad_windows``) in its maximum where it is larger (``where``: the gradient goes to
+        whichever was taken). The bias is added after the maximum (it is the same at every position).
         """
         span = max(int(ends.max()), 1)  # positions any word's own windows start at
         n, C = chars.shape
@@ -201,10 +204,12 @@ class CharCNN(nn.Module):
             count, d, w = conv.weight.shape  # (count, d, w)
             L = min(span, C - w + 1)  # window starts computed; C - w + 1 in all
             windows = emb[:, : L + w - 1].unfold(1, w, 1).reshape(n * L, d * w)  # (n, L, d, w) -> (n * L, d * w)
-            y = linear(windows, conv.weight.reshape(count, d * w), pad_rows=True).view(n, L, count)  # (n, L, count)
-            best = y.amax(1)  # (n, count)
-            if pad_windows is not None:  # words whose padding holds a whole window
-                best = torch.where((ends < C - w + 1).unsqueeze(1), torch.maximum(best, pad_windows[k]), best)
+            weight = conv.weight.reshape(count, d * w)  # (count, d * w)
+            y = torch.mm(windows, weight.t()) if trainable else linear(windows, weight, pad_rows=True)  # (n * L, count)
+            best = y.view(n, L, count).max(1).values  # (n, L, count) -> (n, count)
+            if pad_windows is not None:  # words whose padding holds a whole window, where its output is larger
+                take = (ends < C - w + 1).unsqueeze(1) & (pad_windows[k] > best)  # (n, count)
+                best = torch.where(take, pad_windows[k], best)
             outs.append(act(best + conv.bias))  # (n, count)
         return torch.cat(outs, -1)  # (n, F)
 
@@ -224,7 +229,7 @@ class CharCNN(nn.Module):
         outs = []
         for a in range(0, N, WORDS_PER_CHUNK):
             idx = order[a : a + WORDS_PER_CHUNK]
-            outs.append(self._filters_trainable(chars[idx], ends[idx], pad_windows))  # (n, F)
+            outs.append(self._filters(chars[idx], ends[idx], pad_windows, trainable=True))  # (n, F)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(N, device=order.device)
         h = torch.cat(outs) if outs else self.char_embedding.weight.new_zeros(0, self.num_filters)  # (N, F) sorted
@@ -239,29 +244,3 @@ class CharCNN(nn.Module):
         """
         pad = self.char_embedding.weight[pad_id]  # (d,)
         return [torch.mv(conv.weight.sum(2), pad) for conv in self.convolutions]  # (count, d, w) -> (count, d) each
-
-    def _filters_trainable(self, chars: Tensor, ends: Tensor, pad_windows: list[Tensor] | None) -> Tensor:
-        """:meth:`_filters` differentiably: ``(n, max_chars)`` ids → ``(n, F)``.
-
-        One ``torch.mm`` per filter, ``(n * L, d * w) x (d * w, count)``, over the windows that start before the
-        chunk's longest word ends; ``max`` over positions (its gradient goes to the window that gave the maximum,
-        through the saved index); the all-padding window's output where it is larger (``where``: its gradient goes to
-        whichever of the two was taken), then the bias and the activation.
-        """
-        span = max(int(ends.max()), 1)  # positions any word's own windows start at
-        n, C = chars.shape
-        act = torch.relu if self.activation == "relu" else torch.tanh
-        emb = self.char_embedding(chars[:, : span + self.max_width - 1])  # (n, <= max_chars, d): what any window reads
-        outs = []
-        for k, conv in enumerate(self.convolutions):
-            count, d, w = conv.weight.shape  # (count, d, w)
-            L = min(span, C - w + 1)  # window starts computed; C - w + 1 in all
-            windows = emb[:, : L + w - 1].unfold(1, w, 1).reshape(n * L, d * w)  # (n, L, d, w) -> (n * L, d * w)
-            y = torch.mm(windows, conv.weight.reshape(count, d * w).t())  # (n * L, count)
-            y = y.view(n, L, count)  # (n * L, count) -> (n, L, count)
-            best = y.max(1).values  # (n, count)
-            if pad_windows is not None:  # words whose padding holds a whole window, where its output is larger
-                take = (ends < C - w + 1).unsqueeze(1) & (pad_windows[k] > best)  # (n, count)
-                best = torch.where(take, pad_windows[k], best)
-            outs.append(act(best + conv.bias))  # (n, count)
-        return torch.cat(outs, -1)  # (n, F)
