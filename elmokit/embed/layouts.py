@@ -30,17 +30,18 @@ Durability. ``OUTPUT.partial/`` is a directory that only this module writes:
   recorded as done; a torn last line (a kill while writing it) is dropped. Process ``r`` (one, or each of N)
   appends to its own ``journal-r.jsonl`` (no two processes write one file), and the main process reads them;
   ``journal.jsonl`` itself is written only when the main process prepares the directory, so every process reads
-  the same parts as done and computes the same shares.
+  the same parts as done.
   On resume (with any N) every journal's parts are checked against their size and sha256, gathered into
   ``journal.jsonl``, and the chunks not done (a part that fails its check among them) are embedded.
 - ``part-00000000.h5`` ...: the lines of one chunk in the output's layout; part 0 also holds the file's attributes
   and ``sentence_to_index``. A part is written as ``.part-….tmp`` and renamed.
 - ``ready-NONCE``, ``error-NONCE-RANK.txt``: the signals of an N-process job (:mod:`elmokit.embed.processes`).
 
-When every chunk is done, the main process merges: a single part is marked complete and renamed to ``OUTPUT``;
-several are merged, in chunk order, into a copy of part 0 (each dataset by value, or the packed rows block by
-block) that is verified, fsynced and renamed. ``OUTPUT.partial/`` is removed last. So a file with the final name
-is always whole.
+The main process merges (:class:`Merge`) as the parts are done, between its own chunks and while it waits for
+the others': a single part is marked complete and renamed to ``OUTPUT``; several are merged, in chunk order, into
+``.final.tmp``, a copy of part 0 (each dataset by value, or the packed rows block by block), which is verified,
+fsynced and renamed once every part is in. ``OUTPUT.partial/`` is removed last. So a file with the final name is
+always whole (a kill leaves ``.final.tmp``, which ``--resume`` deletes and merges again from the parts).
 
 Every HDF5 byte goes through :class:`SafeFile`: the first write error (``ENOSPC``: a full disk) is recorded and the
 remaining writes are dropped, because the HDF5 library cannot recover from a failed write (it reports the error
@@ -226,7 +227,7 @@ class Partial:
 
     One process, or each of the N processes of one job (:mod:`elmokit.embed.processes`), makes one of these; the
     main process :meth:`prepare` s the directory, every process then :meth:`load` s what is done, writes its own
-    chunks' parts (each into its own files) and the main process merges them (:meth:`finish`).
+    chunks' parts (each into its own files) and the main process merges them (:meth:`merging`).
 
     Args:
         out: the final output path.
@@ -434,53 +435,108 @@ class Partial:
             abandon(f, safe, tmp, self.dir)
             raise
 
-    def finish(self, packed: bool, total: int, verify) -> Path:
-        """Merge the parts, in chunk order, into ``OUTPUT`` (see the module docstring); ``verify(h5py.File)``
-        checks the result.
+    def merging(self, packed: bool, chunks: int, verify: Callable) -> Merge:
+        """The main process's merge of the parts into ``OUTPUT``, part by part as they are done (:class:`Merge`)."""
+        return Merge(self, packed, chunks, verify)
+
+
+class Merge:
+    """The parts of :class:`Partial` ``partial`` merged, in chunk order, into ``OUTPUT``: part 0 is copied to
+    ``.final.tmp`` and each next part is appended to it (each dataset by value, or the packed rows block by block)
+    as soon as it is recorded, so that the main process merges while the others still embed; :meth:`finish`
+    marks the file complete, syncs, verifies and renames it. A single part is marked complete in place. Used as a
+    context manager: leaving it unfinished (an error, a stop) closes and deletes ``.final.tmp``; the parts stay.
+
+    Args:
+        partial: the directory whose ``parts`` are merged.
+        packed: the layout.
+        chunks: the chunks of the whole input.
+        verify: ``verify(h5py.File)`` checks the merged file before it gets its name.
+    """
+
+    def __init__(self, partial: Partial, packed: bool, chunks: int, verify: Callable) -> None:
+        self.partial, self.packed, self.chunks, self.verify = partial, packed, chunks, verify
+        self.next = 0  # the next chunk to merge
+        self.final = partial.dir / ".final.tmp"
+        self.target: Path | None = None
+        self.safe: SafeFile | None = None
+        self.f = None
+
+    def __enter__(self) -> Merge:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.safe is not None:  # not finished: nothing with the final name was made
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """Close and delete the merged file (not a single part marked in place: its hash now fails, so a resume
+        embeds it again); raises :class:`DiskError` when a write had failed."""
+        f, safe, self.f, self.safe = self.f, self.safe, None, None
+        abandon(f, safe, self.final if self.target == self.final else None, self.partial.dir)
+
+    def advance(self) -> None:
+        """Merge every part recorded from the next chunk on, until one that is not done yet."""
+        parts = self.partial.parts
+        while self.next < self.chunks and self.next in parts:
+            rec = parts[self.next]
+            if self.next == 0:
+                self._start(self.partial.dir / rec["file"])
+            else:
+                check_space(self.partial.dir, rec["bytes"], "merging the next chunk", self.partial.dir)
+                with open_part(self.partial.dir / rec["file"]) as src:
+                    if self.packed:
+                        _append_packed(self.f, src)
+                    else:  # by value, not H5Ocopy: that held ~1 KiB per dataset copied until the file closed
+                        for key in src.keys():
+                            if key.isdigit():
+                                new_dataset(self.f, key, src[key][()])
+                if self.safe.error is not None:  # a failed write (a full disk): one DiskError, the parts kept
+                    self._abandon()
+            self.next += 1
+
+    def _start(self, first: Path) -> None:
+        if self.chunks > 1:
+            check_space(self.partial.dir, first.stat().st_size, "merging the chunks into one file", self.partial.dir)
+            try:
+                shutil.copyfile(first, self.final)
+            except OSError as e:
+                self.final.unlink(missing_ok=True)
+                raise disk_error(self.final, e, self.partial.dir) from None
+            self.target = self.final
+        else:
+            self.target = first  # one part: marked complete in place (a kill now makes its hash fail: it is redone)
+        self.safe = SafeFile(self.target, "r+b")
+        self.f = open_hdf5(self.safe, create=False)
+
+    def finish(self, total: int) -> Path:
+        """Every part merged (:meth:`advance` first): mark the file complete, sync and verify it, and give it the
+        final name; ``OUTPUT.partial/`` is removed last.
 
         Returns:
             The output path.
         """
-
-        parts = sorted(self.parts.values(), key=_chunk)
-        first = self.dir / parts[0]["file"]
-        final = self.dir / ".final.tmp"
-        if len(parts) > 1:
-            check_space(self.dir, sum(r["bytes"] for r in parts), "merging the chunks into one file", self.dir)
-            try:
-                shutil.copyfile(first, final)
-            except OSError as e:
-                final.unlink(missing_ok=True)
-                raise disk_error(final, e, self.dir) from None
-            target = final
-        else:
-            target = first  # one part: marked complete in place (a kill now makes its hash fail: it is redone)
-        safe = SafeFile(target, "r+b")
-        f = None
+        self.advance()
+        if self.next < self.chunks or self.safe is None:
+            raise ElmokitError(f"{self.partial.dir}: chunk {self.next} is not done; this is a bug, please report it")
+        self.f.attrs["lines_done"] = total
+        self.f.attrs["complete"] = True
+        f, safe, self.f = self.f, self.safe, None
         try:
-            f = open_hdf5(safe, create=False)
-            for rec in parts[1:]:
-                with open_part(self.dir / rec["file"]) as src:
-                    if packed:
-                        _append_packed(f, src)
-                    else:  # by value, not H5Ocopy: that held ~1 KiB per dataset copied until the file closed
-                        for key in src.keys():
-                            if key.isdigit():
-                                new_dataset(f, key, src[key][()])
-                if safe.error is not None:
-                    break
-            f.attrs["lines_done"] = total
-            f.attrs["complete"] = True
-            f = close_synced(f, safe, self.dir)
-            with open_part(target) as g:  # read back with the capped metadata cache (the index of every line)
-                verify(g)
+            close_synced(f, safe, self.partial.dir)
+            f = None
+            with open_part(self.target) as g:  # read back with the capped metadata cache (the index of every line)
+                self.verify(g)
         except BaseException:
-            abandon(f, safe, final if target == final else None, self.dir)
+            self.safe = None
+            abandon(f, safe, self.final if self.target == self.final else None, self.partial.dir)
             raise
-        os.replace(target, self.out)
-        fsync_dir(self.out.parent)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return self.out
+        self.safe = None
+        out = self.partial.out
+        os.replace(self.target, out)
+        fsync_dir(out.parent)
+        shutil.rmtree(self.partial.dir, ignore_errors=True)
+        return out
 
 
 def _part_name(chunk: int) -> str:

@@ -1,12 +1,16 @@
 """The processes of one ``elmokit embed`` job: started by ``torchrun`` or ``accelerate launch`` (or one process on
-its own), each knows its rank, shares a nonce that names this launch's signal files, and takes a contiguous share
-of the input's chunks, balanced by words.
+its own), each knows its rank, shares a nonce that names this launch's signal files, and claims the input's chunks
+one at a time, in input order, as it comes to them: whichever process is free takes the next chunk, so the work
+balances itself by time (long or short sentences, a slower device, and the main process's merging, which it does
+between its own chunks while the others embed).
 
 Coordination goes through files in ``OUTPUT.partial/`` (a filesystem every process sees, as for pretraining on
 several machines), not through collective calls, so that no process can wait forever on one that failed:
 
-- ``ready-NONCE``: the main process has prepared the directory (a resumed journal read and consolidated); the others
-  start once they see it.
+- ``ready-NONCE``: the main process has prepared the directory (a resumed journal read and consolidated) and
+  claimed chunk 0 when it is to do (part 0 holds the file's attributes); the others start once they see it.
+- ``claim-NONCE-CHUNK``: this chunk is being embedded by the process that created the file (exclusive creation:
+  exactly one process gets it).
 - ``done-NONCE-RANK``: a process other than the main one has written its share.
 - ``error-NONCE-RANK.txt``: a process stopped with this one-line error; every other process stops with the same
   line at its next chunk (or while it waits), and the launcher sees them all fail.
@@ -57,31 +61,23 @@ def this_job() -> Processes:
     return Processes(state.process_index, state.num_processes, box[0])
 
 
-def shares(costs: list[int], todo: list[int], world: int) -> list[list[int]]:
-    """The chunks still to do, ``todo`` (ascending), split into ``world`` contiguous runs of about equal cost.
-
-    A chunk goes to the process whose equal slice of the total cost holds the chunk's start, so the first chunk to
-    do is always the main process's (it writes the file's attributes into chunk 0).
-
-    Args:
-        costs: per chunk of the input, its words plus its lines (an empty line costs one).
-        todo: the chunks to embed.
-        world: processes.
-    """
-    out: list[list[int]] = [[] for _ in range(world)]
-    total = sum(costs[c] for c in todo) or 1
-    acc = 0
-    for c in todo:
-        out[min(acc * world // total, world - 1)].append(c)
-        acc += costs[c]
-    return out
-
-
 class Signals:
     """The signal files of one launch in ``directory`` (see the module docstring)."""
 
     def __init__(self, directory: Path, procs: Processes) -> None:
         self.dir, self.procs = directory, procs
+        self.claimed: set[int] = set()  # the chunks this process claimed
+
+    def claim(self, chunk: int) -> bool:
+        """Take ``chunk`` for this process, unless another process of this launch has it (one process alone takes
+        every chunk). A chunk this process claimed before is still its own."""
+        if self.procs.world > 1 and chunk not in self.claimed:
+            try:
+                os.close(os.open(self.dir / f"claim-{self.procs.nonce}-{chunk}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return False
+        self.claimed.add(chunk)
+        return True
 
     def _error_files(self) -> list[Path]:
         return sorted(self.dir.glob(f"error-{self.procs.nonce}-*.txt")) if self.dir.is_dir() else []
@@ -131,7 +127,7 @@ class Signals:
 
     def clear_stale(self) -> None:
         """The main process, preparing: remove the signal files of earlier launches."""
-        for pattern in ("ready-*", "error-*.txt", "done-*"):
+        for pattern in ("ready-*", "error-*.txt", "done-*", "claim-*"):
             for f in self.dir.glob(pattern):
                 if self.procs.nonce not in f.name or not self.procs.nonce:
                     f.unlink(missing_ok=True)

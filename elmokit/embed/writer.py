@@ -5,6 +5,7 @@ make a kill or a full disk harmless).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import shutil
@@ -127,7 +128,7 @@ class _Index:
 
 def _scan(inp: Path, tokenized: bool, chunk_lines: int, with_index: bool) -> tuple[_Index | None, int, list[int]]:
     """One pass over ``inp`` (which validates every line before anything is written): the number of lines, each
-    chunk's cost (its words plus its lines: what the processes' shares balance), and (``with_index``) the AllenNLP
+    chunk's cost (its words plus its lines; the chunks are counted from it), and (``with_index``) the AllenNLP
     layout's ``sentence_to_index``.
 
     Duplicates are found by 16-byte digests of each line's text, kept in one array (16 bytes a line) and ordered
@@ -338,9 +339,10 @@ def write_hdf5(
     growing; and the HDF5 library's metadata cache drops each dataset's header once it is written
     (:func:`elmokit.embed.hdf5_safe.open_hdf5`).
 
-    Started as N processes (``torchrun`` or ``accelerate launch``), each embeds a contiguous share of the chunks
-    still to do, balanced by words (:mod:`elmokit.embed.processes`), into its own part files, and the main process
-    merges them once every part is recorded: the same file one process writes. ``--stateful`` is one process only.
+    Started as N processes (``torchrun`` or ``accelerate launch``), each claims the next chunk still to do when it
+    is free (:mod:`elmokit.embed.processes`) and writes it into its own part file; the main process merges the parts
+    in chunk order as they are done, between its own chunks and while it waits, and finishes the file once every
+    part is merged: the same file one process writes. ``--stateful`` is one process only.
 
     Returns:
         The output path; ``OUTPUT.partial`` when ``stop_after_chunks`` stopped it, and on every process but the
@@ -348,7 +350,7 @@ def write_hdf5(
     """
     from tqdm.auto import tqdm
 
-    from elmokit.embed.processes import Signals, shares, this_job
+    from elmokit.embed.processes import Signals, this_job
 
     _check_choices(layers, layout, dtype)
     inp = check_file(input_path)
@@ -381,12 +383,12 @@ def write_hdf5(
                 shutil.rmtree(partial.dir, ignore_errors=True)
             partial.prepare(resume)
             signals.clear_stale()
+            if 0 not in partial.parts:
+                signals.claim(0)  # part 0 holds the attributes and sentence_to_index, which the main process makes
             signals.ready()
         else:
             signals.wait_ready()
             partial.load()
-        todo = [c for c in range(len(costs)) if c not in partial.parts]
-        mine = set(shares(costs, todo, procs.world)[procs.rank])
         np_dtype = np.float16 if dtype == "float16" else np.float32
         plan = _Plan(
             embedder,
@@ -414,51 +416,55 @@ def write_hdf5(
         }
         row_bytes = int(np.prod(plan.width)) * np.dtype(np_dtype).itemsize
         chunks_written = 0
-        for c, chunk in enumerate(_chunks(read_sentences(inp, tokenized), chunk_lines)):
-            words = [w for _, w, _ in chunk]
-            if c not in mine:  # done before a kill, or another process's
-                if embedder.stateful and c in partial.parts:  # replayed (not written) to rebuild the state
-                    embedder.embed_packed(words)
-                continue
-            signals.check()
-            index_bytes = index.nbytes if c == 0 and index is not None else 0
-            estimate = sum(len(w) for w in words) * row_bytes + 1024 * len(words) + index_bytes
-            at = {"offset": 0}  # where part 0's sentence_to_index goes, filled once the part is closed
-            fill = functools.partial(_fill_index, index, at) if index_bytes else None
-            with partial.part(c, c * chunk_lines, len(words), estimate, packed, after_close=fill) as f:
-                if c == 0:
-                    at["offset"] = _start_file(f, attrs, index)
-                if packed:
-                    _write_packed(plan, f, words)
-                else:
-                    _write_sentences(plan, f, words, c * chunk_lines)
-            chunks_written += 1
-            if procs.main:
-                plan.bar.update(partial.collect())
-            if stop_after_chunks and chunks_written >= stop_after_chunks and len(partial.parts) < len(costs):
-                plan.bar.close()
-                return partial.dir
-        if not procs.main:
-            signals.finished()
-            return partial.dir
-
-        def all_recorded() -> bool:  # the other processes' parts, as they are journalled
-            finished = signals.all_finished()  # before the journals are read: what they then hold is all there is
-            plan.bar.update(partial.collect())
-            if len(partial.parts) == len(costs):
-                return True
-            if finished:
-                missing = sorted(set(range(len(costs))) - set(partial.parts))
-                raise ElmokitError(
-                    f"{partial.dir}: every process finished, but chunks {missing[:10]} were written by none; this "
-                    f"is a bug, please report it (run again with --resume to embed them)"
-                )
-            return False
-
-        signals.wait_until(all_recorded)
-        plan.bar.close()
         s2i_sha = index.sha256 if index is not None else ""
-        return partial.finish(packed, total, _verifier(out, packed, total, s2i_sha, partial.dir))
+        verify = _verifier(out, packed, total, s2i_sha, partial.dir)
+        with partial.merging(packed, len(costs), verify) if procs.main else contextlib.nullcontext() as merge:
+            for c, chunk in enumerate(_chunks(read_sentences(inp, tokenized), chunk_lines)):
+                words = [w for _, w, _ in chunk]
+                if merge is not None:  # the main process merges what is done before it takes another chunk
+                    plan.bar.update(partial.collect())
+                    merge.advance()
+                if c in partial.parts or not signals.claim(c):  # done before a kill, or another process's
+                    if embedder.stateful and c in partial.parts:  # replayed (not written) to rebuild the state
+                        embedder.embed_packed(words)
+                    continue
+                signals.check()
+                index_bytes = index.nbytes if c == 0 and index is not None else 0
+                estimate = sum(len(w) for w in words) * row_bytes + 1024 * len(words) + index_bytes
+                at = {"offset": 0}  # where part 0's sentence_to_index goes, filled once the part is closed
+                fill = functools.partial(_fill_index, index, at) if index_bytes else None
+                with partial.part(c, c * chunk_lines, len(words), estimate, packed, after_close=fill) as f:
+                    if c == 0:
+                        at["offset"] = _start_file(f, attrs, index)
+                    if packed:
+                        _write_packed(plan, f, words)
+                    else:
+                        _write_sentences(plan, f, words, c * chunk_lines)
+                chunks_written += 1
+                if stop_after_chunks and chunks_written >= stop_after_chunks and len(partial.parts) < len(costs):
+                    plan.bar.close()
+                    return partial.dir
+            if merge is None:
+                signals.finished()
+                return partial.dir
+
+            def all_recorded() -> bool:  # the other processes' parts, merged as they are journalled
+                finished = signals.all_finished()  # before the journals are read: what they then hold is all there is
+                plan.bar.update(partial.collect())
+                merge.advance()
+                if len(partial.parts) == len(costs):
+                    return True
+                if finished:
+                    missing = sorted(set(range(len(costs))) - set(partial.parts))
+                    raise ElmokitError(
+                        f"{partial.dir}: every process finished, but chunks {missing[:10]} were written by none; "
+                        f"this is a bug, please report it (run again with --resume to embed them)"
+                    )
+                return False
+
+            signals.wait_until(all_recorded)
+            plan.bar.close()
+            return merge.finish(total)
     except ElmokitError as e:  # a full disk too (DiskError): the other processes stop with the same line
         signals.report(str(e))
         raise

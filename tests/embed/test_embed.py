@@ -309,8 +309,9 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_done_parts(emb, text, tmp_
 
     def init(self, path, mode):
         real_init(self, path, mode)
-        parts.append(path)
-        if len(parts) == 3:  # the third part: the disk fills up 3,000 bytes in
+        if path.name.startswith(".part-"):  # (the merge into .final.tmp opens one too, once part 0 is done)
+            parts.append(path)
+        if len(parts) == 3 and path.name.startswith(".part-"):  # the third part: the disk fills up 3,000 bytes in
             disk.budget = 3000
             disk.wrap(self)
 
@@ -327,6 +328,39 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_done_parts(emb, text, tmp_
     ]
     monkeypatch.setattr(V.SafeFile, "__init__", real_init)
     write_hdf5(emb, text, out, layout=layout, chunk_lines=4, progress=False, resume=True, overwrite=True)
+    with EmbeddingsFile(full) as a, EmbeddingsFile(out) as b:
+        assert len(a) == len(b)
+        for i in range(len(a)):
+            np.testing.assert_array_equal(a[i], b[i])
+
+
+@pytest.mark.parametrize("layout", ["allennlp", "packed"])
+def test_a_full_disk_while_merging_is_one_clear_error_and_keeps_every_part(emb, text, tmp_path, monkeypatch, layout):
+    """The main process merges each part as it is done: the disk filling up in the merged file (``.final.tmp``)
+    stops the run at once with one DiskError naming it; no output appears, every part done stays, the merged file
+    is deleted, and --resume on a freed disk finishes equal."""
+    import elmokit.embed.hdf5_safe as V
+
+    full = write_hdf5(emb, text, tmp_path / "full.hdf5", layout=layout, chunk_lines=4, progress=False)
+    out = tmp_path / "o.hdf5"
+    disk = _FullDisk(0)
+    real_init = V.SafeFile.__init__
+
+    def init(self, path, mode):
+        real_init(self, path, mode)
+        if path.name == ".final.tmp":  # opened once part 0 is done; appending part 1 fills the disk
+            disk.budget = 3000
+            disk.wrap(self)
+
+    monkeypatch.setattr(V.SafeFile, "__init__", init)
+    with pytest.raises(V.DiskError, match=r"\.final\.tmp: cannot write: the disk is full.*--resume"):
+        write_hdf5(emb, text, out, layout=layout, chunk_lines=4, progress=False)
+    assert not out.exists()
+    partial = tmp_path / "o.hdf5.partial"
+    names = sorted(p.name for p in partial.iterdir())
+    assert ".final.tmp" not in names and "part-00000000.h5" in names and "part-00000001.h5" in names
+    monkeypatch.setattr(V.SafeFile, "__init__", real_init)
+    write_hdf5(emb, text, out, layout=layout, chunk_lines=4, progress=False, resume=True)
     with EmbeddingsFile(full) as a, EmbeddingsFile(out) as b:
         assert len(a) == len(b)
         for i in range(len(a)):

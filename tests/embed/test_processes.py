@@ -1,4 +1,4 @@
-"""`elmokit embed` as N processes: their shares, their signals, and the file they write (the same as one process's),
+"""`elmokit embed` as N processes: their claims, their signals, and the file they write (the same as one process's),
 also after a kill and a `--resume` with another N."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from elmokit.core.errors import ElmokitError
 from elmokit.embed import Embedder
-from elmokit.embed.processes import Processes, Signals, shares
+from elmokit.embed.processes import Processes, Signals
 from elmokit.embed.writer import write_hdf5
 from tests.lm.test_pretrain import accelerate_launch, free_port
 
@@ -31,20 +31,43 @@ def lines_file(tmp_path_factory):
     return p
 
 
-def test_shares_are_contiguous_balanced_and_cover_every_chunk_once():
-    rng = random.Random(0)
-    for _ in range(200):
-        costs = [rng.randint(1, 50) for _ in range(rng.randint(1, 40))]
-        todo = sorted(rng.sample(range(len(costs)), rng.randint(1, len(costs))))
-        world = rng.randint(1, 5)
-        got = shares(costs, todo, world)
-        assert len(got) == world and sorted(c for s in got for c in s) == todo
-        flat = [c for s in got for c in s]
-        assert flat == todo  # contiguous runs, in order, rank by rank
-        assert got[0] and got[0][0] == todo[0]  # the first chunk to do is the main process's
-        total = sum(costs[c] for c in todo)
-        for s in got:  # no share more than an equal slice plus its largest chunk
-            assert sum(costs[c] for c in s) <= total / world + max(costs)
+def test_every_chunk_is_claimed_by_exactly_one_process(tmp_path):
+    """Processes claiming the same chunks at the same time (threads here, as processes race on a shared disk):
+    each chunk goes to one of them, and a claim stays its claimer's."""
+    import threading
+
+    d = tmp_path / "o.hdf5.partial"
+    d.mkdir()
+    sigs = [Signals(d, Processes(r, 4, "n")) for r in range(4)]
+    start = threading.Barrier(4)
+
+    def claim_all(sig: Signals) -> None:
+        start.wait()
+        for c in range(300):
+            sig.claim(c)
+
+    threads = [threading.Thread(target=claim_all, args=(s,)) for s in sigs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = sorted(c for s in sigs for c in s.claimed)
+    assert got == list(range(300))  # every chunk once
+    owner = next(s for s in sigs if 7 in s.claimed)
+    assert owner.claim(7) and not any(s.claim(7) for s in sigs if s is not owner)
+
+
+def test_a_claim_belongs_to_its_launch_and_one_process_takes_every_chunk(tmp_path):
+    d = tmp_path / "o.hdf5.partial"
+    d.mkdir()
+    assert Signals(d, Processes(0, 2, "old")).claim(3)
+    assert not Signals(d, Processes(1, 2, "old")).claim(3)
+    new = Signals(d, Processes(0, 2, "new"))
+    new.clear_stale()  # the main process of the next launch removes the killed launch's claims
+    assert not list(d.glob("claim-old-*"))
+    assert new.claim(3) and not Signals(d, Processes(1, 2, "new")).claim(3)
+    alone = Signals(tmp_path / "nowhere", Processes())
+    assert all(alone.claim(c) for c in range(5))  # no files: there is nobody to share with
 
 
 def test_a_process_stops_with_the_line_another_reported(tmp_path):
@@ -62,7 +85,7 @@ def test_a_process_stops_with_the_line_another_reported(tmp_path):
 
 def test_every_process_reads_the_same_parts_as_done(tiny_pair, lines_file, tmp_path):
     """Each process journals its parts in its own file, the main one too: a process that reads ``journal.jsonl``
-    late sees the parts the main one saw when it prepared, so both compute the same shares. (When the main one
+    late sees the parts the main one saw when it prepared, so neither takes a chunk the other one thinks done. (When the main one
     appended to ``journal.jsonl``, a slow process also saw its first new part as done, took another share, and a
     chunk was left to nobody: the main process waited for it forever.)"""
     from elmokit.embed.layouts import Partial
