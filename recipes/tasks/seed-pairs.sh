@@ -21,3 +21,19 @@ seed_pairs() {  # COMMAND CONFIG PREFIX OVERRIDE...: PREFIX-elmo-s{1,2} against 
   python scripts/seed_gain.py --elmo "$runs/$prefix"-elmo-s{1,2} --baseline "$runs/$prefix"-base-s{1,2} \
     | tee "$runs/$prefix-gain.txt"
 }
+
+other_bilm() {  # COMMAND CONFIG PREFIX BASE OVERRIDE...: PREFIX-elmo-s{1,2} (another biLM, given in the overrides)
+  #              side by side, then the baselines BASE-base-s{1,2} where missing (model.use_elmo=false: they do not
+  #              read the biLM, so the seed_pairs runs of BASE serve every biLM), then the gain into $runs/PREFIX-gain.txt
+  local cmd=$1 config=$2 prefix=$3 base=$4; shift 4
+  run_one "$cmd" "$config" "$prefix-elmo-s1" train.seed=1 "$@" &
+  local lane=$!
+  run_one "$cmd" "$config" "$prefix-elmo-s2" train.seed=2 "$@"
+  wait "$lane"
+  run_one "$cmd" "$config" "$base-base-s1" train.seed=1 model.use_elmo=false &
+  lane=$!
+  run_one "$cmd" "$config" "$base-base-s2" train.seed=2 model.use_elmo=false
+  wait "$lane"
+  python scripts/seed_gain.py --elmo "$runs/$prefix"-elmo-s{1,2} --baseline "$runs/$base"-base-s{1,2} \
+    | tee "$runs/$prefix-gain.txt"
+}

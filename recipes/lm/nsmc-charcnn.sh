@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Rebuild the Korean character-CNN pair if missing (one position per eojeol, its syllables through the CNN; forward,
+# then backward with the forward's encoder), bundle it, evaluate both directions on NSMC test's review text (per
+# eojeol) and check the fit of that text against the LMs' own held-out validation (the last 5,000 reviews of NSMC
+# train, which pretraining does not read). Needs ELMOKIT_DATA (../shared/data).
+#   ELMOKIT_DATA=../shared/data bash recipes/lm/nsmc-charcnn.sh [RUNS_DIR]
+set -euo pipefail
+: "${ELMOKIT_DATA:?set ELMOKIT_DATA to the folder holding nsmc/}"
+runs="${1:-$HOME/elmokit-runs}"
+cfg=recipes/lm/nsmc-charcnn.yaml
+mkdir -p "$runs/data"
+d="$runs/data"
+[ -f "$d/nsmc-train.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_train.txt" --column document \
+  --out "$d/nsmc-train.txt"
+[ -f "$d/nsmc-test.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_test.txt" --column document \
+  --out "$d/nsmc-test.txt"
+# the config reads these two names; each is written under a temporary name first, so a present file is complete
+[ -f "$d/nsmc-train-145k.txt" ] || { head -n 145000 "$d/nsmc-train.txt" > "$d/nsmc-train-145k.txt.tmp" \
+  && mv "$d/nsmc-train-145k.txt.tmp" "$d/nsmc-train-145k.txt"; }
+[ -f "$d/nsmc-dev-5k.txt" ] || { tail -n 5000 "$d/nsmc-train.txt" > "$d/nsmc-dev-5k.txt.tmp" \
+  && mv "$d/nsmc-dev-5k.txt.tmp" "$d/nsmc-dev-5k.txt"; }
+fwd="$runs/nsmc-charcnn-fwd" bwd="$runs/nsmc-charcnn-bwd" bilm="$runs/nsmc-charcnn-bilm"
+[ -f "$fwd/model/manifest.json" ] || elmokit pretrain --config "$cfg" --direction forward --out "$fwd" --resume --quiet \
+  > "$fwd.log" 2>&1
+[ -f "$bwd/model/manifest.json" ] || elmokit pretrain --config "$cfg" --direction backward --out "$bwd" --resume \
+  --quiet "model.encoder_from=$fwd" > "$bwd.log" 2>&1
+[ -f "$bilm/manifest.json" ] || elmokit bundle "$fwd" "$bwd" --out "$bilm"
+out="$runs/nsmc-charcnn.test.json"
+[ -f "$out" ] || { elmokit evaluate "$bilm" --corpus "$d/nsmc-test.txt" --json > "$out.tmp" && mv "$out.tmp" "$out"; }
+cat "$out"
+elmokit fit "$bilm" "$d/nsmc-test.txt" --json | tee "$runs/nsmc-charcnn.fit.json"
