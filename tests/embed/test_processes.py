@@ -85,9 +85,9 @@ def test_a_process_stops_with_the_line_another_reported(tmp_path):
 
 def test_every_process_reads_the_same_parts_as_done(tiny_pair, lines_file, tmp_path):
     """Each process journals its parts in its own file, the main one too: a process that reads ``journal.jsonl``
-    late sees the parts the main one saw when it prepared, so neither takes a chunk the other one thinks done. (When the main one
-    appended to ``journal.jsonl``, a slow process also saw its first new part as done, took another share, and a
-    chunk was left to nobody: the main process waited for it forever.)"""
+    late sees the parts the main one saw when it prepared, so neither skips a chunk the other one does not think
+    done. (When the main one appended to ``journal.jsonl``, a slow process also saw its first new part as done, took
+    another share, and a chunk was left to nobody: the main process waited for it forever.)"""
     from elmokit.embed.layouts import Partial
     from elmokit.embed.writer import _options
 
