@@ -34,7 +34,7 @@ class SafeFile(io.RawIOBase):
     The first ``OSError`` of a write, truncate or flush is kept in :attr:`error` and every later write is dropped
     (reported as done), so the library finishes its bookkeeping without crashing; the file is then garbage and the
     caller deletes it (:meth:`elmokit.embed.layouts.Partial.part` and
-    :meth:`elmokit.embed.layouts.Partial.finish` do).
+    :class:`elmokit.embed.layouts.Merge` do).
     """
 
     def __init__(self, path: Path, mode: str) -> None:
