@@ -531,8 +531,8 @@ class Merge:
             with open_part(self.target) as g:  # read back with the capped metadata cache (the index of every line)
                 self.verify(g)
         except BaseException:
-            self.safe = None
-            abandon(f, safe, self.final if self.target == self.final else None, self.partial.dir)
+            self.f, self.safe = f, safe
+            self._abandon()
             raise
         self.safe = None
         out = self.partial.out
