@@ -126,30 +126,26 @@ class _Index:
         yield b"".join(buf)
 
 
-def _scan(inp: Path, tokenized: bool, chunk_lines: int, with_index: bool) -> tuple[_Index | None, int, list[int]]:
-    """One pass over ``inp`` (which validates every line before anything is written): the number of lines, each
-    chunk's cost (its words plus its lines; the chunks are counted from it), and (``with_index``) the AllenNLP
-    layout's ``sentence_to_index``.
+def _scan(inp: Path, tokenized: bool, with_index: bool) -> tuple[_Index | None, int]:
+    """One pass over ``inp`` (which validates every line before anything is written): the number of lines and
+    (``with_index``) the AllenNLP layout's ``sentence_to_index``.
 
     Duplicates are found by 16-byte digests of each line's text, kept in one array (16 bytes a line) and ordered
     once by an index sort (8 bytes a line more), so memory holds neither the lines' text nor the JSON.
 
     Returns:
-        ``(index, lines, costs)``; ``index`` is None without ``with_index``.
+        ``(index, lines)``; ``index`` is None without ``with_index``.
     """
     import hashlib
 
     digests = bytearray()
-    k = -1
-    costs: list[int] = []
-    for k, (_, words, text) in enumerate(read_sentences(inp, tokenized)):
-        if k % chunk_lines == 0:
-            costs.append(0)
-        costs[-1] += len(words) + 1
+    lines = 0
+    for _, _, text in read_sentences(inp, tokenized):
+        lines += 1
         if with_index:
             digests += hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
     if not with_index:
-        return None, k + 1, costs
+        return None, lines
     halves = np.frombuffer(digests, dtype=np.uint64).reshape(-1, 2)  # (lines, 2): a view, no copy
     order = np.lexsort((halves[:, 1], halves[:, 0]))  # (lines,) stable: equal digests stay in line order
     new = np.ones(len(order), dtype=bool)  # in sorted order: the first line with its digest
@@ -169,7 +165,7 @@ def _scan(inp: Path, tokenized: bool, chunk_lines: int, with_index: bool) -> tup
         h.update(piece)
         index.nbytes += len(piece)
     index.sha256 = h.hexdigest()
-    return index, k + 1, costs
+    return index, lines
 
 
 @dataclass
@@ -376,7 +372,8 @@ def write_hdf5(
     signals = Signals(partial.dir, procs)
     # every line is validated before anything is written; sentence_to_index is made first, while memory is low
     packed = layout == "packed"
-    index, total, costs = _scan(inp, tokenized, chunk_lines, with_index=procs.main and not packed)
+    index, total = _scan(inp, tokenized, with_index=procs.main and not packed)
+    n_chunks = -(-total // chunk_lines)  # the last one may be shorter
     try:
         if procs.main:
             if overwrite and not resume:
@@ -418,7 +415,7 @@ def write_hdf5(
         chunks_written = 0
         s2i_sha = index.sha256 if index is not None else ""
         verify = _verifier(out, packed, total, s2i_sha, partial.dir)
-        with partial.merging(packed, len(costs), verify) if procs.main else contextlib.nullcontext() as merge:
+        with partial.merging(packed, n_chunks, verify) if procs.main else contextlib.nullcontext() as merge:
             for c, chunk in enumerate(_chunks(read_sentences(inp, tokenized), chunk_lines)):
                 words = [w for _, w, _ in chunk]
                 if merge is not None:  # the main process merges what is done before it takes another chunk
@@ -441,7 +438,7 @@ def write_hdf5(
                     else:
                         _write_sentences(plan, f, words, c * chunk_lines)
                 chunks_written += 1
-                if stop_after_chunks and chunks_written >= stop_after_chunks and len(partial.parts) < len(costs):
+                if stop_after_chunks and chunks_written >= stop_after_chunks and len(partial.parts) < n_chunks:
                     plan.bar.close()
                     return partial.dir
             if merge is None:
@@ -452,10 +449,10 @@ def write_hdf5(
                 finished = signals.all_finished()  # before the journals are read: what they then hold is all there is
                 plan.bar.update(partial.collect())
                 merge.advance()
-                if len(partial.parts) == len(costs):
+                if len(partial.parts) == n_chunks:
                     return True
                 if finished:
-                    missing = sorted(set(range(len(costs))) - set(partial.parts))
+                    missing = sorted(set(range(n_chunks)) - set(partial.parts))
                     raise ElmokitError(
                         f"{partial.dir}: every process finished, but chunks {missing[:10]} were written by none; "
                         f"this is a bug, please report it (run again with --resume to embed them)"
