@@ -133,9 +133,12 @@ def runaway_streams(nll: np.ndarray, count: np.ndarray, factor: float = 2.0, min
     return [int(i) for i in np.flatnonzero(ok & (per_piece > factor * median))]
 
 
-def runaway_warning(nll: np.ndarray, count: np.ndarray, bad: list[int], where: str) -> str:
+def runaway_warning(nll: np.ndarray, count: np.ndarray, bad: list[int], where: str, clipped: bool = False) -> str:
     """A one-paragraph warning naming the runaway streams ``bad`` (from :func:`runaway_streams` on the same
-    ``nll``/``count``), or ``""`` when there are none."""
+    ``nll``/``count``), or ``""`` when there are none. ``clipped``: the model already clips its cells and
+    projections, so the advice is not to add the clips but what helped when a clipped LM ran away (recipes/README.md,
+    session 21: the state falls from its zero start into a saturated attractor; in training that shows at each
+    epoch's start, where every stream starts from zero)."""
     if not bad:
         return ""
     per_piece = nll / np.maximum(count, 1)
@@ -145,9 +148,20 @@ def runaway_warning(nll: np.ndarray, count: np.ndarray, bad: list[int], where: s
     return (
         f"warning: {where}: {len(bad)} of {int(ok.sum())} streams read at more than twice the median NLL per "
         f"piece ({worst}; median {float(np.median(per_piece[ok])):.2f}; the other streams together "
-        f"{clean:.3f}). The carried state runs away there: the model is unstable in stream mode. Train with "
-        f"model.cell_clip=3 model.proj_clip=3 (bilm-tf's bound), or compare with --mode sentence."
+        f"{clean:.3f}). The carried state runs away there: the model is unstable in stream mode. "
+        + (
+            "It already clips its cells and projections: the state falls from its zero start into a saturated "
+            "attractor. Train with a lower train.lr (a spike in the training loss at an epoch's start shows the "
+            "same), or compare with --mode sentence."
+            if clipped
+            else "Train with model.cell_clip=3 model.proj_clip=3 (bilm-tf's bound), or compare with --mode sentence."
+        )
     )
+
+
+def clips_state(model) -> bool:
+    """Whether an LM (:class:`~elmokit.lm.model.LanguageModel`) clips both its cells and its projections."""
+    return model.cfg.cell_clip > 0 and model.cfg.proj_clip > 0
 
 
 @torch.no_grad()
@@ -282,7 +296,7 @@ def evaluate_lm(
         nll, n = float(per_nll.sum()), int(per_n.sum())
         words_n, chars = count_text(corpus, max_line_chars) if not max_tokens else (0, 0)
         runaway = runaway_streams(per_nll, per_n)
-        warning = runaway_warning(per_nll, per_n, runaway, name)
+        warning = runaway_warning(per_nll, per_n, runaway, name, clips_state(model))
     elif mode == "sentence":
         runaway, warning = [], ""
         nll, n, words_n, chars = sentence_nll(

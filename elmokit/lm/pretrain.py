@@ -32,7 +32,14 @@ from elmokit.core.run_guard import check_fresh_out, fingerprint, hold_run_lock, 
 from elmokit.core.runtime import RunLog, start_accelerator
 from elmokit.lm.checkpoint import RunState, list_checkpoints, resume_checkpoint, save_checkpoint, verified_checkpoint
 from elmokit.lm.corpus import StreamBatcher, encode_corpus, unigram_counts
-from elmokit.lm.evaluate import Perplexity, count_text, runaway_streams, runaway_warning, stream_nll_by_stream
+from elmokit.lm.evaluate import (
+    Perplexity,
+    clips_state,
+    count_text,
+    runaway_streams,
+    runaway_warning,
+    stream_nll_by_stream,
+)
 from elmokit.lm.model import ENCODER_KEYS, LanguageModel, count_parameters, resolve_model_config
 from elmokit.lm.model_dir import check_vocab_fits, load_model, write_model_files
 from elmokit.lm.optim import OPTIMIZERS, SCHEDULES, lr_lambda, make_optimizer, schedule_budget_warning, schedule_length
@@ -359,7 +366,9 @@ class PretrainRun:
                 "runaway_streams": len(runaway),
                 **clock,
             }
-            warning = runaway_warning(per_nll, per_n, runaway, f"validation at step {at_step}")
+            warning = runaway_warning(
+                per_nll, per_n, runaway, f"validation at step {at_step}", clips_state(self.unwrapped)
+            )
             if warning:
                 tqdm.write(warning)
             self.log.write(rec, {"valid/loss": rec["loss"], "valid/ppl": rec["ppl"]})

@@ -63,6 +63,8 @@ def test_runaway_streams_are_named():
     msg = runaway_warning(nll, count, runaway_streams(nll, count), "validation at step 1000")
     assert "stream 2: 30.00" in msg and "1 of 5 streams" in msg and "cell_clip" in msg
     assert "together 7.508" in msg  # all but stream 2: ((6.1 + 5.9 + 6.4) * 1000 + 90 * 50) / 3050
+    clipped = runaway_warning(nll, count, [2], "x", clipped=True)  # the clips are on: other advice
+    assert "already clips" in clipped and "train.lr" in clipped and "cell_clip=3" not in clipped
     steady = np.array([6.1, 5.9, 7.0, 6.4]) * 1000
     assert runaway_streams(steady, np.full(4, 1000)) == [] and runaway_warning(steady, np.full(4, 1000), [], "x") == ""
     assert runaway_streams(np.array([1.0, 100.0]), np.array([200, 200])) == []  # too few streams to compare
