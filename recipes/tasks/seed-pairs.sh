@@ -18,8 +18,7 @@ seed_pairs() {  # COMMAND CONFIG PREFIX OVERRIDE...: PREFIX-elmo-s{1,2} against 
   run_one "$cmd" "$config" "$prefix-base-s1" train.seed=1 model.use_elmo=false "$@"
   run_one "$cmd" "$config" "$prefix-elmo-s2" train.seed=2 "$@"
   wait "$lane"
-  python scripts/seed_gain.py --elmo "$runs/$prefix"-elmo-s{1,2} --baseline "$runs/$prefix"-base-s{1,2} \
-    | tee "$runs/$prefix-gain.txt"
+  gain "$prefix" "$prefix"
 }
 
 other_bilm() {  # COMMAND CONFIG PREFIX BASE OVERRIDE...: PREFIX-elmo-s{1,2} (another biLM, given in the overrides)
@@ -34,6 +33,10 @@ other_bilm() {  # COMMAND CONFIG PREFIX BASE OVERRIDE...: PREFIX-elmo-s{1,2} (an
   lane=$!
   run_one "$cmd" "$config" "$base-base-s2" train.seed=2 model.use_elmo=false
   wait "$lane"
-  python scripts/seed_gain.py --elmo "$runs/$prefix"-elmo-s{1,2} --baseline "$runs/$base"-base-s{1,2} \
-    | tee "$runs/$prefix-gain.txt"
+  gain "$prefix" "$base"
+}
+
+gain() {  # PREFIX BASE: mean, spread and gain of PREFIX-elmo-s{1,2} over BASE-base-s{1,2} (scripts/seed_gain.py)
+  #         into $runs/PREFIX-gain.txt
+  python scripts/seed_gain.py --elmo "$runs/$1"-elmo-s{1,2} --baseline "$runs/$2"-base-s{1,2} | tee "$runs/$1-gain.txt"
 }
