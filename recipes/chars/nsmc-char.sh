@@ -7,11 +7,7 @@ set -euo pipefail
 : "${ELMOKIT_DATA:?set ELMOKIT_DATA to the folder holding nsmc/}"
 export ELMOKIT_RUNS="${1:-$HOME/elmokit-runs}"
 runs="$ELMOKIT_RUNS"
-mkdir -p "$runs/data"
-for split in train test; do
-  [ -f "$runs/data/nsmc-$split.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_$split.txt" \
-    --column document --out "$runs/data/nsmc-$split.txt"
-done
+bash recipes/lm/nsmc-text.sh "$runs"   # NSMC train and test review text
 [ -f vocab/ko-nsmc-char.model ] || elmokit vocab "$runs/data/nsmc-train.txt" --out vocab/ko-nsmc-char \
   --model-type char --note "NSMC train's review text (scripts/tsv_column.py --column document), one piece a character"
 out="$runs/nsmc-char-lstm"

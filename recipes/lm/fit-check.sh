@@ -12,8 +12,7 @@ out="$runs/fit-check"
 mkdir -p "$out" "$runs/data"
 d="$ELMOKIT_DATA"
 tr '[:upper:]' '[:lower:]' < "$d/wikitext-2/wiki.valid.tokens" > "$runs/data/wiki.valid.lower.txt"
-[ -f "$runs/data/nsmc-test.txt" ] || python scripts/tsv_column.py "$d/nsmc/ratings_test.txt" --column document \
-  --out "$runs/data/nsmc-test.txt"
+bash recipes/lm/nsmc-text.sh "$runs"   # NSMC test's review text, among others
 check() {  # NAME FILE [elmokit fit options]
   local name=$1 file=$2; shift 2
   elmokit fit "$bilm" "$file" --json "$@" 2>/dev/null > "$out/$name.json.tmp"  # a finished file only by its name

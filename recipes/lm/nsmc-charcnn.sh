@@ -8,17 +8,8 @@ set -euo pipefail
 : "${ELMOKIT_DATA:?set ELMOKIT_DATA to the folder holding nsmc/}"
 runs="${1:-$HOME/elmokit-runs}"
 cfg=recipes/lm/nsmc-charcnn.yaml
-mkdir -p "$runs/data"
+bash recipes/lm/nsmc-text.sh "$runs"   # NSMC train / test / first 145k / last 5k review text
 d="$runs/data"
-[ -f "$d/nsmc-train.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_train.txt" --column document \
-  --out "$d/nsmc-train.txt"
-[ -f "$d/nsmc-test.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_test.txt" --column document \
-  --out "$d/nsmc-test.txt"
-# the config reads these two names; each is written under a temporary name first, so a present file is complete
-[ -f "$d/nsmc-train-145k.txt" ] || { head -n 145000 "$d/nsmc-train.txt" > "$d/nsmc-train-145k.txt.tmp" \
-  && mv "$d/nsmc-train-145k.txt.tmp" "$d/nsmc-train-145k.txt"; }
-[ -f "$d/nsmc-dev-5k.txt" ] || { tail -n 5000 "$d/nsmc-train.txt" > "$d/nsmc-dev-5k.txt.tmp" \
-  && mv "$d/nsmc-dev-5k.txt.tmp" "$d/nsmc-dev-5k.txt"; }
 fwd="$runs/nsmc-charcnn-fwd" bwd="$runs/nsmc-charcnn-bwd" bilm="$runs/nsmc-charcnn-bilm"
 [ -f "$fwd/model/manifest.json" ] || elmokit pretrain --config "$cfg" --direction forward --out "$fwd" --resume --quiet \
   > "$fwd.log" 2>&1

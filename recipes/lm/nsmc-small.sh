@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Extract NSMC train's documents, then rebuild the Korean `small` forward and backward LMs if missing (side by
-# side, one thread each). Needs ELMOKIT_DATA (../shared/data).
-#   ELMOKIT_DATA=../shared/data bash recipes/lm/nsmc-small.sh
-# then evaluates both on NSMC test's review text.
+# Rebuild the Korean `small` forward and backward LMs if missing (side by side, one thread each), on the first
+# 145,000 reviews of NSMC train, validated on the last 5,000 (recipes/lm/nsmc-text.sh writes both); bundle them as
+# RUNS_DIR/nsmc-full-bilm (the NSMC classifier's biLM), evaluate both directions on NSMC test's review text (per
+# piece, first 200k pieces) and check the fit of that text against the LMs' own validation. Needs ELMOKIT_DATA.
+#   ELMOKIT_DATA=../shared/data bash recipes/lm/nsmc-small.sh [RUNS_DIR]
 set -euo pipefail
 : "${ELMOKIT_DATA:?set ELMOKIT_DATA to the folder holding nsmc/}"
-runs="$HOME/elmokit-runs"
-mkdir -p "$runs/data"
-[ -f "$runs/data/nsmc-train.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_train.txt" \
-  --column document --out "$runs/data/nsmc-train.txt"
+runs="${1:-$HOME/elmokit-runs}"
+bash recipes/lm/nsmc-text.sh "$runs"
+d="$runs/data"
 pids=()
 for dir in forward backward; do
   out="$runs/nsmc-full-$([ $dir = forward ] && echo fwd || echo bwd)"
@@ -20,11 +20,10 @@ for dir in forward backward; do
   fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
-echo "models: $runs/nsmc-full-fwd/model $runs/nsmc-full-bwd/model"
-# perplexity on NSMC test's review text (held out from LM training), first 200k pieces, full softmax
-[ -f "$runs/data/nsmc-test.txt" ] || python scripts/tsv_column.py "$ELMOKIT_DATA/nsmc/ratings_test.txt" \
-  --column document --out "$runs/data/nsmc-test.txt"
-for dir in fwd bwd; do
-  elmokit evaluate "$runs/nsmc-full-$dir" --corpus "$runs/data/nsmc-test.txt" --max-tokens 200000 --json \
-    | tee "$runs/nsmc-full-$dir.test.json"
-done
+bilm="$runs/nsmc-full-bilm"
+[ -f "$bilm/manifest.json" ] || elmokit bundle "$runs/nsmc-full-fwd" "$runs/nsmc-full-bwd" --out "$bilm"
+out="$runs/nsmc-full.test.json"
+[ -f "$out" ] || { elmokit evaluate "$bilm" --corpus "$d/nsmc-test.txt" --max-tokens 200000 --json > "$out.tmp" \
+  && mv "$out.tmp" "$out"; }
+cat "$out"
+elmokit fit "$bilm" "$d/nsmc-test.txt" --json | tee "$runs/nsmc-full.fit.json"

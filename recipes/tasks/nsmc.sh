@@ -8,7 +8,7 @@ set -euo pipefail
 : "${ELMOKIT_DATA:?set ELMOKIT_DATA to the folder holding nsmc/}"
 source recipes/tasks/seed-pairs.sh
 [ -f "$runs/nsmc-full-fwd/model/manifest.json" ] && [ -f "$runs/nsmc-full-bwd/model/manifest.json" ] \
-  || bash recipes/lm/nsmc-small.sh
+  || bash recipes/lm/nsmc-small.sh "$runs"
 [ -f "$runs/nsmc-full-bilm/manifest.json" ] \
   || elmokit bundle "$runs/nsmc-full-fwd" "$runs/nsmc-full-bwd" --out "$runs/nsmc-full-bilm"
 seed_pairs train-classifier recipes/tasks/nsmc.yaml nsmc "$@"
