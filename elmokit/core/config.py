@@ -85,6 +85,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     clip_norm: float = 1.0
     epochs: int = 1
+    epoch_state: str = "carry"  # carry | reset: at an epoch boundary each stream's state carries on into its start
+    #                             again (as bilm-tf's endless streams) or restarts from zero (elmokit before session
+    #                             22: all streams at once, a shock that diverged a char-CNN backward LM; recipes/README)
     max_steps: int = 0  # 0 = epochs * steps per epoch
     schedule_steps: int = 0  # 0 = the run's length; else the LR schedule spans this many steps and the run may end
     #                          before it decays (max_steps < schedule_steps: a deliberately early-stopped decay)

@@ -85,6 +85,7 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
         (t.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}"),
         (t.batch_size > 0 and t.bptt > 0, "train.batch_size and train.bptt must be positive"),
         (t.grad_accum > 0, "train.grad_accum must be positive"),
+        (t.epoch_state in ("carry", "reset"), f"train.epoch_state must be carry or reset, got {t.epoch_state!r}"),
         (t.log_every > 0, f"train.log_every must be positive (steps between train-loss records), got {t.log_every}"),
         (t.max_steps >= 0, f"train.max_steps must be >= 0 (0 = train.epochs epochs), got {t.max_steps}"),
         (t.max_steps > 0 or t.epochs > 0, f"train.epochs must be positive when train.max_steps=0, got {t.epochs}"),
@@ -587,8 +588,8 @@ def pretrain(
     model.train()
     while step < total_steps:
         epoch, s = divmod(step, run.batcher.steps_per_epoch)
-        if s == 0:
-            states = [None] * t.grad_accum  # a new epoch starts the streams from their beginning
+        if s == 0 and t.epoch_state == "reset":
+            states = [None] * t.grad_accum  # every stream restarts from a zero state (else it carries on from its end)
         for m in range(t.grad_accum):
             xm, ym = run.batcher.batch(s, m, t.grad_accum)  # (micro, bptt) each
             xm, ym = xm.to(device), ym.to(device)

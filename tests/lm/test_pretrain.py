@@ -237,3 +237,28 @@ def test_a_run_refused_before_it_starts_leaves_no_directory(tiny_overrides, tmp_
     with pytest.raises(ElmokitError):
         pretrain(None, "forward", out, [*tiny_overrides, f"data.train={empty}"], progress=False)
     assert not out.exists()
+
+
+def test_epoch_boundary_carries_the_state_unless_reset(tiny_overrides, corpus, tmp_path):
+    """train.epoch_state: carry (the default) goes on from each stream's end into its start at a new epoch, reset
+    restarts every stream from zero; the two agree up to the boundary and differ after it, and a run cut at the
+    boundary resumes exactly (the carried state is in the checkpoint)."""
+    short = tmp_path / "short.txt"  # the first 1% of the corpus: an epoch of a few steps
+    lines = Path(corpus["train"]).read_text(encoding="utf-8").splitlines()
+    short.write_text("\n".join(lines[: len(lines) // 100]) + "\n", encoding="utf-8")
+    tiny = [*tiny_overrides, f"data.train={short}"]
+    probe = tmp_path / "probe"
+    pretrain(None, "forward", probe, [*tiny, "train.stop_at_step=1"], progress=False)
+    spe = json.loads((probe / "run.json").read_text())["steps_per_epoch"]
+    assert 2 <= spe <= 40, spe
+    ov = [*tiny, f"train.max_steps={spe + 3}", "train.eval_every=0", f"train.checkpoint_every={spe}"]
+    pretrain(None, "forward", tmp_path / "carry", ov, progress=False)
+    pretrain(None, "forward", tmp_path / "reset", [*ov, "train.epoch_state=reset"], progress=False)
+    carry, reset = losses(tmp_path / "carry"), losses(tmp_path / "reset")
+    assert carry[:spe] == reset[:spe]
+    assert all(a != b for a, b in zip(carry[spe:], reset[spe:], strict=True))
+    pretrain(None, "forward", tmp_path / "cut", [*ov, f"train.stop_at_step={spe}"], progress=False)
+    pretrain(None, "forward", tmp_path / "cut", ov, resume=True, progress=False)
+    assert losses(tmp_path / "cut") == carry
+    with pytest.raises(ConfigError, match="train.epoch_state must be carry or reset"):
+        pretrain(None, "forward", tmp_path / "bad", [*tiny_overrides, "train.epoch_state=zero"], progress=False)
