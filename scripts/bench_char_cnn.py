@@ -121,7 +121,7 @@ def bench_shape(shape: dict, chars: torch.Tensor, pad_id: int, rounds: int, seed
     runs = {
         "fast": (lambda: enc(chars, pad_id=pad_id), w_out),
         "reference": (lambda: reference(enc, chars), w_out),
-        "cnn_fast": (lambda: enc._pooled_trainable(chars, pad_id), w_pool),
+        "cnn_fast": (lambda: enc._pooled(chars, pad_id, trainable=True), w_pool),
         "cnn_reference": (lambda: reference_pooled(enc, chars), w_pool),
     }
     best = {k: float("inf") for k in runs}

@@ -94,10 +94,7 @@ class CharCNN(nn.Module):
         Returns:
             ``(N, output_dim)``; differentiable in every parameter when grad mode is on (see the module docstring).
         """
-        if torch.is_grad_enabled() and self._cnn_requires_grad():
-            h = self._pooled_trainable(chars, pad_id)  # (N, F)
-        else:
-            h = self._pooled(chars, pad_id)  # (N, F)
+        h = self._pooled(chars, pad_id, trainable=torch.is_grad_enabled() and self._cnn_requires_grad())  # (N, F)
         for layer in self.highways:
             nonlinear, gate = layer(h).chunk(2, -1)  # (N, 2F) -> two (N, F)
             h = torch.lerp(F.relu(nonlinear), h, torch.sigmoid(gate))  # σ(g) h + (1 - σ(g)) relu(n)
@@ -159,18 +156,29 @@ class CharCNN(nn.Module):
         """Whether the character embedding or a convolution has a parameter that requires a gradient."""
         return self.char_embedding.weight.requires_grad or any(p.requires_grad for p in self.convolutions.parameters())
 
-    def _pooled(self, chars: Tensor, pad_id: int | None) -> Tensor:
+    def _pooled(self, chars: Tensor, pad_id: int | None, trainable: bool = False) -> Tensor:
         """Every filter's activated maximum over positions, ``(N, max_chars)`` ids → ``(N, F)``, in chunks of
-        :data:`WORDS_PER_CHUNK` words of similar length (see :meth:`forward`)."""
+        :data:`WORDS_PER_CHUNK` words of similar length (see :meth:`forward`).
+
+        The words sorted by length, windows only before each chunk's longest word ends and the all-padding window
+        once per filter; the chunks' outputs are concatenated in length order and put back in the words' order by
+        one ``index_select`` (a gather, whose gradient is one ``index_add``). ``trainable``: in autograd's
+        operations, with gradients to the character embedding and the convolutions.
+        """
         N, C = chars.shape
         ends = _ends(chars, pad_id)  # (N,)
         order = torch.argsort(ends, stable=True)
-        pad_windows = self._pad_windows(pad_id) if pad_id is not None else None
-        h = chars.new_empty(N, self.num_filters, dtype=self.char_embedding.weight.dtype)  # (N, F)
+        pad_windows = None
+        if pad_id is not None:
+            pad_windows = self._pad_windows_trainable(pad_id) if trainable else self._pad_windows(pad_id)
+        outs = []
         for a in range(0, N, WORDS_PER_CHUNK):
             idx = order[a : a + WORDS_PER_CHUNK]
-            h[idx] = self._filters(chars[idx], ends[idx], pad_windows)
-        return h
+            outs.append(self._filters(chars[idx], ends[idx], pad_windows, trainable))  # (n, F)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(N, device=order.device)
+        h = torch.cat(outs) if outs else self.char_embedding.weight.new_zeros(0, self.num_filters)  # (N, F) sorted
+        return h.index_select(0, inverse)  # (N, F) in the words' order
 
     def _pad_windows(self, pad_id: int) -> list[Tensor]:
         """Per filter, its output ``(count,)`` (before the bias) over a window of nothing but ``pad_id``."""
@@ -212,28 +220,6 @@ class CharCNN(nn.Module):
                 best = torch.where(take, pad_windows[k], best)
             outs.append(act(best + conv.bias))  # (n, count)
         return torch.cat(outs, -1)  # (n, F)
-
-    # --- the differentiable path: the same windows, chunks and padding shortcut, in autograd's operations -----------
-    def _pooled_trainable(self, chars: Tensor, pad_id: int | None) -> Tensor:
-        """:meth:`_pooled` in differentiable operations: ``(N, max_chars)`` ids → ``(N, F)``, with gradients to the
-        character embedding and the convolutions.
-
-        The same words sorted by length in chunks of :data:`WORDS_PER_CHUNK`, windows only before the chunk's longest
-        word ends and the all-padding window once per filter; the chunks' outputs are concatenated in length order
-        and put back in the words' order by one ``index_select`` (a gather, whose gradient is one ``index_add``).
-        """
-        N, C = chars.shape
-        ends = _ends(chars, pad_id)  # (N,)
-        order = torch.argsort(ends, stable=True)
-        pad_windows = self._pad_windows_trainable(pad_id) if pad_id is not None else None
-        outs = []
-        for a in range(0, N, WORDS_PER_CHUNK):
-            idx = order[a : a + WORDS_PER_CHUNK]
-            outs.append(self._filters(chars[idx], ends[idx], pad_windows, trainable=True))  # (n, F)
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(N, device=order.device)
-        h = torch.cat(outs) if outs else self.char_embedding.weight.new_zeros(0, self.num_filters)  # (N, F) sorted
-        return h.index_select(0, inverse)  # (N, F) in the words' order
 
     def _pad_windows_trainable(self, pad_id: int) -> list[Tensor]:
         """:meth:`_pad_windows` differentiably: per filter ``(count,)``, ``Σ_j W[:, :, j] @ e_pad``.
