@@ -86,8 +86,11 @@ class TrainConfig:
     clip_norm: float = 1.0
     epochs: int = 1
     epoch_state: str = "carry"  # carry | reset: at an epoch boundary each stream's state carries on into its start
-    #                             again (as bilm-tf's endless streams) or restarts from zero (elmokit before session
-    #                             22: all streams at once, a shock that diverged a char-CNN backward LM; recipes/README)
+    #                             again, or every stream restarts from zero at once (elmokit before session 22, with
+    #                             reset_every 0: a shock that diverged a char-CNN backward LM; recipes/README)
+    reset_every: int = 100  # each stream restarts from a zero state once every this many steps, the streams
+    #                         staggered (stream g at the steps ≡ g * reset_every / batch_size): the zero start that
+    #                         embed and evaluate read from stays in training, a few streams a step; 0 = never
     max_steps: int = 0  # 0 = epochs * steps per epoch
     schedule_steps: int = 0  # 0 = the run's length; else the LR schedule spans this many steps and the run may end
     #                          before it decays (max_steps < schedule_steps: a deliberately early-stopped decay)

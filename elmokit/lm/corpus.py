@@ -206,6 +206,15 @@ class StreamBatcher:
             )
         self._rows = [(rank * self.local_batch + j) * self.stream_len for j in range(self.local_batch)]
 
+    def restarts(self, step: int, every: int, part: int = 0, parts: int = 1) -> np.ndarray:
+        """Which streams of micro-batch ``part`` of ``parts`` restart from a zero state at (global) ``step``, when
+        each restarts once every ``every`` steps: ``(local_batch / parts,)`` bool. Stream ``g`` (its global index,
+        the same whatever the process count) restarts at the steps ``≡ g * every // global_batch (mod every)``, so
+        the restarts are spread evenly over the steps rather than all at once."""
+        n = self.local_batch // parts
+        g = np.arange(n) + self.rank * self.local_batch + part * n  # (n,) global stream indices
+        return (step - g * every // self.global_batch) % every == 0
+
     def batch(self, step: int, part: int = 0, parts: int = 1):
         """Inputs and targets of ``step`` (within the epoch): micro-batch ``part`` of ``parts`` (equal shares of
         the local streams).

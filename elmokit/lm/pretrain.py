@@ -44,7 +44,7 @@ from elmokit.lm.model import ENCODER_KEYS, LanguageModel, count_parameters, reso
 from elmokit.lm.model_dir import check_vocab_fits, load_model, write_model_files
 from elmokit.lm.optim import OPTIMIZERS, SCHEDULES, lr_lambda, make_optimizer, schedule_budget_warning, schedule_length
 from elmokit.lm.vocab import load_vocab
-from elmokit.modules.recurrent import detach_state, stack_problem
+from elmokit.modules.recurrent import detach_state, restart_rows, stack_problem
 
 # what may change when a run is resumed: its budget, its logging, and paths whose content the fingerprint pins by
 # hash (the vocabulary, the token arrays); every other key of the config makes the run (run_guard.fingerprint)
@@ -86,6 +86,10 @@ def load_pretrain_config(config: str | None, overrides: list[str] | tuple[str, .
         (t.batch_size > 0 and t.bptt > 0, "train.batch_size and train.bptt must be positive"),
         (t.grad_accum > 0, "train.grad_accum must be positive"),
         (t.epoch_state in ("carry", "reset"), f"train.epoch_state must be carry or reset, got {t.epoch_state!r}"),
+        (
+            t.reset_every >= 0,
+            f"train.reset_every must be >= 0 (steps between a stream's restarts; 0 = never), got {t.reset_every}",
+        ),
         (t.log_every > 0, f"train.log_every must be positive (steps between train-loss records), got {t.log_every}"),
         (t.max_steps >= 0, f"train.max_steps must be >= 0 (0 = train.epochs epochs), got {t.max_steps}"),
         (t.max_steps > 0 or t.epochs > 0, f"train.epochs must be positive when train.max_steps=0, got {t.epochs}"),
@@ -593,6 +597,10 @@ def pretrain(
         for m in range(t.grad_accum):
             xm, ym = run.batcher.batch(s, m, t.grad_accum)  # (micro, bptt) each
             xm, ym = xm.to(device), ym.to(device)
+            if t.reset_every and states[m] is not None:  # the streams whose turn it is restart from zero
+                due = run.batcher.restarts(step, t.reset_every, m, t.grad_accum)  # (micro,) bool
+                if due.any():
+                    states[m] = restart_rows(states[m], torch.from_numpy(due).to(device))
             sync = contextlib.nullcontext() if m == t.grad_accum - 1 else accelerator.no_sync(model)
             with sync, accelerator.autocast():
                 loss, new_state = model(xm, ym, states[m])

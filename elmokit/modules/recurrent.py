@@ -234,3 +234,10 @@ class RecurrentStack(nn.Module):
 def detach_state(state: State) -> State:
     """Cut the graph between truncated-BPTT windows."""
     return [tuple(t.detach() for t in layer) for layer in state]
+
+
+def restart_rows(state: State, restart: Tensor) -> State:
+    """Zero the state of the streams where ``restart`` (``(batch,)`` bool) is set: they start again from the zero
+    state an unseen sentence starts from; the other rows carry on."""
+    rows = restart.unsqueeze(1)  # (batch, 1)
+    return [tuple(t.masked_fill(rows, 0.0) for t in layer) for layer in state]

@@ -77,3 +77,17 @@ def test_edited_file_is_encoded_again(vocab_path, tmp_path):
     second = encode_corpus([str(p)], v, tmp_path / "cache", progress=False)
     assert second.tolist() == [EOS_ID] + v.encode("Birds sing .") + [EOS_ID] + v.encode("A dog waits .") + [EOS_ID]
     assert first.tolist() != second.tolist()
+
+
+@pytest.mark.parametrize("world,parts", [(1, 1), (1, 2), (2, 1), (2, 2)])
+def test_restarts_spread_each_stream_once_per_period(world, parts):
+    """Every stream restarts exactly once in any `every` consecutive steps, a near-equal number at each step, and
+    which ones depends on the global stream index only (not on processes or micro-batches)."""
+    batchers = [StreamBatcher(np.arange(1000, dtype=np.int32), 8, 5, rank=r, world=world) for r in range(world)]
+    every = 3
+    for step in range(10):
+        due = np.concatenate([b.restarts(step, every, m, parts) for b in batchers for m in range(parts)])  # (8,)
+        one = StreamBatcher(np.arange(1000, dtype=np.int32), 8, 5).restarts(step, every)
+        assert due.tolist() == one.tolist() and due.sum() in (2, 3)
+    window = np.stack([batchers[0].restarts(s, every, 0, parts) for s in range(4, 4 + every)])  # (every, n)
+    assert (window.sum(0) == 1).all()

@@ -124,8 +124,9 @@ def accelerate_launch(n: int) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 def test_two_gloo_processes_equal_one(tiny_overrides, tmp_path, direction):
-    """2 processes x 4 streams each == 1 process x 8 streams (same shared negatives, no dropout)."""
-    ov = [*tiny_overrides, "train.checkpoint_every=0"]
+    """2 processes x 4 streams each == 1 process x 8 streams (same shared negatives, no dropout), streams
+    restarting from zero by their global index (train.reset_every)."""
+    ov = [*tiny_overrides, "train.checkpoint_every=0", "train.reset_every=3"]
     pretrain(None, direction, tmp_path / "one", ov, progress=False)
     cmd = [
         *accelerate_launch(2),
@@ -152,7 +153,7 @@ def test_two_gloo_processes_equal_one(tiny_overrides, tmp_path, direction):
 
 def test_grad_accumulation_equals_the_full_batch(tiny_overrides, tmp_path):
     """Micro-batches split the streams; with the full softmax (no per-micro-batch negatives) the run is the same."""
-    ov = [*tiny_overrides, "model.head=full", "train.checkpoint_every=0"]
+    ov = [*tiny_overrides, "model.head=full", "train.checkpoint_every=0", "train.reset_every=3"]
     pretrain(None, "forward", tmp_path / "a", ov, progress=False)
     pretrain(None, "forward", tmp_path / "b", [*ov, "train.grad_accum=2"], progress=False)
     for x, y in zip(losses(tmp_path / "a"), losses(tmp_path / "b")):
@@ -251,7 +252,13 @@ def test_epoch_boundary_carries_the_state_unless_reset(tiny_overrides, corpus, t
     pretrain(None, "forward", probe, [*tiny, "train.stop_at_step=1"], progress=False)
     spe = json.loads((probe / "run.json").read_text())["steps_per_epoch"]
     assert 2 <= spe <= 40, spe
-    ov = [*tiny, f"train.max_steps={spe + 3}", "train.eval_every=0", f"train.checkpoint_every={spe}"]
+    ov = [
+        *tiny,
+        f"train.max_steps={spe + 3}",
+        "train.eval_every=0",
+        f"train.checkpoint_every={spe}",
+        "train.reset_every=0",
+    ]
     pretrain(None, "forward", tmp_path / "carry", ov, progress=False)
     pretrain(None, "forward", tmp_path / "reset", [*ov, "train.epoch_state=reset"], progress=False)
     carry, reset = losses(tmp_path / "carry"), losses(tmp_path / "reset")
@@ -262,3 +269,17 @@ def test_epoch_boundary_carries_the_state_unless_reset(tiny_overrides, corpus, t
     assert losses(tmp_path / "cut") == carry
     with pytest.raises(ConfigError, match="train.epoch_state must be carry or reset"):
         pretrain(None, "forward", tmp_path / "bad", [*tiny_overrides, "train.epoch_state=zero"], progress=False)
+
+
+def test_staggered_restarts_change_the_run_only_where_due(tiny_overrides, tmp_path):
+    """train.reset_every=N: every stream restarts once in N steps, a few at each step; a run without restarts
+    agrees up to the first one and differs after (at N=4 streams 0-1 of 8 are due at steps ≡ 0, whose first state
+    is zero anyway, streams 2-3 at steps ≡ 1: the second step is the first to change)."""
+    ov = [*tiny_overrides, "train.eval_every=0", "train.checkpoint_every=0"]
+    pretrain(None, "forward", tmp_path / "never", [*ov, "train.reset_every=0"], progress=False)
+    pretrain(None, "forward", tmp_path / "every4", [*ov, "train.reset_every=4"], progress=False)
+    never, every4 = losses(tmp_path / "never"), losses(tmp_path / "every4")
+    assert never[0] == every4[0]
+    assert all(a != b for a, b in zip(never[1:], every4[1:], strict=True))
+    with pytest.raises(ConfigError, match="train.reset_every must be >= 0"):
+        pretrain(None, "forward", tmp_path / "bad", [*tiny_overrides, "train.reset_every=-1"], progress=False)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from elmokit.modules.recurrent import RecurrentStack
+from elmokit.modules.recurrent import RecurrentStack, restart_rows
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,11 @@ def test_step_is_differentiable_like_forward():
     for t in range(5):
         top, state = stack.step(x[t], state)
     assert torch.allclose(torch.autograd.grad(top.sum(), h0)[0], g_ref, atol=1e-6)
+
+
+def test_restart_rows_zeroes_only_the_due_streams():
+    state = [(torch.ones(3, 2), torch.full((3, 4), 2.0)), (torch.ones(3, 2), torch.ones(3, 4))]  # 2 layers, batch 3
+    out = restart_rows(state, torch.tensor([False, True, False]))
+    for layer_in, layer_out in zip(state, out, strict=True):
+        for a, b in zip(layer_in, layer_out, strict=True):
+            assert b[1].abs().sum() == 0 and torch.equal(b[[0, 2]], a[[0, 2]])
