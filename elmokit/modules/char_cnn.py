@@ -96,13 +96,23 @@ class CharCNN(nn.Module):
         """
         h = self._pooled(chars, pad_id, trainable=torch.is_grad_enabled() and self._cnn_requires_grad())  # (N, F)
         for layer in self.highways:
-            nonlinear, gate = layer(h).chunk(2, -1)  # (N, 2F) -> two (N, F)
+            nonlinear, gate = self._dense(layer, h).chunk(2, -1)  # (N, 2F) -> two (N, F)
             h = torch.lerp(F.relu(nonlinear), h, torch.sigmoid(gate))  # σ(g) h + (1 - σ(g)) relu(n)
         if self.word_embedding is not None:
             if words is None:
                 raise ValueError("this encoder has a word embedding: pass the word ids")
             h = torch.cat([self.word_embedding(words), h], -1)  # (N, word_dim + F)
-        return self.projection(h)  # (N, output_dim)
+        return self._dense(self.projection, h)  # (N, output_dim)
+
+    @staticmethod
+    def _dense(layer: nn.Linear, h: Tensor) -> Tensor:
+        """``layer(h)``, ``(N, in) -> (N, out)``. Without gradients through oneDNN's product
+        (:func:`~elmokit.modules.matmul.linear`), whose every row is the same whatever row of the batch it is in:
+        MKL's (``nn.Linear`` on the CPU) gives the rows past its blocks last-bit different results on some CPUs
+        (seen on AVX-512 AMD EPYC), and a word's vector must not depend on its place in the batch."""
+        if torch.is_grad_enabled() and (layer.weight.requires_grad or h.requires_grad):
+            return layer(h)
+        return linear(h, layer.weight, bias=layer.bias, pad_rows=True)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """bilm-tf's initialisation, for training from scratch (the constructor keeps PyTorch's defaults, which an

@@ -144,9 +144,9 @@ def test_gradients_in_float32_and_through_backward(monkeypatch):
 
 
 def test_inference_keeps_the_onednn_path(monkeypatch):
-    """No grad mode, or a frozen character CNN: the products go through ``matmul.linear`` (oneDNN where present),
-    and give the same numbers either way; grad mode with the CNN trainable goes through ``torch.mm`` instead, to
-    within float32 rounding of them."""
+    """No grad mode, or a frozen character CNN: the filters' products go through ``matmul.linear`` (oneDNN where
+    present), and with no gradient at all the highways' and projection's too; grad mode with the CNN trainable goes
+    through ``torch.mm`` and ``nn.Linear`` instead, to within float32 rounding of them."""
     import elmokit.modules.char_cnn as char_cnn
 
     calls = []
@@ -157,15 +157,33 @@ def test_inference_keeps_the_onednn_path(monkeypatch):
     chars = batch_of_lengths(40, 11, 30, seed=9)
     with torch.no_grad():
         inference = enc(chars, pad_id=30)
-    assert len(calls) == 3 + 3  # a product per filter (one chunk), and the padding window per filter
+    assert len(calls) == 3 + 3 + 1 + 1  # a product per filter (one chunk), the padding window per filter, the
+    #                                     highway, the projection
     trained = enc(chars, pad_id=30)
-    assert len(calls) == 6 and trained.requires_grad
+    assert len(calls) == 8 and trained.requires_grad
     torch.testing.assert_close(trained, inference, atol=1e-5, rtol=1e-5)
     for p in [enc.char_embedding.weight, *enc.convolutions.parameters()]:
         p.requires_grad_(False)
     frozen = enc(chars, pad_id=30)  # grad mode, but only the highways and projection learn
-    assert len(calls) == 12 and frozen.requires_grad
-    assert torch.equal(frozen.detach(), inference)
+    assert len(calls) == 14 and frozen.requires_grad
+    torch.testing.assert_close(frozen.detach(), inference, atol=1e-6, rtol=1e-6)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("n", [2, 5, 9, 33, 70])
+def test_a_word_gets_the_same_vector_in_every_row(n):
+    """Inference gives a word the same vector, to the bit, whatever its row and the size of its batch (of two
+    words or more: a one-row product takes another kernel): MKL's products differ in the last bit by row on some
+    CPUs (AVX-512 AMD EPYC); the encoder's are oneDNN's."""
+    torch.manual_seed(3)
+    enc = CharCNN(31, 4, [(1, 3), (3, 8), (5, 4)], 2, 6)
+    word = torch.randint(0, 30, (1, 11), generator=torch.Generator().manual_seed(4))  # (1, 11)
+    word[0, 7:] = 30  # 7 characters, then padding
+    pair = enc(word.repeat(2, 1), pad_id=30)  # (2, 6)
+    many = enc(word.repeat(n, 1), pad_id=30)  # (n, 6): the word in every row
+    mixed = enc(torch.cat([batch_of_lengths(n - 1, 11, 30, seed=5), word]), pad_id=30)  # (n, 6): the word last
+    assert torch.equal(many, pair[:1].expand(n, -1))
+    assert torch.equal(mixed[-1], pair[0])
 
 
 @torch.no_grad()
